@@ -1,0 +1,125 @@
+package bp
+
+import "encoding/binary"
+
+// ShiftA is the fixed backpointer sub-sector shift of format A
+// (MAX_EXTENT_COMPRESS_RATIO_SHIFT).
+const ShiftA = 10
+
+// Geometry is what the backpointer math needs to know about a filesystem.
+type Geometry struct {
+	Version          uint16 // superblock metadata version
+	Shift            uint   // extent_bp_shift (10 in format A)
+	BtreeNodeSectors uint32
+	// BucketSize returns the bucket size in sectors of member dev and
+	// whether that member exists.
+	BucketSize func(dev uint8) (uint32, bool)
+	// Rotational reports the member's ROTATIONAL flag (format B only).
+	Rotational func(dev uint8) bool
+}
+
+// FormatB reports whether backpointer values use the format B layout.
+func (g *Geometry) FormatB() bool { return g.Version >= VersionBackpointerBucketGen }
+
+// BPPos returns the backpointer key position for a pointer (format A and
+// B, non-stripe keys).
+func (g *Geometry) BPPos(d *DecodedPtr) Pos {
+	p := Pos{Inode: uint64(d.Ptr.Dev), Offset: d.Ptr.Offset<<g.Shift + uint64(d.CRC.Offset)}
+	if g.FormatB() && d.Ptr.Dev == 0xff && d.HasStripe {
+		p.Inode = d.Stripe.Idx<<8 | uint64(d.Stripe.Block)
+	}
+	return p
+}
+
+// BucketOfBP returns the device and bucket a backpointer key position
+// belongs to, given the device's bucket size in sectors.
+func (g *Geometry) BucketOfBP(p Pos, bucketSize uint32) (dev uint64, bucket uint64) {
+	if bucketSize == 0 {
+		return p.Inode, 0
+	}
+	return p.Inode, (p.Offset >> g.Shift) / uint64(bucketSize)
+}
+
+// ReconcilePhys returns the RECONCILE_PHYS work id of an extent value's
+// entries (0 none, 1 hipri, 2 normal), as bcachefs format B derives it from
+// the key's reconcile entry.
+func ReconcilePhys(entries []byte, extra []uint8) uint32 {
+	it := NewEntryIter(entries, extra)
+	for {
+		e, ok, _ := it.Next()
+		if !ok {
+			return 0
+		}
+		if e.Type != EntryReconcile {
+			continue
+		}
+		w := binary.LittleEndian.Uint64(e.Words)
+		needRB := w >> 17 & 0x1f
+		switch {
+		case needRB == 0, w>>16&1 != 0:
+			return 0
+		case w>>15&1 != 0:
+			return 1
+		default:
+			return 2
+		}
+	}
+}
+
+// ExpectedBP computes the backpointer that pointer d of key k needs: its key
+// position and value. level is the level the backpointer records (0 for
+// data pointers, node level + 1 for btree node pointers); reconcile is the
+// key's RECONCILE_PHYS work id (format B, level 0). ok is false when the
+// pointer needs no backpointer (format A cached pointers, stale cached
+// pointers are the caller's to judge).
+func (g *Geometry) ExpectedBP(btree BtreeID, level uint8, k *Key, d *DecodedPtr, reconcile uint32) (Pos, Backpointer) {
+	sectors := k.Size
+	if level > 0 {
+		sectors = g.BtreeNodeSectors
+	}
+	bp := Backpointer{
+		BtreeID:   btree,
+		Level:     level,
+		BucketLen: d.DiskSectors(sectors),
+		Pos:       k.Pos,
+	}
+	switch {
+	case k.Type == KeyBtreePtr || k.Type == KeyBtreePtrV2:
+		bp.DataType = DataBtree
+	case d.HasStripe:
+		bp.DataType = DataStripe
+	case d.Ptr.Cached && g.FormatB():
+		bp.DataType = DataCached
+	default:
+		bp.DataType = DataUser
+	}
+	pos := g.BPPos(d)
+	if g.FormatB() {
+		bp.BucketGen = d.Ptr.Gen
+		if level == 0 && g.Rotational != nil && g.Rotational(d.Ptr.Dev) {
+			bp.Flags |= reconcile & BPFlagReconcileMask
+		}
+		if d.HasStripe {
+			bp.Flags |= BPFlagErasureCoded
+			if d.Ptr.Dev == 0xff {
+				bp.Flags |= BPFlagStripePtr
+			}
+		}
+	} else if bs, ok := g.BucketSize(d.Ptr.Dev); ok && bs != 0 {
+		bp.BucketOffset = (d.Ptr.Offset%uint64(bs))<<ShiftA + uint64(d.CRC.Offset)
+	}
+	return pos, bp
+}
+
+// NeedsBP reports whether pointer d of a key in a data btree needs a
+// backpointer under the filesystem's version, ignoring staleness: format A
+// skips cached pointers; format B before 1.21 does too.
+func (g *Geometry) NeedsBP(d *DecodedPtr) bool {
+	if d.Ptr.Cached && g.Version < VersionCachedBackpointers {
+		return false
+	}
+	if d.Ptr.Dev == 0xff {
+		return g.FormatB() && d.HasStripe
+	}
+	return true
+}

@@ -1,0 +1,272 @@
+package bp
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math/bits"
+)
+
+// Extent entry types (enum bch_extent_entry_type): the index of the lowest
+// set bit of an entry's first word.
+const (
+	EntryPtr         = 0
+	EntryCRC32       = 1
+	EntryCRC64       = 2
+	EntryCRC128      = 3
+	EntryStripePtr   = 4
+	EntryRebalance   = 5
+	EntryFlags       = 6
+	EntryReconcile   = 7
+	EntryReconcileBP = 8
+	entryTypes       = 9
+)
+
+var entryU64s = [entryTypes]int{1, 1, 2, 3, 1, 1, 1, 1, 1}
+
+// Ptr is a decoded bch_extent_ptr.
+type Ptr struct {
+	Offset    uint64 // sectors from the start of the device
+	Dev       uint8
+	Gen       uint8
+	Cached    bool
+	Unwritten bool
+}
+
+// DecodePtr decodes an 8-byte pointer word.
+func DecodePtr(w uint64) Ptr {
+	return Ptr{
+		Cached:    w>>1&1 != 0,
+		Unwritten: w>>3&1 != 0,
+		Offset:    w >> 4 & (1<<44 - 1),
+		Dev:       uint8(w >> 48),
+		Gen:       uint8(w >> 56),
+	}
+}
+
+// Encode returns p as an on-disk pointer word.
+func (p Ptr) Encode() uint64 {
+	w := uint64(1) | (p.Offset&(1<<44-1))<<4 | uint64(p.Dev)<<48 | uint64(p.Gen)<<56
+	if p.Cached {
+		w |= 1 << 1
+	}
+	if p.Unwritten {
+		w |= 1 << 3
+	}
+	return w
+}
+
+// Compression types.
+const (
+	CompressionNone           = 0
+	CompressionIncompressible = 5
+)
+
+var compressionNames = [...]string{"none", "lz4_old", "gzip", "lz4", "zstd", "incompressible"}
+
+// CompressionName returns the bcachefs name of a compression type.
+func CompressionName(t uint8) string {
+	if int(t) < len(compressionNames) {
+		return compressionNames[t]
+	}
+	return fmt.Sprintf("(unknown compression type %d)", t)
+}
+
+// CRC is an unpacked crc entry (struct bch_extent_crc_unpacked).
+type CRC struct {
+	Kind             uint8 // entry type that held it: EntryCRC32/64/128, or 0 if implicit
+	CsumType         uint8
+	CompressionType  uint8
+	CompressedSize   uint32
+	UncompressedSize uint32
+	Offset           uint32
+	Nonce            uint32
+	CsumLo, CsumHi   uint64
+	LiveSize         uint32
+}
+
+// Compressed reports whether the data is compressed (not none nor
+// incompressible).
+func (c *CRC) Compressed() bool {
+	return c.CompressionType != CompressionNone && c.CompressionType != CompressionIncompressible
+}
+
+// StripePtr is a decoded bch_extent_stripe_ptr.
+type StripePtr struct {
+	Block      uint8
+	Redundancy uint8
+	Idx        uint64
+}
+
+// DecodedPtr is one pointer of a key with the crc entry and stripe pointer
+// that apply to it.
+type DecodedPtr struct {
+	Ptr       Ptr
+	CRC       CRC
+	HasStripe bool
+	Stripe    StripePtr
+}
+
+// DiskSectors returns the sectors the pointer occupies on disk for a key of
+// the given live size (ptr_disk_sectors).
+func (d *DecodedPtr) DiskSectors(size uint32) uint32 {
+	if d.CRC.Compressed() && d.CRC.UncompressedSize != 0 {
+		return uint32((uint64(size)*uint64(d.CRC.CompressedSize) + uint64(d.CRC.UncompressedSize) - 1) / uint64(d.CRC.UncompressedSize))
+	}
+	return size
+}
+
+// Entry is one raw extent entry.
+type Entry struct {
+	Type  int
+	Words []byte // the entry's bytes, 8*u64s long
+}
+
+// EntryIter walks the extent entries of a value. Its zero value is not
+// usable; make one with NewEntryIter.
+type EntryIter struct {
+	b     []byte
+	off   int
+	extra []uint8 // sizes of entry types beyond the known ones, from the superblock
+}
+
+// NewEntryIter returns an iterator over the entries in b. extra gives the
+// sizes in u64s of entry types unknown to bpcheck (superblock field
+// extent_type_u64s), indexed by type; it may be nil.
+func NewEntryIter(b []byte, extra []uint8) EntryIter {
+	return EntryIter{b: b, extra: extra}
+}
+
+// Offset returns the byte offset of the next entry within the value.
+func (it *EntryIter) Offset() int { return it.off }
+
+// Next returns the next entry. ok is false at the end or on error.
+func (it *EntryIter) Next() (e Entry, ok bool, err error) {
+	if it.off >= len(it.b) {
+		return Entry{}, false, nil
+	}
+	if len(it.b)-it.off < 8 {
+		return Entry{}, false, fmt.Errorf("%w: extent entry at value byte %d: %d trailing bytes", ErrKey, it.off, len(it.b)-it.off)
+	}
+	w := binary.LittleEndian.Uint64(it.b[it.off:])
+	if w == 0 {
+		return Entry{}, false, fmt.Errorf("%w: extent entry at value byte %d is zero", ErrKey, it.off)
+	}
+	t := bits.TrailingZeros64(w)
+	var n int
+	switch {
+	case t < entryTypes:
+		n = entryU64s[t]
+	case t < len(it.extra) && it.extra[t] != 0:
+		n = int(it.extra[t])
+	default:
+		return Entry{}, false, fmt.Errorf("%w: unknown extent entry type %d at value byte %d", ErrKey, t, it.off)
+	}
+	if it.off+8*n > len(it.b) {
+		return Entry{}, false, fmt.Errorf("%w: extent entry type %d at value byte %d runs past the value", ErrKey, t, it.off)
+	}
+	e = Entry{Type: t, Words: it.b[it.off : it.off+8*n]}
+	it.off += 8 * n
+	return e, true, nil
+}
+
+// DecodeCRC unpacks a crc entry for a key of the given live size.
+func DecodeCRC(e Entry, liveSize uint32) CRC {
+	w := binary.LittleEndian.Uint64(e.Words)
+	c := CRC{Kind: uint8(e.Type), LiveSize: liveSize}
+	switch e.Type {
+	case EntryCRC32:
+		c.CompressedSize = uint32(w>>2&0x7f) + 1
+		c.UncompressedSize = uint32(w>>9&0x7f) + 1
+		c.Offset = uint32(w >> 16 & 0x7f)
+		c.CsumType = uint8(w >> 24 & 0xf)
+		c.CompressionType = uint8(w >> 28 & 0xf)
+		c.CsumLo = w >> 32
+	case EntryCRC64:
+		c.CompressedSize = uint32(w>>3&0x1ff) + 1
+		c.UncompressedSize = uint32(w>>12&0x1ff) + 1
+		c.Offset = uint32(w >> 21 & 0x1ff)
+		c.Nonce = uint32(w >> 30 & 0x3ff)
+		c.CsumType = uint8(w >> 40 & 0xf)
+		c.CompressionType = uint8(w >> 44 & 0xf)
+		c.CsumHi = w >> 48
+		c.CsumLo = binary.LittleEndian.Uint64(e.Words[8:])
+	case EntryCRC128:
+		c.CompressedSize = uint32(w>>4&0x1fff) + 1
+		c.UncompressedSize = uint32(w>>17&0x1fff) + 1
+		c.Offset = uint32(w >> 30 & 0x1fff)
+		c.Nonce = uint32(w >> 43 & 0x1fff)
+		c.CsumType = uint8(w >> 56 & 0xf)
+		c.CompressionType = uint8(w >> 60 & 0xf)
+		c.CsumLo = binary.LittleEndian.Uint64(e.Words[8:])
+		c.CsumHi = binary.LittleEndian.Uint64(e.Words[16:])
+	}
+	return c
+}
+
+// DecodeStripePtr unpacks a stripe_ptr entry.
+func DecodeStripePtr(e Entry) StripePtr {
+	w := binary.LittleEndian.Uint64(e.Words)
+	return StripePtr{Block: uint8(w >> 5), Redundancy: uint8(w >> 13 & 0xf), Idx: w >> 17}
+}
+
+// PtrIter yields the pointers of an extent-like value with their crc and
+// stripe pointer (bkey_for_each_ptr_decode).
+type PtrIter struct {
+	it        EntryIter
+	size      uint32
+	crc       CRC
+	hasStripe bool
+	stripe    StripePtr
+}
+
+// NewPtrIter returns a pointer iterator over the entries of an extent or
+// reflink_v value (after its refcount) for a key of the given size.
+func NewPtrIter(entries []byte, size uint32, extra []uint8) PtrIter {
+	return PtrIter{
+		it:   NewEntryIter(entries, extra),
+		size: size,
+		crc:  CRC{CompressedSize: size, UncompressedSize: size, LiveSize: size},
+	}
+}
+
+// Next returns the next pointer; ok is false at the end or on error.
+func (p *PtrIter) Next() (d DecodedPtr, ok bool, err error) {
+	for {
+		e, ok, err := p.it.Next()
+		if !ok {
+			return DecodedPtr{}, false, err
+		}
+		switch e.Type {
+		case EntryPtr:
+			d = DecodedPtr{Ptr: DecodePtr(binary.LittleEndian.Uint64(e.Words)), CRC: p.crc, HasStripe: p.hasStripe, Stripe: p.stripe}
+			p.hasStripe = false
+			return d, true, nil
+		case EntryCRC32, EntryCRC64, EntryCRC128:
+			p.crc = DecodeCRC(e, p.size)
+		case EntryStripePtr:
+			p.hasStripe = true
+			p.stripe = DecodeStripePtr(e)
+		}
+	}
+}
+
+// ValueEntries returns the part of a value that holds extent entries for
+// keys of type t, or ok=false if t carries no extent entries. For
+// btree_ptr_v2 and reflink_v it skips their fixed headers.
+func ValueEntries(t KeyType, val []byte) (entries []byte, ok bool, err error) {
+	switch t {
+	case KeyExtent, KeyBtreePtr:
+		return val, true, nil
+	case KeyBtreePtrV2:
+		if len(val) < BtreePtrV2Bytes {
+			return nil, true, fmt.Errorf("%w: btree_ptr_v2 value is %d bytes, below its %d-byte header", ErrKey, len(val), BtreePtrV2Bytes)
+		}
+		return val[BtreePtrV2Bytes:], true, nil
+	case KeyReflinkV:
+		if len(val) < 8 {
+			return nil, true, fmt.Errorf("%w: reflink_v value is %d bytes, below its refcount", ErrKey, len(val))
+		}
+		return val[8:], true, nil
+	}
+	return nil, false, nil
+}

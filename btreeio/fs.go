@@ -1,0 +1,343 @@
+package btreeio
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"bpcheck/bp"
+)
+
+// FS is an opened bcachefs filesystem: its member devices and the
+// superblock used for filesystem-wide facts.
+type FS struct {
+	SB      *Superblock
+	Devices []*Device // indexed by member index; nil where not present
+	Roots   []Root    // btree roots in btree id order
+}
+
+// Root is a btree root: the btree_ptr key that points at the root node and
+// the root node's level.
+type Root struct {
+	Btree bp.BtreeID
+	Level uint8
+	Key   bp.Key
+	Val   []byte
+}
+
+// SplitDevices accepts device arguments the way bcachefs does: several
+// arguments, or one argument with paths separated by ':'.
+func SplitDevices(args []string) []string {
+	var out []string
+	for _, a := range args {
+		for _, p := range strings.Split(a, ":") {
+			if p != "" {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+// ErrDeviceSet marks problems with the set of devices given: a device of
+// another filesystem, a member given twice, a member missing.
+var ErrDeviceSet = errors.New("device set")
+
+// Open opens the devices of one filesystem read-only and checks that they
+// form a complete member set. Devices are matched by the superblock's
+// internal uuid and dev_idx.
+func Open(paths []string) (*FS, error) {
+	if len(paths) == 0 {
+		return nil, fmt.Errorf("%w: no devices given", ErrDeviceSet)
+	}
+	var devs []*Device
+	closeAll := func() {
+		for _, d := range devs {
+			d.Close()
+		}
+	}
+	for _, p := range paths {
+		d, err := OpenDevice(p)
+		if err != nil {
+			closeAll()
+			return nil, err
+		}
+		devs = append(devs, d)
+	}
+	fs, err := Assemble(devs)
+	if err != nil {
+		closeAll()
+		return nil, err
+	}
+	return fs, nil
+}
+
+// Assemble builds a filesystem from already opened devices.
+func Assemble(devs []*Device) (*FS, error) {
+	// The newest superblock (highest seq) speaks for the filesystem.
+	best := devs[0]
+	for _, d := range devs[1:] {
+		if d.SB.UUID != devs[0].SB.UUID {
+			return nil, fmt.Errorf("%w: %s belongs to filesystem %s, but %s belongs to %s",
+				ErrDeviceSet, d.Path, UUIDString(d.SB.UUID), devs[0].Path, UUIDString(devs[0].SB.UUID))
+		}
+		if d.SB.Seq > best.SB.Seq {
+			best = d
+		}
+	}
+	sb := best.SB
+	fs := &FS{SB: sb, Devices: make([]*Device, len(sb.Members))}
+	for _, d := range devs {
+		idx := int(d.SB.DevIdx)
+		if idx >= len(fs.Devices) || !sb.Members[idx].Exists() {
+			return nil, fmt.Errorf("%w: %s claims member index %d, which the superblock does not list", ErrDeviceSet, d.Path, idx)
+		}
+		if sb.Members[idx].UUID != d.SB.Members[idx].UUID {
+			return nil, fmt.Errorf("%w: %s has member uuid %s for index %d, superblock says %s",
+				ErrDeviceSet, d.Path, UUIDString(d.SB.Members[idx].UUID), idx, UUIDString(sb.Members[idx].UUID))
+		}
+		if prev := fs.Devices[idx]; prev != nil {
+			return nil, fmt.Errorf("%w: member %d given twice (%s and %s)", ErrDeviceSet, idx, prev.Path, d.Path)
+		}
+		fs.Devices[idx] = d
+	}
+	var missing []string
+	for i := range sb.Members {
+		m := &sb.Members[i]
+		if m.Exists() && fs.Devices[i] == nil {
+			missing = append(missing, fmt.Sprintf("member %d (uuid %s)", i, UUIDString(m.UUID)))
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("%w: filesystem %s is incomplete: missing %s", ErrDeviceSet, UUIDString(sb.UUID), strings.Join(missing, ", "))
+	}
+	return fs, nil
+}
+
+// Close closes every device.
+func (fs *FS) Close() error {
+	var first error
+	for _, d := range fs.Devices {
+		if d != nil {
+			if err := d.Close(); err != nil && first == nil {
+				first = err
+			}
+		}
+	}
+	return first
+}
+
+// Geometry returns what the backpointer math needs about this filesystem.
+func (fs *FS) Geometry() *bp.Geometry {
+	sb := fs.SB
+	return &bp.Geometry{
+		Version:          sb.Version,
+		Shift:            sb.ExtentBPShift(),
+		BtreeNodeSectors: sb.BtreeNodeSectors(),
+		BucketSize: func(dev uint8) (uint32, bool) {
+			m := sb.Member(dev)
+			if m == nil {
+				return 0, false
+			}
+			return uint32(m.BucketSize), true
+		},
+		Rotational: func(dev uint8) bool {
+			m := sb.Member(dev)
+			return m != nil && m.Rotational()
+		},
+	}
+}
+
+// ErrUnclean is returned when the filesystem was not cleanly unmounted and
+// its btree roots live in the journal.
+var ErrUnclean = errors.New("filesystem was not cleanly unmounted: its btree roots and newest keys are in the journal")
+
+// jset_entry types that bpcheck reads.
+const (
+	JEntryBtreeKeys = 0
+	JEntryBtreeRoot = 1
+)
+
+// JEntry is one jset_entry.
+type JEntry struct {
+	Type    uint8
+	BtreeID bp.BtreeID
+	Level   uint8
+	Payload []byte
+	Offset  int // byte offset of the entry within its container
+}
+
+// ParseJEntries splits a jset_entry list.
+func ParseJEntries(b []byte) ([]JEntry, error) {
+	var out []JEntry
+	for off := 0; off < len(b); {
+		if len(b)-off < 8 {
+			return out, fmt.Errorf("%w: jset_entry at byte %d: header runs past the end", ErrCorrupt, off)
+		}
+		u64s := int(binary.LittleEndian.Uint16(b[off:]))
+		end := off + 8 + u64s*8
+		if end > len(b) {
+			return out, fmt.Errorf("%w: jset_entry at byte %d with u64s %d runs past the end", ErrCorrupt, off, u64s)
+		}
+		out = append(out, JEntry{Type: b[off+4], BtreeID: bp.BtreeID(b[off+2]), Level: b[off+3], Payload: b[off+8 : end], Offset: off})
+		off = end
+	}
+	return out, nil
+}
+
+// LoadRoots reads the btree roots from the clean section. It returns
+// ErrUnclean when the filesystem needs journal replay.
+func (fs *FS) LoadRoots() error {
+	sb := fs.SB
+	if !sb.IsClean() || sb.Clean == nil {
+		return ErrUnclean
+	}
+	entries, err := ParseJEntries(sb.Clean.Entries)
+	if err != nil {
+		return &Error{Dev: fs.anyDevPath(), Offset: SBSector*SectorSize + int64(sb.Clean.Offset), What: "superblock clean section", Level: -1, Err: err}
+	}
+	fs.Roots = fs.Roots[:0]
+	for _, e := range entries {
+		if e.Type != JEntryBtreeRoot {
+			continue
+		}
+		if len(e.Payload) == 0 {
+			continue // root unreadable: no root for this btree
+		}
+		k, val, err := bp.DecodeUnpacked(e.Payload)
+		if err != nil {
+			return &Error{Dev: fs.anyDevPath(), Offset: SBSector*SectorSize + int64(sb.Clean.Offset+e.Offset), What: "btree root entry",
+				Btree: e.BtreeID.Name(sb.Version), Level: int(e.Level), Err: err}
+		}
+		fs.Roots = append(fs.Roots, Root{Btree: e.BtreeID, Level: e.Level, Key: k, Val: val})
+	}
+	sort.SliceStable(fs.Roots, func(i, j int) bool { return fs.Roots[i].Btree < fs.Roots[j].Btree })
+	return nil
+}
+
+// Root returns the root of btree id, or nil.
+func (fs *FS) Root(id bp.BtreeID) *Root {
+	for i := range fs.Roots {
+		if fs.Roots[i].Btree == id {
+			return &fs.Roots[i]
+		}
+	}
+	return nil
+}
+
+func (fs *FS) anyDevPath() string {
+	for _, d := range fs.Devices {
+		if d != nil {
+			return d.Path
+		}
+	}
+	return "?"
+}
+
+// DevPath returns the path of member dev, or "dev N" if absent.
+func (fs *FS) DevPath(dev uint8) string {
+	if int(dev) < len(fs.Devices) && fs.Devices[dev] != nil {
+		return fs.Devices[dev].Path
+	}
+	return fmt.Sprintf("dev %d", dev)
+}
+
+// ReadNode reads the node that key k (a btree pointer in btree, pointing
+// at a node of the given level) points to, trying each replica in turn.
+// When every replica fails it returns the error of each.
+func (fs *FS) ReadNode(btree bp.BtreeID, level uint8, k *bp.Key, val []byte) (*Node, error) {
+	exp, err := ExpectFromKey(btree, level, k, val)
+	if err != nil {
+		return nil, &Error{Dev: fs.anyDevPath(), Offset: -1, What: "btree pointer", Btree: btree.Name(fs.SB.Version), Level: int(level), Err: err}
+	}
+	entries, _, err := bp.ValueEntries(k.Type, val)
+	if err != nil {
+		return nil, err
+	}
+	it := bp.NewPtrIter(entries, k.Size, nil)
+	nodeBytes := int(fs.SB.BtreeNodeSectors()) * SectorSize
+	var errs []error
+	for {
+		d, ok, err := it.Next()
+		if err != nil {
+			errs = append(errs, &Error{Dev: fs.anyDevPath(), Offset: -1, What: "btree pointer", Btree: btree.Name(fs.SB.Version), Level: int(level), Err: err})
+		}
+		if !ok {
+			break
+		}
+		dev := fs.deviceOf(d.Ptr.Dev)
+		if dev == nil {
+			errs = append(errs, &Error{Dev: fs.DevPath(d.Ptr.Dev), Offset: int64(d.Ptr.Offset) * SectorSize, What: "btree node",
+				Btree: btree.Name(fs.SB.Version), Level: int(level), Err: fmt.Errorf("%w: pointer to device %d, which is not present", ErrDeviceSet, d.Ptr.Dev)})
+			continue
+		}
+		off := int64(d.Ptr.Offset) * SectorSize
+		buf := make([]byte, nodeBytes)
+		if _, err := dev.ReadAt(buf, off); err != nil {
+			errs = append(errs, &Error{Dev: dev.Path, Offset: off, What: "btree node", Btree: btree.Name(fs.SB.Version), Level: int(level), Err: err})
+			continue
+		}
+		n, err := ParseNode(fs.SB, dev.Path, off, buf, exp)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		return n, nil
+	}
+	if len(errs) == 0 {
+		return nil, &Error{Dev: fs.anyDevPath(), Offset: -1, What: "btree pointer", Btree: btree.Name(fs.SB.Version), Level: int(level),
+			Err: fmt.Errorf("%w: pointer %s has no device pointers", ErrCorrupt, k.Pos)}
+	}
+	return nil, errors.Join(errs...)
+}
+
+func (fs *FS) deviceOf(dev uint8) *Device {
+	if int(dev) < len(fs.Devices) {
+		return fs.Devices[dev]
+	}
+	return nil
+}
+
+// Visitor receives the nodes of a walk. Node is called for every node read,
+// parents before children, siblings in key order. NodeError is called for
+// a node that could not be read; the walk goes on with the next sibling.
+// Returning an error from either stops the walk with that error.
+type Visitor interface {
+	Node(n *Node) error
+	NodeError(btree bp.BtreeID, level uint8, parent *bp.Key, err error) error
+}
+
+// Walk reads btree id from its root down to minLevel, depth first in key
+// order, and hands every node to v. A btree without a root is empty.
+func (fs *FS) Walk(id bp.BtreeID, minLevel uint8, v Visitor) error {
+	r := fs.Root(id)
+	if r == nil {
+		return nil
+	}
+	return fs.walk(id, r.Level, &r.Key, r.Val, minLevel, v)
+}
+
+func (fs *FS) walk(id bp.BtreeID, level uint8, k *bp.Key, val []byte, minLevel uint8, v Visitor) error {
+	n, err := fs.ReadNode(id, level, k, val)
+	if err != nil {
+		return v.NodeError(id, level, k, err)
+	}
+	if err := v.Node(n); err != nil {
+		return err
+	}
+	if level == 0 || level <= minLevel {
+		return nil
+	}
+	for i := range n.Keys {
+		ck := &n.Keys[i]
+		if ck.Key.Type != bp.KeyBtreePtrV2 && ck.Key.Type != bp.KeyBtreePtr {
+			continue
+		}
+		if err := fs.walk(id, level-1, &ck.Key, ck.Val, minLevel, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}

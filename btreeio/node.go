@@ -1,0 +1,258 @@
+package btreeio
+
+import (
+	"encoding/binary"
+	"fmt"
+	"sort"
+
+	"bpcheck/bp"
+	"bpcheck/csum"
+)
+
+// Sizes of the node header and of a later bset's header.
+const (
+	NodeHeaderBytes  = 160
+	EntryHeaderBytes = 40
+)
+
+// NodeKey is one key of a node after the bsets are merged: its unpacked
+// header and its value, which points into the node's buffer.
+type NodeKey struct {
+	Key bp.Key
+	Val []byte
+}
+
+// Node is a btree node read from disk, verified and merged.
+type Node struct {
+	Dev     string
+	Offset  int64 // byte offset on the device
+	BtreeID bp.BtreeID
+	Level   uint8
+	Flags   uint64
+	Min     bp.Pos
+	Max     bp.Pos
+	Format  bp.Format
+	Seq     uint64
+	// SectorsWritten is how many sectors hold this node's bsets.
+	SectorsWritten uint32
+	// Bsets is the number of bsets merged.
+	Bsets int
+	// Keys are the live keys in position order: newest version per
+	// position, deleted keys dropped.
+	Keys []NodeKey
+	// Problems are non-fatal problems found while reading (bad keys
+	// skipped, bsets dropped); the node's other keys are still good.
+	Problems []error
+	buf      []byte
+}
+
+// NodeExpect is what the parent pointer says about a node.
+type NodeExpect struct {
+	Btree          bp.BtreeID
+	Level          uint8
+	Min            bp.Pos // only checked for btree_ptr_v2
+	Max            bp.Pos
+	Seq            uint64 // 0 = unknown (btree_ptr v1)
+	SectorsWritten uint16 // 0 = unknown
+	RangeUpdated   bool
+	V2             bool
+}
+
+// ExpectFromKey derives what a node must look like from the btree pointer
+// key k (value val) that points at it; level is the child's level.
+func ExpectFromKey(btree bp.BtreeID, level uint8, k *bp.Key, val []byte) (NodeExpect, error) {
+	e := NodeExpect{Btree: btree, Level: level, Max: k.Pos}
+	if k.Type == bp.KeyBtreePtrV2 {
+		v, err := bp.DecodeBtreePtrV2(val)
+		if err != nil {
+			return e, err
+		}
+		e.V2 = true
+		e.Seq = v.Seq
+		e.SectorsWritten = v.SectorsWritten
+		e.Min = v.MinKey
+		e.RangeUpdated = v.Flags&bp.BtreePtrRangeUpdated != 0
+	} else if k.Type != bp.KeyBtreePtr {
+		return e, fmt.Errorf("%w: key type %s is not a btree pointer", bp.ErrKey, k.Type)
+	}
+	return e, nil
+}
+
+type rawKey struct {
+	NodeKey
+	bset int
+	idx  int
+}
+
+// ParseNode verifies and parses the node held in buf (the whole node, its
+// on-disk size), read from dev at byte offset off. The filesystem's
+// superblock gives the magic and block size. Errors that make the node
+// unusable are returned as *Error; lesser problems land in Node.Problems.
+func ParseNode(sb *Superblock, dev string, off int64, buf []byte, exp NodeExpect) (*Node, error) {
+	n := &Node{Dev: dev, Offset: off, buf: buf}
+	fail := func(format string, args ...any) error {
+		return &Error{Dev: dev, Offset: off, What: "btree node", Btree: exp.Btree.Name(sb.Version), Level: int(exp.Level),
+			Err: fmt.Errorf(format, args...)}
+	}
+	le := binary.LittleEndian
+	if len(buf) < NodeHeaderBytes {
+		return nil, fail("%w: node buffer is %d bytes", ErrTruncated, len(buf))
+	}
+	if m := le.Uint64(buf[16:]); m != sb.BsetMagic() {
+		return nil, fail("%w: node magic %016x, want %016x", ErrBadMagic, m, sb.BsetMagic())
+	}
+	n.Flags = le.Uint64(buf[24:])
+	n.BtreeID = bp.BtreeID(n.Flags&0xf | (n.Flags>>9&0xffff)<<4)
+	n.Level = uint8(n.Flags >> 4 & 0xf)
+	n.Min = bp.DecodePos(buf[32:])
+	n.Max = bp.DecodePos(buf[52:])
+	n.Seq = le.Uint64(buf[136:])
+	if exp.V2 && n.Seq != exp.Seq {
+		return nil, fail("%w: node seq %x, pointer wants %x (stale or overwritten node)", ErrCorrupt, n.Seq, exp.Seq)
+	}
+	if n.Seq == 0 {
+		return nil, fail("%w: node seq is 0", ErrCorrupt)
+	}
+	blockBytes := int(sb.BlockSize) * SectorSize
+	limitSectors := len(buf) / SectorSize
+	if exp.SectorsWritten != 0 {
+		if int(exp.SectorsWritten) > limitSectors {
+			return nil, fail("%w: pointer says %d sectors written, node is %d sectors", ErrCorrupt, exp.SectorsWritten, limitSectors)
+		}
+		limitSectors = int(exp.SectorsWritten)
+	}
+	var keys []rawKey
+	written := 0
+	for written < limitSectors {
+		boff := written * SectorSize
+		var hdr, ks int
+		if written == 0 {
+			hdr, ks = 136, NodeHeaderBytes
+		} else {
+			if boff+EntryHeaderBytes > len(buf) {
+				break
+			}
+			if le.Uint64(buf[boff+16:]) != n.Seq {
+				break
+			}
+			hdr, ks = boff+16, boff+EntryHeaderBytes
+		}
+		bflags := le.Uint32(buf[hdr+16:])
+		u64s := int(le.Uint16(buf[hdr+22:]))
+		end := ks + u64s*8
+		if end > limitSectors*SectorSize {
+			err := fail("%w: bset at sector %d with %d u64s runs past the written data (%d sectors)", ErrCorrupt, written, u64s, limitSectors)
+			if written == 0 {
+				return nil, err
+			}
+			n.Problems = append(n.Problems, err)
+			break
+		}
+		ct := csum.Type(bflags & 0xf)
+		if !ct.Valid() {
+			err := fail("%w: bset at sector %d has checksum type %d", ErrCorrupt, written, ct)
+			if written == 0 {
+				return nil, err
+			}
+			n.Problems = append(n.Problems, err)
+			break
+		}
+		if ct.Keyed() {
+			return nil, fail("%w: bset at sector %d is encrypted", ErrEncrypted, written)
+		}
+		stored := csum.SumFromBytes(buf[boff:])
+		got, err := csum.Compute(ct, buf[boff+16:end])
+		if err != nil {
+			return nil, fail("bset checksum: %w", err)
+		}
+		if got != stored {
+			err := fail("%w: bset at sector %d: %s stored %016x:%016x, computed %016x:%016x",
+				ErrBadChecksum, written, ct, stored.Hi, stored.Lo, got.Hi, got.Lo)
+			if written == 0 {
+				return nil, err
+			}
+			// A later bset with a bad checksum ends the node's usable data,
+			// as the kernel drops it and what follows.
+			n.Problems = append(n.Problems, err)
+			break
+		}
+		if bflags>>4&1 != 0 {
+			return nil, fail("%w: bset at sector %d is big-endian", ErrUnsupported, written)
+		}
+		if written == 0 {
+			f, err := bp.DecodeFormat(buf[80:])
+			if err != nil {
+				return nil, fail("node key format: %w", err)
+			}
+			n.Format = f
+		}
+		bsetIdx := n.Bsets
+		n.Bsets++
+		for p := ks; p < end; {
+			if buf[p] == 0 {
+				n.Problems = append(n.Problems, fail("%w: key at byte %d of bset %d has u64s 0; rest of bset dropped", bp.ErrKey, p, bsetIdx))
+				break
+			}
+			k, val, err := n.Format.DecodeKey(buf[p:end])
+			if err != nil {
+				n.Problems = append(n.Problems, fail("key at byte %d of bset %d: %w; rest of bset dropped", p, bsetIdx, err))
+				break
+			}
+			keys = append(keys, rawKey{NodeKey: NodeKey{Key: k, Val: val}, bset: bsetIdx, idx: len(keys)})
+			p += int(buf[p]) * 8
+		}
+		written += (end - boff + blockBytes - 1) / blockBytes * (blockBytes / SectorSize)
+	}
+	if written > limitSectors {
+		written = limitSectors
+	}
+	n.SectorsWritten = uint32(written)
+	if exp.SectorsWritten != 0 && written < int(exp.SectorsWritten) {
+		n.Problems = append(n.Problems, fail("%w: node has %d sectors of bsets, pointer says %d written", ErrCorrupt, written, exp.SectorsWritten))
+	}
+	// Check the node against its parent pointer.
+	if n.BtreeID != exp.Btree || n.Level != exp.Level {
+		return nil, fail("%w: node is btree %s level %d, pointer wants btree %s level %d",
+			ErrCorrupt, n.BtreeID.Name(sb.Version), n.Level, exp.Btree.Name(sb.Version), exp.Level)
+	}
+	if n.Max != exp.Max {
+		return nil, fail("%w: node max_key %s, pointer wants %s", ErrCorrupt, n.Max, exp.Max)
+	}
+	if exp.V2 && !exp.RangeUpdated && n.Min != exp.Min {
+		return nil, fail("%w: node min_key %s, pointer wants %s", ErrCorrupt, n.Min, exp.Min)
+	}
+	n.Keys = mergeKeys(keys, n.Bsets > 1)
+	if exp.RangeUpdated {
+		n.Min, n.Max = exp.Min, exp.Max
+		out := n.Keys[:0]
+		for _, k := range n.Keys {
+			if k.Key.Pos.Cmp(n.Min) >= 0 && k.Key.Pos.Cmp(n.Max) <= 0 {
+				out = append(out, k)
+			}
+		}
+		n.Keys = out
+	}
+	return n, nil
+}
+
+// mergeKeys sorts the keys of all bsets by position (older bsets first at
+// equal positions), keeps the newest key of each position and drops deleted
+// keys.
+func mergeKeys(keys []rawKey, sortNeeded bool) []NodeKey {
+	if sortNeeded {
+		sort.SliceStable(keys, func(i, j int) bool {
+			return keys[i].Key.Pos.Less(keys[j].Key.Pos)
+		})
+	}
+	out := make([]NodeKey, 0, len(keys))
+	for i := range keys {
+		if i+1 < len(keys) && keys[i+1].Key.Pos == keys[i].Key.Pos {
+			continue
+		}
+		if keys[i].Key.Type == bp.KeyDeleted {
+			continue
+		}
+		out = append(out, keys[i].NodeKey)
+	}
+	return out
+}

@@ -1,0 +1,81 @@
+package btreeio_test
+
+import (
+	"errors"
+	"testing"
+
+	"bpcheck/bp"
+	"bpcheck/btreeio"
+	"bpcheck/internal/testdata"
+)
+
+// countVisitor counts leaf keys and nodes, and fails on unreadable nodes.
+type countVisitor struct {
+	tb     testing.TB
+	leaves int
+	nodes  int
+	bsets  int
+}
+
+func (c *countVisitor) Node(n *btreeio.Node) error {
+	c.nodes++
+	c.bsets += n.Bsets
+	for _, p := range n.Problems {
+		c.tb.Errorf("node problem: %v", p)
+	}
+	if n.Level == 0 {
+		c.leaves += len(n.Keys)
+	}
+	return nil
+}
+
+func (c *countVisitor) NodeError(btree bp.BtreeID, level uint8, parent *bp.Key, err error) error {
+	c.tb.Errorf("btree %s level %d: %v", btree, level, err)
+	return nil
+}
+
+func openCase(tb testing.TB, name string) *btreeio.FS {
+	tb.Helper()
+	fs, err := btreeio.Open(testdata.CaseImages(tb, name))
+	if err != nil {
+		tb.Fatalf("open %s: %v", name, err)
+	}
+	tb.Cleanup(func() { fs.Close() })
+	return fs
+}
+
+// TestKeyCounts walks every btree of every clean case and compares the
+// number of leaf keys with what bcachefs list counted (case.json).
+func TestKeyCounts(t *testing.T) {
+	testdata.Require(t)
+	for _, name := range testdata.Cases(t) {
+		t.Run(name, func(t *testing.T) {
+			c := testdata.LoadCase(t, name)
+			fs := openCase(t, name)
+			if err := fs.LoadRoots(); err != nil {
+				if errors.Is(err, btreeio.ErrUnclean) {
+					t.Skipf("needs journal replay: %v", err)
+				}
+				t.Fatal(err)
+			}
+			nodes, bsets := 0, 0
+			for btree, want := range c.KeyCounts {
+				id, ok := bp.ParseBtreeID(btree)
+				if !ok {
+					t.Errorf("unknown btree name %q", btree)
+					continue
+				}
+				v := &countVisitor{tb: t}
+				if err := fs.Walk(id, 0, v); err != nil {
+					t.Fatal(err)
+				}
+				if v.leaves != want {
+					t.Errorf("btree %s: %d keys, bcachefs list counted %d", btree, v.leaves, want)
+				}
+				nodes += v.nodes
+				bsets += v.bsets
+			}
+			t.Logf("%d nodes, %d bsets verified", nodes, bsets)
+		})
+	}
+}

@@ -1,0 +1,112 @@
+// Command bpcheck checks the backpointers of a bcachefs filesystem,
+// read-only. See `bpcheck help`.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"bpcheck/btreeio"
+)
+
+// Exit codes, following fsck(8).
+const (
+	exitClean       = 0
+	exitProblems    = 4
+	exitOperational = 8
+	exitUsage       = 16
+	exitInterrupted = 32
+)
+
+const exitCodesHelp = `Exit codes:
+  0   no problems found
+  4   problems found and left uncorrected
+  8   operational error (cannot read a device, encrypted filesystem, ...)
+  16  usage error (bad arguments, not a bcachefs device, incomplete device set)
+  32  interrupted
+`
+
+type command struct {
+	name    string
+	summary string
+	usage   string
+	run     func(args []string, stdout, stderr io.Writer) int
+}
+
+var commands []command
+
+func init() {
+	commands = []command{
+		{"show-super", "print the superblock of each device", showSuperUsage, runShowSuper},
+		{"list", "print the keys of a btree like `bcachefs list`", listUsage, runList},
+	}
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return exitUsage
+	}
+	name := args[0]
+	if name == "help" || name == "-h" || name == "--help" {
+		if len(args) > 1 {
+			for _, c := range commands {
+				if c.name == args[1] {
+					fmt.Fprint(stdout, c.usage)
+					return exitClean
+				}
+			}
+		}
+		usage(stdout)
+		return exitClean
+	}
+	for _, c := range commands {
+		if c.name == name {
+			return c.run(args[1:], stdout, stderr)
+		}
+	}
+	fmt.Fprintf(stderr, "bpcheck: unknown command %q\n\n", name)
+	usage(stderr)
+	return exitUsage
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, "bpcheck checks the backpointers of a bcachefs filesystem, read-only.\n\nUsage: bpcheck COMMAND [options] DEVICE...\n\nCommands:\n")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-12s %s\n", c.name, c.summary)
+	}
+	fmt.Fprint(w, "  help CMD     show the help of a command\n\nDevices of a multi-device filesystem are given as separate arguments or joined with ':'.\n\n")
+	fmt.Fprint(w, exitCodesHelp)
+}
+
+// exitCodeFor maps an error from opening or reading a filesystem to an exit
+// code: input mistakes are usage errors, the rest operational.
+func exitCodeFor(err error) int {
+	switch {
+	case errors.Is(err, btreeio.ErrEncrypted):
+		return exitOperational
+	case errors.Is(err, btreeio.ErrBadMagic), errors.Is(err, btreeio.ErrDeviceSet):
+		return exitUsage
+	}
+	return exitOperational
+}
+
+func openFS(args []string, stderr io.Writer) (*btreeio.FS, int) {
+	paths := btreeio.SplitDevices(args)
+	if len(paths) == 0 {
+		fmt.Fprintln(stderr, "bpcheck: no device given")
+		return nil, exitUsage
+	}
+	fs, err := btreeio.Open(paths)
+	if err != nil {
+		fmt.Fprintf(stderr, "bpcheck: %v\n", err)
+		return nil, exitCodeFor(err)
+	}
+	return fs, exitClean
+}

@@ -1,0 +1,114 @@
+package listfmt_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"bpcheck/bp"
+	"bpcheck/btreeio"
+	"bpcheck/internal/testdata"
+	"bpcheck/listfmt"
+)
+
+// fullText lists the btrees whose values bpcheck prints in full; for the
+// others only the key header is compared.
+var fullText = map[string]bool{"extents": true, "alloc": true, "backpointers": true, "reflink": true}
+
+type collect struct {
+	tb   testing.TB
+	p    *listfmt.Printer
+	keys []string
+}
+
+func (c *collect) Node(n *btreeio.Node) error {
+	for _, e := range n.Problems {
+		c.tb.Errorf("node problem: %v", e)
+	}
+	if n.Level != 0 {
+		return nil
+	}
+	for i := range n.Keys {
+		c.keys = append(c.keys, string(c.p.AppendKey(nil, n.BtreeID, &n.Keys[i].Key, n.Keys[i].Val)))
+	}
+	return nil
+}
+
+func (c *collect) NodeError(btree bp.BtreeID, level uint8, parent *bp.Key, err error) error {
+	c.tb.Errorf("btree %s level %d: %v", btree, level, err)
+	return nil
+}
+
+// header cuts a key's text at its value separator.
+func header(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	if i := strings.Index(s, " : "); i >= 0 {
+		s = s[:i]
+	} else if i := strings.Index(s, ": "); i >= 0 {
+		s = s[:i]
+	}
+	return strings.TrimRight(s, " ")
+}
+
+// TestListMatchesBcachefs compares `bpcheck list` output with the dumps of
+// the real `bcachefs list`, key for key.
+func TestListMatchesBcachefs(t *testing.T) {
+	testdata.Require(t)
+	for _, name := range testdata.Cases(t) {
+		dumps := testdata.ListDumps(t, name)
+		if len(dumps) == 0 {
+			continue
+		}
+		t.Run(name, func(t *testing.T) {
+			fs, err := btreeio.Open(testdata.CaseImages(t, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer fs.Close()
+			if err := fs.LoadRoots(); err != nil {
+				if errors.Is(err, btreeio.ErrUnclean) {
+					t.Skipf("journal replay not implemented: %v", err)
+				}
+				t.Fatal(err)
+			}
+			p := listfmt.NewPrinter(fs)
+			for _, btree := range dumps {
+				dump, _ := testdata.ListDump(t, name, btree)
+				want := testdata.SplitKeys(dump)
+				id, ok := bp.ParseBtreeID(btree)
+				if !ok {
+					t.Errorf("unknown btree %q", btree)
+					continue
+				}
+				c := &collect{tb: t, p: p}
+				if err := fs.Walk(id, 0, c); err != nil {
+					t.Fatal(err)
+				}
+				if len(c.keys) != len(want) {
+					t.Errorf("%s: %d keys, bcachefs list printed %d", btree, len(c.keys), len(want))
+				}
+				bad := 0
+				for i := 0; i < len(want) && i < len(c.keys); i++ {
+					got, w := c.keys[i], want[i]
+					if !fullText[btree] {
+						got, w = header(got), header(w)
+					}
+					if got != w {
+						bad++
+						if bad <= 3 {
+							t.Errorf("%s key %d:\n got: %q\nwant: %q", btree, i, got, w)
+						}
+					}
+				}
+				if bad > 0 {
+					t.Errorf("%s: %d of %d keys differ", btree, bad, len(want))
+				}
+				mode := "headers"
+				if fullText[btree] {
+					mode = "full text"
+				}
+				t.Logf("%s: %d keys compared (%s)", btree, len(want), mode)
+			}
+		})
+	}
+}

@@ -1,0 +1,279 @@
+package listfmt
+
+import (
+	"encoding/binary"
+
+	"bpcheck/bp"
+	"bpcheck/csum"
+)
+
+// appendPtrsValue prints extent, btree_ptr, btree_ptr_v2 and reflink_v
+// values.
+func (p *Printer) appendPtrsValue(b []byte, k *bp.Key, val []byte) []byte {
+	entries, _, err := bp.ValueEntries(k.Type, val)
+	if err != nil {
+		return append(b, "(invalid: "+err.Error()+")"...)
+	}
+	switch k.Type {
+	case bp.KeyBtreePtrV2:
+		v, _ := bp.DecodeBtreePtrV2(val)
+		b = append(b, "seq "...)
+		b = appendHex(b, v.Seq)
+		b = append(b, " written "...)
+		b = appendUint(b, uint64(v.SectorsWritten))
+		b = append(b, " min_key "...)
+		b = AppendPos(b, v.MinKey)
+		b = append(b, ' ')
+	case bp.KeyReflinkV:
+		b = append(b, "refcount: "...)
+		b = appendUint(b, binary.LittleEndian.Uint64(val))
+		b = append(b, ' ')
+	}
+	b = append(b, "durability: "...)
+	b = appendUint(b, uint64(p.durability(entries, k.Size)))
+	b = append(b, ' ')
+	it := bp.NewEntryIter(entries, p.extra)
+	first := true
+	for {
+		e, ok, err := it.Next()
+		if err != nil {
+			b = append(b, " (invalid: "+err.Error()+")"...)
+		}
+		if !ok {
+			break
+		}
+		if p.formatB {
+			b = append(b, "\n  "...)
+		} else if !first {
+			b = append(b, ' ')
+		}
+		first = false
+		b = p.appendEntry(b, e, k.Size)
+	}
+	return b
+}
+
+func (p *Printer) durability(entries []byte, size uint32) uint {
+	it := bp.NewPtrIter(entries, size, p.extra)
+	var d uint
+	for {
+		dp, ok, _ := it.Next()
+		if !ok {
+			return d
+		}
+		if dp.Ptr.Cached {
+			continue
+		}
+		if m := p.sb.Member(dp.Ptr.Dev); m != nil {
+			d += m.Durability()
+		}
+	}
+}
+
+func (p *Printer) appendEntry(b []byte, e bp.Entry, size uint32) []byte {
+	switch e.Type {
+	case bp.EntryPtr:
+		ptr := bp.DecodePtr(binary.LittleEndian.Uint64(e.Words))
+		b = append(b, "ptr: "...)
+		if p.formatB {
+			if int(ptr.Dev) < len(p.devNames) && p.devNames[ptr.Dev] != "" {
+				b = append(b, p.devNames[ptr.Dev]...)
+			} else {
+				b = append(b, "(invalid device)"...)
+			}
+			b = append(b, ' ')
+		}
+		b = appendUint(b, uint64(ptr.Dev))
+		b = append(b, ':')
+		if m := p.sb.Member(ptr.Dev); m != nil && m.BucketSize != 0 {
+			b = appendUint(b, ptr.Offset/uint64(m.BucketSize))
+			b = append(b, ':')
+			b = appendUint(b, ptr.Offset%uint64(m.BucketSize))
+		} else {
+			b = appendUint(b, ptr.Offset)
+		}
+		b = append(b, " gen "...)
+		b = appendUint(b, uint64(ptr.Gen))
+		if ptr.Cached {
+			b = append(b, " cached"...)
+		}
+		if ptr.Unwritten {
+			b = append(b, " unwritten"...)
+		}
+		return b
+	case bp.EntryCRC32, bp.EntryCRC64, bp.EntryCRC128:
+		c := bp.DecodeCRC(e, size)
+		if p.formatB {
+			b = append(b, "crc"...)
+			b = appendUint(b, []uint64{0, 32, 64, 128}[e.Type])
+			b = append(b, ": c_size "...)
+		} else {
+			b = append(b, "crc: c_size "...)
+		}
+		b = appendUint(b, uint64(c.CompressedSize))
+		b = append(b, " size "...)
+		b = appendUint(b, uint64(c.UncompressedSize))
+		b = append(b, " offset "...)
+		b = appendUint(b, uint64(c.Offset))
+		b = append(b, " nonce "...)
+		b = appendUint(b, uint64(c.Nonce))
+		b = append(b, " csum "...)
+		b = append(b, csum.Type(c.CsumType).String()...)
+		b = append(b, ' ')
+		b = appendHex(b, c.CsumHi)
+		b = append(b, ':')
+		b = appendHex(b, c.CsumLo)
+		b = append(b, "  compress "...)
+		b = append(b, bp.CompressionName(c.CompressionType)...)
+		return b
+	case bp.EntryStripePtr:
+		s := bp.DecodeStripePtr(e)
+		b = append(b, "ec: idx "...)
+		b = appendUint(b, s.Idx)
+		b = append(b, " block "...)
+		b = appendUint(b, uint64(s.Block))
+		return b
+	}
+	b = append(b, "(entry type "...)
+	b = appendUint(b, uint64(e.Type))
+	return append(b, ')')
+}
+
+// appendAllocV4 prints an alloc_v4 value.
+func (p *Printer) appendAllocV4(b []byte, k *bp.Key, val []byte) []byte {
+	a, err := bp.DecodeAllocV4(val)
+	if err != nil {
+		return append(b, "(invalid: "+err.Error()+")"...)
+	}
+	line := func(b []byte, name string, width int, v uint64) []byte {
+		b = append(b, "\n  "...)
+		b = append(b, name...)
+		for i := len(name); i < width; i++ {
+			b = append(b, ' ')
+		}
+		b = append(b, ' ')
+		return appendUint(b, v)
+	}
+	b = append(b, "\n  gen "...)
+	b = appendUint(b, uint64(a.Gen))
+	b = append(b, " oldest_gen "...)
+	b = appendUint(b, uint64(a.OldestGen))
+	b = append(b, " data_type "...)
+	b = append(b, a.DataType.String()...)
+	flag := func(v bool) uint64 {
+		if v {
+			return 1
+		}
+		return 0
+	}
+	if p.formatB {
+		const w = 20
+		b = line(b, "journal_seq_nonempty", w, a.JournalSeqNonempty)
+		b = line(b, "journal_seq_empty", w, a.JournalSeqEmpty)
+		b = line(b, "need_discard", w, flag(a.NeedDiscard()))
+		b = line(b, "need_inc_gen", w, flag(a.NeedIncGen()))
+		b = line(b, "dirty_sectors", w, uint64(a.DirtySectors))
+		b = line(b, "stripe_sectors", w, uint64(a.StripeSectors))
+		b = line(b, "cached_sectors", w, uint64(a.CachedSectors))
+		b = line(b, "stripe_refcount", w, uint64(a.StripeRefcount))
+		b = line(b, "io_time[READ]", w, a.IOTime[0])
+		b = line(b, "io_time[WRITE]", w, a.IOTime[1])
+		b = line(b, "fragmentation", 17, p.fragmentation(k, &a))
+		b = line(b, "bp_start", 17, uint64(a.BackpointersStart()))
+	} else {
+		const w = 17
+		b = line(b, "journal_seq", w, a.JournalSeqNonempty)
+		b = line(b, "need_discard", w, flag(a.NeedDiscard()))
+		b = line(b, "need_inc_gen", w, flag(a.NeedIncGen()))
+		b = line(b, "dirty_sectors", w, uint64(a.DirtySectors))
+		b = line(b, "stripe_sectors", w, uint64(a.StripeSectors))
+		b = line(b, "cached_sectors", w, uint64(a.CachedSectors))
+		b = line(b, "stripe", w, uint64(a.StripeRefcount))
+		b = line(b, "stripe_redundancy", w, uint64(a.StripeRedundancy))
+		b = line(b, "io_time[READ]", w, a.IOTime[0])
+		b = line(b, "io_time[WRITE]", w, a.IOTime[1])
+		b = line(b, "fragmentation", w, a.JournalSeqEmpty)
+		b = line(b, "bp_start", w, uint64(a.BackpointersStart()))
+	}
+	return b
+}
+
+// fragmentation is the fragmentation LRU index that format B tools compute
+// for display: dirty (and stripe) sectors scaled to 2^31 per bucket, for
+// partly used buckets of movable data.
+func (p *Printer) fragmentation(k *bp.Key, a *bp.AllocV4) uint64 {
+	switch a.DataType {
+	case bp.DataBtree, bp.DataUser, bp.DataStripe:
+	default:
+		return 0
+	}
+	m := p.sb.Member(uint8(k.Pos.Inode))
+	if m == nil || m.BucketSize == 0 {
+		return 0
+	}
+	d := uint64(a.DirtySectors) + uint64(a.StripeSectors)
+	if d == 0 || d >= uint64(m.BucketSize) {
+		return 0
+	}
+	return d << 31 / uint64(m.BucketSize)
+}
+
+// appendBackpointer prints a backpointer value.
+func (p *Printer) appendBackpointer(b []byte, k *bp.Key, val []byte) []byte {
+	v, err := bp.DecodeBackpointer(val, p.formatB)
+	if err != nil {
+		return append(b, "(invalid: "+err.Error()+")"...)
+	}
+	dev := k.Pos.Inode
+	var bucketSize uint64
+	if dev < 256 {
+		if m := p.sb.Member(uint8(dev)); m != nil {
+			bucketSize = uint64(m.BucketSize)
+		}
+	}
+	sector := k.Pos.Offset >> p.shift
+	b = append(b, "bucket="...)
+	b = appendUint(b, dev)
+	b = append(b, ':')
+	if bucketSize != 0 {
+		b = appendUint(b, sector/bucketSize)
+	} else {
+		b = appendUint(b, sector)
+	}
+	b = append(b, ':')
+	if p.formatB {
+		if bucketSize != 0 {
+			b = appendUint(b, sector%bucketSize)
+		} else {
+			b = append(b, '0')
+		}
+	} else {
+		b = append(b, '0')
+	}
+	b = append(b, " btree="...)
+	b = append(b, v.BtreeID.Name(p.sb.Version)...)
+	if p.formatB {
+		b = append(b, " level="...)
+		b = appendUint(b, uint64(v.Level))
+		b = append(b, " data_type="...)
+		b = append(b, v.DataType.String()...)
+		b = append(b, " suboffset="...)
+		b = appendUint(b, k.Pos.Offset&(1<<p.shift-1))
+		b = append(b, " len="...)
+		b = appendUint(b, uint64(v.BucketLen))
+		b = append(b, " gen="...)
+		b = appendUint(b, uint64(v.BucketGen))
+	} else {
+		b = append(b, " l="...)
+		b = appendUint(b, uint64(v.Level))
+		b = append(b, " offset="...)
+		b = appendUint(b, v.BucketOffset>>bp.ShiftA)
+		b = append(b, ':')
+		b = appendUint(b, v.BucketOffset&(1<<bp.ShiftA-1))
+		b = append(b, " len="...)
+		b = appendUint(b, uint64(v.BucketLen))
+	}
+	b = append(b, " pos="...)
+	b = AppendPos(b, v.Pos)
+	return b
+}
