@@ -7,6 +7,7 @@
 package listfmt
 
 import (
+	"encoding/binary"
 	"math"
 	"path/filepath"
 	"strconv"
@@ -90,7 +91,7 @@ func (p *Printer) AppendHeader(b []byte, k *bp.Key) []byte {
 // AppendKey appends a whole key: header, separator and value text.
 func (p *Printer) AppendKey(b []byte, btree bp.BtreeID, k *bp.Key, val []byte) []byte {
 	b = p.AppendHeader(b, k)
-	if len(val) == 0 && !hasEmptyValueText(k.Type) {
+	if len(val) == 0 {
 		return b
 	}
 	if p.formatB {
@@ -101,8 +102,6 @@ func (p *Printer) AppendKey(b []byte, btree bp.BtreeID, k *bp.Key, val []byte) [
 	return p.AppendValue(b, btree, k, val)
 }
 
-func hasEmptyValueText(t bp.KeyType) bool { return false }
-
 // AppendValue appends the value text of a key.
 func (p *Printer) AppendValue(b []byte, btree bp.BtreeID, k *bp.Key, val []byte) []byte {
 	switch k.Type {
@@ -112,6 +111,32 @@ func (p *Printer) AppendValue(b []byte, btree bp.BtreeID, k *bp.Key, val []byte)
 		return p.appendAllocV4(b, k, val)
 	case bp.KeyBackpointer:
 		return p.appendBackpointer(b, k, val)
+	case bp.KeyReflinkP:
+		if len(val) < 16 {
+			return b
+		}
+		idx := binary.LittleEndian.Uint64(val)
+		if p.formatB {
+			idx &= 1<<56 - 1
+		}
+		b = append(b, "idx "...)
+		b = appendUint(b, idx)
+		b = append(b, " front_pad "...)
+		b = appendUint(b, uint64(binary.LittleEndian.Uint32(val[8:])))
+		b = append(b, " back_pad "...)
+		b = appendUint(b, uint64(binary.LittleEndian.Uint32(val[12:])))
+		if p.formatB && binary.LittleEndian.Uint64(val)>>56&1 != 0 {
+			b = append(b, " error"...)
+		}
+		return b
+	case bp.KeyReservation:
+		if len(val) < 5 {
+			return b
+		}
+		b = append(b, "generation "...)
+		b = appendUint(b, uint64(binary.LittleEndian.Uint32(val)))
+		b = append(b, " replicas "...)
+		return appendUint(b, uint64(val[4]))
 	}
 	return b
 }

@@ -2,6 +2,7 @@ package listfmt
 
 import (
 	"encoding/binary"
+	"fmt"
 
 	"bpcheck/bp"
 	"bpcheck/csum"
@@ -17,11 +18,17 @@ func (p *Printer) appendPtrsValue(b []byte, k *bp.Key, val []byte) []byte {
 	switch k.Type {
 	case bp.KeyBtreePtrV2:
 		v, _ := bp.DecodeBtreePtrV2(val)
+		if p.formatB {
+			b = append(b, "\n  "...)
+		}
 		b = append(b, "seq "...)
 		b = appendHex(b, v.Seq)
 		b = append(b, " written "...)
 		b = appendUint(b, uint64(v.SectorsWritten))
 		b = append(b, " min_key "...)
+		if v.Flags&bp.BtreePtrRangeUpdated != 0 {
+			b = append(b, "R "...)
+		}
 		b = AppendPos(b, v.MinKey)
 		b = append(b, ' ')
 	case bp.KeyReflinkV:
@@ -35,9 +42,19 @@ func (p *Printer) appendPtrsValue(b []byte, k *bp.Key, val []byte) []byte {
 	it := bp.NewEntryIter(entries, p.extra)
 	first := true
 	for {
+		off := it.Offset()
 		e, ok, err := it.Next()
-		if err != nil {
-			b = append(b, " (invalid: "+err.Error()+")"...)
+		if err != nil && off+8 <= len(entries) {
+			if p.formatB {
+				b = append(b, "\n  (unknown extent entry "...)
+			} else {
+				if !first {
+					b = append(b, ' ')
+				}
+				b = append(b, "(invalid extent entry "...)
+			}
+			b = append(b, fmt.Sprintf("%016x", binary.LittleEndian.Uint64(entries[off:]))...)
+			b = append(b, ')')
 		}
 		if !ok {
 			break
@@ -53,6 +70,9 @@ func (p *Printer) appendPtrsValue(b []byte, k *bp.Key, val []byte) []byte {
 	return b
 }
 
+// durability sums the durability of a key's pointers as the tools print
+// it: cached pointers and evacuating (format A: failed) members count 0,
+// erasure-coded pointers count their stripe's redundancy + 1.
 func (p *Printer) durability(entries []byte, size uint32) uint {
 	it := bp.NewPtrIter(entries, size, p.extra)
 	var d uint
@@ -61,10 +81,12 @@ func (p *Printer) durability(entries []byte, size uint32) uint {
 		if !ok {
 			return d
 		}
-		if dp.Ptr.Cached {
-			continue
-		}
-		if m := p.sb.Member(dp.Ptr.Dev); m != nil {
+		m := p.sb.Member(dp.Ptr.Dev)
+		switch {
+		case m == nil || dp.Ptr.Cached || m.State() == 2:
+		case dp.HasStripe:
+			d += uint(dp.Stripe.Redundancy) + 1
+		default:
 			d += m.Durability()
 		}
 	}
@@ -75,17 +97,17 @@ func (p *Printer) appendEntry(b []byte, e bp.Entry, size uint32) []byte {
 	case bp.EntryPtr:
 		ptr := bp.DecodePtr(binary.LittleEndian.Uint64(e.Words))
 		b = append(b, "ptr: "...)
-		if p.formatB {
+		m := p.sb.Member(ptr.Dev)
+		if m != nil && p.formatB {
+			name := fmt.Sprintf("dev-%d", ptr.Dev)
 			if int(ptr.Dev) < len(p.devNames) && p.devNames[ptr.Dev] != "" {
-				b = append(b, p.devNames[ptr.Dev]...)
-			} else {
-				b = append(b, "(invalid device)"...)
+				name = p.devNames[ptr.Dev]
 			}
-			b = append(b, ' ')
+			b = append(b, fmt.Sprintf("%6s ", name)...)
 		}
 		b = appendUint(b, uint64(ptr.Dev))
 		b = append(b, ':')
-		if m := p.sb.Member(ptr.Dev); m != nil && m.BucketSize != 0 {
+		if m != nil && m.BucketSize != 0 {
 			b = appendUint(b, ptr.Offset/uint64(m.BucketSize))
 			b = append(b, ':')
 			b = appendUint(b, ptr.Offset%uint64(m.BucketSize))
@@ -94,10 +116,14 @@ func (p *Printer) appendEntry(b []byte, e bp.Entry, size uint32) []byte {
 		}
 		b = append(b, " gen "...)
 		b = appendUint(b, uint64(ptr.Gen))
+		if m != nil && p.formatB && m.Durability() != 1 {
+			b = append(b, " d="...)
+			b = appendUint(b, uint64(m.Durability()))
+		}
 		if ptr.Cached {
 			b = append(b, " cached"...)
 		}
-		if ptr.Unwritten {
+		if ptr.Unwritten && (m != nil || p.formatB) {
 			b = append(b, " unwritten"...)
 		}
 		return b
@@ -128,7 +154,11 @@ func (p *Printer) appendEntry(b []byte, e bp.Entry, size uint32) []byte {
 		return b
 	case bp.EntryStripePtr:
 		s := bp.DecodeStripePtr(e)
-		b = append(b, "ec: idx "...)
+		if p.formatB {
+			b = append(b, "stripe_ptr: idx "...)
+		} else {
+			b = append(b, "ec: idx "...)
+		}
 		b = appendUint(b, s.Idx)
 		b = append(b, " block "...)
 		b = appendUint(b, uint64(s.Block))
@@ -169,16 +199,22 @@ func (p *Printer) appendAllocV4(b []byte, k *bp.Key, val []byte) []byte {
 	if p.formatB {
 		const w = 20
 		b = line(b, "journal_seq_nonempty", w, a.JournalSeqNonempty)
-		b = line(b, "journal_seq_empty", w, a.JournalSeqEmpty)
+		if len(val) > 48 {
+			b = line(b, "journal_seq_empty", w, a.JournalSeqEmpty)
+		}
 		b = line(b, "need_discard", w, flag(a.NeedDiscard()))
 		b = line(b, "need_inc_gen", w, flag(a.NeedIncGen()))
 		b = line(b, "dirty_sectors", w, uint64(a.DirtySectors))
-		b = line(b, "stripe_sectors", w, uint64(a.StripeSectors))
+		if len(val) > 56 {
+			b = line(b, "stripe_sectors", w, uint64(a.StripeSectors))
+		}
 		b = line(b, "cached_sectors", w, uint64(a.CachedSectors))
 		b = line(b, "stripe_refcount", w, uint64(a.StripeRefcount))
 		b = line(b, "io_time[READ]", w, a.IOTime[0])
 		b = line(b, "io_time[WRITE]", w, a.IOTime[1])
-		b = line(b, "fragmentation", 17, p.fragmentation(k, &a))
+		if k.Pos.Inode < 256 && p.sb.Member(uint8(k.Pos.Inode)) != nil {
+			b = line(b, "fragmentation", 17, p.fragmentation(k, &a))
+		}
 		b = line(b, "bp_start", 17, uint64(a.BackpointersStart()))
 	} else {
 		const w = 17
@@ -216,6 +252,7 @@ func (p *Printer) fragmentation(k *bp.Key, a *bp.AllocV4) uint64 {
 		return 0
 	}
 	return d << 31 / uint64(m.BucketSize)
+	// (the kernel clamps d to bucket_size; d < bucket_size here)
 }
 
 // appendBackpointer prints a backpointer value.
@@ -232,25 +269,27 @@ func (p *Printer) appendBackpointer(b []byte, k *bp.Key, val []byte) []byte {
 		}
 	}
 	sector := k.Pos.Offset >> p.shift
-	b = append(b, "bucket="...)
-	b = appendUint(b, dev)
-	b = append(b, ':')
-	if bucketSize != 0 {
+	switch {
+	case p.formatB && bucketSize != 0:
+		b = append(b, "bucket="...)
+		b = appendUint(b, dev)
+		b = append(b, ':')
 		b = appendUint(b, sector/bucketSize)
-	} else {
+		b = append(b, ':')
+		b = appendUint(b, sector%bucketSize)
+		b = append(b, ' ')
+	case p.formatB:
+		b = append(b, "sector="...)
+		b = appendUint(b, dev)
+		b = append(b, ':')
 		b = appendUint(b, sector)
+		b = append(b, ' ')
+	case bucketSize != 0:
+		b = append(b, "bucket="...)
+		b = AppendPos(b, bp.Pos{Inode: dev, Offset: sector / bucketSize})
+		b = append(b, ' ')
 	}
-	b = append(b, ':')
-	if p.formatB {
-		if bucketSize != 0 {
-			b = appendUint(b, sector%bucketSize)
-		} else {
-			b = append(b, '0')
-		}
-	} else {
-		b = append(b, '0')
-	}
-	b = append(b, " btree="...)
+	b = append(b, "btree="...)
 	b = append(b, v.BtreeID.Name(p.sb.Version)...)
 	if p.formatB {
 		b = append(b, " level="...)
@@ -275,5 +314,8 @@ func (p *Printer) appendBackpointer(b []byte, k *bp.Key, val []byte) []byte {
 	}
 	b = append(b, " pos="...)
 	b = AppendPos(b, v.Pos)
+	if p.formatB && v.Flags&bp.BPFlagReconcileMask != 0 {
+		b = append(b, " phys"...)
+	}
 	return b
 }

@@ -1,0 +1,259 @@
+// Package report defines bpcheck's findings and writes them as text or as
+// JSON Lines. Findings are values: they are collected and streamed, never
+// returned as errors, so one problem never stops a check.
+package report
+
+import (
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"sort"
+	"strings"
+
+	"bpcheck/bp"
+)
+
+// Finding codes, named as bcachefs fsck names the errors.
+const (
+	PtrToMissingBackpointer      = "ptr_to_missing_backpointer"
+	BackpointerToMissingPtr      = "backpointer_to_missing_ptr"
+	BackpointerToMissingAlloc    = "backpointer_to_missing_alloc"
+	BackpointerToMissingDevice   = "backpointer_to_missing_device"
+	BackpointerBucketOffsetWrong = "backpointer_bucket_offset_wrong"
+	BackpointerLevelBad          = "backpointer_level_bad"
+	BackpointerDevBad            = "backpointer_dev_bad"
+	PtrToMissingAllocKey         = "ptr_to_missing_alloc_key"
+	AllocKeyDirtySectorsWrong    = "alloc_key_dirty_sectors_wrong"
+	AllocKeyCachedSectorsWrong   = "alloc_key_cached_sectors_wrong"
+	AllocKeyStripeSectorsWrong   = "alloc_key_stripe_sectors_wrong"
+	AllocKeyDataTypeWrong        = "alloc_key_data_type_wrong"
+	PtrGenNewerThanBucket        = "ptr_gen_newer_than_bucket"
+	StaleDirtyPtr                = "stale_dirty_ptr"
+	PtrToInvalidDevice           = "ptr_to_invalid_device"
+	BtreeNodeReadError           = "btree_node_read_error"
+)
+
+// Finding is one problem found.
+type Finding struct {
+	Code string
+	// Dev and Bucket locate the bucket concerned (Dev < 0: none).
+	Dev    int
+	Bucket uint64
+	// BP is the backpointer key position, when a backpointer is concerned.
+	BP    bp.Pos
+	HasBP bool
+	// Btree, Level and Pos name the key that holds the pointer (or that the
+	// backpointer claims): level 0 is an extent in a leaf, ≥ 1 a pointer
+	// to a btree node.
+	Btree string
+	Level int
+	Pos   bp.Pos
+	// KeyType is the type of the key holding the pointer, if known.
+	KeyType string
+	// Got and Want are the found and expected values (backpointer text,
+	// sector counts, data types), when the finding compares two values.
+	Got, Want string
+	// Detail is a human-readable explanation.
+	Detail string
+}
+
+// Key orders findings deterministically: by device, backpointer or bucket
+// position, then code and the rest.
+func Compare(a, b *Finding) int {
+	if c := cmp.Compare(a.Dev, b.Dev); c != 0 {
+		return c
+	}
+	ab, bb := a.sortPos(), b.sortPos()
+	if c := ab.Cmp(bb); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.Code, b.Code); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.Btree, b.Btree); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.Level, b.Level); c != 0 {
+		return c
+	}
+	if c := a.Pos.Cmp(b.Pos); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.Got, b.Got); c != 0 {
+		return c
+	}
+	return strings.Compare(a.Want, b.Want)
+}
+
+func (f *Finding) sortPos() bp.Pos {
+	if f.HasBP {
+		return bp.Pos{Inode: f.BP.Offset}
+	}
+	return bp.Pos{Inode: f.Bucket, Offset: 1}
+}
+
+// Sort orders findings deterministically.
+func Sort(fs []Finding) {
+	slices.SortStableFunc(fs, func(a, b Finding) int { return Compare(&a, &b) })
+}
+
+// Summary is the end-of-run summary.
+type Summary struct {
+	Devices      int            `json:"devices"`
+	Clean        bool           `json:"fs_clean"`
+	FormatB      bool           `json:"format_b"`
+	Version      string         `json:"version"`
+	Passes       int            `json:"passes"`
+	Shards       int            `json:"shards"`
+	Workers      int            `json:"workers"`
+	MemoryBudget int64          `json:"memory_budget"`
+	Nodes        int64          `json:"nodes"`
+	NodeBytes    int64          `json:"node_bytes"`
+	Keys         int64          `json:"keys"`
+	Extents      int64          `json:"extents"`
+	Pointers     int64          `json:"pointers"`
+	Backpointers int64          `json:"backpointers"`
+	AllocKeys    int64          `json:"alloc_keys"`
+	Buckets      int64          `json:"buckets"`
+	Findings     int            `json:"findings"`
+	ByCode       map[string]int `json:"by_code"`
+	Errors       int            `json:"errors"`
+	Seconds      float64        `json:"seconds"`
+	ExitCode     int            `json:"exit_code"`
+	NotChecked   []string       `json:"not_checked,omitempty"`
+}
+
+// CountByCode fills s.Findings and s.ByCode from findings.
+func (s *Summary) CountByCode(fs []Finding) {
+	s.Findings = len(fs)
+	s.ByCode = map[string]int{}
+	for i := range fs {
+		s.ByCode[fs[i].Code]++
+	}
+}
+
+// WriteText writes one line per finding.
+func WriteText(w io.Writer, f *Finding) error {
+	var b strings.Builder
+	b.WriteString(f.Code)
+	b.WriteString(":")
+	if f.Dev >= 0 {
+		fmt.Fprintf(&b, " bucket %d:%d", f.Dev, f.Bucket)
+	}
+	if f.HasBP {
+		fmt.Fprintf(&b, " bp %s", f.BP)
+	}
+	if f.Btree != "" {
+		fmt.Fprintf(&b, " btree=%s level=%d pos=%s", f.Btree, f.Level, f.Pos)
+	}
+	if f.KeyType != "" {
+		fmt.Fprintf(&b, " (%s)", f.KeyType)
+	}
+	if f.Detail != "" {
+		b.WriteString(": ")
+		b.WriteString(f.Detail)
+	}
+	if f.Got != "" || f.Want != "" {
+		fmt.Fprintf(&b, "\n  got:  %s\n  want: %s", orNone(f.Got), orNone(f.Want))
+	}
+	b.WriteByte('\n')
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}
+
+// WriteTextSummary writes the summary as text.
+func WriteTextSummary(w io.Writer, s *Summary) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nSummary: %d finding(s)", s.Findings)
+	if s.Errors > 0 {
+		fmt.Fprintf(&b, ", %d read error(s)", s.Errors)
+	}
+	b.WriteString("\n")
+	codes := make([]string, 0, len(s.ByCode))
+	for c := range s.ByCode {
+		codes = append(codes, c)
+	}
+	sort.Strings(codes)
+	for _, c := range codes {
+		fmt.Fprintf(&b, "  %-34s %d\n", c, s.ByCode[c])
+	}
+	fmt.Fprintf(&b, "Scanned: %d nodes (%d bytes), %d keys, %d pointers, %d backpointers, %d alloc keys, %d buckets\n",
+		s.Nodes, s.NodeBytes, s.Keys, s.Pointers, s.Backpointers, s.AllocKeys, s.Buckets)
+	fmt.Fprintf(&b, "Filesystem: version %s (format %s), %d device(s), %s\n", s.Version, map[bool]string{true: "B", false: "A"}[s.FormatB], s.Devices,
+		map[bool]string{true: "clean", false: "not clean"}[s.Clean])
+	fmt.Fprintf(&b, "Run: %d pass(es), %d shard(s), %d worker(s), memory budget %d bytes, %.3f s\n", s.Passes, s.Shards, s.Workers, s.MemoryBudget, s.Seconds)
+	for _, n := range s.NotChecked {
+		fmt.Fprintf(&b, "Not checked: %s\n", n)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// jsonFinding is the JSON Lines form of a finding.
+type jsonFinding struct {
+	MessageType string  `json:"message_type"`
+	Code        string  `json:"code"`
+	Dev         *int    `json:"dev,omitempty"`
+	Bucket      *uint64 `json:"bucket,omitempty"`
+	BP          string  `json:"bp,omitempty"`
+	Btree       string  `json:"btree,omitempty"`
+	Level       *int    `json:"level,omitempty"`
+	Pos         string  `json:"pos,omitempty"`
+	KeyType     string  `json:"key_type,omitempty"`
+	Got         string  `json:"got,omitempty"`
+	Want        string  `json:"want,omitempty"`
+	Detail      string  `json:"detail,omitempty"`
+}
+
+// WriteJSON writes a finding as one JSON line.
+func WriteJSON(w io.Writer, f *Finding) error {
+	j := jsonFinding{MessageType: "finding", Code: f.Code, KeyType: f.KeyType, Got: f.Got, Want: f.Want, Detail: f.Detail}
+	if f.Dev >= 0 {
+		d, b := f.Dev, f.Bucket
+		j.Dev, j.Bucket = &d, &b
+	}
+	if f.HasBP {
+		j.BP = f.BP.String()
+	}
+	if f.Btree != "" {
+		l := f.Level
+		j.Btree, j.Level, j.Pos = f.Btree, &l, f.Pos.String()
+	}
+	return writeLine(w, j)
+}
+
+// WriteJSONSummary writes the summary as one JSON line.
+func WriteJSONSummary(w io.Writer, s *Summary) error {
+	return writeLine(w, struct {
+		MessageType string `json:"message_type"`
+		*Summary
+	}{"summary", s})
+}
+
+// WriteJSONError writes an operational error (a node that could not be
+// read, a device error) as one JSON line.
+func WriteJSONError(w io.Writer, err error) error {
+	return writeLine(w, struct {
+		MessageType string `json:"message_type"`
+		Error       string `json:"error"`
+	}{"error", err.Error()})
+}
+
+func writeLine(w io.Writer, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode json: %w", err)
+	}
+	b = append(b, '\n')
+	_, err = w.Write(b)
+	return err
+}
