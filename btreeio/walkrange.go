@@ -1,0 +1,54 @@
+package btreeio
+
+import "bpcheck/bp"
+
+// WalkFrom walks the subtree under btree pointer k (pointing at a node of
+// the given level) down to minLevel, like Walk.
+func (fs *FS) WalkFrom(id bp.BtreeID, level uint8, k *bp.Key, val []byte, minLevel uint8, v Visitor) error {
+	return fs.walk(id, level, k, val, minLevel, v)
+}
+
+// WalkRange walks btree id like Walk but only into subtrees whose key range
+// intersects [lo, hi]: interior pointers whose child range lies wholly
+// outside are skipped. Nodes handed to v may still hold keys outside the
+// range; filtering keys is the visitor's job.
+func (fs *FS) WalkRange(id bp.BtreeID, minLevel uint8, lo, hi bp.Pos, v Visitor) error {
+	r := fs.Root(id)
+	if r == nil {
+		return nil
+	}
+	return fs.walkRange(id, r.Level, &r.Key, r.Val, minLevel, lo, hi, v)
+}
+
+func (fs *FS) walkRange(id bp.BtreeID, level uint8, k *bp.Key, val []byte, minLevel uint8, lo, hi bp.Pos, v Visitor) error {
+	n, err := fs.ReadNode(id, level, k, val)
+	if err != nil {
+		return v.NodeError(id, level, k, err)
+	}
+	if err := v.Node(n); err != nil {
+		return err
+	}
+	if level == 0 || level <= minLevel {
+		return nil
+	}
+	childMin := n.Min
+	for i := range n.Keys {
+		ck := &n.Keys[i]
+		if ck.Key.Type != bp.KeyBtreePtrV2 && ck.Key.Type != bp.KeyBtreePtr {
+			continue
+		}
+		max := ck.Key.Pos
+		cmin := childMin
+		childMin = max.Successor()
+		if max.Less(lo) {
+			continue
+		}
+		if hi.Less(cmin) {
+			break
+		}
+		if err := fs.walkRange(id, level-1, &ck.Key, ck.Val, minLevel, lo, hi, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}

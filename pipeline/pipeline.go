@@ -1,0 +1,695 @@
+// Package pipeline runs bpcheck's check: producers walk every btree's
+// interior nodes and the leaves of the data btrees and stream pointer
+// records, sharded by bucket range, to per-shard workers that hold their
+// slice of the backpointers and alloc btrees in RAM (package shard). A
+// filesystem whose backpointers do not fit the memory budget is checked in
+// several passes over bucket ranges, with the same findings.
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"bpcheck/bp"
+	"bpcheck/btreeio"
+	"bpcheck/listfmt"
+	"bpcheck/report"
+	"bpcheck/shard"
+)
+
+// Options tune a check.
+type Options struct {
+	// Workers is the number of producer goroutines (default GOMAXPROCS).
+	Workers int
+	// MemoryBudget is the most memory the shards of one pass may pin, in
+	// bytes; the plan uses as many passes as needed.
+	MemoryBudget int64
+	// Shards is the number of shards per pass (default: Workers).
+	Shards int
+}
+
+// Stats counts what a check read.
+type Stats struct {
+	Nodes, NodeBytes, Keys, Extents, Pointers int64
+	Backpointers, AllocKeys, Buckets          int64
+}
+
+// Result is the outcome of a check.
+type Result struct {
+	Findings []report.Finding
+	// Errors are read errors: nodes or devices that could not be read.
+	// The check went on past them.
+	Errors []error
+	Stats  Stats
+	Passes int
+	Shards int
+	// EstimatedBytes is the planned memory of all shards together.
+	EstimatedBytes int64
+	Duration       time.Duration
+}
+
+// batchSize is the number of records sent to a shard at once.
+const batchSize = 256
+
+// Run checks fs. Its roots must be loaded. Findings are sorted; the result
+// is the same for any worker count, shard count or number of passes.
+func Run(ctx context.Context, fs *btreeio.FS, opt Options) (*Result, error) {
+	start := time.Now()
+	if opt.Workers <= 0 {
+		opt.Workers = runtime.GOMAXPROCS(0)
+	}
+	if opt.Shards <= 0 {
+		opt.Shards = opt.Workers
+	}
+	if opt.MemoryBudget <= 0 {
+		opt.MemoryBudget = 1 << 62
+	}
+	c := newChecker(fs, opt)
+	plan, perrs := makePlan(fs, opt.MemoryBudget, opt.Shards)
+	c.errs = append(c.errs, perrs...)
+	res := &Result{Passes: len(plan.Passes), EstimatedBytes: plan.EstimatedBytes}
+	tasks, err := c.rootTasks()
+	if err != nil {
+		return nil, err
+	}
+	for pi, spans := range plan.Passes {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		res.Shards += len(spans)
+		if err := c.runPass(ctx, pi, spans, tasks); err != nil {
+			return nil, err
+		}
+	}
+	report.Sort(c.findings)
+	res.Findings = c.findings
+	res.Errors = c.errs
+	res.Stats = c.stats
+	res.Duration = time.Since(start)
+	return res, nil
+}
+
+type checker struct {
+	fs       *btreeio.FS
+	opt      Options
+	geo      *bp.Geometry
+	cfg      *shard.Config
+	printer  *listfmt.Printer
+	formatB  bool
+	shift    uint
+	mu       sync.Mutex
+	findings []report.Finding
+	errs     []error
+	stats    Stats
+}
+
+func newChecker(fs *btreeio.FS, opt Options) *checker {
+	sb := fs.SB
+	c := &checker{fs: fs, opt: opt, geo: fs.Geometry(), printer: listfmt.NewPrinter(fs), formatB: sb.FormatB(), shift: sb.ExtentBPShift()}
+	c.cfg = &shard.Config{
+		FormatB: c.formatB,
+		Shift:   c.shift,
+		BucketSize: func(dev uint64) (uint32, bool) {
+			if dev >= 256 {
+				return 0, false
+			}
+			m := sb.Member(uint8(dev))
+			if m == nil {
+				return 0, false
+			}
+			return uint32(m.BucketSize), true
+		},
+		ValidBucket: func(dev, b uint64) bool {
+			if dev >= 256 {
+				return false
+			}
+			m := sb.Member(uint8(dev))
+			return m != nil && b >= uint64(m.FirstBucket) && b < m.NBuckets
+		},
+		Describe:    c.describeBP,
+		BtreeName:   func(id bp.BtreeID) string { return id.Name(sb.Version) },
+		CheckCached: true,
+	}
+	return c
+}
+
+// describeBP renders a backpointer key as bcachefs list prints it.
+func (c *checker) describeBP(pos bp.Pos, val []byte) string {
+	k := bp.Key{U64s: bp.KeyU64s + bp.BackpointerBytes/8, Format: bp.FormatUnpacked, Type: bp.KeyBackpointer, Pos: pos}
+	return string(c.printer.AppendKey(nil, bp.BtreeBackpointers, &k, val))
+}
+
+func (c *checker) addFinding(f report.Finding) {
+	c.mu.Lock()
+	c.findings = append(c.findings, f)
+	c.mu.Unlock()
+}
+
+func (c *checker) addError(err error) {
+	c.mu.Lock()
+	c.errs = append(c.errs, err)
+	c.mu.Unlock()
+}
+
+// task is a subtree to walk: the node that key points to, at level.
+type task struct {
+	btree bp.BtreeID
+	level uint8
+	key   bp.Key
+	val   []byte
+	// root marks the root pointer itself: its pointers need backpointers
+	// at level+1, emitted by the task.
+	root bool
+}
+
+// rootTasks lists one task per btree root. Roots at level ≥ 1 are read
+// here and split into one task per child, so producers share the work.
+func (c *checker) rootTasks() ([]task, error) {
+	var tasks []task
+	for _, r := range c.fs.Roots {
+		tasks = append(tasks, task{btree: r.Btree, level: r.Level, key: r.Key, val: r.Val, root: true})
+	}
+	return tasks, nil
+}
+
+// emitter batches records per shard for one producer.
+type emitter struct {
+	c      *checker
+	shards []*shard.Shard
+	chans  []chan []shard.Ref
+	bufs   [][]shard.Ref
+	lo, hi shard.BucketKey
+	ctx    context.Context
+	count  bool // this pass counts statistics (pass 0)
+	stats  Stats
+	pass   int
+}
+
+func (e *emitter) shardOf(k shard.BucketKey) int {
+	lo, hi := 0, len(e.shards)
+	for lo < hi {
+		m := (lo + hi) / 2
+		if e.shards[m].Hi <= k {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo
+}
+
+func (e *emitter) emit(r *shard.Ref) error {
+	if r.Bucket < e.lo || r.Bucket >= e.hi {
+		return nil
+	}
+	i := e.shardOf(r.Bucket)
+	if i >= len(e.shards) {
+		return nil
+	}
+	e.bufs[i] = append(e.bufs[i], *r)
+	if len(e.bufs[i]) >= batchSize {
+		return e.flushOne(i)
+	}
+	return nil
+}
+
+func (e *emitter) flushOne(i int) error {
+	if len(e.bufs[i]) == 0 {
+		return nil
+	}
+	select {
+	case e.chans[i] <- e.bufs[i]:
+	case <-e.ctx.Done():
+		return e.ctx.Err()
+	}
+	e.bufs[i] = make([]shard.Ref, 0, batchSize)
+	return nil
+}
+
+func (e *emitter) flush() error {
+	for i := range e.bufs {
+		if err := e.flushOne(i); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// emitKeyPtrs emits the records of every pointer of key k held at level in
+// btree (level ≥ 1: btree node pointers; 0: data pointers).
+func (e *emitter) emitKeyPtrs(btree bp.BtreeID, level uint8, k *bp.Key, val []byte) error {
+	c := e.c
+	entries, ok, err := bp.ValueEntries(k.Type, val)
+	if !ok {
+		return nil
+	}
+	if e.count {
+		e.stats.Keys++
+		if level == 0 {
+			e.stats.Extents++
+		}
+	}
+	if err != nil {
+		if e.count {
+			c.addError(fmt.Errorf("btree %s level %d key %s: %w", btree.Name(c.fs.SB.Version), level, k.Pos, err))
+		}
+		return nil
+	}
+	var reconcile uint32
+	if level == 0 && c.formatB {
+		reconcile = bp.ReconcilePhys(entries, c.fs.SB.ExtentTypeU64s)
+	}
+	it := bp.NewPtrIter(entries, k.Size, c.fs.SB.ExtentTypeU64s)
+	for {
+		d, ok, err := it.Next()
+		if err != nil && e.count {
+			c.addError(fmt.Errorf("btree %s level %d key %s: %w", btree.Name(c.fs.SB.Version), level, k.Pos, err))
+		}
+		if !ok {
+			return nil
+		}
+		if e.count {
+			e.stats.Pointers++
+		}
+		m := c.fs.SB.Member(d.Ptr.Dev)
+		if m == nil {
+			if d.Ptr.Dev != 0xff && e.count && e.pass == 0 {
+				c.addFinding(report.Finding{Code: report.PtrToInvalidDevice, Dev: -1, Btree: btree.Name(c.fs.SB.Version), Level: int(level), Pos: k.Pos,
+					KeyType: k.Type.String(), Detail: fmt.Sprintf("pointer to device %d, which is not a member", d.Ptr.Dev)})
+			}
+			continue
+		}
+		bpPos, v := c.geo.ExpectedBP(btree, level, k, &d, reconcile)
+		r := shard.Ref{
+			Kind:    shard.RefPtr,
+			Bucket:  shard.MakeBucketKey(uint64(d.Ptr.Dev), d.Ptr.Offset/uint64(m.BucketSize)),
+			BPPos:   bpPos,
+			BP:      v,
+			KeyType: k.Type,
+			NeedsBP: level > 0 || c.geo.NeedsBP(&d),
+			Cached:  d.Ptr.Cached,
+			Gen:     d.Ptr.Gen,
+			Sectors: v.BucketLen,
+		}
+		r.DataType = v.DataType
+		if d.Ptr.Cached {
+			r.DataType = bp.DataCached
+		}
+		if err := e.emit(&r); err != nil {
+			return err
+		}
+	}
+}
+
+// producer is a btreeio.Visitor that emits the records of the nodes it
+// is handed.
+type producer struct {
+	e         *emitter
+	dataBtree bool
+}
+
+func (p *producer) Node(n *btreeio.Node) error {
+	e := p.e
+	if e.count {
+		e.stats.Nodes++
+		e.stats.NodeBytes += int64(n.SectorsWritten) * btreeio.SectorSize
+		for _, pr := range n.Problems {
+			e.c.addError(pr)
+		}
+	}
+	if n.Level == 0 && !p.dataBtree {
+		return nil
+	}
+	for i := range n.Keys {
+		k := &n.Keys[i]
+		if n.Level > 0 && k.Key.Type != bp.KeyBtreePtrV2 && k.Key.Type != bp.KeyBtreePtr {
+			continue
+		}
+		if n.Level == 0 && k.Key.Type == bp.KeyStripe {
+			continue // erasure coding: not checked yet
+		}
+		if err := e.emitKeyPtrs(n.BtreeID, n.Level, &k.Key, k.Val); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (p *producer) NodeError(btree bp.BtreeID, level uint8, parent *bp.Key, err error) error {
+	if p.e.count {
+		p.e.c.addError(err)
+	}
+	return nil
+}
+
+// runPass checks the buckets of one pass.
+func (c *checker) runPass(ctx context.Context, pass int, spans []span, tasks []task) error {
+	shards := make([]*shard.Shard, len(spans))
+	for i, s := range spans {
+		shards[i] = shard.New(c.cfg, s.lo, s.hi)
+	}
+	lo, hi := spans[0].lo, spans[len(spans)-1].hi
+	if err := c.loadBackpointers(pass, shards, lo, hi); err != nil {
+		return err
+	}
+	if err := c.loadAlloc(pass, shards, lo, hi); err != nil {
+		return err
+	}
+	c.addMetadataRefs(shards, lo, hi)
+
+	g, gctx := errgroup.WithContext(ctx)
+	chans := make([]chan []shard.Ref, len(shards))
+	var shardWG sync.WaitGroup
+	for i := range shards {
+		chans[i] = make(chan []shard.Ref, 8)
+		sh, ch := shards[i], chans[i]
+		shardWG.Add(1)
+		go func() {
+			defer shardWG.Done()
+			for batch := range ch {
+				sh.Apply(batch)
+			}
+		}()
+	}
+	taskCh := make(chan task)
+	g.Go(func() error {
+		defer close(taskCh)
+		for _, t := range tasks {
+			select {
+			case taskCh <- t:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+		}
+		return nil
+	})
+	var statsMu sync.Mutex
+	var total Stats
+	for w := 0; w < c.opt.Workers; w++ {
+		g.Go(func() error {
+			e := &emitter{c: c, shards: shards, chans: chans, bufs: make([][]shard.Ref, len(shards)), lo: lo, hi: hi, ctx: gctx, count: pass == 0, pass: pass}
+			for t := range taskCh {
+				if err := c.runTask(e, t); err != nil {
+					return err
+				}
+			}
+			if err := e.flush(); err != nil {
+				return err
+			}
+			statsMu.Lock()
+			total.add(&e.stats)
+			statsMu.Unlock()
+			return nil
+		})
+	}
+	err := g.Wait()
+	for _, ch := range chans {
+		close(ch)
+	}
+	shardWG.Wait()
+	if err != nil {
+		return err
+	}
+	if pass == 0 {
+		c.stats.add(&total)
+	}
+	for _, sh := range shards {
+		n, a := sh.Counts()
+		c.stats.Backpointers += int64(n)
+		c.stats.AllocKeys += int64(a)
+		c.findings = append(c.findings, sh.Finish()...)
+	}
+	return nil
+}
+
+func (s *Stats) add(o *Stats) {
+	s.Nodes += o.Nodes
+	s.NodeBytes += o.NodeBytes
+	s.Keys += o.Keys
+	s.Extents += o.Extents
+	s.Pointers += o.Pointers
+	s.Backpointers += o.Backpointers
+	s.AllocKeys += o.AllocKeys
+	s.Buckets += o.Buckets
+}
+
+func (c *checker) runTask(e *emitter, t task) error {
+	if t.root {
+		if err := e.emitKeyPtrs(t.btree, t.level+1, &t.key, t.val); err != nil {
+			return err
+		}
+	}
+	data := t.btree.HasDataPtrs(c.fs.SB.Version)
+	minLevel := uint8(1)
+	if data {
+		minLevel = 0
+	}
+	if t.level < minLevel {
+		return nil
+	}
+	return c.fs.WalkFrom(t.btree, t.level, &t.key, t.val, minLevel, &producer{e: e, dataBtree: data})
+}
+
+var errStop = errors.New("stop")
+
+// bpLoader fills shards with the backpointers of [lo, hi).
+type bpLoader struct {
+	c      *checker
+	shards []*shard.Shard
+	lo, hi shard.BucketKey
+	pass   int
+	si     int
+}
+
+func (l *bpLoader) Node(n *btreeio.Node) error {
+	if n.Level != 0 {
+		return nil
+	}
+	c := l.c
+	for i := range n.Keys {
+		k := &n.Keys[i]
+		if k.Key.Type != bp.KeyBackpointer {
+			continue
+		}
+		p := k.Key.Pos
+		if p.Inode >= 256 || c.fs.SB.Member(uint8(p.Inode)) == nil {
+			if l.pass == 0 {
+				c.addFinding(l.badBP(report.BackpointerToMissingDevice, k, "backpointer for missing device"))
+			}
+			continue
+		}
+		bk := bpBucket(c.fs, p)
+		if bk < l.lo || bk >= l.hi {
+			continue
+		}
+		v, err := bp.DecodeBackpointer(k.Val, c.formatB)
+		if err != nil {
+			c.addFinding(l.badBP(report.BackpointerToMissingPtr, k, err.Error()))
+			continue
+		}
+		if !l.validate(k, &v) {
+			continue
+		}
+		for l.si < len(l.shards)-1 && l.shards[l.si].Hi <= bk {
+			l.si++
+		}
+		l.shards[l.si].AddBP(uint32(p.Inode), p.Offset, k.Val)
+	}
+	return nil
+}
+
+// validate applies the key validity rules that the bcachefs fsck applies
+// to backpointers before it checks them, reporting invalid keys.
+func (l *bpLoader) validate(k *btreeio.NodeKey, v *bp.Backpointer) bool {
+	c := l.c
+	if v.Level > 4 {
+		c.addFinding(l.badBP(report.BackpointerLevelBad, k, fmt.Sprintf("backpointer level %d > 4", v.Level)))
+		return false
+	}
+	if !c.formatB {
+		m := c.fs.SB.Member(uint8(k.Key.Pos.Inode))
+		bs := uint64(m.BucketSize)
+		bucket := (k.Key.Pos.Offset >> bp.ShiftA) / bs
+		if v.BucketOffset>>bp.ShiftA >= bs || (bucket*bs)<<bp.ShiftA+v.BucketOffset != k.Key.Pos.Offset {
+			c.addFinding(l.badBP(report.BackpointerBucketOffsetWrong, k,
+				fmt.Sprintf("bucket_offset %d disagrees with the key position", v.BucketOffset)))
+			return false
+		}
+	}
+	if k.Key.Pos.Snapshot != 0 || len(k.Val) != bp.BackpointerBytes {
+		c.addFinding(l.badBP(report.BackpointerToMissingPtr, k, "malformed backpointer key"))
+		return false
+	}
+	return true
+}
+
+func (l *bpLoader) badBP(code string, k *btreeio.NodeKey, detail string) report.Finding {
+	c := l.c
+	f := report.Finding{Code: code, Dev: -1, BP: k.Key.Pos, HasBP: true, Detail: detail, Got: c.describeBP(k.Key.Pos, k.Val)}
+	if v, err := bp.DecodeBackpointer(k.Val, c.formatB); err == nil {
+		f.Btree, f.Level, f.Pos = v.BtreeID.Name(c.fs.SB.Version), int(v.Level), v.Pos
+	}
+	if k.Key.Pos.Inode < 256 && c.fs.SB.Member(uint8(k.Key.Pos.Inode)) != nil {
+		bk := bpBucket(c.fs, k.Key.Pos)
+		f.Dev, f.Bucket = bk.Dev(), bk.Bucket()
+	}
+	return f
+}
+
+func (l *bpLoader) NodeError(btree bp.BtreeID, level uint8, parent *bp.Key, err error) error {
+	if l.pass == 0 {
+		l.c.addError(err)
+	}
+	return nil
+}
+
+func (c *checker) bpRange(lo, hi shard.BucketKey) (bp.Pos, bp.Pos) {
+	toPos := func(k shard.BucketKey) bp.Pos {
+		if k.Dev() >= len(c.fs.SB.Members) {
+			return bp.Pos{Inode: uint64(k.Dev())}
+		}
+		m := &c.fs.SB.Members[k.Dev()]
+		return bp.Pos{Inode: uint64(k.Dev()), Offset: k.Bucket() * uint64(m.BucketSize) << c.shift}
+	}
+	return toPos(lo), toPos(hi)
+}
+
+func (c *checker) loadBackpointers(pass int, shards []*shard.Shard, lo, hi shard.BucketKey) error {
+	l := &bpLoader{c: c, shards: shards, lo: lo, hi: hi, pass: pass}
+	plo, phi := c.bpRange(lo, hi)
+	if hi == ^shard.BucketKey(0) {
+		phi = bp.SPosMax
+	}
+	if pass == 0 {
+		plo = bp.PosMin // missing-device backpointers are reported in pass 0
+	}
+	if err := c.fs.WalkRange(bp.BtreeBackpointers, 0, plo, phi, l); err != nil && !errors.Is(err, errStop) {
+		return err
+	}
+	return nil
+}
+
+// allocLoader fills shards with the alloc keys of [lo, hi).
+type allocLoader struct {
+	c      *checker
+	shards []*shard.Shard
+	lo, hi shard.BucketKey
+	pass   int
+	si     int
+}
+
+func (l *allocLoader) Node(n *btreeio.Node) error {
+	if n.Level != 0 {
+		return nil
+	}
+	for i := range n.Keys {
+		k := &n.Keys[i]
+		if k.Key.Type != bp.KeyAllocV4 {
+			continue
+		}
+		bk := shard.MakeBucketKey(k.Key.Pos.Inode, k.Key.Pos.Offset)
+		if k.Key.Pos.Inode >= 256 || bk < l.lo || bk >= l.hi {
+			continue
+		}
+		a, err := bp.DecodeAllocV4(k.Val)
+		if err != nil {
+			if l.pass == 0 {
+				l.c.addError(fmt.Errorf("alloc key %s: %w", k.Key.Pos, err))
+			}
+			continue
+		}
+		for l.si < len(l.shards)-1 && l.shards[l.si].Hi <= bk {
+			l.si++
+		}
+		l.shards[l.si].AddAlloc(bk, a)
+	}
+	return nil
+}
+
+func (l *allocLoader) NodeError(btree bp.BtreeID, level uint8, parent *bp.Key, err error) error {
+	if l.pass == 0 {
+		l.c.addError(err)
+	}
+	return nil
+}
+
+func (c *checker) loadAlloc(pass int, shards []*shard.Shard, lo, hi shard.BucketKey) error {
+	l := &allocLoader{c: c, shards: shards, lo: lo, hi: hi, pass: pass}
+	plo := bp.Pos{Inode: uint64(lo.Dev()), Offset: lo.Bucket()}
+	phi := bp.Pos{Inode: uint64(hi.Dev()), Offset: hi.Bucket()}
+	if hi == ^shard.BucketKey(0) {
+		phi = bp.SPosMax
+	}
+	return c.fs.WalkRange(bp.BtreeAlloc, 0, plo, phi, l)
+}
+
+// addMetadataRefs adds the superblock and journal buckets of every device
+// to the shards of [lo, hi), as the kernel marks them.
+func (c *checker) addMetadataRefs(shards []*shard.Shard, lo, hi shard.BucketKey) {
+	var e emitterDirect
+	e.shards, e.lo, e.hi = shards, lo, hi
+	for dev, d := range c.fs.Devices {
+		if d == nil {
+			continue
+		}
+		m := &c.fs.SB.Members[dev]
+		bs := uint64(m.BucketSize)
+		mark := func(start, end uint64, dt bp.DataType, kind shard.RefKind) {
+			for start < end {
+				b := start / bs
+				if b >= m.NBuckets {
+					return
+				}
+				n := min((b+1)*bs, end) - start
+				e.add(shard.Ref{Kind: kind, Bucket: shard.MakeBucketKey(uint64(dev), b), Sectors: uint32(n), DataType: dt})
+				start += n
+			}
+		}
+		l := &d.SB.Layout
+		for _, off := range l.SBOffset {
+			if off == btreeio.SBSector {
+				mark(0, btreeio.SBSector, bp.DataSB, shard.RefSB)
+			}
+			mark(off, off+1<<l.SBMaxSizeBits, bp.DataSB, shard.RefSB)
+		}
+		for _, r := range d.SB.Journal {
+			for b := r.Start; b < r.Start+r.Nr && b < m.NBuckets; b++ {
+				e.add(shard.Ref{Kind: shard.RefJournal, Bucket: shard.MakeBucketKey(uint64(dev), b), Sectors: uint32(bs), DataType: bp.DataJournal})
+			}
+		}
+	}
+}
+
+// emitterDirect hands metadata records straight to shards before their
+// workers start.
+type emitterDirect struct {
+	shards []*shard.Shard
+	lo, hi shard.BucketKey
+}
+
+func (e *emitterDirect) add(r shard.Ref) {
+	if r.Bucket < e.lo || r.Bucket >= e.hi {
+		return
+	}
+	for _, s := range e.shards {
+		if s.Contains(r.Bucket) {
+			s.Apply([]shard.Ref{r})
+			return
+		}
+	}
+}
+
+// Check is a convenience wrapper: opens nothing, loads the roots and runs.
+func Check(ctx context.Context, fs *btreeio.FS, opt Options) (*Result, error) {
+	if err := fs.LoadRoots(); err != nil {
+		return nil, err
+	}
+	return Run(ctx, fs, opt)
+}
+

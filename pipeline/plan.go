@@ -1,0 +1,217 @@
+package pipeline
+
+import (
+	"sort"
+
+	"bpcheck/bp"
+	"bpcheck/btreeio"
+	"bpcheck/shard"
+)
+
+// span is a bucket range [lo, hi) with the memory its shard would pin.
+type span struct {
+	lo, hi shard.BucketKey
+	cost   int64
+}
+
+// Plan is how the bucket space is cut into passes and shards.
+type Plan struct {
+	// Passes lists, per pass, the bucket ranges of its shards.
+	Passes [][]span
+	// EstimatedBytes is the estimated memory pinned by all shards together.
+	EstimatedBytes int64
+}
+
+// leafCost is one leaf of the backpointers btree: the bucket its last key
+// falls in and the memory its keys would pin.
+type leafCost struct {
+	end  shard.BucketKey
+	cost int64
+}
+
+// leafVisitor collects the sizes of backpointer leaves from level-1 nodes.
+type leafVisitor struct {
+	fs     *btreeio.FS
+	leaves []leafCost
+	errs   []error
+}
+
+// bpKeyMinBytes is the smallest on-disk size of a backpointer key: a
+// 32-byte value behind at least one word of packed key.
+const bpKeyMinBytes = 40
+
+func (lv *leafVisitor) addLeaf(k *bp.Key, val []byte) {
+	sectors := lv.fs.SB.BtreeNodeSectors()
+	if k.Type == bp.KeyBtreePtrV2 {
+		if v, err := bp.DecodeBtreePtrV2(val); err == nil && v.SectorsWritten != 0 {
+			sectors = uint32(v.SectorsWritten)
+		}
+	}
+	n := int64(sectors) * btreeio.SectorSize / bpKeyMinBytes
+	lv.leaves = append(lv.leaves, leafCost{end: bpBucket(lv.fs, k.Pos), cost: n * shard.BPEntrySize})
+}
+
+func (lv *leafVisitor) Node(n *btreeio.Node) error {
+	if n.Level != 1 {
+		return nil
+	}
+	for i := range n.Keys {
+		lv.addLeaf(&n.Keys[i].Key, n.Keys[i].Val)
+	}
+	return nil
+}
+
+func (lv *leafVisitor) NodeError(btree bp.BtreeID, level uint8, parent *bp.Key, err error) error {
+	lv.errs = append(lv.errs, err)
+	return nil
+}
+
+// bpBucket maps a backpointer position to its bucket key; positions past
+// the last member sort at the end.
+func bpBucket(fs *btreeio.FS, p bp.Pos) shard.BucketKey {
+	if p.Inode >= uint64(len(fs.SB.Members)) {
+		return shard.MakeBucketKey(uint64(len(fs.SB.Members)), 0)
+	}
+	m := &fs.SB.Members[p.Inode]
+	if m.BucketSize == 0 {
+		return shard.MakeBucketKey(p.Inode, 0)
+	}
+	b := (p.Offset >> fs.SB.ExtentBPShift()) / uint64(m.BucketSize)
+	if b > m.NBuckets {
+		b = m.NBuckets
+	}
+	return shard.MakeBucketKey(p.Inode, b)
+}
+
+// endKey is the bucket key past every member's buckets.
+func endKey(fs *btreeio.FS) shard.BucketKey {
+	return shard.MakeBucketKey(uint64(len(fs.SB.Members)), 0)
+}
+
+// makePlan cuts the bucket space so that no pass pins more than budget
+// bytes, and each pass into up to nShards shards of similar cost.
+func makePlan(fs *btreeio.FS, budget int64, nShards int) (*Plan, []error) {
+	lv := &leafVisitor{fs: fs}
+	if r := fs.Root(bp.BtreeBackpointers); r != nil {
+		if r.Level == 0 {
+			lv.addLeaf(&r.Key, r.Val)
+		} else {
+			fs.Walk(bp.BtreeBackpointers, 1, lv)
+		}
+	}
+	// Unit spans: cut at every leaf end, every device start and every
+	// chunk of buckets, so that no unit is large.
+	const chunk = 1 << 16
+	cuts := map[shard.BucketKey]int64{}
+	for _, l := range lv.leaves {
+		cuts[l.end] += l.cost
+	}
+	for i := range fs.SB.Members {
+		m := &fs.SB.Members[i]
+		if !m.Exists() {
+			continue
+		}
+		for b := uint64(0); b < m.NBuckets; b += chunk {
+			cuts[shard.MakeBucketKey(uint64(i), b)] += 0
+		}
+	}
+	keys := make([]shard.BucketKey, 0, len(cuts)+1)
+	for k := range cuts {
+		keys = append(keys, k)
+	}
+	keys = append(keys, endKey(fs))
+	sort.Slice(keys, func(i, j int) bool { return keys[i] < keys[j] })
+	var units []span
+	lo := shard.MakeBucketKey(0, 0)
+	for _, k := range keys {
+		if k <= lo && k != lo {
+			continue
+		}
+		hi := k + 1
+		if k == endKey(fs) {
+			hi = k
+		}
+		if hi <= lo {
+			continue
+		}
+		u := span{lo: lo, hi: hi, cost: cuts[k] + allocCost(fs, lo, hi)}
+		units = append(units, u)
+		lo = hi
+	}
+	plan := &Plan{}
+	var total int64
+	for _, u := range units {
+		total += u.cost
+	}
+	plan.EstimatedBytes = total
+	// Greedy packing of units into passes under the budget.
+	var cur []span
+	var curCost int64
+	flush := func() {
+		if len(cur) > 0 {
+			plan.Passes = append(plan.Passes, splitShards(cur, curCost, nShards))
+		}
+		cur, curCost = nil, 0
+	}
+	for _, u := range units {
+		if len(cur) > 0 && curCost+u.cost > budget {
+			flush()
+		}
+		cur = append(cur, u)
+		curCost += u.cost
+	}
+	flush()
+	if len(plan.Passes) == 0 {
+		plan.Passes = [][]span{{{lo: 0, hi: endKey(fs)}}}
+	}
+	// The first pass starts at bucket 0 of device 0, the last one ends
+	// past every device: records outside every member's range still land
+	// in a shard.
+	first := plan.Passes[0]
+	first[0].lo = 0
+	last := plan.Passes[len(plan.Passes)-1]
+	last[len(last)-1].hi = ^shard.BucketKey(0)
+	return plan, lv.errs
+}
+
+// allocCost is the memory the alloc keys of buckets [lo, hi) pin.
+func allocCost(fs *btreeio.FS, lo, hi shard.BucketKey) int64 {
+	var n int64
+	for d := lo.Dev(); d <= hi.Dev() && d < len(fs.SB.Members); d++ {
+		m := &fs.SB.Members[d]
+		if !m.Exists() {
+			continue
+		}
+		a, b := uint64(0), m.NBuckets
+		if d == lo.Dev() {
+			a = max(a, lo.Bucket())
+		}
+		if d == hi.Dev() {
+			b = min(b, hi.Bucket())
+		}
+		if b > a {
+			n += int64(b - a)
+		}
+	}
+	return n * shard.AllocEntrySize
+}
+
+// splitShards cuts a pass's units into up to n shards of similar cost.
+func splitShards(units []span, total int64, n int) []span {
+	if n < 1 {
+		n = 1
+	}
+	target := total/int64(n) + 1
+	var out []span
+	cur := span{lo: units[0].lo}
+	for i, u := range units {
+		cur.hi = u.hi
+		cur.cost += u.cost
+		if cur.cost >= target && len(out) < n-1 && i < len(units)-1 {
+			out = append(out, cur)
+			cur = span{lo: u.hi}
+		}
+	}
+	out = append(out, cur)
+	return out
+}

@@ -1,0 +1,327 @@
+// Package shard holds one bucket range's slice of the backpointers btree
+// and of the alloc btree in RAM, as compact sorted arrays, and checks the
+// pointer records that producers stream to it against them: each record
+// marks the backpointer it expects; what stays unmarked at the end has no
+// pointer. Per bucket it sums the sectors the pointers claim and compares
+// them with the alloc key. A shard is used by one goroutine at a time.
+package shard
+
+import (
+	"fmt"
+	"sort"
+
+	"bpcheck/bp"
+	"bpcheck/report"
+)
+
+// BucketKey packs a device index and a bucket number into one sortable
+// value: dev<<48 | bucket.
+type BucketKey uint64
+
+// MakeBucketKey returns the key of bucket b on device dev.
+func MakeBucketKey(dev uint64, b uint64) BucketKey { return BucketKey(dev<<48 | b&(1<<48-1)) }
+
+// Dev returns the device index.
+func (k BucketKey) Dev() int { return int(k >> 48) }
+
+// Bucket returns the bucket number.
+func (k BucketKey) Bucket() uint64 { return uint64(k) & (1<<48 - 1) }
+
+// RefKind says what a Ref stands for.
+type RefKind uint8
+
+// Ref kinds.
+const (
+	RefPtr     RefKind = iota // a pointer of a key: expects a backpointer (if NeedsBP) and counts sectors
+	RefSB                     // superblock sectors in a bucket
+	RefJournal                // a journal bucket
+)
+
+// Ref is one record streamed by producers: a pointer of a key (with the
+// backpointer it needs) or a metadata region, in one bucket.
+type Ref struct {
+	Kind     RefKind
+	Bucket   BucketKey
+	BPPos    bp.Pos         // backpointer key position
+	BP       bp.Backpointer // expected backpointer value
+	KeyType  bp.KeyType
+	NeedsBP  bool
+	Cached   bool
+	Gen      uint8
+	Sectors  uint32 // sectors the pointer occupies in the bucket
+	DataType bp.DataType
+}
+
+// BPEntry is a backpointer as the shard keeps it.
+type BPEntry struct {
+	Dev     uint32
+	Matched bool
+	Off     uint64
+	Val     [bp.BackpointerBytes]byte
+}
+
+// BPEntrySize is the memory a shard pins per backpointer.
+const BPEntrySize = 48
+
+// AllocEntrySize is the memory a shard pins per alloc key.
+const AllocEntrySize = 112
+
+type bucketState struct {
+	key       BucketKey
+	hasAlloc  bool
+	a         bp.AllocV4
+	dirty     uint64
+	cached    uint64
+	stripe    uint64
+	hint      bp.DataType
+	hasRefs   bool
+	missingOK bool // ptr_to_missing_alloc_key already reported
+}
+
+// Config is what a shard needs to know about the filesystem.
+type Config struct {
+	FormatB bool
+	Shift   uint
+	// BucketSize gives the bucket size of a member, ok=false if dev is not
+	// a member.
+	BucketSize func(dev uint64) (uint32, bool)
+	// ValidBucket reports whether bucket lies in [first_bucket, nbuckets).
+	ValidBucket func(dev uint64, bucket uint64) bool
+	// Describe renders a backpointer key for reports (like bcachefs list).
+	Describe func(pos bp.Pos, v []byte) string
+	// BtreeName names a btree id.
+	BtreeName func(bp.BtreeID) string
+	// CheckCached: compare cached_sectors (format B ≥ 1.21 keeps
+	// backpointers for cached pointers; the sums are checked in both).
+	CheckCached bool
+}
+
+// Shard is one bucket range [Lo, Hi).
+type Shard struct {
+	Lo, Hi   BucketKey
+	cfg      *Config
+	bps      []BPEntry
+	buckets  []bucketState // sorted by key: alloc keys, then buckets with refs but no alloc key appended
+	extra    map[BucketKey]int
+	findings []report.Finding
+	nAlloc   int
+	sorted   bool
+}
+
+// New returns an empty shard for buckets [lo, hi).
+func New(cfg *Config, lo, hi BucketKey) *Shard {
+	return &Shard{Lo: lo, Hi: hi, cfg: cfg, extra: map[BucketKey]int{}}
+}
+
+// Contains reports whether bucket k belongs to the shard.
+func (s *Shard) Contains(k BucketKey) bool { return k >= s.Lo && k < s.Hi }
+
+// AddBP adds a backpointer read from the backpointers btree. Backpointers
+// must be added in key order.
+func (s *Shard) AddBP(dev uint32, off uint64, val []byte) {
+	e := BPEntry{Dev: dev, Off: off}
+	copy(e.Val[:], val)
+	s.bps = append(s.bps, e)
+}
+
+// AddAlloc adds the alloc key of a bucket; keys must be added in order.
+func (s *Shard) AddAlloc(k BucketKey, a bp.AllocV4) {
+	s.buckets = append(s.buckets, bucketState{key: k, hasAlloc: true, a: a})
+	s.nAlloc++
+}
+
+// Counts returns how many backpointers and alloc keys the shard holds.
+func (s *Shard) Counts() (bps, allocs int) { return len(s.bps), s.nAlloc }
+
+func (s *Shard) bucket(k BucketKey) *bucketState {
+	i := sort.Search(s.nAlloc, func(i int) bool { return s.buckets[i].key >= k })
+	if i < s.nAlloc && s.buckets[i].key == k {
+		return &s.buckets[i]
+	}
+	if j, ok := s.extra[k]; ok {
+		return &s.buckets[j]
+	}
+	s.buckets = append(s.buckets, bucketState{key: k})
+	s.extra[k] = len(s.buckets) - 1
+	return &s.buckets[len(s.buckets)-1]
+}
+
+func (s *Shard) findBP(p bp.Pos) int {
+	dev := uint32(p.Inode)
+	i := sort.Search(len(s.bps), func(i int) bool {
+		e := &s.bps[i]
+		return e.Dev > dev || e.Dev == dev && e.Off >= p.Offset
+	})
+	if i < len(s.bps) && uint64(s.bps[i].Dev) == p.Inode && s.bps[i].Off == p.Offset && p.Snapshot == 0 {
+		return i
+	}
+	return -1
+}
+
+// genAfter reports int8(a-b) > 0 (8-bit wrapping generation compare).
+func genAfter(a, b uint8) bool { return int8(a-b) > 0 }
+
+// Apply processes a batch of records.
+func (s *Shard) Apply(refs []Ref) {
+	for i := range refs {
+		s.apply(&refs[i])
+	}
+}
+
+func (s *Shard) apply(r *Ref) {
+	b := s.bucket(r.Bucket)
+	switch r.Kind {
+	case RefSB, RefJournal:
+		b.hasRefs = true
+		b.dirty += uint64(r.Sectors)
+		if b.hint == bp.DataFree {
+			b.hint = r.DataType
+		}
+		return
+	}
+	stale := false
+	if b.hasAlloc {
+		if genAfter(r.Gen, b.a.Gen) {
+			s.findings = append(s.findings, s.ptrFinding(report.PtrGenNewerThanBucket, r,
+				fmt.Sprintf("pointer gen %d newer than bucket gen %d", r.Gen, b.a.Gen)))
+			stale = true
+		} else if r.Gen != b.a.Gen {
+			stale = true
+			if !r.Cached {
+				s.findings = append(s.findings, s.ptrFinding(report.StaleDirtyPtr, r,
+					fmt.Sprintf("dirty pointer gen %d, bucket gen %d", r.Gen, b.a.Gen)))
+			}
+		}
+	} else if !b.missingOK {
+		b.missingOK = true
+		s.findings = append(s.findings, s.ptrFinding(report.PtrToMissingAllocKey, r,
+			fmt.Sprintf("bucket %d:%d data type %s ptr gen %d missing in alloc btree", r.Bucket.Dev(), r.Bucket.Bucket(), r.DataType, r.Gen)))
+	}
+	if !stale {
+		b.hasRefs = true
+		if r.Cached {
+			b.cached += uint64(r.Sectors)
+		} else {
+			b.dirty += uint64(r.Sectors)
+			if b.hint == bp.DataFree || b.hint == bp.DataCached {
+				b.hint = r.DataType
+			}
+		}
+	}
+	if !r.NeedsBP || (r.Cached && stale) {
+		return
+	}
+	var want [bp.BackpointerBytes]byte
+	r.BP.Encode(want[:], s.cfg.FormatB)
+	i := s.findBP(r.BPPos)
+	if i < 0 {
+		f := s.ptrFinding(report.PtrToMissingBackpointer, r, "missing backpointer")
+		f.Want = s.cfg.Describe(r.BPPos, want[:])
+		s.findings = append(s.findings, f)
+		return
+	}
+	e := &s.bps[i]
+	if e.Val != want {
+		f := s.ptrFinding(report.PtrToMissingBackpointer, r, "backpointer does not match the pointer")
+		f.Got = s.cfg.Describe(r.BPPos, e.Val[:])
+		f.Want = s.cfg.Describe(r.BPPos, want[:])
+		s.findings = append(s.findings, f)
+		return
+	}
+	e.Matched = true
+}
+
+func (s *Shard) ptrFinding(code string, r *Ref, detail string) report.Finding {
+	return report.Finding{
+		Code: code, Dev: r.Bucket.Dev(), Bucket: r.Bucket.Bucket(),
+		BP: r.BPPos, HasBP: r.NeedsBP,
+		Btree: s.cfg.BtreeName(r.BP.BtreeID), Level: int(r.BP.Level), Pos: r.BP.Pos,
+		KeyType: r.KeyType.String(), Detail: detail,
+	}
+}
+
+// allocDataType is the data type a bucket should have (alloc_data_type).
+func allocDataType(a *bp.AllocV4, dirty, cached, stripe uint64, hint bp.DataType) bp.DataType {
+	switch {
+	case a.StripeRefcount != 0:
+		if hint == bp.DataParity {
+			return hint
+		}
+		return bp.DataStripe
+	case dirty+stripe != 0:
+		if hint == bp.DataCached || hint == bp.DataStripe {
+			return bp.DataUser
+		}
+		return hint
+	case cached != 0:
+		return bp.DataCached
+	case a.NeedDiscard():
+		return bp.DataNeedDiscard
+	case a.Gen-a.OldestGen >= 96:
+		return bp.DataNeedGCGens
+	}
+	return bp.DataFree
+}
+
+// Finish ends the shard's work: backpointers no pointer claimed become
+// findings, and every bucket's alloc key is compared with the sums of its
+// pointers. It returns all findings of the shard.
+func (s *Shard) Finish() []report.Finding {
+	cfg := s.cfg
+	for i := range s.bps {
+		e := &s.bps[i]
+		if e.Matched {
+			continue
+		}
+		pos := bp.Pos{Inode: uint64(e.Dev), Offset: e.Off}
+		v, _ := bp.DecodeBackpointer(e.Val[:], cfg.FormatB)
+		bs, _ := cfg.BucketSize(uint64(e.Dev))
+		k := MakeBucketKey(uint64(e.Dev), (e.Off>>cfg.Shift)/uint64(bs))
+		f := report.Finding{Dev: k.Dev(), Bucket: k.Bucket(), BP: pos, HasBP: true,
+			Btree: cfg.BtreeName(v.BtreeID), Level: int(v.Level), Pos: v.Pos, Got: cfg.Describe(pos, e.Val[:])}
+		b := s.bucket(k)
+		if !b.hasAlloc && !b.hasRefs {
+			f.Code = report.BackpointerToMissingAlloc
+			f.Detail = fmt.Sprintf("backpointer for nonexistent alloc key %d:%d", k.Dev(), k.Bucket())
+		} else {
+			f.Code = report.BackpointerToMissingPtr
+			if v.Level == 0 {
+				f.Detail = "backpointer doesn't match extent it points to"
+			} else {
+				f.Detail = "backpointer doesn't match btree node it points to"
+			}
+		}
+		s.findings = append(s.findings, f)
+	}
+	for i := range s.buckets {
+		b := &s.buckets[i]
+		dev, bucket := uint64(b.key.Dev()), b.key.Bucket()
+		if !cfg.ValidBucket(dev, bucket) {
+			continue
+		}
+		if !b.hasAlloc && !b.hasRefs {
+			continue
+		}
+		want := allocDataType(&b.a, b.dirty, b.cached, b.stripe, b.hint)
+		gen := b.a.Gen
+		add := func(code, field string, got, should string) {
+			s.findings = append(s.findings, report.Finding{Code: code, Dev: int(dev), Bucket: bucket, Got: got, Want: should,
+				Detail: fmt.Sprintf("bucket %d:%d gen %d data type %s has wrong %s", dev, bucket, gen, want, field)})
+		}
+		if b.a.DataType != want {
+			s.findings = append(s.findings, report.Finding{Code: report.AllocKeyDataTypeWrong, Dev: int(dev), Bucket: bucket,
+				Got: b.a.DataType.String(), Want: want.String(),
+				Detail: fmt.Sprintf("bucket %d:%d gen %d has wrong data_type", dev, bucket, gen)})
+		}
+		if uint64(b.a.DirtySectors) != b.dirty {
+			add(report.AllocKeyDirtySectorsWrong, "dirty_sectors", fmt.Sprint(b.a.DirtySectors), fmt.Sprint(b.dirty))
+		}
+		if uint64(b.a.StripeSectors) != b.stripe {
+			add(report.AllocKeyStripeSectorsWrong, "stripe_sectors", fmt.Sprint(b.a.StripeSectors), fmt.Sprint(b.stripe))
+		}
+		if cfg.CheckCached && uint64(b.a.CachedSectors) != b.cached {
+			add(report.AllocKeyCachedSectorsWrong, "cached_sectors", fmt.Sprint(b.a.CachedSectors), fmt.Sprint(b.cached))
+		}
+	}
+	return s.findings
+}
