@@ -9,3 +9,8 @@ require (
 )
 
 require github.com/klauspost/compress v1.20.3
+
+require (
+	github.com/pbnjay/memory v0.0.0-20210728143218-7b4eea64cf58 // indirect
+	golang.org/x/crypto v0.58.0 // indirect
+)

@@ -18,7 +18,7 @@ type Version struct {
 // Key is an unpacked key header (struct bkey) without its value.
 type Key struct {
 	U64s          uint16 // key+value size in u64s of the unpacked key (as bcachefs prints it)
-	Format        uint8 // 0 packed, 1 unpacked (needs_whiteout masked off)
+	Format        uint8  // 0 packed, 1 unpacked (needs_whiteout masked off)
 	NeedsWhiteout bool
 	Type          KeyType
 	Version       Version

@@ -14,7 +14,7 @@ var (
 	ErrBadMagic    = fmt.Errorf("%w: bad magic", ErrCorrupt)
 	ErrBadChecksum = fmt.Errorf("%w: bad checksum", ErrCorrupt)
 	ErrTruncated   = fmt.Errorf("%w: truncated", ErrCorrupt)
-	ErrEncrypted   = errors.New("filesystem is encrypted: bpcheck reads only unencrypted filesystems")
+	ErrEncrypted   = errors.New("encrypted filesystem whose key is sealed with a passphrase, which bpcheck does not take")
 	ErrUnsupported = errors.New("unsupported")
 )
 

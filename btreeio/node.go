@@ -101,11 +101,6 @@ func ParseNode(sb *Superblock, dev string, off int64, buf []byte, exp NodeExpect
 	if m := le.Uint64(buf[16:]); m != sb.BsetMagic() {
 		return nil, fail("%w: node magic %016x, want %016x", ErrBadMagic, m, sb.BsetMagic())
 	}
-	n.Flags = le.Uint64(buf[24:])
-	n.BtreeID = bp.BtreeID(n.Flags&0xf | (n.Flags>>9&0xffff)<<4)
-	n.Level = uint8(n.Flags >> 4 & 0xf)
-	n.Min = bp.DecodePos(buf[32:])
-	n.Max = bp.DecodePos(buf[52:])
 	n.Seq = le.Uint64(buf[136:])
 	if exp.V2 && n.Seq != exp.Seq {
 		return nil, fail("%w: node seq %x, pointer wants %x (stale or overwritten node)", ErrCorrupt, n.Seq, exp.Seq)
@@ -157,11 +152,13 @@ func ParseNode(sb *Superblock, dev string, off int64, buf []byte, exp NodeExpect
 			n.Problems = append(n.Problems, err)
 			break
 		}
-		if ct.Keyed() {
+		if ct.Keyed() && sb.CryptKey == nil {
 			return nil, fail("%w: bset at sector %d is encrypted", ErrEncrypted, written)
 		}
+		nonce := csum.Nonce{uint32(boff), uint32(le.Uint64(buf[hdr:])), uint32(le.Uint64(buf[hdr:]) >> 32),
+			uint32(le.Uint64(buf[hdr+8:])) ^ csum.NonceBtree}
 		stored := csum.SumFromBytes(buf[boff:])
-		got, err := csum.Compute(ct, buf[boff+16:end])
+		got, err := csum.ComputeKeyed(ct, sb.CryptKey, nonce, buf[boff+16:end])
 		if err != nil {
 			return nil, fail("bset checksum: %w", err)
 		}
@@ -179,7 +176,17 @@ func ParseNode(sb *Superblock, dev string, off int64, buf []byte, exp NodeExpect
 		if bflags>>4&1 != 0 {
 			return nil, fail("%w: bset at sector %d is big-endian", ErrUnsupported, written)
 		}
+		if ct.Keyed() {
+			if err := decryptBset(sb.CryptKey, nonce, buf, boff, ks, end); err != nil {
+				return nil, fail("decrypt bset: %w", err)
+			}
+		}
 		if written == 0 {
+			n.Flags = le.Uint64(buf[24:])
+			n.BtreeID = bp.BtreeID(n.Flags&0xf | (n.Flags>>9&0xffff)<<4)
+			n.Level = uint8(n.Flags >> 4 & 0xf)
+			n.Min = bp.DecodePos(buf[32:])
+			n.Max = bp.DecodePos(buf[52:])
 			f, err := bp.DecodeFormat(buf[80:])
 			if err != nil {
 				return nil, fail("node key format: %w", err)
@@ -255,4 +262,17 @@ func mergeKeys(keys []rawKey, sortNeeded bool) []NodeKey {
 		out = append(out, keys[i].NodeKey)
 	}
 	return out
+}
+
+// decryptBset decrypts one bset in place: for the first bset (at byte 0)
+// the node header fields from flags to the key format, then the keys.
+func decryptBset(key *csum.Key, nonce csum.Nonce, buf []byte, boff, keysStart, end int) error {
+	if boff == 0 {
+		const hdr = 136 - 24 // flags .. format
+		if err := csum.Crypt(key, nonce, buf[24:136]); err != nil {
+			return err
+		}
+		nonce = nonce.Add((hdr + 63) / 64 * 64)
+	}
+	return csum.Crypt(key, nonce, buf[keysStart:end])
 }

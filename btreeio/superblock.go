@@ -149,6 +149,9 @@ type Superblock struct {
 	Clean          *Clean
 	Blacklist      []JournalBucketRange // journal_seq_blacklist ranges {start, end}
 	ExtentTypeU64s []uint8
+	// CryptKey is the encryption key of an encrypted filesystem whose key
+	// is stored unencrypted in the superblock (no passphrase needed).
+	CryptKey *csum.Key
 }
 
 // Clean is the clean section: the btree roots at the last clean shutdown.
@@ -425,7 +428,9 @@ func ParseSuperblock(raw []byte) (*Superblock, error) {
 		return nil, err
 	}
 	if sb.Encrypted() {
-		return sb, fmt.Errorf("%w (encryption type %d)", ErrEncrypted, sb.EncryptionType())
+		if err := sb.loadKey(); err != nil {
+			return sb, err
+		}
 	}
 	if n := sb.BtreeNodeSectors(); n == 0 || n&(n-1) != 0 || n < uint32(sb.BlockSize) {
 		return nil, fmt.Errorf("%w: btree node size %d sectors", ErrCorrupt, n)
@@ -528,5 +533,25 @@ func (sb *Superblock) parseMembers(f *SBField, start, size int) error {
 		}
 		sb.Members = append(sb.Members, m)
 	}
+	return nil
+}
+
+// keyMagicPlain is bch_key.magic when the key is stored unencrypted
+// ("bch**key" as a little-endian u64).
+const keyMagicPlain = 0x79656b2a2a686362
+
+// loadKey takes the encryption key from the crypt field when it is stored
+// in plain text; a key sealed with a passphrase is refused.
+func (sb *Superblock) loadKey() error {
+	f := sb.Field(FieldCrypt)
+	if f == nil || len(f.Data) < 64 {
+		return fmt.Errorf("%w: encryption type %d but no usable crypt field", ErrEncrypted, sb.EncryptionType())
+	}
+	if binary.LittleEndian.Uint64(f.Data[24:]) != keyMagicPlain {
+		return fmt.Errorf("%w (encryption type %d)", ErrEncrypted, sb.EncryptionType())
+	}
+	var k csum.Key
+	copy(k[:], f.Data[32:64])
+	sb.CryptKey = &k
 	return nil
 }

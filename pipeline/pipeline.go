@@ -692,4 +692,3 @@ func Check(ctx context.Context, fs *btreeio.FS, opt Options) (*Result, error) {
 	}
 	return Run(ctx, fs, opt)
 }
-

@@ -183,4 +183,75 @@ func TestCasesMatchFsck(t *testing.T) {
 	}
 }
 
-var _ = strings.Cut
+// TestSameFindingsAnyLayout runs the corrupt cases with 1, 2 and 8 workers
+// and with budgets that force many passes: findings must be identical.
+func TestSameFindingsAnyLayout(t *testing.T) {
+	testdata.Require(t)
+	for _, name := range []string{"corrupt-mixed", "a-corrupt-mixed", "corrupt-missing-alloc", "many-extents"} {
+		t.Run(name, func(t *testing.T) {
+			base := runCase(t, name, pipeline.Options{Workers: 1})
+			want := render(base)
+			for _, opt := range []pipeline.Options{
+				{Workers: 2},
+				{Workers: 8},
+				{Workers: 8, Shards: 5},
+				{Workers: 2, MemoryBudget: base.EstimatedBytes / 6},
+				{Workers: 3, MemoryBudget: base.EstimatedBytes / 9, Shards: 3},
+			} {
+				res := runCase(t, name, opt)
+				if got := render(res); got != want {
+					t.Errorf("options %+v: findings differ from 1 worker:\n got: %s\nwant: %s", opt, got, want)
+				}
+				if opt.MemoryBudget != 0 && res.Passes < 4 {
+					t.Errorf("options %+v: %d passes, want at least 4 (estimate %d bytes)", opt, res.Passes, base.EstimatedBytes)
+				}
+				t.Logf("options %+v: %d passes, %d shards, %d findings", opt, res.Passes, res.Shards, len(res.Findings))
+			}
+		})
+	}
+}
+
+func render(res *pipeline.Result) string {
+	var b strings.Builder
+	for i := range res.Findings {
+		report.WriteText(&b, &res.Findings[i])
+	}
+	return b.String()
+}
+
+// TestSyzkaller2024 checks the eight syzkaller images written by a 2024
+// kernel: the 2024 fsck found 6 missing btree-root backpointers in each.
+func TestSyzkaller2024(t *testing.T) {
+	dir := testdata.Require(t)
+	for i := 0; i < 8; i++ {
+		name := fmt.Sprintf("syz2024_%d", i)
+		t.Run(name, func(t *testing.T) {
+			img := testdata.Image(t, dir+"/found/"+name+".img.zst")
+			e := testdata.LoadExpect(t, dir+"/found/"+name+".expect.json")
+			fs, err := btreeio.Open([]string{img})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer fs.Close()
+			if err := fs.LoadRoots(); err != nil {
+				t.Fatal(err)
+			}
+			res, err := pipeline.Run(context.Background(), fs, pipeline.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, err := range res.Errors {
+				t.Errorf("read error: %v", err)
+			}
+			bps, _, _ := split(res)
+			var want []string
+			for _, f := range e.Findings {
+				want = append(want, bpKey(f.Code, f.BP, f.Btree, f.Level, f.Pos))
+			}
+			diff(t, "findings", bps, want, nil)
+			if len(want) != 6 {
+				t.Errorf("expect file lists %d findings, README says 6", len(want))
+			}
+		})
+	}
+}

@@ -59,14 +59,22 @@ type Finding struct {
 	Detail string
 }
 
-// Key orders findings deterministically: by device, backpointer or bucket
-// position, then code and the rest.
+// Compare orders findings deterministically: by device and bucket, then
+// backpointer position, code and the rest.
 func Compare(a, b *Finding) int {
 	if c := cmp.Compare(a.Dev, b.Dev); c != 0 {
 		return c
 	}
-	ab, bb := a.sortPos(), b.sortPos()
-	if c := ab.Cmp(bb); c != 0 {
+	if c := cmp.Compare(a.Bucket, b.Bucket); c != 0 {
+		return c
+	}
+	if a.HasBP != b.HasBP {
+		if a.HasBP {
+			return 1
+		}
+		return -1
+	}
+	if c := a.BP.Cmp(b.BP); c != 0 {
 		return c
 	}
 	if c := strings.Compare(a.Code, b.Code); c != 0 {
@@ -85,13 +93,6 @@ func Compare(a, b *Finding) int {
 		return c
 	}
 	return strings.Compare(a.Want, b.Want)
-}
-
-func (f *Finding) sortPos() bp.Pos {
-	if f.HasBP {
-		return bp.Pos{Inode: f.BP.Offset}
-	}
-	return bp.Pos{Inode: f.Bucket, Offset: 1}
 }
 
 // Sort orders findings deterministically.

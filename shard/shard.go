@@ -195,7 +195,7 @@ func (s *Shard) apply(r *Ref) {
 	} else if !b.missingOK {
 		b.missingOK = true
 		s.findings = append(s.findings, s.ptrFinding(report.PtrToMissingAllocKey, r,
-			fmt.Sprintf("bucket %d:%d data type %s ptr gen %d missing in alloc btree", r.Bucket.Dev(), r.Bucket.Bucket(), r.DataType, r.Gen)))
+			fmt.Sprintf("data type %s ptr gen %d missing in alloc btree", r.DataType, r.Gen)))
 	}
 	if !stale {
 		b.hasRefs = true
@@ -306,12 +306,12 @@ func (s *Shard) Finish() []report.Finding {
 		gen := b.a.Gen
 		add := func(code, field string, got, should string) {
 			s.findings = append(s.findings, report.Finding{Code: code, Dev: int(dev), Bucket: bucket, Got: got, Want: should,
-				Detail: fmt.Sprintf("bucket %d:%d gen %d data type %s has wrong %s", dev, bucket, gen, want, field)})
+				Detail: fmt.Sprintf("gen %d data type %s has wrong %s", gen, want, field)})
 		}
 		if b.a.DataType != want {
 			s.findings = append(s.findings, report.Finding{Code: report.AllocKeyDataTypeWrong, Dev: int(dev), Bucket: bucket,
 				Got: b.a.DataType.String(), Want: want.String(),
-				Detail: fmt.Sprintf("bucket %d:%d gen %d has wrong data_type", dev, bucket, gen)})
+				Detail: fmt.Sprintf("gen %d has wrong data_type", gen)})
 		}
 		if uint64(b.a.DirtySectors) != b.dirty {
 			add(report.AllocKeyDirtySectorsWrong, "dirty_sectors", fmt.Sprint(b.a.DirtySectors), fmt.Sprint(b.dirty))

@@ -40,7 +40,9 @@ var commands []command
 func init() {
 	commands = []command{
 		{"show-super", "print the superblock of each device", showSuperUsage, runShowSuper},
+		{"check", "check backpointers, pointers and alloc keys against each other", checkUsage, runCheck},
 		{"list", "print the keys of a btree like `bcachefs list`", listUsage, runList},
+		{"demo", "check a real filesystem from the test data (a first run)", demoUsage, runDemo},
 	}
 }
 

@@ -1,0 +1,182 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/pbnjay/memory"
+
+	"bpcheck/bp"
+	"bpcheck/btreeio"
+	"bpcheck/pipeline"
+	"bpcheck/report"
+)
+
+const checkUsage = `Usage: bpcheck check [--memory SIZE|PCT] [--workers N] [--json] DEVICE...
+
+Checks every backpointer of the filesystem against the pointers that need
+it, in both directions, read-only: every pointer of every extent, reflink
+extent and btree node must have its backpointer (ptr_to_missing_backpointer),
+every backpointer must have its pointer (backpointer_to_missing_ptr), sit in
+a bucket with an alloc key (backpointer_to_missing_alloc) on a member device
+(backpointer_to_missing_device); per bucket the sectors the pointers claim
+must equal the alloc key's counters (alloc_key_*_wrong, ptr_to_missing_alloc_key).
+Finding names are those of bcachefs fsck.
+
+The backpointers and alloc keys are held in RAM per bucket range; when they
+do not fit the memory budget the check runs in several passes over bucket
+ranges, with identical findings.
+
+Options:
+  --memory SIZE|PCT  memory budget for the in-RAM shards: a size (e.g. 512M,
+                     8G) or a percentage of total RAM (default 50%)
+  --workers N        producer goroutines (default: number of CPUs)
+  --json             JSON Lines output: one object per finding, error and a
+                     final summary, each with "message_type"
+
+Examples:
+  bpcheck check /dev/sdb
+  bpcheck check --json --memory 25% /dev/sdb:/dev/sdc > report.jsonl
+
+` + exitCodesHelp
+
+// parseMemory parses a size with an optional K/M/G/T suffix (powers of
+// 1024) or a percentage of total.
+func parseMemory(s string, total uint64) (int64, error) {
+	s = strings.TrimSpace(s)
+	if strings.HasSuffix(s, "%") {
+		p, err := strconv.ParseFloat(strings.TrimSuffix(s, "%"), 64)
+		if err != nil || p <= 0 || p > 100 {
+			return 0, fmt.Errorf("bad memory percentage %q", s)
+		}
+		return int64(float64(total) * p / 100), nil
+	}
+	mult := int64(1)
+	if n := len(s); n > 0 {
+		switch s[n-1] {
+		case 'k', 'K':
+			mult = 1 << 10
+		case 'm', 'M':
+			mult = 1 << 20
+		case 'g', 'G':
+			mult = 1 << 30
+		case 't', 'T':
+			mult = 1 << 40
+		}
+		if mult != 1 {
+			s = s[:n-1]
+		}
+	}
+	v, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSuffix(s, "i"), "B"), 10, 64)
+	if err != nil || v <= 0 {
+		return 0, fmt.Errorf("bad memory size %q", s)
+	}
+	return v * mult, nil
+}
+
+func runCheck(args []string, stdout, stderr io.Writer) int {
+	fl := flag.NewFlagSet("check", flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	fl.Usage = func() { fmt.Fprint(stderr, checkUsage) }
+	mem := fl.String("memory", "50%", "memory budget: size or percentage of RAM")
+	workers := fl.Int("workers", runtime.GOMAXPROCS(0), "producer goroutines")
+	asJSON := fl.Bool("json", false, "JSON Lines output")
+	shards := fl.Int("shards", 0, "shards per pass (default: workers)")
+	if err := fl.Parse(args); err != nil {
+		return exitUsage
+	}
+	budget, err := parseMemory(*mem, memory.TotalMemory())
+	if err != nil {
+		fmt.Fprintf(stderr, "bpcheck: %v\n", err)
+		return exitUsage
+	}
+	if *workers < 1 {
+		fmt.Fprintln(stderr, "bpcheck: --workers must be at least 1")
+		return exitUsage
+	}
+	fs, code := openFS(fl.Args(), stderr)
+	if fs == nil {
+		return code
+	}
+	defer fs.Close()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return check(ctx, fs, pipeline.Options{Workers: *workers, MemoryBudget: budget, Shards: *shards}, *asJSON, stdout, stderr)
+}
+
+// check runs the check on an open filesystem and writes the report.
+func check(ctx context.Context, fs *btreeio.FS, opt pipeline.Options, asJSON bool, stdout, stderr io.Writer) int {
+	w := bufio.NewWriterSize(stdout, 1<<16)
+	defer w.Flush()
+	if err := fs.LoadRoots(); err != nil {
+		fmt.Fprintf(stderr, "bpcheck: %v\n", err)
+		if asJSON {
+			report.WriteJSONError(w, err)
+		}
+		if errors.Is(err, btreeio.ErrUnclean) {
+			return exitOperational
+		}
+		return exitCodeFor(err)
+	}
+	res, err := pipeline.Run(ctx, fs, opt)
+	if err != nil {
+		if ctx.Err() != nil {
+			fmt.Fprintf(stderr, "bpcheck: interrupted: %v\n", err)
+			return exitInterrupted
+		}
+		fmt.Fprintf(stderr, "bpcheck: %v\n", err)
+		return exitOperational
+	}
+	sb := fs.SB
+	s := &report.Summary{
+		Devices: len(fs.Devices), Clean: sb.IsClean(), FormatB: sb.FormatB(), Version: bp.VersionString(sb.Version),
+		Passes: res.Passes, Shards: res.Shards, Workers: opt.Workers, MemoryBudget: opt.MemoryBudget,
+		Nodes: res.Stats.Nodes, NodeBytes: res.Stats.NodeBytes, Keys: res.Stats.Keys, Extents: res.Stats.Extents,
+		Pointers: res.Stats.Pointers, Backpointers: res.Stats.Backpointers, AllocKeys: res.Stats.AllocKeys,
+		Errors: len(res.Errors), Seconds: res.Duration.Seconds(),
+	}
+	for i := range sb.Members {
+		if sb.Members[i].Exists() {
+			s.Buckets += int64(sb.Members[i].NBuckets)
+		}
+	}
+	s.CountByCode(res.Findings)
+	code := exitClean
+	if len(res.Findings) > 0 {
+		code |= exitProblems
+	}
+	if len(res.Errors) > 0 {
+		code |= exitOperational
+	}
+	s.ExitCode = code
+	for i := range res.Findings {
+		if asJSON {
+			report.WriteJSON(w, &res.Findings[i])
+		} else {
+			report.WriteText(w, &res.Findings[i])
+		}
+	}
+	for _, e := range res.Errors {
+		if asJSON {
+			report.WriteJSONError(w, e)
+		} else {
+			fmt.Fprintf(w, "error: %v\n", e)
+		}
+	}
+	if asJSON {
+		report.WriteJSONSummary(w, s)
+	} else {
+		report.WriteTextSummary(w, s)
+	}
+	return code
+}
