@@ -16,6 +16,25 @@ type FS struct {
 	SB      *Superblock
 	Devices []*Device // indexed by member index; nil where not present
 	Roots   []Root    // btree roots in btree id order
+	// Journal is set when the filesystem was not cleanly unmounted: the
+	// replayed journal, whose keys are overlaid on every node read.
+	Journal *Journal
+}
+
+// loadJournalRoots reads the journal of an unclean filesystem, takes the
+// roots from it and arms the key overlay.
+func (fs *FS) loadJournalRoots() error {
+	j := fs.ReadJournal()
+	if len(j.Replay) == 0 {
+		return fmt.Errorf("%w; no journal entry can be replayed (%s)", ErrUnclean, j.Summary())
+	}
+	roots, err := j.Roots()
+	if err != nil {
+		return err
+	}
+	fs.Journal = j
+	fs.Roots = roots
+	return nil
 }
 
 // Root is a btree root: the btree_ptr key that points at the root node and
@@ -192,7 +211,7 @@ func ParseJEntries(b []byte) ([]JEntry, error) {
 func (fs *FS) LoadRoots() error {
 	sb := fs.SB
 	if !sb.IsClean() || sb.Clean == nil {
-		return ErrUnclean
+		return fs.loadJournalRoots()
 	}
 	entries, err := ParseJEntries(sb.Clean.Entries)
 	if err != nil {
@@ -279,10 +298,16 @@ func (fs *FS) ReadNode(btree bp.BtreeID, level uint8, k *bp.Key, val []byte) (*N
 			errs = append(errs, &Error{Dev: dev.Path, Offset: off, What: "btree node", Btree: btree.Name(fs.SB.Version), Level: int(level), Err: err})
 			continue
 		}
+		if fs.Journal != nil {
+			exp.MaxJournalSeq = fs.Journal.End
+		}
 		n, err := ParseNode(fs.SB, dev.Path, off, buf, exp)
 		if err != nil {
 			errs = append(errs, err)
 			continue
+		}
+		if fs.Journal != nil {
+			fs.Journal.overlay(n)
 		}
 		return n, nil
 	}

@@ -40,6 +40,8 @@ type Node struct {
 	// Keys are the live keys in position order: newest version per
 	// position, deleted keys dropped.
 	Keys []NodeKey
+	// JournalKeys counts the journal keys overlaid on this node.
+	JournalKeys int
 	// Problems are non-fatal problems found while reading (bad keys
 	// skipped, bsets dropped); the node's other keys are still good.
 	Problems []error
@@ -56,6 +58,9 @@ type NodeExpect struct {
 	SectorsWritten uint16 // 0 = unknown
 	RangeUpdated   bool
 	V2             bool
+	// MaxJournalSeq, when non-zero, drops later bsets whose journal_seq is
+	// above it: their updates never became durable (journal blacklist).
+	MaxJournalSeq uint64
 }
 
 // ExpectFromKey derives what a node must look like from the btree pointer
@@ -192,6 +197,11 @@ func ParseNode(sb *Superblock, dev string, off int64, buf []byte, exp NodeExpect
 				return nil, fail("node key format: %w", err)
 			}
 			n.Format = f
+		}
+		if written != 0 && exp.MaxJournalSeq != 0 && le.Uint64(buf[hdr+8:]) > exp.MaxJournalSeq {
+			// Blacklisted: written after the last journal flush.
+			written += (end - boff + blockBytes - 1) / blockBytes * (blockBytes / SectorSize)
+			continue
 		}
 		bsetIdx := n.Bsets
 		n.Bsets++

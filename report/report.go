@@ -124,6 +124,8 @@ type Summary struct {
 	Seconds      float64        `json:"seconds"`
 	ExitCode     int            `json:"exit_code"`
 	NotChecked   []string       `json:"not_checked,omitempty"`
+	JournalKeys  int            `json:"journal_keys"`
+	Notes        []string       `json:"notes,omitempty"`
 }
 
 // CountByCode fills s.Findings and s.ByCode from findings.
@@ -190,7 +192,10 @@ func WriteTextSummary(w io.Writer, s *Summary) error {
 	fmt.Fprintf(&b, "Scanned: %d nodes (%d bytes), %d keys, %d pointers, %d backpointers, %d alloc keys, %d buckets\n",
 		s.Nodes, s.NodeBytes, s.Keys, s.Pointers, s.Backpointers, s.AllocKeys, s.Buckets)
 	fmt.Fprintf(&b, "Filesystem: version %s (format %s), %d device(s), %s\n", s.Version, map[bool]string{true: "B", false: "A"}[s.FormatB], s.Devices,
-		map[bool]string{true: "clean", false: "not clean"}[s.Clean])
+		map[bool]string{true: "clean", false: fmt.Sprintf("not clean: %d journal keys overlaid", s.JournalKeys)}[s.Clean])
+	for _, n := range s.Notes {
+		fmt.Fprintf(&b, "Note: %s\n", n)
+	}
 	fmt.Fprintf(&b, "Run: %d pass(es), %d shard(s), %d worker(s), memory budget %d bytes, %.3f s\n", s.Passes, s.Shards, s.Workers, s.MemoryBudget, s.Seconds)
 	for _, n := range s.NotChecked {
 		fmt.Fprintf(&b, "Not checked: %s\n", n)

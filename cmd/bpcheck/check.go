@@ -145,6 +145,10 @@ func check(ctx context.Context, fs *btreeio.FS, opt pipeline.Options, asJSON boo
 		Pointers: res.Stats.Pointers, Backpointers: res.Stats.Backpointers, AllocKeys: res.Stats.AllocKeys,
 		Errors: len(res.Errors), Seconds: res.Duration.Seconds(),
 	}
+	if fs.Journal != nil {
+		s.JournalKeys = len(fs.Journal.Keys)
+		s.Notes = append(s.Notes, fs.Journal.Summary())
+	}
 	for i := range sb.Members {
 		if sb.Members[i].Exists() {
 			s.Buckets += int64(sb.Members[i].NBuckets)

@@ -42,6 +42,7 @@ func init() {
 		{"show-super", "print the superblock of each device", showSuperUsage, runShowSuper},
 		{"check", "check backpointers, pointers and alloc keys against each other", checkUsage, runCheck},
 		{"list", "print the keys of a btree like `bcachefs list`", listUsage, runList},
+		{"list-journal", "print the journal entries and what recovery would replay", listJournalUsage, runListJournal},
 		{"demo", "check a real filesystem from the test data (a first run)", demoUsage, runDemo},
 	}
 }

@@ -1,0 +1,387 @@
+package btreeio
+
+import (
+	"encoding/binary"
+	"fmt"
+	"sort"
+	"strings"
+
+	"bpcheck/bp"
+	"bpcheck/csum"
+)
+
+// Journal entry (jset) layout.
+const (
+	jsetHeaderBytes = 56
+	jsetFlagNoFlush = 1 << 5
+)
+
+// Jset is one journal entry read from a device.
+type Jset struct {
+	Dev      string
+	Offset   int64 // byte offset on the device
+	Seq      uint64
+	LastSeq  uint64
+	Version  uint32
+	Flags    uint32
+	CsumGood bool
+	CsumErr  error
+	Entries  []JEntry
+	raw      []byte
+}
+
+// NoFlush reports the NO_FLUSH flag: the entry was written without a
+// flush and may be discarded by recovery.
+func (j *Jset) NoFlush() bool { return j.Flags&jsetFlagNoFlush != 0 }
+
+// Journal is the result of reading the journal of every member device and
+// choosing what recovery would replay.
+type Journal struct {
+	// All lists every valid-looking jset found, by seq (one per seq).
+	All []*Jset
+	// Replay lists the jsets recovery replays, in seq order.
+	Replay []*Jset
+	// Start and End are the replayed seq range (inclusive).
+	Start, End uint64
+	// Notes are statements about choices made (torn entries skipped,
+	// holes, blacklisted entries).
+	Notes []string
+	// Errors are problems reading the journal.
+	Errors []error
+	// Keys are the overlay keys: the newest version of each btree key in
+	// the replayed entries, sorted by btree, level and position.
+	Keys []JournalKey
+	// KeysRead counts btree keys in the replayed entries before
+	// deduplication.
+	KeysRead int
+}
+
+// JournalKey is one key from a btree_keys journal entry.
+type JournalKey struct {
+	Btree  bp.BtreeID
+	Level  uint8
+	Key    bp.Key
+	Val    []byte
+	Seq    uint64
+	offset int
+}
+
+// ReadJournal reads the journal buckets of every member device and
+// selects the entries to replay (format.md §8.2, §8.5).
+func (fs *FS) ReadJournal() *Journal {
+	j := &Journal{}
+	bySeq := map[uint64]*Jset{}
+	for idx, d := range fs.Devices {
+		if d == nil {
+			continue
+		}
+		m := &fs.SB.Members[idx]
+		if m.State() > 1 {
+			continue
+		}
+		bucketBytes := int64(m.BucketSize) * SectorSize
+		for _, r := range d.SB.Journal {
+			for b := r.Start; b < r.Start+r.Nr; b++ {
+				if b >= m.NBuckets {
+					j.Errors = append(j.Errors, &Error{Dev: d.Path, Offset: -1, What: "journal", Level: -1,
+						Err: fmt.Errorf("%w: journal bucket %d past the last bucket %d", ErrCorrupt, b, m.NBuckets)})
+					continue
+				}
+				buf := make([]byte, bucketBytes)
+				off := int64(b) * bucketBytes
+				if _, err := d.ReadAt(buf, off); err != nil {
+					j.Errors = append(j.Errors, err)
+					continue
+				}
+				fs.scanJournalBucket(d, off, buf, j, bySeq)
+			}
+		}
+	}
+	for _, js := range bySeq {
+		j.All = append(j.All, js)
+	}
+	sort.Slice(j.All, func(a, b int) bool { return j.All[a].Seq < j.All[b].Seq })
+	fs.selectReplay(j)
+	return j
+}
+
+func (fs *FS) scanJournalBucket(d *Device, base int64, buf []byte, j *Journal, bySeq map[uint64]*Jset) {
+	sb := fs.SB
+	le := binary.LittleEndian
+	block := int(sb.BlockSize) * SectorSize
+	var maxSeq uint64
+	sawBad := false
+	for off := 0; off+jsetHeaderBytes <= len(buf); {
+		if le.Uint64(buf[off+16:]) != sb.JsetMagic() {
+			if !sawBad {
+				return
+			}
+			off += block
+			continue
+		}
+		seq := le.Uint64(buf[off+24:])
+		u64s := int(le.Uint32(buf[off+40:]))
+		end := off + jsetHeaderBytes + u64s*8
+		at := base + int64(off)
+		if end > len(buf) || u64s > len(buf)/8 {
+			j.Errors = append(j.Errors, &Error{Dev: d.Path, Offset: at, What: "journal entry", Level: -1,
+				Err: fmt.Errorf("%w: jset seq %d with %d u64s runs past its bucket", ErrTruncated, seq, u64s)})
+			sawBad = true
+			off += block
+			continue
+		}
+		if seq < maxSeq {
+			return
+		}
+		maxSeq = seq
+		js := &Jset{Dev: d.Path, Offset: at, Seq: seq, Version: le.Uint32(buf[off+32:]), Flags: le.Uint32(buf[off+36:]),
+			LastSeq: le.Uint64(buf[off+48:]), raw: buf[off:end]}
+		ct := csum.Type(js.Flags & 0xf)
+		nonce := csum.Nonce{0, uint32(seq), uint32(seq >> 32), csum.NonceJournal}
+		stored := csum.SumFromBytes(buf[off:])
+		got, err := csum.ComputeKeyed(ct, sb.CryptKey, nonce, buf[off+16:end])
+		switch {
+		case err != nil:
+			js.CsumErr = err
+		case got != stored:
+			js.CsumErr = fmt.Errorf("%w: jset seq %d %s checksum: stored %016x:%016x, computed %016x:%016x", ErrBadChecksum, seq, ct, stored.Hi, stored.Lo, got.Hi, got.Lo)
+		default:
+			js.CsumGood = true
+		}
+		if !js.CsumGood {
+			sawBad = true
+			j.Errors = append(j.Errors, &Error{Dev: d.Path, Offset: at, What: "journal entry", Level: -1, Err: js.CsumErr})
+		} else {
+			if ct.Keyed() {
+				if err := csum.Crypt(sb.CryptKey, nonce, buf[off+44:end]); err != nil {
+					js.CsumGood = false
+				}
+			}
+			entries, err := ParseJEntries(buf[off+jsetHeaderBytes : end])
+			if err != nil {
+				j.Errors = append(j.Errors, &Error{Dev: d.Path, Offset: at, What: "journal entry", Level: -1, Err: fmt.Errorf("seq %d: %w", seq, err)})
+			}
+			js.Entries = entries
+		}
+		if prev, ok := bySeq[seq]; !ok || (!prev.CsumGood && js.CsumGood) {
+			bySeq[seq] = js
+		}
+		off += (end - off + block - 1) / block * block
+	}
+}
+
+func (fs *FS) blacklisted(seq uint64) bool {
+	for _, r := range fs.SB.Blacklist {
+		if seq >= r.Start && seq < r.Nr { // Nr holds the exclusive end
+			return true
+		}
+	}
+	return false
+}
+
+// holes returns the ranges [a, b) of sequence numbers in [from, to) that
+// are not blacklisted.
+func (fs *FS) holes(from, to uint64) [][2]uint64 {
+	var out [][2]uint64
+	for from < to {
+		next := to
+		skipTo := uint64(0)
+		for _, r := range fs.SB.Blacklist {
+			if from >= r.Start && from < r.Nr {
+				skipTo = max(skipTo, r.Nr)
+			} else if r.Start > from && r.Start < next {
+				next = r.Start
+			}
+		}
+		if skipTo != 0 {
+			from = skipTo
+			continue
+		}
+		out = append(out, [2]uint64{from, next})
+		from = next
+	}
+	return out
+}
+
+// selectReplay chooses the newest flushed entry and the range recovery
+// replays, and collects the overlay keys and roots.
+func (fs *FS) selectReplay(j *Journal) {
+	var chosen *Jset
+	skippedTorn := false
+	for i := len(j.All) - 1; i >= 0; i-- {
+		js := j.All[i]
+		if js.NoFlush() {
+			continue
+		}
+		if !js.CsumGood && !skippedTorn {
+			skippedTorn = true
+			j.Notes = append(j.Notes, fmt.Sprintf("newest flushed journal entry seq %d has a bad checksum: treated as a torn write and skipped, as bcachefs recovery does", js.Seq))
+			continue
+		}
+		chosen = js
+		break
+	}
+	if chosen == nil {
+		j.Notes = append(j.Notes, "no usable flushed journal entry found")
+		return
+	}
+	j.End = chosen.Seq
+	j.Start = min(chosen.LastSeq, chosen.Seq)
+	if j.Start == 0 {
+		j.Start = chosen.Seq
+	}
+	next := j.Start
+	for _, js := range j.All {
+		if js.Seq < j.Start || js.Seq > j.End {
+			continue
+		}
+		if fs.blacklisted(js.Seq) {
+			if !js.NoFlush() {
+				j.Notes = append(j.Notes, fmt.Sprintf("journal entry seq %d is blacklisted but was flushed", js.Seq))
+			}
+			next = js.Seq + 1
+			continue
+		}
+		for _, h := range fs.holes(next, js.Seq) {
+			j.Notes = append(j.Notes, fmt.Sprintf("journal hole: seq %d..%d missing", h[0], h[1]-1))
+		}
+		next = js.Seq + 1
+		if !js.CsumGood {
+			j.Notes = append(j.Notes, fmt.Sprintf("journal entry seq %d has a bad checksum; its keys are not replayed", js.Seq))
+			continue
+		}
+		j.Replay = append(j.Replay, js)
+	}
+	for _, js := range j.Replay {
+		for _, e := range js.Entries {
+			if e.Type != JEntryBtreeKeys {
+				continue
+			}
+			for off := 0; off < len(e.Payload); {
+				k, val, err := bp.DecodeUnpacked(e.Payload[off:])
+				if err != nil {
+					j.Errors = append(j.Errors, &Error{Dev: js.Dev, Offset: js.Offset, What: "journal key", Btree: e.BtreeID.Name(fs.SB.Version), Level: int(e.Level),
+						Err: fmt.Errorf("seq %d entry at byte %d: %w", js.Seq, e.Offset, err)})
+					break
+				}
+				j.Keys = append(j.Keys, JournalKey{Btree: e.BtreeID, Level: e.Level, Key: k, Val: val, Seq: js.Seq, offset: e.Offset + off})
+				off += int(k.U64s) * 8
+			}
+		}
+	}
+	j.KeysRead = len(j.Keys)
+	sort.SliceStable(j.Keys, func(a, b int) bool {
+		x, y := &j.Keys[a], &j.Keys[b]
+		if x.Btree != y.Btree {
+			return x.Btree < y.Btree
+		}
+		if x.Level != y.Level {
+			return x.Level < y.Level
+		}
+		return x.Key.Pos.Less(y.Key.Pos)
+	})
+	out := j.Keys[:0]
+	for i := range j.Keys {
+		k := &j.Keys[i]
+		if i+1 < len(j.Keys) {
+			n := &j.Keys[i+1]
+			if n.Btree == k.Btree && n.Level == k.Level && n.Key.Pos == k.Key.Pos && k.Key.Type != bp.KeyAccounting {
+				continue
+			}
+		}
+		out = append(out, *k)
+	}
+	j.Keys = out
+}
+
+// Roots returns the btree roots of the replayed entries: for each btree
+// the newest btree_root entry.
+func (j *Journal) Roots() ([]Root, error) {
+	roots := map[bp.BtreeID]Root{}
+	for _, js := range j.Replay {
+		for _, e := range js.Entries {
+			if e.Type != JEntryBtreeRoot {
+				continue
+			}
+			if len(e.Payload) == 0 {
+				delete(roots, e.BtreeID)
+				continue
+			}
+			k, val, err := bp.DecodeUnpacked(e.Payload)
+			if err != nil {
+				return nil, &Error{Dev: js.Dev, Offset: js.Offset, What: "journal btree_root entry", Btree: e.BtreeID.String(), Level: int(e.Level), Err: err}
+			}
+			roots[e.BtreeID] = Root{Btree: e.BtreeID, Level: e.Level, Key: k, Val: val}
+		}
+	}
+	out := make([]Root, 0, len(roots))
+	for _, r := range roots {
+		out = append(out, r)
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].Btree < out[b].Btree })
+	return out, nil
+}
+
+// keysFor returns the overlay keys of btree id at level within [lo, hi].
+func (j *Journal) keysFor(id bp.BtreeID, level uint8, lo, hi bp.Pos) []JournalKey {
+	ks := j.Keys
+	i := sort.Search(len(ks), func(i int) bool {
+		k := &ks[i]
+		if k.Btree != id {
+			return k.Btree > id
+		}
+		if k.Level != level {
+			return k.Level > level
+		}
+		return !k.Key.Pos.Less(lo)
+	})
+	e := i
+	for e < len(ks) && ks[e].Btree == id && ks[e].Level == level && !hi.Less(ks[e].Key.Pos) {
+		e++
+	}
+	return ks[i:e]
+}
+
+// overlay merges the journal keys of the node's btree, level and range
+// into its keys: at equal positions the journal key wins, and a deleted
+// journal key hides the node's key.
+func (j *Journal) overlay(n *Node) {
+	jk := j.keysFor(n.BtreeID, n.Level, n.Min, n.Max)
+	if len(jk) == 0 {
+		return
+	}
+	out := make([]NodeKey, 0, len(n.Keys)+len(jk))
+	a, b := 0, 0
+	for a < len(n.Keys) || b < len(jk) {
+		switch {
+		case b == len(jk) || a < len(n.Keys) && n.Keys[a].Key.Pos.Less(jk[b].Key.Pos):
+			out = append(out, n.Keys[a])
+			a++
+		default:
+			if a < len(n.Keys) && n.Keys[a].Key.Pos == jk[b].Key.Pos {
+				a++
+			}
+			if jk[b].Key.Type != bp.KeyDeleted {
+				out = append(out, NodeKey{Key: jk[b].Key, Val: jk[b].Val})
+			}
+			b++
+		}
+	}
+	n.Keys = out
+	n.JournalKeys = len(jk)
+}
+
+// Summary describes the journal choice in one line.
+func (j *Journal) Summary() string {
+	var b strings.Builder
+	if len(j.Replay) == 0 {
+		b.WriteString("journal: nothing to replay")
+	} else {
+		fmt.Fprintf(&b, "journal: replaying entries %d-%d (%d entries), %d keys read, %d after sorting and compacting", j.Start, j.End, len(j.Replay), j.KeysRead, len(j.Keys))
+	}
+	for _, n := range j.Notes {
+		b.WriteString("; ")
+		b.WriteString(n)
+	}
+	return b.String()
+}
