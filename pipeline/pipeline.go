@@ -136,6 +136,7 @@ func newChecker(fs *btreeio.FS, opt Options) *checker {
 		BtreeName:   func(id bp.BtreeID) string { return id.Name(sb.Version) },
 		CheckCached: true,
 	}
+	c.cfg.CheckDup = c.checkDup
 	return c
 }
 
@@ -296,6 +297,10 @@ func (e *emitter) emitKeyPtrs(btree bp.BtreeID, level uint8, k *bp.Key, val []by
 			Cached:  d.Ptr.Cached,
 			Gen:     d.Ptr.Gen,
 			Sectors: v.BucketLen,
+			Ptr:     d.Ptr,
+			CRC:     d.CRC,
+			Version: k.Version,
+			KeySize: k.Size,
 		}
 		r.DataType = v.DataType
 		if d.Ptr.Cached {

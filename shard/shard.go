@@ -50,6 +50,11 @@ type Ref struct {
 	Gen      uint8
 	Sectors  uint32 // sectors the pointer occupies in the bucket
 	DataType bp.DataType
+	// The pointer itself, for checking the data of duplicate claims.
+	Ptr     bp.Ptr
+	CRC     bp.CRC
+	Version bp.Version
+	KeySize uint32
 }
 
 // BPEntry is a backpointer as the shard keeps it.
@@ -94,6 +99,17 @@ type Config struct {
 	// CheckCached: compare cached_sectors (format B ≥ 1.21 keeps
 	// backpointers for cached pointers; the sums are checked in both).
 	CheckCached bool
+	// CheckDup judges two pointers claiming the same backpointer
+	// position: r, whose expected backpointer differs from the stored
+	// one, and the key the stored backpointer names, which has a pointer
+	// there too. It returns the findings (bcachefs check_bp_dup).
+	CheckDup func(r *Ref, storedPos bp.Pos, stored []byte) []report.Finding
+}
+
+// mismatch is a pointer whose backpointer position holds another value.
+type mismatch struct {
+	ref   Ref
+	entry int
 }
 
 // Shard is one bucket range [Lo, Hi).
@@ -105,7 +121,7 @@ type Shard struct {
 	extra    map[BucketKey]int
 	findings []report.Finding
 	nAlloc   int
-	sorted   bool
+	pending  []mismatch
 }
 
 // New returns an empty shard for buckets [lo, hi).
@@ -222,13 +238,35 @@ func (s *Shard) apply(r *Ref) {
 	}
 	e := &s.bps[i]
 	if e.Val != want {
+		// Judged at the end: another key may claim this backpointer.
+		s.pending = append(s.pending, mismatch{ref: *r, entry: i})
+		return
+	}
+	e.Matched = true
+}
+
+// resolveMismatches judges pointers whose backpointer position holds a
+// different value: when the backpointer's own key claims it too, two keys
+// point at the same space (duplicate claim); otherwise the pointer's
+// backpointer is missing and the stored one is wrong.
+func (s *Shard) resolveMismatches() {
+	for i := range s.pending {
+		m := &s.pending[i]
+		e := &s.bps[m.entry]
+		r := &m.ref
+		pos := bp.Pos{Inode: uint64(e.Dev), Offset: e.Off}
+		if e.Matched && s.cfg.CheckDup != nil {
+			s.findings = append(s.findings, s.cfg.CheckDup(r, pos, e.Val[:])...)
+			continue
+		}
+		var want [bp.BackpointerBytes]byte
+		r.BP.Encode(want[:], s.cfg.FormatB)
 		f := s.ptrFinding(report.PtrToMissingBackpointer, r, "backpointer does not match the pointer")
 		f.Got = s.cfg.Describe(r.BPPos, e.Val[:])
 		f.Want = s.cfg.Describe(r.BPPos, want[:])
 		s.findings = append(s.findings, f)
-		return
 	}
-	e.Matched = true
+	s.pending = nil
 }
 
 func (s *Shard) ptrFinding(code string, r *Ref, detail string) report.Finding {
@@ -268,6 +306,7 @@ func allocDataType(a *bp.AllocV4, dirty, cached, stripe uint64, hint bp.DataType
 // pointers. It returns all findings of the shard.
 func (s *Shard) Finish() []report.Finding {
 	cfg := s.cfg
+	s.resolveMismatches()
 	for i := range s.bps {
 		e := &s.bps[i]
 		if e.Matched {
