@@ -148,6 +148,10 @@ func (fs *FS) scanJournalBucket(d *Device, base int64, buf []byte, j *Journal, b
 		default:
 			js.CsumGood = true
 		}
+		if js.CsumGood && (js.Version < uint32(bp.VersionMin) || js.Version>>10 > 1) {
+			js.CsumGood = false
+			js.CsumErr = fmt.Errorf("%w: jset seq %d has metadata version %d", ErrUnsupported, seq, js.Version)
+		}
 		if !js.CsumGood {
 			sawBad = true
 			j.Errors = append(j.Errors, &Error{Dev: d.Path, Offset: at, What: "journal entry", Level: -1, Err: js.CsumErr})
