@@ -312,11 +312,29 @@ func (fs *FS) ReadNode(btree bp.BtreeID, level uint8, k *bp.Key, val []byte) (*N
 		return n, nil
 	}
 	if len(errs) == 0 {
-		return nil, &Error{Dev: fs.anyDevPath(), Offset: -1, What: "btree pointer", Btree: btree.Name(fs.SB.Version), Level: int(level),
-			Err: fmt.Errorf("%w: pointer %s has no device pointers", ErrCorrupt, k.Pos)}
+		errs = append(errs, &Error{Dev: fs.anyDevPath(), Offset: -1, What: "btree pointer", Btree: btree.Name(fs.SB.Version), Level: int(level),
+			Err: fmt.Errorf("%w: pointer %s has no device pointers", ErrCorrupt, k.Pos)})
 	}
-	return nil, errors.Join(errs...)
+	min := bp.PosMin
+	if exp.V2 {
+		min = exp.Min
+	}
+	return nil, &NodeRangeError{Min: min, Max: k.Pos, Err: errors.Join(errs...)}
 }
+
+// NodeRangeError is the error of a node that could not be read from any
+// replica, with the key range its parent pointer gives it (Min is POS_MIN
+// when the pointer does not say).
+type NodeRangeError struct {
+	Min, Max bp.Pos
+	Err      error
+}
+
+// Error implements error.
+func (e *NodeRangeError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the per-replica errors.
+func (e *NodeRangeError) Unwrap() error { return e.Err }
 
 func (fs *FS) deviceOf(dev uint8) *Device {
 	if int(dev) < len(fs.Devices) {

@@ -52,13 +52,21 @@ type Result struct {
 	// EstimatedBytes is the planned memory of all shards together.
 	EstimatedBytes int64
 	Duration       time.Duration
+	// Interrupted is set when the context ended the check early; then
+	// PassesDone passes are complete and NotChecked names the bucket
+	// ranges of the others.
+	Interrupted bool
+	PassesDone  int
+	NotChecked  []string
 }
 
 // batchSize is the number of records sent to a shard at once.
 const batchSize = 256
 
 // Run checks fs. Its roots must be loaded. Findings are sorted; the result
-// is the same for any worker count, shard count or number of passes.
+// is the same for any worker count, shard count or number of passes. When
+// ctx ends the check early, Run returns the partial result (complete
+// passes only, Interrupted set) together with the context's error.
 func Run(ctx context.Context, fs *btreeio.FS, opt Options) (*Result, error) {
 	start := time.Now()
 	if opt.Workers <= 0 {
@@ -78,21 +86,41 @@ func Run(ctx context.Context, fs *btreeio.FS, opt Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	var runErr error
 	for pi, spans := range plan.Passes {
-		if err := ctx.Err(); err != nil {
-			return nil, err
+		err := ctx.Err()
+		if err == nil {
+			res.Shards += len(spans)
+			err = c.runPass(ctx, pi, spans, tasks)
 		}
-		res.Shards += len(spans)
-		if err := c.runPass(ctx, pi, spans, tasks); err != nil {
-			return nil, err
+		if err != nil {
+			if ctx.Err() == nil {
+				return nil, err
+			}
+			// Interrupted: the passes done so far are complete and their
+			// findings stand; the rest is not checked.
+			runErr = err
+			res.Interrupted = true
+			for _, sp := range plan.Passes[pi:] {
+				res.NotChecked = append(res.NotChecked, fmt.Sprintf("buckets %s to %s", keyString(sp[0].lo), keyString(sp[len(sp)-1].hi)))
+			}
+			break
 		}
+		res.PassesDone++
 	}
 	report.Sort(c.findings)
 	res.Findings = c.findings
 	res.Errors = c.errs
 	res.Stats = c.stats
 	res.Duration = time.Since(start)
-	return res, nil
+	return res, runErr
+}
+
+func keyString(k shard.BucketKey) string {
+	if k == ^shard.BucketKey(0) {
+		return "the end"
+	}
+	return fmt.Sprintf("%d:%d", k.Dev(), k.Bucket())
 }
 
 type checker struct {
@@ -107,6 +135,50 @@ type checker struct {
 	findings []report.Finding
 	errs     []error
 	stats    Stats
+	lost     shard.Lost // what unreadable nodes hid in the current pass
+	// reportedLost remembers the unreadable nodes already reported.
+	reportedLost map[shard.LostRange]bool
+}
+
+// nodeLost records a node that could not be read: its subtree's range goes
+// into the pass's lost ranges; in pass 0 it becomes a finding (and the
+// error is kept for the report).
+func (c *checker) nodeLost(pass int, list *[]shard.LostRange, btree bp.BtreeID, level uint8, parent *bp.Key, err error) {
+	r := shard.LostRange{Btree: btree, Level: level, Max: bp.SPosMax}
+	if parent != nil {
+		r.Max = parent.Pos
+	}
+	var re *btreeio.NodeRangeError
+	if errors.As(err, &re) {
+		r.Min, r.Max = re.Min, re.Max
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	*list = append(*list, r)
+	// A node may be met in several passes (and by the planner); report it
+	// once.
+	if c.reportedLost == nil {
+		c.reportedLost = map[shard.LostRange]bool{}
+	}
+	if c.reportedLost[r] {
+		return
+	}
+	c.reportedLost[r] = true
+	c.errs = append(c.errs, err)
+	f := report.Finding{Code: nodeErrorCode(err), Dev: -1, Btree: btree.Name(c.fs.SB.Version), Level: int(level), Pos: r.Max,
+		Detail: err.Error()}
+	c.findings = append(c.findings, f)
+}
+
+// nodeErrorCode names a node read error as bcachefs does.
+func nodeErrorCode(err error) string {
+	switch {
+	case errors.Is(err, btreeio.ErrBadChecksum):
+		return report.BsetBadCsum
+	case errors.Is(err, btreeio.ErrBadMagic):
+		return report.BtreeNodeBadMagic
+	}
+	return report.BtreeNodeReadError
 }
 
 func newChecker(fs *btreeio.FS, opt Options) *checker {
@@ -347,14 +419,14 @@ func (p *producer) Node(n *btreeio.Node) error {
 }
 
 func (p *producer) NodeError(btree bp.BtreeID, level uint8, parent *bp.Key, err error) error {
-	if p.e.count {
-		p.e.c.addError(err)
-	}
+	c := p.e.c
+	c.nodeLost(p.e.pass, &c.lost.Owners, btree, level, parent, err)
 	return nil
 }
 
 // runPass checks the buckets of one pass.
 func (c *checker) runPass(ctx context.Context, pass int, spans []span, tasks []task) error {
+	c.lost = shard.Lost{}
 	shards := make([]*shard.Shard, len(spans))
 	for i, s := range spans {
 		shards[i] = shard.New(c.cfg, s.lo, s.hi)
@@ -428,7 +500,7 @@ func (c *checker) runPass(ctx context.Context, pass int, spans []span, tasks []t
 		n, a := sh.Counts()
 		c.stats.Backpointers += int64(n)
 		c.stats.AllocKeys += int64(a)
-		c.findings = append(c.findings, sh.Finish()...)
+		c.findings = append(c.findings, sh.Finish(&c.lost)...)
 	}
 	return nil
 }
@@ -548,9 +620,7 @@ func (l *bpLoader) badBP(code string, k *btreeio.NodeKey, detail string) report.
 }
 
 func (l *bpLoader) NodeError(btree bp.BtreeID, level uint8, parent *bp.Key, err error) error {
-	if l.pass == 0 {
-		l.c.addError(err)
-	}
+	l.c.nodeLost(l.pass, &l.c.lost.BPs, btree, level, parent, err)
 	return nil
 }
 
@@ -618,9 +688,7 @@ func (l *allocLoader) Node(n *btreeio.Node) error {
 }
 
 func (l *allocLoader) NodeError(btree bp.BtreeID, level uint8, parent *bp.Key, err error) error {
-	if l.pass == 0 {
-		l.c.addError(err)
-	}
+	l.c.nodeLost(l.pass, &l.c.lost.Alloc, btree, level, parent, err)
 	return nil
 }
 

@@ -33,6 +33,8 @@ const (
 	StaleDirtyPtr                 = "stale_dirty_ptr"
 	PtrToInvalidDevice            = "ptr_to_invalid_device"
 	BtreeNodeReadError            = "btree_node_read_error"
+	BsetBadCsum                   = "bset_bad_csum"
+	BtreeNodeBadMagic             = "btree_node_bad_magic"
 	DupBackpointerToBadCsumExtent = "dup_backpointer_to_bad_csum_extent"
 	DupExtentsToReflink           = "dup_extents_to_reflink"
 )
@@ -127,6 +129,7 @@ type Summary struct {
 	ExitCode     int            `json:"exit_code"`
 	NotChecked   []string       `json:"not_checked,omitempty"`
 	JournalKeys  int            `json:"journal_keys"`
+	Interrupted  bool           `json:"interrupted,omitempty"`
 	Notes        []string       `json:"notes,omitempty"`
 }
 

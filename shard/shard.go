@@ -81,6 +81,9 @@ type bucketState struct {
 	hint      bp.DataType
 	hasRefs   bool
 	missingOK bool // ptr_to_missing_alloc_key already reported
+	// incomplete: records of this bucket were lost to a read error, so its
+	// sums cannot be judged.
+	incomplete bool
 }
 
 // Config is what a shard needs to know about the filesystem.
@@ -278,6 +281,24 @@ func (s *Shard) ptrFinding(code string, r *Ref, detail string) report.Finding {
 	}
 }
 
+// dropLost removes the pointer findings that only follow from lost
+// nodes: missing backpointers whose backpointer leaf was unreadable,
+// missing alloc keys whose alloc leaf was unreadable.
+func (s *Shard) dropLost(lost *Lost) {
+	out := s.findings[:0]
+	for _, f := range s.findings {
+		k := MakeBucketKey(uint64(f.Dev), f.Bucket)
+		switch {
+		case f.Code == report.PtrToMissingBackpointer && lost.bpLost(f.BP):
+			continue
+		case f.Code == report.PtrToMissingAllocKey && lost.allocLost(k):
+			continue
+		}
+		out = append(out, f)
+	}
+	s.findings = out
+}
+
 // allocDataType is the data type a bucket should have (alloc_data_type).
 func allocDataType(a *bp.AllocV4, dirty, cached, stripe uint64, hint bp.DataType) bp.DataType {
 	switch {
@@ -304,9 +325,15 @@ func allocDataType(a *bp.AllocV4, dirty, cached, stripe uint64, hint bp.DataType
 // Finish ends the shard's work: backpointers no pointer claimed become
 // findings, and every bucket's alloc key is compared with the sums of its
 // pointers. It returns all findings of the shard.
-func (s *Shard) Finish() []report.Finding {
+//
+// lost lists what read errors hid in this pass; findings that only follow
+// from the loss are left out (see Lost). It may be nil.
+func (s *Shard) Finish(lost *Lost) []report.Finding {
 	cfg := s.cfg
 	s.resolveMismatches()
+	if !lost.Empty() {
+		s.dropLost(lost)
+	}
 	for i := range s.bps {
 		e := &s.bps[i]
 		if e.Matched {
@@ -316,6 +343,10 @@ func (s *Shard) Finish() []report.Finding {
 		v, _ := bp.DecodeBackpointer(e.Val[:], cfg.FormatB)
 		bs, _ := cfg.BucketSize(uint64(e.Dev))
 		k := MakeBucketKey(uint64(e.Dev), (e.Off>>cfg.Shift)/uint64(bs))
+		if lost.ownerLost(&v) {
+			s.bucket(k).incomplete = true
+			continue
+		}
 		f := report.Finding{Dev: k.Dev(), Bucket: k.Bucket(), BP: pos, HasBP: true,
 			Btree: cfg.BtreeName(v.BtreeID), Level: int(v.Level), Pos: v.Pos, Got: cfg.Describe(pos, e.Val[:])}
 		b := s.bucket(k)
@@ -335,7 +366,7 @@ func (s *Shard) Finish() []report.Finding {
 	for i := range s.buckets {
 		b := &s.buckets[i]
 		dev, bucket := uint64(b.key.Dev()), b.key.Bucket()
-		if !cfg.ValidBucket(dev, bucket) {
+		if !cfg.ValidBucket(dev, bucket) || b.incomplete || lost.allocLost(b.key) {
 			continue
 		}
 		if !b.hasAlloc && !b.hasRefs {

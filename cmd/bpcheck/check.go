@@ -43,6 +43,8 @@ Options:
   --workers N        producer goroutines (default: number of CPUs)
   --json             JSON Lines output: one object per finding, error and a
                      final summary, each with "message_type"
+  --timeout DUR      stop after DUR (e.g. 30m) with a partial report, exit 32;
+                     Ctrl-C and SIGTERM do the same
 
 Examples:
   bpcheck check /dev/sdb
@@ -92,6 +94,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	workers := fl.Int("workers", runtime.GOMAXPROCS(0), "producer goroutines")
 	asJSON := fl.Bool("json", false, "JSON Lines output")
 	shards := fl.Int("shards", 0, "shards per pass (default: workers)")
+	timeout := fl.Duration("timeout", 0, "stop after this long with a partial report (exit 32)")
 	if err := fl.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -111,6 +114,11 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	defer fs.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, *timeout)
+		defer cancel()
+	}
 	return check(ctx, fs, pipeline.Options{Workers: *workers, MemoryBudget: budget, Shards: *shards}, *asJSON, stdout, stderr)
 }
 
@@ -129,11 +137,7 @@ func check(ctx context.Context, fs *btreeio.FS, opt pipeline.Options, asJSON boo
 		return exitCodeFor(err)
 	}
 	res, err := pipeline.Run(ctx, fs, opt)
-	if err != nil {
-		if ctx.Err() != nil {
-			fmt.Fprintf(stderr, "bpcheck: interrupted: %v\n", err)
-			return exitInterrupted
-		}
+	if err != nil && (res == nil || !res.Interrupted) {
 		fmt.Fprintf(stderr, "bpcheck: %v\n", err)
 		return exitOperational
 	}
@@ -161,6 +165,12 @@ func check(ctx context.Context, fs *btreeio.FS, opt pipeline.Options, asJSON boo
 	}
 	if len(res.Errors) > 0 {
 		code |= exitOperational
+	}
+	if res.Interrupted {
+		fmt.Fprintf(stderr, "bpcheck: interrupted (%v): partial report of %d of %d passes\n", err, res.PassesDone, res.Passes)
+		s.NotChecked = res.NotChecked
+		s.Interrupted = true
+		code = exitInterrupted
 	}
 	s.ExitCode = code
 	for i := range res.Findings {

@@ -1,0 +1,147 @@
+package pipeline_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"runtime"
+	"syscall"
+	"testing"
+	"time"
+
+	"bpcheck/bp"
+	"bpcheck/btreeio"
+	"bpcheck/internal/faultio"
+	"bpcheck/internal/testdata"
+	"bpcheck/pipeline"
+	"bpcheck/report"
+)
+
+// leafNodes returns the level-0 nodes of a btree.
+type leafNodes struct{ nodes []*btreeio.Node }
+
+func (l *leafNodes) Node(n *btreeio.Node) error {
+	if n.Level == 0 {
+		l.nodes = append(l.nodes, n)
+	}
+	return nil
+}
+func (l *leafNodes) NodeError(bp.BtreeID, uint8, *bp.Key, error) error { return nil }
+
+// openFaulty opens a one-device case through a fault-injecting reader.
+func openFaulty(t *testing.T, path string, faults []faultio.Fault) (*btreeio.FS, *faultio.ReaderAt) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	st, _ := f.Stat()
+	r := &faultio.ReaderAt{R: f, Faults: faults}
+	d, err := btreeio.NewDevice(path, r, st.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs, err := btreeio.Assemble([]*btreeio.Device{d})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fs.LoadRoots(); err != nil {
+		t.Fatal(err)
+	}
+	return fs, r
+}
+
+// TestUnreadableNodes makes one leaf of each of the extents, backpointers
+// and alloc btrees unreadable in turn (EIO, a short read, a flipped bit):
+// the report must be the clean run's (no findings) plus exactly one node
+// read finding naming the btree, level and key range end of the lost node;
+// nothing that only follows from the loss may be reported.
+func TestUnreadableNodes(t *testing.T) {
+	testdata.Require(t)
+	path := testdata.CaseImages(t, "small")[0]
+	clean, _ := openFaulty(t, path, nil)
+	base, err := pipeline.Run(context.Background(), clean, pipeline.Options{Workers: 2})
+	if err != nil || len(base.Findings) != 0 {
+		t.Fatalf("clean run: %v, %d findings", err, len(base.Findings))
+	}
+	for _, btree := range []bp.BtreeID{bp.BtreeExtents, bp.BtreeBackpointers, bp.BtreeAlloc} {
+		l := &leafNodes{}
+		if err := clean.Walk(btree, 0, l); err != nil {
+			t.Fatal(err)
+		}
+		if len(l.nodes) == 0 {
+			t.Fatalf("btree %s has no leaves", btree)
+		}
+		victim := l.nodes[len(l.nodes)/2]
+		for _, tc := range []struct {
+			name  string
+			fault faultio.Fault
+			code  string
+		}{
+			{"eio", faultio.Fault{Kind: faultio.EIO, Off: victim.Offset + 4096, Len: 1}, report.BtreeNodeReadError},
+			{"short", faultio.Fault{Kind: faultio.Short, Off: victim.Offset + 8192, Len: 1}, report.BtreeNodeReadError},
+			{"flip", faultio.Fault{Kind: faultio.Flip, Off: victim.Offset + 200, Bit: 3}, report.BsetBadCsum},
+		} {
+			t.Run(btree.String()+"/"+tc.name, func(t *testing.T) {
+				fs, r := openFaulty(t, path, []faultio.Fault{tc.fault})
+				for _, budget := range []int64{0, base.EstimatedBytes / 6} {
+					res, err := pipeline.Run(context.Background(), fs, pipeline.Options{Workers: 2, MemoryBudget: budget})
+					if err != nil {
+						t.Fatal(err)
+					}
+					if r.Hits.Load() == 0 {
+						t.Fatal("fault never hit")
+					}
+					if len(res.Findings) != 1 {
+						for _, f := range res.Findings {
+							t.Logf("finding: %s %s level %d %s: %s", f.Code, f.Btree, f.Level, f.Pos, f.Detail)
+						}
+						t.Fatalf("budget %d: %d findings, want exactly the read error", budget, len(res.Findings))
+					}
+					f := res.Findings[0]
+					if f.Code != tc.code || f.Btree != btree.String() || f.Level != 0 || f.Pos != victim.Max {
+						t.Errorf("finding %s btree=%s level=%d pos=%s, want %s btree=%s level=0 pos=%s", f.Code, f.Btree, f.Level, f.Pos, tc.code, btree, victim.Max)
+					}
+					if len(res.Errors) != 1 {
+						t.Errorf("%d errors, want 1: %v", len(res.Errors), res.Errors)
+					}
+					var be *btreeio.Error
+					if !errors.As(res.Errors[0], &be) || be.Dev != path {
+						t.Errorf("error does not name the device: %v", res.Errors[0])
+					}
+					if tc.name == "eio" && !errors.Is(res.Errors[0], syscall.EIO) {
+						t.Errorf("EIO not kept in the error chain: %v", res.Errors[0])
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestCancelStopsWorkers cancels a check and checks that it stops with the
+// context's error and leaves no goroutine behind.
+func TestCancelStopsWorkers(t *testing.T) {
+	testdata.Require(t)
+	fs, _ := openFaulty(t, testdata.CaseImages(t, "many-extents")[0], nil)
+	before := runtime.NumGoroutine()
+	for _, delay := range []time.Duration{0, time.Millisecond, 5 * time.Millisecond} {
+		ctx, cancel := context.WithTimeout(context.Background(), delay)
+		res, err := pipeline.Run(ctx, fs, pipeline.Options{Workers: 8, MemoryBudget: 1 << 20})
+		cancel()
+		if err == nil && (res == nil || !res.Interrupted) {
+			// The run may finish before the deadline on a fast machine.
+			continue
+		}
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("delay %v: %v", delay, err)
+		}
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Errorf("%d goroutines left, %d before", n, before)
+	}
+}
