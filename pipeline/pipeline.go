@@ -38,6 +38,14 @@ type Options struct {
 type Stats struct {
 	Nodes, NodeBytes, Keys, Extents, Pointers int64
 	Backpointers, AllocKeys, Buckets          int64
+	// PerDev counts per member device: pointers into it (from keys read
+	// in pass 0) and its backpointers.
+	PerDev [256]DevStats
+}
+
+// DevStats are the counts of one device.
+type DevStats struct {
+	Pointers, Backpointers int64
 }
 
 // Result is the outcome of a check.
@@ -349,6 +357,7 @@ func (e *emitter) emitKeyPtrs(btree bp.BtreeID, level uint8, k *bp.Key, val []by
 		}
 		if e.count {
 			e.stats.Pointers++
+			e.stats.PerDev[d.Ptr.Dev].Pointers++
 		}
 		m := c.fs.SB.Member(d.Ptr.Dev)
 		if m == nil {
@@ -499,6 +508,9 @@ func (c *checker) runPass(ctx context.Context, pass int, spans []span, tasks []t
 	for _, sh := range shards {
 		n, a := sh.Counts()
 		c.stats.Backpointers += int64(n)
+		for dev, k := range sh.DevCounts() {
+			c.stats.PerDev[dev].Backpointers += int64(k)
+		}
 		c.stats.AllocKeys += int64(a)
 		c.findings = append(c.findings, sh.Finish(&c.lost)...)
 	}
@@ -514,6 +526,10 @@ func (s *Stats) add(o *Stats) {
 	s.Backpointers += o.Backpointers
 	s.AllocKeys += o.AllocKeys
 	s.Buckets += o.Buckets
+	for i := range s.PerDev {
+		s.PerDev[i].Pointers += o.PerDev[i].Pointers
+		s.PerDev[i].Backpointers += o.PerDev[i].Backpointers
+	}
 }
 
 func (c *checker) runTask(e *emitter, t task) error {

@@ -129,8 +129,43 @@ type Summary struct {
 	ExitCode     int            `json:"exit_code"`
 	NotChecked   []string       `json:"not_checked,omitempty"`
 	JournalKeys  int            `json:"journal_keys"`
+	PerDevice    []DevSummary   `json:"per_device,omitempty"`
 	Interrupted  bool           `json:"interrupted,omitempty"`
 	Notes        []string       `json:"notes,omitempty"`
+}
+
+// DevSummary is the per-device part of the summary.
+type DevSummary struct {
+	Dev          int            `json:"dev"`
+	Path         string         `json:"path"`
+	Buckets      int64          `json:"buckets"`
+	Backpointers int64          `json:"backpointers"`
+	Pointers     int64          `json:"pointers"`
+	ByCode       map[string]int `json:"by_code"`
+}
+
+// Advice says, per finding code, what bcachefs fsck does about it.
+var Advice = map[string]string{
+	PtrToMissingBackpointer:       "`bcachefs fsck -y` recreates the backpointer from the pointer (check_extents_to_backpointers).",
+	BackpointerToMissingPtr:       "`bcachefs fsck -y` deletes the backpointer: no key points at that space (check_backpointers_to_extents).",
+	BackpointerToMissingAlloc:     "`bcachefs fsck -y` deletes the backpointer: its bucket has no alloc key (check_btree_backpointers).",
+	BackpointerToMissingDevice:    "`bcachefs fsck -y` deletes the backpointer: its device is not a member (check_btree_backpointers).",
+	BackpointerBucketOffsetWrong:  "`bcachefs fsck -y` deletes the invalid backpointer key and recreates it from the pointer.",
+	BackpointerLevelBad:           "`bcachefs fsck -y` deletes the invalid backpointer key.",
+	BackpointerDevBad:             "`bcachefs fsck -y` deletes the invalid backpointer key.",
+	PtrToMissingAllocKey:          "`bcachefs fsck -y` recreates the alloc key from the pointers (check_allocations).",
+	AllocKeyDirtySectorsWrong:     "`bcachefs fsck -y` rewrites the alloc key's dirty_sectors from the pointers (check_allocations).",
+	AllocKeyCachedSectorsWrong:    "`bcachefs fsck -y` rewrites the alloc key's cached_sectors from the pointers (check_allocations).",
+	AllocKeyStripeSectorsWrong:    "`bcachefs fsck -y` rewrites the alloc key's stripe_sectors (check_allocations).",
+	AllocKeyDataTypeWrong:         "`bcachefs fsck -y` rewrites the alloc key's data type (check_allocations).",
+	PtrGenNewerThanBucket:         "`bcachefs fsck -y` raises the bucket generation or drops the pointer (check_allocations).",
+	StaleDirtyPtr:                 "`bcachefs fsck -y` drops the stale dirty pointer: its data is lost (check_allocations).",
+	PtrToInvalidDevice:            "`bcachefs fsck -y` drops the pointer to the missing device.",
+	BtreeNodeReadError:            "the node could not be read from any replica; `bcachefs fsck -y` drops it and may need btree topology repair (its keys are lost).",
+	BsetBadCsum:                   "the node's checksum is bad on every replica; `bcachefs fsck -y` drops the bad bset or node (its keys are lost).",
+	BtreeNodeBadMagic:             "the pointer leads to something that is not this btree node; `bcachefs fsck -y` drops it (topology repair).",
+	DupBackpointerToBadCsumExtent: "`bcachefs fsck -y` drops the pointer of the extent whose data checksum is bad.",
+	DupExtentsToReflink:           "`bcachefs fsck -y` (newest) converts the shared range into a reflink extent referenced by both files.",
 }
 
 // CountByCode fills s.Findings and s.ByCode from findings.
@@ -186,12 +221,7 @@ func WriteTextSummary(w io.Writer, s *Summary) error {
 		fmt.Fprintf(&b, ", %d read error(s)", s.Errors)
 	}
 	b.WriteString("\n")
-	codes := make([]string, 0, len(s.ByCode))
-	for c := range s.ByCode {
-		codes = append(codes, c)
-	}
-	sort.Strings(codes)
-	for _, c := range codes {
+	for _, c := range sortedKeys(s.ByCode) {
 		fmt.Fprintf(&b, "  %-34s %d\n", c, s.ByCode[c])
 	}
 	fmt.Fprintf(&b, "Scanned: %d nodes (%d bytes), %d keys, %d pointers, %d backpointers, %d alloc keys, %d buckets\n",
@@ -204,6 +234,27 @@ func WriteTextSummary(w io.Writer, s *Summary) error {
 	fmt.Fprintf(&b, "Run: %d pass(es), %d shard(s), %d worker(s), memory budget %d bytes, %.3f s\n", s.Passes, s.Shards, s.Workers, s.MemoryBudget, s.Seconds)
 	for _, n := range s.NotChecked {
 		fmt.Fprintf(&b, "Not checked: %s\n", n)
+	}
+	if len(s.PerDevice) > 0 {
+		fmt.Fprintf(&b, "Devices:\n  %-4s %-12s %-14s %-14s %s\n", "dev", "buckets", "backpointers", "pointers in", "findings")
+		for _, d := range s.PerDevice {
+			var fs []string
+			for _, c := range sortedKeys(d.ByCode) {
+				fs = append(fs, fmt.Sprintf("%s %d", c, d.ByCode[c]))
+			}
+			if len(fs) == 0 {
+				fs = append(fs, "none")
+			}
+			fmt.Fprintf(&b, "  %-4d %-12d %-14d %-14d %s  (%s)\n", d.Dev, d.Buckets, d.Backpointers, d.Pointers, strings.Join(fs, ", "), d.Path)
+		}
+	}
+	if len(s.ByCode) > 0 {
+		b.WriteString("What bcachefs fsck does about them:\n")
+		for _, c := range sortedKeys(s.ByCode) {
+			if a, ok := Advice[c]; ok {
+				fmt.Fprintf(&b, "  %s: %s\n", c, a)
+			}
+		}
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
@@ -267,4 +318,13 @@ func writeLine(w io.Writer, v any) error {
 	b = append(b, '\n')
 	_, err = w.Write(b)
 	return err
+}
+
+func sortedKeys(m map[string]int) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }

@@ -152,6 +152,15 @@ func (s *Shard) AddAlloc(k BucketKey, a bp.AllocV4) {
 // Counts returns how many backpointers and alloc keys the shard holds.
 func (s *Shard) Counts() (bps, allocs int) { return len(s.bps), s.nAlloc }
 
+// DevCounts returns how many backpointers the shard holds per device.
+func (s *Shard) DevCounts() map[uint32]int {
+	out := map[uint32]int{}
+	for i := range s.bps {
+		out[s.bps[i].Dev]++
+	}
+	return out
+}
+
 func (s *Shard) bucket(k BucketKey) *bucketState {
 	i := sort.Search(s.nAlloc, func(i int) bool { return s.buckets[i].key >= k })
 	if i < s.nAlloc && s.buckets[i].key == k {

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/pbnjay/memory"
 
@@ -43,6 +44,8 @@ Options:
   --workers N        producer goroutines (default: number of CPUs)
   --json             JSON Lines output: one object per finding, error and a
                      final summary, each with "message_type"
+  --metrics-file PATH  write Prometheus text metrics for the node_exporter
+                     textfile collector (temp file + rename)
   --timeout DUR      stop after DUR (e.g. 30m) with a partial report, exit 32;
                      Ctrl-C and SIGTERM do the same
 
@@ -95,6 +98,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	asJSON := fl.Bool("json", false, "JSON Lines output")
 	shards := fl.Int("shards", 0, "shards per pass (default: workers)")
 	timeout := fl.Duration("timeout", 0, "stop after this long with a partial report (exit 32)")
+	metricsFile := fl.String("metrics-file", "", "write Prometheus metrics here (textfile collector), atomically")
 	if err := fl.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -119,11 +123,18 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		ctx, cancel = context.WithTimeout(ctx, *timeout)
 		defer cancel()
 	}
-	return check(ctx, fs, pipeline.Options{Workers: *workers, MemoryBudget: budget, Shards: *shards}, *asJSON, stdout, stderr)
+	return check(ctx, fs, pipeline.Options{Workers: *workers, MemoryBudget: budget, Shards: *shards}, checkOutput{json: *asJSON, metricsFile: *metricsFile}, stdout, stderr)
+}
+
+// checkOutput says where the results of a check go.
+type checkOutput struct {
+	json        bool
+	metricsFile string
 }
 
 // check runs the check on an open filesystem and writes the report.
-func check(ctx context.Context, fs *btreeio.FS, opt pipeline.Options, asJSON bool, stdout, stderr io.Writer) int {
+func check(ctx context.Context, fs *btreeio.FS, opt pipeline.Options, out checkOutput, stdout, stderr io.Writer) int {
+	asJSON := out.json
 	w := bufio.NewWriterSize(stdout, 1<<16)
 	defer w.Flush()
 	if err := fs.LoadRoots(); err != nil {
@@ -154,9 +165,19 @@ func check(ctx context.Context, fs *btreeio.FS, opt pipeline.Options, asJSON boo
 		s.Notes = append(s.Notes, fs.Journal.Summary())
 	}
 	for i := range sb.Members {
-		if sb.Members[i].Exists() {
-			s.Buckets += int64(sb.Members[i].NBuckets)
+		m := &sb.Members[i]
+		if !m.Exists() {
+			continue
 		}
+		s.Buckets += int64(m.NBuckets)
+		d := report.DevSummary{Dev: i, Path: fs.DevPath(uint8(i)), Buckets: int64(m.NBuckets),
+			Backpointers: res.Stats.PerDev[i].Backpointers, Pointers: res.Stats.PerDev[i].Pointers, ByCode: map[string]int{}}
+		for _, f := range res.Findings {
+			if f.Dev == i {
+				d.ByCode[f.Code]++
+			}
+		}
+		s.PerDevice = append(s.PerDevice, d)
 	}
 	s.CountByCode(res.Findings)
 	code := exitClean
@@ -185,6 +206,13 @@ func check(ctx context.Context, fs *btreeio.FS, opt pipeline.Options, asJSON boo
 			report.WriteJSONError(w, e)
 		} else {
 			fmt.Fprintf(w, "error: %v\n", e)
+		}
+	}
+	if out.metricsFile != "" {
+		if err := writeMetrics(out.metricsFile, metricsText(s, btreeio.UUIDString(sb.UserUUID), time.Now())); err != nil {
+			fmt.Fprintf(stderr, "bpcheck: %v\n", err)
+			code |= exitOperational
+			s.ExitCode = code
 		}
 	}
 	if asJSON {

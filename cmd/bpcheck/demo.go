@@ -73,7 +73,7 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	}
 	defer fs.Close()
 	budget, _ := parseMemory("50%", memory.TotalMemory())
-	return check(context.Background(), fs, pipeline.Options{Workers: runtime.GOMAXPROCS(0), MemoryBudget: budget}, *asJSON, stdout, stderr)
+	return check(context.Background(), fs, pipeline.Options{Workers: runtime.GOMAXPROCS(0), MemoryBudget: budget}, checkOutput{json: *asJSON}, stdout, stderr)
 }
 
 // decompress writes the zstd file src to dst, leaving runs of zero

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"bpcheck/internal/testdata"
+)
+
+// TestMetricsFile runs a check with --metrics-file on a corrupt case and
+// parses the file with the Prometheus text parser.
+func TestMetricsFile(t *testing.T) {
+	testdata.Require(t)
+	path := filepath.Join(t.TempDir(), "bpcheck.prom")
+	args := append([]string{"check", "--workers", "2", "--memory", "1G", "--metrics-file", path}, testdata.CaseImages(t, "corrupt-mixed")...)
+	var out, errb bytes.Buffer
+	if code := run(args, &out, &errb); code != exitProblems {
+		t.Fatalf("exit %d, want %d: %s", code, exitProblems, errb.String())
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(f)
+	if err != nil {
+		t.Fatalf("metrics do not parse: %v", err)
+	}
+	value := func(name string, label ...string) float64 {
+		fam, ok := fams[name]
+		if !ok {
+			t.Fatalf("metric %s missing", name)
+		}
+		for _, m := range fam.GetMetric() {
+			match := true
+			for i := 0; i+1 < len(label); i += 2 {
+				found := false
+				for _, lp := range m.GetLabel() {
+					if lp.GetName() == label[i] && lp.GetValue() == label[i+1] {
+						found = true
+					}
+				}
+				match = match && found
+			}
+			if match {
+				return m.GetGauge().GetValue()
+			}
+		}
+		t.Fatalf("metric %s%v missing", name, label)
+		return 0
+	}
+	want := map[string]float64{"ptr_to_missing_backpointer": 5, "backpointer_to_missing_ptr": 6, "alloc_key_dirty_sectors_wrong": 7,
+		"alloc_key_data_type_wrong": 1, "ptr_to_missing_alloc_key": 1}
+	for code, n := range want {
+		if got := value("bpcheck_findings", "code", code); got != n {
+			t.Errorf("findings{code=%s} = %v, want %v", code, got, n)
+		}
+	}
+	for name, v := range map[string]float64{"bpcheck_findings_total": 20, "bpcheck_exit_code": 4, "bpcheck_passes": 1,
+		"bpcheck_pointers_scanned": 5402, "bpcheck_backpointers_scanned": 5403, "bpcheck_read_errors": 0} {
+		if got := value(name); got != v {
+			t.Errorf("%s = %v, want %v", name, got, v)
+		}
+	}
+	if value("bpcheck_peak_memory_bytes") <= 0 || value("bpcheck_last_success_timestamp_seconds") <= 0 {
+		t.Error("peak memory or last success missing")
+	}
+	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(path), ".*tmp*")); len(left) != 0 {
+		t.Errorf("temporary files left: %v", left)
+	}
+}
