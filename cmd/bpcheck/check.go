@@ -46,6 +46,8 @@ Options:
                      final summary, each with "message_type"
   --metrics-file PATH  write Prometheus text metrics for the node_exporter
                      textfile collector (temp file + rename)
+  --force            check a mounted device (warns: a live filesystem changes
+                     under the check; prefer a snapshot)
   --timeout DUR      stop after DUR (e.g. 30m) with a partial report, exit 32;
                      Ctrl-C and SIGTERM do the same
 
@@ -99,6 +101,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	shards := fl.Int("shards", 0, "shards per pass (default: workers)")
 	timeout := fl.Duration("timeout", 0, "stop after this long with a partial report (exit 32)")
 	metricsFile := fl.String("metrics-file", "", "write Prometheus metrics here (textfile collector), atomically")
+	force := fl.Bool("force", false, "check mounted devices too (results may be inconsistent)")
 	if err := fl.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -110,6 +113,15 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	if *workers < 1 {
 		fmt.Fprintln(stderr, "bpcheck: --workers must be at least 1")
 		return exitUsage
+	}
+	if m := mountedDevices(btreeio.SplitDevices(fl.Args())); len(m) > 0 {
+		for dev, mp := range m {
+			fmt.Fprintf(stderr, "bpcheck: %s is mounted on %s: results may be inconsistent unless it is a snapshot\n", dev, mp)
+		}
+		if !*force {
+			fmt.Fprintln(stderr, "bpcheck: refusing to check a mounted filesystem; check a snapshot or pass --force")
+			return exitUsage
+		}
 	}
 	fs, code := openFS(fl.Args(), stderr)
 	if fs == nil {
