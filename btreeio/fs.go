@@ -95,6 +95,9 @@ func Open(paths []string) (*FS, error) {
 
 // Assemble builds a filesystem from already opened devices.
 func Assemble(devs []*Device) (*FS, error) {
+	if len(devs) == 0 {
+		return nil, fmt.Errorf("%w: no devices given", ErrDeviceSet)
+	}
 	// The newest superblock (highest seq) speaks for the filesystem.
 	best := devs[0]
 	for _, d := range devs[1:] {
@@ -215,7 +218,7 @@ func (fs *FS) LoadRoots() error {
 	}
 	entries, err := ParseJEntries(sb.Clean.Entries)
 	if err != nil {
-		return &Error{Dev: fs.anyDevPath(), Offset: SBSector*SectorSize + int64(sb.Clean.Offset), What: "superblock clean section", Level: -1, Err: err}
+		return &Error{Dev: fs.anyDevPath(), Offset: int64(sb.Offset)*SectorSize + int64(sb.Clean.Offset), What: "superblock clean section", Level: -1, Err: err}
 	}
 	fs.Roots = fs.Roots[:0]
 	for _, e := range entries {
@@ -227,7 +230,7 @@ func (fs *FS) LoadRoots() error {
 		}
 		k, val, err := bp.DecodeUnpacked(e.Payload)
 		if err != nil {
-			return &Error{Dev: fs.anyDevPath(), Offset: SBSector*SectorSize + int64(sb.Clean.Offset+e.Offset), What: "btree root entry",
+			return &Error{Dev: fs.anyDevPath(), Offset: int64(sb.Offset)*SectorSize + int64(sb.Clean.Offset+e.Offset), What: "btree root entry",
 				Btree: e.BtreeID.Name(sb.Version), Level: int(e.Level), Err: err}
 		}
 		fs.Roots = append(fs.Roots, Root{Btree: e.BtreeID, Level: e.Level, Key: k, Val: val})

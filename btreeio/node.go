@@ -100,8 +100,8 @@ func ParseNode(sb *Superblock, dev string, off int64, buf []byte, exp NodeExpect
 			Err: fmt.Errorf(format, args...)}
 	}
 	le := binary.LittleEndian
-	if len(buf) < NodeHeaderBytes {
-		return nil, fail("%w: node buffer is %d bytes", ErrTruncated, len(buf))
+	if len(buf) < SectorSize {
+		return nil, fail("%w: node buffer is %d bytes, less than a sector", ErrTruncated, len(buf))
 	}
 	if m := le.Uint64(buf[16:]); m != sb.BsetMagic() {
 		return nil, fail("%w: node magic %016x, want %016x", ErrBadMagic, m, sb.BsetMagic())
@@ -215,6 +215,12 @@ func ParseNode(sb *Superblock, dev string, off int64, buf []byte, exp NodeExpect
 				n.Problems = append(n.Problems, fail("key at byte %d of bset %d: %w; rest of bset dropped", p, bsetIdx, err))
 				break
 			}
+			if m := len(keys); m > 0 && keys[m-1].bset == bsetIdx && k.Pos.Less(keys[m-1].Key.Pos) {
+				n.Problems = append(n.Problems, fail("%w: key at byte %d of bset %d at %s sorts before the previous key %s; key dropped",
+					bp.ErrKey, p, bsetIdx, k.Pos, keys[m-1].Key.Pos))
+				p += int(buf[p]) * 8
+				continue
+			}
 			keys = append(keys, rawKey{NodeKey: NodeKey{Key: k, Val: val}, bset: bsetIdx, idx: len(keys)})
 			p += int(buf[p]) * 8
 		}
@@ -228,9 +234,9 @@ func ParseNode(sb *Superblock, dev string, off int64, buf []byte, exp NodeExpect
 		n.Problems = append(n.Problems, fail("%w: node has %d sectors of bsets, pointer says %d written", ErrCorrupt, written, exp.SectorsWritten))
 	}
 	// Check the node against its parent pointer.
-	if n.BtreeID != exp.Btree || n.Level != exp.Level {
-		return nil, fail("%w: node is btree %s level %d, pointer wants btree %s level %d",
-			ErrCorrupt, n.BtreeID.Name(sb.Version), n.Level, exp.Btree.Name(sb.Version), exp.Level)
+	if id := n.Flags&0xf | (n.Flags>>9&0xffff)<<4; id != uint64(exp.Btree) || n.Level != exp.Level {
+		return nil, fail("%w: node is btree %d level %d, pointer wants btree %s level %d",
+			ErrCorrupt, id, n.Level, exp.Btree.Name(sb.Version), exp.Level)
 	}
 	if n.Max != exp.Max {
 		return nil, fail("%w: node max_key %s, pointer wants %s", ErrCorrupt, n.Max, exp.Max)
