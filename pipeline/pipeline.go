@@ -66,6 +66,16 @@ type Result struct {
 	Interrupted bool
 	PassesDone  int
 	NotChecked  []string
+	// Phases is the wall time spent per stage, summed over passes.
+	Phases Phases
+}
+
+// Phases is the wall time per stage of a check.
+type Phases struct {
+	Plan    time.Duration // sizing the backpointers btree
+	Load    time.Duration // backpointers and alloc keys into the shards
+	Produce time.Duration // walking the pointer btrees, shards applying records
+	Finish  time.Duration // unmatched backpointers, alloc comparisons
 }
 
 // batchSize is the number of records sent to a shard at once.
@@ -87,8 +97,9 @@ func Run(ctx context.Context, fs *btreeio.FS, opt Options) (*Result, error) {
 		opt.MemoryBudget = 1 << 62
 	}
 	c := newChecker(fs, opt)
-	plan, perrs := makePlan(fs, opt.MemoryBudget, opt.Shards)
-	c.errs = append(c.errs, perrs...)
+	// The planner's read errors are met again, and reported, by the loaders.
+	plan, _ := makePlan(fs, opt.MemoryBudget, opt.Shards)
+	c.phases.Plan = time.Since(start)
 	res := &Result{Passes: len(plan.Passes), EstimatedBytes: plan.EstimatedBytes}
 	tasks, err := c.rootTasks()
 	if err != nil {
@@ -120,6 +131,7 @@ func Run(ctx context.Context, fs *btreeio.FS, opt Options) (*Result, error) {
 	res.Findings = c.findings
 	res.Errors = c.errs
 	res.Stats = c.stats
+	res.Phases = c.phases
 	res.Duration = time.Since(start)
 	return res, runErr
 }
@@ -146,6 +158,7 @@ type checker struct {
 	lost     shard.Lost // what unreadable nodes hid in the current pass
 	// reportedLost remembers the unreadable nodes already reported.
 	reportedLost map[shard.LostRange]bool
+	phases       Phases
 }
 
 // nodeLost records a node that could not be read: its subtree's range goes
@@ -441,6 +454,7 @@ func (c *checker) runPass(ctx context.Context, pass int, spans []span, tasks []t
 		shards[i] = shard.New(c.cfg, s.lo, s.hi)
 	}
 	lo, hi := spans[0].lo, spans[len(spans)-1].hi
+	t0 := time.Now()
 	if err := c.loadBackpointers(pass, shards, lo, hi); err != nil {
 		return err
 	}
@@ -448,6 +462,8 @@ func (c *checker) runPass(ctx context.Context, pass int, spans []span, tasks []t
 		return err
 	}
 	c.addMetadataRefs(shards, lo, hi)
+	t1 := time.Now()
+	c.phases.Load += t1.Sub(t0)
 
 	g, gctx := errgroup.WithContext(ctx)
 	chans := make([]chan []shard.Ref, len(shards))
@@ -499,6 +515,9 @@ func (c *checker) runPass(ctx context.Context, pass int, spans []span, tasks []t
 		close(ch)
 	}
 	shardWG.Wait()
+	t2 := time.Now()
+	c.phases.Produce += t2.Sub(t1)
+	defer func() { c.phases.Finish += time.Since(t2) }()
 	if err != nil {
 		return err
 	}

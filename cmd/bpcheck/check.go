@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -102,6 +103,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	timeout := fl.Duration("timeout", 0, "stop after this long with a partial report (exit 32)")
 	metricsFile := fl.String("metrics-file", "", "write Prometheus metrics here (textfile collector), atomically")
 	force := fl.Bool("force", false, "check mounted devices too (results may be inconsistent)")
+	cpuProfile := fl.String("cpuprofile", "", "write a CPU profile of the check here (for performance work)")
 	if err := fl.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -128,6 +130,19 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	defer fs.Close()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "bpcheck: %v\n", err)
+			return exitOperational
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(stderr, "bpcheck: %v\n", err)
+			return exitOperational
+		}
+		defer pprof.StopCPUProfile()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if *timeout > 0 {
@@ -171,6 +186,8 @@ func check(ctx context.Context, fs *btreeio.FS, opt pipeline.Options, out checkO
 		Nodes: res.Stats.Nodes, NodeBytes: res.Stats.NodeBytes, Keys: res.Stats.Keys, Extents: res.Stats.Extents,
 		Pointers: res.Stats.Pointers, Backpointers: res.Stats.Backpointers, AllocKeys: res.Stats.AllocKeys,
 		Errors: len(res.Errors), Seconds: res.Duration.Seconds(),
+		PhaseSeconds: map[string]float64{"plan": res.Phases.Plan.Seconds(), "load": res.Phases.Load.Seconds(),
+			"produce": res.Phases.Produce.Seconds(), "finish": res.Phases.Finish.Seconds()},
 	}
 	if fs.Journal != nil {
 		s.JournalKeys = len(fs.Journal.Keys)
