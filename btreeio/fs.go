@@ -151,6 +151,21 @@ func (fs *FS) Close() error {
 	return first
 }
 
+// DevBuckets returns the number of buckets of member dev that lie on its
+// device: nbuckets, capped by the device's size, so that a damaged member
+// field cannot make a reader loop or allocate for buckets that do not
+// exist. It is 0 for absent members.
+func (fs *FS) DevBuckets(dev int) uint64 {
+	if dev < 0 || dev >= len(fs.SB.Members) || fs.Devices[dev] == nil {
+		return 0
+	}
+	m := &fs.SB.Members[dev]
+	if m.BucketSize == 0 {
+		return 0
+	}
+	return min(m.NBuckets, uint64(fs.Devices[dev].Size)/(uint64(m.BucketSize)*SectorSize))
+}
+
 // Geometry returns what the backpointer math needs about this filesystem.
 func (fs *FS) Geometry() *bp.Geometry {
 	sb := fs.SB

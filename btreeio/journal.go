@@ -80,13 +80,14 @@ func (fs *FS) ReadJournal() *Journal {
 			continue
 		}
 		bucketBytes := int64(m.BucketSize) * SectorSize
+		nb := fs.DevBuckets(idx)
 		for _, r := range d.SB.Journal {
+			if r.Start >= nb || r.Nr > nb-r.Start {
+				j.Errors = append(j.Errors, &Error{Dev: d.Path, Offset: -1, What: "journal", Level: -1,
+					Err: fmt.Errorf("%w: journal buckets %d+%d past the last bucket %d on the device", ErrCorrupt, r.Start, r.Nr, nb)})
+				continue
+			}
 			for b := r.Start; b < r.Start+r.Nr; b++ {
-				if b >= m.NBuckets {
-					j.Errors = append(j.Errors, &Error{Dev: d.Path, Offset: -1, What: "journal", Level: -1,
-						Err: fmt.Errorf("%w: journal bucket %d past the last bucket %d", ErrCorrupt, b, m.NBuckets)})
-					continue
-				}
 				buf := make([]byte, bucketBytes)
 				off := int64(b) * bucketBytes
 				if _, err := d.ReadAt(buf, off); err != nil {

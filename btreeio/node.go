@@ -3,7 +3,6 @@ package btreeio
 import (
 	"encoding/binary"
 	"fmt"
-	"sort"
 
 	"bpcheck/bp"
 	"bpcheck/csum"
@@ -40,6 +39,8 @@ type Node struct {
 	// Keys are the live keys in position order: newest version per
 	// position, deleted keys dropped.
 	Keys []NodeKey
+	// merged is a spare key slice reused by the next parse of this Node.
+	merged []NodeKey
 	// JournalKeys counts the journal keys overlaid on this node.
 	JournalKeys int
 	// Problems are non-fatal problems found while reading (bad keys
@@ -83,12 +84,6 @@ func ExpectFromKey(btree bp.BtreeID, level uint8, k *bp.Key, val []byte) (NodeEx
 	return e, nil
 }
 
-type rawKey struct {
-	NodeKey
-	bset int
-	idx  int
-}
-
 // ParseNode verifies and parses the node held in buf (the whole node, its
 // on-disk size), read from dev at byte offset off. The filesystem's
 // superblock gives the magic and block size. Errors that make the node
@@ -121,7 +116,8 @@ func ParseNode(sb *Superblock, dev string, off int64, buf []byte, exp NodeExpect
 		}
 		limitSectors = int(exp.SectorsWritten)
 	}
-	var keys []rawKey
+	keys := n.Keys[:0]
+	var bsetStart []int
 	written := 0
 	for written < limitSectors {
 		boff := written * SectorSize
@@ -205,6 +201,7 @@ func ParseNode(sb *Superblock, dev string, off int64, buf []byte, exp NodeExpect
 		}
 		bsetIdx := n.Bsets
 		n.Bsets++
+		bsetStart = append(bsetStart, len(keys))
 		for p := ks; p < end; {
 			if buf[p] == 0 {
 				n.Problems = append(n.Problems, fail("%w: key at byte %d of bset %d has u64s 0; rest of bset dropped", bp.ErrKey, p, bsetIdx))
@@ -215,13 +212,13 @@ func ParseNode(sb *Superblock, dev string, off int64, buf []byte, exp NodeExpect
 				n.Problems = append(n.Problems, fail("key at byte %d of bset %d: %w; rest of bset dropped", p, bsetIdx, err))
 				break
 			}
-			if m := len(keys); m > 0 && keys[m-1].bset == bsetIdx && k.Pos.Less(keys[m-1].Key.Pos) {
+			if m := len(keys); m > bsetStart[bsetIdx] && k.Pos.Less(keys[m-1].Key.Pos) {
 				n.Problems = append(n.Problems, fail("%w: key at byte %d of bset %d at %s sorts before the previous key %s; key dropped",
 					bp.ErrKey, p, bsetIdx, k.Pos, keys[m-1].Key.Pos))
 				p += int(buf[p]) * 8
 				continue
 			}
-			keys = append(keys, rawKey{NodeKey: NodeKey{Key: k, Val: val}, bset: bsetIdx, idx: len(keys)})
+			keys = append(keys, NodeKey{Key: k, Val: val})
 			p += int(buf[p]) * 8
 		}
 		written += (end - boff + blockBytes - 1) / blockBytes * (blockBytes / SectorSize)
@@ -244,7 +241,8 @@ func ParseNode(sb *Superblock, dev string, off int64, buf []byte, exp NodeExpect
 	if exp.V2 && !exp.RangeUpdated && n.Min != exp.Min {
 		return nil, fail("%w: node min_key %s, pointer wants %s", ErrCorrupt, n.Min, exp.Min)
 	}
-	n.Keys = mergeKeys(keys, n.Bsets > 1)
+	n.Keys = mergeKeys(keys, bsetStart, n.merged[:0])
+	n.merged = keys
 	if exp.RangeUpdated {
 		n.Min, n.Max = exp.Min, exp.Max
 		out := n.Keys[:0]
@@ -258,26 +256,59 @@ func ParseNode(sb *Superblock, dev string, off int64, buf []byte, exp NodeExpect
 	return n, nil
 }
 
-// mergeKeys sorts the keys of all bsets by position (older bsets first at
-// equal positions), keeps the newest key of each position and drops deleted
-// keys.
-func mergeKeys(keys []rawKey, sortNeeded bool) []NodeKey {
-	if sortNeeded {
-		sort.SliceStable(keys, func(i, j int) bool {
-			return keys[i].Key.Pos.Less(keys[j].Key.Pos)
-		})
-	}
-	out := make([]NodeKey, 0, len(keys))
-	for i := range keys {
-		if i+1 < len(keys) && keys[i+1].Key.Pos == keys[i].Key.Pos {
-			continue
+// mergeKeys merges the keys of the node's bsets, each sorted, given as one
+// slice with the start index of each bset: at equal positions the newest
+// bset's key wins, and deleted keys are dropped. out is reused.
+func mergeKeys(keys []NodeKey, bsetStart []int, out []NodeKey) []NodeKey {
+	out = out[:0]
+	type cursor struct{ i, end int }
+	var cur [16]cursor
+	cs := cur[:0]
+	for b, st := range bsetStart {
+		end := len(keys)
+		if b+1 < len(bsetStart) {
+			end = bsetStart[b+1]
 		}
-		if keys[i].Key.Type == bp.KeyDeleted {
-			continue
+		if st < end {
+			cs = append(cs, cursor{st, end})
 		}
-		out = append(out, keys[i].NodeKey)
 	}
-	return out
+	if len(cs) == 1 {
+		// One bset: drop repeats (the last wins) and deleted keys.
+		for i := cs[0].i; i < cs[0].end; i++ {
+			if i+1 < cs[0].end && keys[i+1].Key.Pos == keys[i].Key.Pos {
+				continue
+			}
+			if keys[i].Key.Type != bp.KeyDeleted {
+				out = append(out, keys[i])
+			}
+		}
+		return out
+	}
+	for {
+		var pos bp.Pos
+		found := false
+		for c := range cs {
+			if cs[c].i < cs[c].end && (!found || keys[cs[c].i].Key.Pos.Less(pos)) {
+				pos, found = keys[cs[c].i].Key.Pos, true
+			}
+		}
+		if !found {
+			return out
+		}
+		// Bsets are in age order: the last key at pos in the newest bset
+		// that has one wins.
+		var win NodeKey
+		for c := range cs {
+			for cs[c].i < cs[c].end && keys[cs[c].i].Key.Pos == pos {
+				win = keys[cs[c].i]
+				cs[c].i++
+			}
+		}
+		if win.Key.Type != bp.KeyDeleted {
+			out = append(out, win)
+		}
+	}
 }
 
 // decryptBset decrypts one bset in place: for the first bset (at byte 0)

@@ -767,7 +767,11 @@ func (c *checker) addMetadataRefs(shards []*shard.Shard, lo, hi shard.BucketKey)
 			mark(off, off+1<<l.SBMaxSizeBits, bp.DataSB, shard.RefSB)
 		}
 		for _, r := range d.SB.Journal {
-			for b := r.Start; b < r.Start+r.Nr && b < m.NBuckets; b++ {
+			nb := c.fs.DevBuckets(dev)
+			if r.Start >= nb || r.Nr > nb-r.Start {
+				continue // reported by the journal reader; nothing to mark
+			}
+			for b := r.Start; b < r.Start+r.Nr; b++ {
 				e.add(shard.Ref{Kind: shard.RefJournal, Bucket: shard.MakeBucketKey(uint64(dev), b), Sectors: uint32(bs), DataType: bp.DataJournal})
 			}
 		}

@@ -111,7 +111,9 @@ func makePlan(fs *btreeio.FS, budget int64, nShards int) (*Plan, []error) {
 		if !m.Exists() {
 			continue
 		}
-		for b := uint64(0); b < m.NBuckets; b += chunk {
+		nb := fs.DevBuckets(i)
+		step := max(uint64(chunk), nb/1024)
+		for b := uint64(0); b < nb; b += step {
 			cuts[shard.MakeBucketKey(uint64(i), b)] += 0
 		}
 	}
@@ -182,7 +184,7 @@ func allocCost(fs *btreeio.FS, lo, hi shard.BucketKey) int64 {
 		if !m.Exists() {
 			continue
 		}
-		a, b := uint64(0), m.NBuckets
+		a, b := uint64(0), fs.DevBuckets(d)
 		if d == lo.Dev() {
 			a = max(a, lo.Bucket())
 		}
