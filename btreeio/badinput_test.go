@@ -190,9 +190,15 @@ type recorder struct {
 	leafKeys int
 }
 
-// Node records n.
+// Node records a deep copy of n: a node and its key values are only valid
+// during the visit.
 func (r *recorder) Node(n *btreeio.Node) error {
-	r.nodes = append(r.nodes, n)
+	cp := *n
+	cp.Keys = append([]btreeio.NodeKey(nil), n.Keys...)
+	for i := range cp.Keys {
+		cp.Keys[i].Val = append([]byte(nil), cp.Keys[i].Val...)
+	}
+	r.nodes = append(r.nodes, &cp)
 	r.problems = append(r.problems, n.Problems...)
 	if n.Level == 0 {
 		r.leafKeys += len(n.Keys)

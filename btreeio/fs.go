@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 
 	"bpcheck/bp"
 )
@@ -19,6 +20,8 @@ type FS struct {
 	// Journal is set when the filesystem was not cleanly unmounted: the
 	// replayed journal, whose keys are overlaid on every node read.
 	Journal *Journal
+
+	nodePool sync.Pool
 }
 
 // loadJournalRoots reads the journal of an unclean filesystem, takes the
@@ -311,15 +314,17 @@ func (fs *FS) ReadNode(btree bp.BtreeID, level uint8, k *bp.Key, val []byte) (*N
 			continue
 		}
 		off := int64(d.Ptr.Offset) * SectorSize
-		buf := make([]byte, nodeBytes)
+		n := fs.getNode(nodeBytes)
+		buf := n.buf[:nodeBytes]
 		if _, err := dev.ReadAt(buf, off); err != nil {
+			fs.Release(n)
 			errs = append(errs, &Error{Dev: dev.Path, Offset: off, What: "btree node", Btree: btree.Name(fs.SB.Version), Level: int(level), Err: err})
 			continue
 		}
 		if fs.Journal != nil {
 			exp.MaxJournalSeq = fs.Journal.End
 		}
-		n, err := ParseNode(fs.SB, dev.Path, off, buf, exp)
+		n, err = parseNodeInto(n, fs.SB, dev.Path, off, buf, exp)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -338,6 +343,27 @@ func (fs *FS) ReadNode(btree bp.BtreeID, level uint8, k *bp.Key, val []byte) (*N
 		min = exp.Min
 	}
 	return nil, &NodeRangeError{Min: min, Max: k.Pos, Err: errors.Join(errs...)}
+}
+
+// getNode returns a node from the pool with a buffer of at least size
+// bytes.
+func (fs *FS) getNode(size int) *Node {
+	if n, ok := fs.nodePool.Get().(*Node); ok && cap(n.buf) >= size {
+		return n
+	}
+	return &Node{buf: make([]byte, size)}
+}
+
+// Release returns a node read by ReadNode to the filesystem's pool. The
+// node, its keys and their values must not be used afterwards. Releasing
+// is optional: an unreleased node is garbage collected.
+func (fs *FS) Release(n *Node) {
+	if n == nil || n.buf == nil {
+		return
+	}
+	n.buf = n.buf[:cap(n.buf)]
+	n.Keys, n.Problems = nil, nil
+	fs.nodePool.Put(n)
 }
 
 // NodeRangeError is the error of a node that could not be read from any
@@ -362,7 +388,9 @@ func (fs *FS) deviceOf(dev uint8) *Device {
 }
 
 // Visitor receives the nodes of a walk. Node is called for every node read,
-// parents before children, siblings in key order. NodeError is called for
+// parents before children, siblings in key order. The node and its keys
+// are valid only until the walk leaves the node's subtree: a visitor that
+// keeps key values must copy them. NodeError is called for
 // a node that could not be read; the walk goes on with the next sibling.
 // Returning an error from either stops the walk with that error.
 type Visitor interface {
@@ -385,6 +413,7 @@ func (fs *FS) walk(id bp.BtreeID, level uint8, k *bp.Key, val []byte, minLevel u
 	if err != nil {
 		return v.NodeError(id, level, k, err)
 	}
+	defer fs.Release(n)
 	if err := v.Node(n); err != nil {
 		return err
 	}

@@ -39,8 +39,10 @@ type Node struct {
 	// Keys are the live keys in position order: newest version per
 	// position, deleted keys dropped.
 	Keys []NodeKey
-	// merged is a spare key slice reused by the next parse of this Node.
-	merged []NodeKey
+	// raw, merged and bsetStart are scratch slices kept for reuse when the
+	// node returns to its filesystem's pool.
+	raw, merged []NodeKey
+	bsetStart   []int
 	// JournalKeys counts the journal keys overlaid on this node.
 	JournalKeys int
 	// Problems are non-fatal problems found while reading (bad keys
@@ -89,7 +91,12 @@ func ExpectFromKey(btree bp.BtreeID, level uint8, k *bp.Key, val []byte) (NodeEx
 // superblock gives the magic and block size. Errors that make the node
 // unusable are returned as *Error; lesser problems land in Node.Problems.
 func ParseNode(sb *Superblock, dev string, off int64, buf []byte, exp NodeExpect) (*Node, error) {
-	n := &Node{Dev: dev, Offset: off, buf: buf}
+	return parseNodeInto(&Node{}, sb, dev, off, buf, exp)
+}
+
+// parseNodeInto is ParseNode reusing n's key slices (a pooled node).
+func parseNodeInto(n *Node, sb *Superblock, dev string, off int64, buf []byte, exp NodeExpect) (*Node, error) {
+	*n = Node{Dev: dev, Offset: off, buf: buf, raw: n.raw[:0], merged: n.merged[:0], bsetStart: n.bsetStart[:0]}
 	fail := func(format string, args ...any) error {
 		return &Error{Dev: dev, Offset: off, What: "btree node", Btree: exp.Btree.Name(sb.Version), Level: int(exp.Level),
 			Err: fmt.Errorf(format, args...)}
@@ -116,8 +123,8 @@ func ParseNode(sb *Superblock, dev string, off int64, buf []byte, exp NodeExpect
 		}
 		limitSectors = int(exp.SectorsWritten)
 	}
-	keys := n.Keys[:0]
-	var bsetStart []int
+	keys := n.raw
+	bsetStart := n.bsetStart
 	written := 0
 	for written < limitSectors {
 		boff := written * SectorSize
@@ -241,8 +248,8 @@ func ParseNode(sb *Superblock, dev string, off int64, buf []byte, exp NodeExpect
 	if exp.V2 && !exp.RangeUpdated && n.Min != exp.Min {
 		return nil, fail("%w: node min_key %s, pointer wants %s", ErrCorrupt, n.Min, exp.Min)
 	}
-	n.Keys = mergeKeys(keys, bsetStart, n.merged[:0])
-	n.merged = keys
+	n.Keys = mergeKeys(keys, bsetStart, n.merged)
+	n.raw, n.merged, n.bsetStart = keys, n.Keys, bsetStart
 	if exp.RangeUpdated {
 		n.Min, n.Max = exp.Min, exp.Max
 		out := n.Keys[:0]

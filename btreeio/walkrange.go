@@ -25,6 +25,7 @@ func (fs *FS) walkRange(id bp.BtreeID, level uint8, k *bp.Key, val []byte, minLe
 	if err != nil {
 		return v.NodeError(id, level, k, err)
 	}
+	defer fs.Release(n)
 	if err := v.Node(n); err != nil {
 		return err
 	}

@@ -17,12 +17,19 @@ import (
 	"bpcheck/report"
 )
 
-// leafNodes returns the level-0 nodes of a btree.
-type leafNodes struct{ nodes []*btreeio.Node }
+// leafInfo is what the tests need of a leaf node.
+type leafInfo struct {
+	Offset int64
+	Max    bp.Pos
+}
+
+// leafNodes collects the level-0 nodes of a btree (copies: nodes are only
+// valid during the visit).
+type leafNodes struct{ nodes []leafInfo }
 
 func (l *leafNodes) Node(n *btreeio.Node) error {
 	if n.Level == 0 {
-		l.nodes = append(l.nodes, n)
+		l.nodes = append(l.nodes, leafInfo{Offset: n.Offset, Max: n.Max})
 	}
 	return nil
 }
