@@ -23,13 +23,12 @@ func (c *checker) checkDup(r *shard.Ref, storedPos bp.Pos, stored []byte) []repo
 	if err != nil {
 		return nil
 	}
+	rv := r.BP(c.formatB)
 	cur := c.refFinding(r)
 	missing := func(detail string) []report.Finding {
 		f := cur
 		f.Code, f.Detail = report.PtrToMissingBackpointer, detail
-		var want [bp.BackpointerBytes]byte
-		r.BP.Encode(want[:], c.formatB)
-		f.Got, f.Want = c.describeBP(storedPos, stored), c.describeBP(r.BPPos, want[:])
+		f.Got, f.Want = c.describeBP(storedPos, stored), c.describeBP(r.BPPos, r.BPVal[:])
 		return []report.Finding{f}
 	}
 	o, found, err := c.lookupRef(ov.BtreeID, ov.Level, ov.Pos, storedPos)
@@ -48,7 +47,11 @@ func (c *checker) checkDup(r *shard.Ref, storedPos bp.Pos, stored []byte) []repo
 		otherF.Detail = "extents pointing to same space, but first extent checksum bad: " + both
 		return append([]report.Finding{otherF}, missing("backpointer belongs to an extent with a bad checksum")...)
 	}
-	if good, err := c.dataGood(r); err == nil && !good {
+	mine, found, err := c.lookupRef(rv.BtreeID, rv.Level, rv.Pos, r.BPPos)
+	if err != nil || !found {
+		return missing("backpointer does not match the pointer")
+	}
+	if good, err := c.dataGood(&mine); err == nil && !good {
 		f := cur
 		f.Code = report.DupBackpointerToBadCsumExtent
 		f.Detail = "extents pointing to same space, but first extent checksum bad: " + both
@@ -57,7 +60,7 @@ func (c *checker) checkDup(r *shard.Ref, storedPos bp.Pos, stored []byte) []repo
 	f := cur
 	f.Code = report.DupExtentsToReflink
 	f.Detail = "duplicate extents pointing to overlapping space, both checksums good: " + both
-	if r.KeyType != bp.KeyExtent || other.KeyType != bp.KeyExtent {
+	if mine.KeyType != bp.KeyExtent || other.KeyType != bp.KeyExtent {
 		f.Code = report.PtrToMissingBackpointer
 		f.Detail = "duplicate keys pointing to same space (bcachefs cannot repair this): " + both
 	}
@@ -65,39 +68,49 @@ func (c *checker) checkDup(r *shard.Ref, storedPos bp.Pos, stored []byte) []repo
 }
 
 func (c *checker) refFinding(r *shard.Ref) report.Finding {
+	v := r.BP(c.formatB)
 	return report.Finding{Dev: r.Bucket.Dev(), Bucket: r.Bucket.Bucket(), BP: r.BPPos, HasBP: true,
-		Btree: r.BP.BtreeID.Name(c.fs.SB.Version), Level: int(r.BP.Level), Pos: r.BP.Pos, KeyType: r.KeyType.String()}
+		Btree: v.BtreeID.Name(c.fs.SB.Version), Level: int(v.Level), Pos: v.Pos, KeyType: r.KeyType.String()}
+}
+
+// keyPtr is a pointer of a key looked up for a duplicate claim.
+type keyPtr struct {
+	KeyType bp.KeyType
+	Level   uint8
+	Ptr     bp.Ptr
+	CRC     bp.CRC
+	Version bp.Version
 }
 
 // lookupRef finds the key at pos in btree id and level and returns the
 // record of its pointer whose backpointer lands at bpPos.
-func (c *checker) lookupRef(id bp.BtreeID, level uint8, pos, bpPos bp.Pos) (shard.Ref, bool, error) {
+func (c *checker) lookupRef(id bp.BtreeID, level uint8, pos, bpPos bp.Pos) (keyPtr, bool, error) {
 	k, val, found, err := c.fs.Lookup(id, level, pos)
 	if err != nil || !found {
-		return shard.Ref{}, false, err
+		return keyPtr{}, false, err
 	}
 	entries, ok, err := bp.ValueEntries(k.Type, val)
 	if !ok || err != nil {
-		return shard.Ref{}, false, err
+		return keyPtr{}, false, err
 	}
 	it := bp.NewPtrIter(entries, k.Size, c.fs.SB.ExtentTypeU64s)
 	for {
 		d, ok, _ := it.Next()
 		if !ok {
-			return shard.Ref{}, false, nil
+			return keyPtr{}, false, nil
 		}
-		p, v := c.geo.ExpectedBP(id, level, &k, &d, 0)
+		p, _ := c.geo.ExpectedBP(id, level, &k, &d, 0)
 		if p != bpPos {
 			continue
 		}
-		return shard.Ref{BPPos: p, BP: v, KeyType: k.Type, Ptr: d.Ptr, CRC: d.CRC, Version: k.Version, KeySize: k.Size}, true, nil
+		return keyPtr{KeyType: k.Type, Level: level, Ptr: d.Ptr, CRC: d.CRC, Version: k.Version}, true, nil
 	}
 }
 
 // dataGood reads the encoded extent a data pointer points at and verifies
 // its checksum. Btree pointers and unchecksummed data count as good.
-func (c *checker) dataGood(r *shard.Ref) (bool, error) {
-	if r.BP.Level > 0 || r.KeyType == bp.KeyBtreePtr || r.KeyType == bp.KeyBtreePtrV2 || r.CRC.CsumType == 0 {
+func (c *checker) dataGood(r *keyPtr) (bool, error) {
+	if r.Level > 0 || r.KeyType == bp.KeyBtreePtr || r.KeyType == bp.KeyBtreePtrV2 || r.CRC.CsumType == 0 {
 		return true, nil
 	}
 	if int(r.Ptr.Dev) >= len(c.fs.Devices) || c.fs.Devices[r.Ptr.Dev] == nil {
@@ -116,7 +129,7 @@ func (c *checker) dataGood(r *shard.Ref) (bool, error) {
 }
 
 // extentNonce is the nonce of an encoded extent (extent_nonce).
-func extentNonce(r *shard.Ref) csum.Nonce {
+func extentNonce(r *keyPtr) csum.Nonce {
 	var n csum.Nonce
 	compressed := r.CRC.Compressed()
 	if compressed {

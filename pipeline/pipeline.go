@@ -79,7 +79,14 @@ type Phases struct {
 }
 
 // batchSize is the number of records sent to a shard at once.
-const batchSize = 256
+const batchSize = 1024
+
+// batchPool recycles record batches between producers and shards.
+var batchPool = sync.Pool{New: func() any { b := make([]shard.Ref, 0, batchSize); return &b }}
+
+func getBatch() []shard.Ref { return (*batchPool.Get().(*[]shard.Ref))[:0] }
+
+func putBatch(b []shard.Ref) { batchPool.Put(&b) }
 
 // Run checks fs. Its roots must be loaded. Findings are sorted; the result
 // is the same for any worker count, shard count or number of passes. When
@@ -159,6 +166,9 @@ type checker struct {
 	// reportedLost remembers the unreadable nodes already reported.
 	reportedLost map[shard.LostRange]bool
 	phases       Phases
+	// anyRotational: some member has the ROTATIONAL flag, so format B
+	// backpointers of data pointers carry RECONCILE_PHYS flags.
+	anyRotational bool
 }
 
 // nodeLost records a node that could not be read: its subtree's range goes
@@ -230,6 +240,11 @@ func newChecker(fs *btreeio.FS, opt Options) *checker {
 		CheckCached: true,
 	}
 	c.cfg.CheckDup = c.checkDup
+	for i := range sb.Members {
+		if c.formatB && sb.Members[i].Exists() && sb.Members[i].Rotational() {
+			c.anyRotational = true
+		}
+	}
 	return c
 }
 
@@ -260,14 +275,47 @@ type task struct {
 	// root marks the root pointer itself: its pointers need backpointers
 	// at level+1, emitted by the task.
 	root bool
+	// topOnly: read only the node the key points to (its children are
+	// tasks of their own).
+	topOnly bool
 }
 
-// rootTasks lists one task per btree root. Roots at level ≥ 1 are read
-// here and split into one task per child, so producers share the work.
+// minLevel is the lowest level a producer reads in btree id: leaves only
+// in the data btrees; elsewhere the pointers are all in interior nodes.
+func (c *checker) minLevel(id bp.BtreeID) uint8 {
+	if id.HasDataPtrs(c.fs.SB.Version) {
+		return 0
+	}
+	return 1
+}
+
+// rootTasks lists the producers' work: per btree the root pointer and its
+// node, and when the root node's children must be read too, one task per
+// child, so that producers share the big btrees. A root node that cannot
+// be read stays one task, whose walk reports it.
 func (c *checker) rootTasks() ([]task, error) {
 	var tasks []task
 	for _, r := range c.fs.Roots {
-		tasks = append(tasks, task{btree: r.Btree, level: r.Level, key: r.Key, val: r.Val, root: true})
+		t := task{btree: r.Btree, level: r.Level, key: r.Key, val: r.Val, root: true}
+		if r.Level == 0 || r.Level-1 < c.minLevel(r.Btree) {
+			tasks = append(tasks, t)
+			continue
+		}
+		n, err := c.fs.ReadNode(r.Btree, r.Level, &r.Key, r.Val)
+		if err != nil {
+			tasks = append(tasks, t)
+			continue
+		}
+		t.topOnly = true
+		tasks = append(tasks, t)
+		for i := range n.Keys {
+			k := &n.Keys[i]
+			if k.Key.Type != bp.KeyBtreePtrV2 && k.Key.Type != bp.KeyBtreePtr {
+				continue
+			}
+			tasks = append(tasks, task{btree: r.Btree, level: r.Level - 1, key: k.Key, val: append([]byte(nil), k.Val...)})
+		}
+		c.fs.Release(n)
 	}
 	return tasks, nil
 }
@@ -322,7 +370,7 @@ func (e *emitter) flushOne(i int) error {
 	case <-e.ctx.Done():
 		return e.ctx.Err()
 	}
-	e.bufs[i] = make([]shard.Ref, 0, batchSize)
+	e.bufs[i] = getBatch()
 	return nil
 }
 
@@ -356,7 +404,7 @@ func (e *emitter) emitKeyPtrs(btree bp.BtreeID, level uint8, k *bp.Key, val []by
 		return nil
 	}
 	var reconcile uint32
-	if level == 0 && c.formatB {
+	if level == 0 && c.anyRotational {
 		reconcile = bp.ReconcilePhys(entries, c.fs.SB.ExtentTypeU64s)
 	}
 	it := bp.NewPtrIter(entries, k.Size, c.fs.SB.ExtentTypeU64s)
@@ -385,17 +433,13 @@ func (e *emitter) emitKeyPtrs(btree bp.BtreeID, level uint8, k *bp.Key, val []by
 			Kind:    shard.RefPtr,
 			Bucket:  shard.MakeBucketKey(uint64(d.Ptr.Dev), d.Ptr.Offset/uint64(m.BucketSize)),
 			BPPos:   bpPos,
-			BP:      v,
 			KeyType: k.Type,
 			NeedsBP: level > 0 || c.geo.NeedsBP(&d),
 			Cached:  d.Ptr.Cached,
 			Gen:     d.Ptr.Gen,
 			Sectors: v.BucketLen,
-			Ptr:     d.Ptr,
-			CRC:     d.CRC,
-			Version: k.Version,
-			KeySize: k.Size,
 		}
+		v.Encode(r.BPVal[:], c.formatB)
 		r.DataType = v.DataType
 		if d.Ptr.Cached {
 			r.DataType = bp.DataCached
@@ -452,13 +496,21 @@ func (c *checker) runPass(ctx context.Context, pass int, spans []span, tasks []t
 	shards := make([]*shard.Shard, len(spans))
 	for i, s := range spans {
 		shards[i] = shard.New(c.cfg, s.lo, s.hi)
+		shards[i].Reserve(int(min(s.bps, 1<<24)))
 	}
 	lo, hi := spans[0].lo, spans[len(spans)-1].hi
 	t0 := time.Now()
-	if err := c.loadBackpointers(pass, shards, lo, hi); err != nil {
-		return err
+	lg, _ := errgroup.WithContext(ctx)
+	lg.SetLimit(c.opt.Workers)
+	for _, sh := range shards {
+		lg.Go(func() error {
+			if err := c.loadBackpointers(pass, sh); err != nil {
+				return err
+			}
+			return c.loadAlloc(pass, []*shard.Shard{sh}, sh.Lo, sh.Hi)
+		})
 	}
-	if err := c.loadAlloc(pass, shards, lo, hi); err != nil {
+	if err := lg.Wait(); err != nil {
 		return err
 	}
 	c.addMetadataRefs(shards, lo, hi)
@@ -476,6 +528,7 @@ func (c *checker) runPass(ctx context.Context, pass int, spans []span, tasks []t
 			defer shardWG.Done()
 			for batch := range ch {
 				sh.Apply(batch)
+				putBatch(batch)
 			}
 		}()
 	}
@@ -558,12 +611,12 @@ func (c *checker) runTask(e *emitter, t task) error {
 		}
 	}
 	data := t.btree.HasDataPtrs(c.fs.SB.Version)
-	minLevel := uint8(1)
-	if data {
-		minLevel = 0
-	}
+	minLevel := c.minLevel(t.btree)
 	if t.level < minLevel {
 		return nil
+	}
+	if t.topOnly {
+		minLevel = t.level
 	}
 	return c.fs.WalkFrom(t.btree, t.level, &t.key, t.val, minLevel, &producer{e: e, dataBtree: data})
 }
@@ -577,6 +630,10 @@ type bpLoader struct {
 	lo, hi shard.BucketKey
 	pass   int
 	si     int
+	// plo, phi: the backpointer positions [plo, phi) this loader owns
+	// (phi open-ended when open).
+	plo, phi bp.Pos
+	open     bool
 }
 
 func (l *bpLoader) Node(n *btreeio.Node) error {
@@ -590,10 +647,11 @@ func (l *bpLoader) Node(n *btreeio.Node) error {
 			continue
 		}
 		p := k.Key.Pos
+		if p.Less(l.plo) || !l.open && !p.Less(l.phi) {
+			continue
+		}
 		if p.Inode >= 256 || c.fs.SB.Member(uint8(p.Inode)) == nil {
-			if l.pass == 0 {
-				c.addFinding(l.badBP(report.BackpointerToMissingDevice, k, "backpointer for missing device"))
-			}
+			c.addFinding(l.badBP(report.BackpointerToMissingDevice, k, "backpointer for missing device"))
 			continue
 		}
 		bk := bpBucket(c.fs, p)
@@ -670,16 +728,17 @@ func (c *checker) bpRange(lo, hi shard.BucketKey) (bp.Pos, bp.Pos) {
 	return toPos(lo), toPos(hi)
 }
 
-func (c *checker) loadBackpointers(pass int, shards []*shard.Shard, lo, hi shard.BucketKey) error {
-	l := &bpLoader{c: c, shards: shards, lo: lo, hi: hi, pass: pass}
-	plo, phi := c.bpRange(lo, hi)
-	if hi == ^shard.BucketKey(0) {
+// loadBackpointers fills one shard with the backpointers of its bucket
+// range. Shards load in parallel: their position ranges do not overlap.
+func (c *checker) loadBackpointers(pass int, sh *shard.Shard) error {
+	l := &bpLoader{c: c, shards: []*shard.Shard{sh}, lo: sh.Lo, hi: sh.Hi, pass: pass}
+	l.plo, l.phi = c.bpRange(sh.Lo, sh.Hi)
+	l.open = sh.Hi == ^shard.BucketKey(0)
+	phi := l.phi
+	if l.open {
 		phi = bp.SPosMax
 	}
-	if pass == 0 {
-		plo = bp.PosMin // missing-device backpointers are reported in pass 0
-	}
-	if err := c.fs.WalkRange(bp.BtreeBackpointers, 0, plo, phi, l); err != nil && !errors.Is(err, errStop) {
+	if err := c.fs.WalkRange(bp.BtreeBackpointers, 0, l.plo, phi, l); err != nil && !errors.Is(err, errStop) {
 		return err
 	}
 	return nil

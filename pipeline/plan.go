@@ -12,6 +12,7 @@ import (
 type span struct {
 	lo, hi shard.BucketKey
 	cost   int64
+	bps    int64 // estimated backpointers (an upper bound)
 }
 
 // Plan is how the bucket space is cut into passes and shards.
@@ -106,6 +107,7 @@ func makePlan(fs *btreeio.FS, budget int64, nShards int) (*Plan, []error) {
 	for _, l := range lv.leaves {
 		cuts[l.end] += l.cost
 	}
+	// Every unit's bp cost is BPEntrySize per estimated backpointer.
 	for i := range fs.SB.Members {
 		m := &fs.SB.Members[i]
 		if !m.Exists() {
@@ -136,7 +138,7 @@ func makePlan(fs *btreeio.FS, budget int64, nShards int) (*Plan, []error) {
 		if hi <= lo {
 			continue
 		}
-		u := span{lo: lo, hi: hi, cost: cuts[k] + allocCost(fs, lo, hi)}
+		u := span{lo: lo, hi: hi, cost: cuts[k] + allocCost(fs, lo, hi), bps: cuts[k] / shard.BPEntrySize}
 		units = append(units, u)
 		lo = hi
 	}
@@ -209,6 +211,7 @@ func splitShards(units []span, total int64, n int) []span {
 	for i, u := range units {
 		cur.hi = u.hi
 		cur.cost += u.cost
+		cur.bps += u.bps
 		if cur.cost >= target && len(out) < n-1 && i < len(units)-1 {
 			out = append(out, cur)
 			cur = span{lo: u.hi}

@@ -8,7 +8,6 @@ package shard
 
 import (
 	"fmt"
-	"sort"
 
 	"bpcheck/bp"
 	"bpcheck/report"
@@ -41,20 +40,21 @@ const (
 // backpointer it needs) or a metadata region, in one bucket.
 type Ref struct {
 	Kind     RefKind
-	Bucket   BucketKey
-	BPPos    bp.Pos         // backpointer key position
-	BP       bp.Backpointer // expected backpointer value
 	KeyType  bp.KeyType
 	NeedsBP  bool
 	Cached   bool
 	Gen      uint8
-	Sectors  uint32 // sectors the pointer occupies in the bucket
 	DataType bp.DataType
-	// The pointer itself, for checking the data of duplicate claims.
-	Ptr     bp.Ptr
-	CRC     bp.CRC
-	Version bp.Version
-	KeySize uint32
+	Sectors  uint32 // sectors the pointer occupies in the bucket
+	Bucket   BucketKey
+	BPPos    bp.Pos                    // backpointer key position
+	BPVal    [bp.BackpointerBytes]byte // expected backpointer value, encoded
+}
+
+// BP decodes the expected backpointer value.
+func (r *Ref) BP(formatB bool) bp.Backpointer {
+	v, _ := bp.DecodeBackpointer(r.BPVal[:], formatB)
+	return v
 }
 
 // BPEntry is a backpointer as the shard keeps it.
@@ -132,6 +132,13 @@ func New(cfg *Config, lo, hi BucketKey) *Shard {
 	return &Shard{Lo: lo, Hi: hi, cfg: cfg, extra: map[BucketKey]int{}}
 }
 
+// Reserve sizes the backpointer array for about n entries.
+func (s *Shard) Reserve(n int) {
+	if n > cap(s.bps) {
+		s.bps = make([]BPEntry, 0, n)
+	}
+}
+
 // Contains reports whether bucket k belongs to the shard.
 func (s *Shard) Contains(k BucketKey) bool { return k >= s.Lo && k < s.Hi }
 
@@ -155,14 +162,28 @@ func (s *Shard) Counts() (bps, allocs int) { return len(s.bps), s.nAlloc }
 // DevCounts returns how many backpointers the shard holds per device.
 func (s *Shard) DevCounts() map[uint32]int {
 	out := map[uint32]int{}
-	for i := range s.bps {
-		out[s.bps[i].Dev]++
+	for i := 0; i < len(s.bps); {
+		d := s.bps[i].Dev
+		j := i
+		for j < len(s.bps) && s.bps[j].Dev == d {
+			j++
+		}
+		out[d] += j - i
+		i = j
 	}
 	return out
 }
 
 func (s *Shard) bucket(k BucketKey) *bucketState {
-	i := sort.Search(s.nAlloc, func(i int) bool { return s.buckets[i].key >= k })
+	i, j := 0, s.nAlloc
+	for i < j {
+		h := int(uint(i+j) >> 1)
+		if s.buckets[h].key < k {
+			i = h + 1
+		} else {
+			j = h
+		}
+	}
 	if i < s.nAlloc && s.buckets[i].key == k {
 		return &s.buckets[i]
 	}
@@ -176,10 +197,15 @@ func (s *Shard) bucket(k BucketKey) *bucketState {
 
 func (s *Shard) findBP(p bp.Pos) int {
 	dev := uint32(p.Inode)
-	i := sort.Search(len(s.bps), func(i int) bool {
-		e := &s.bps[i]
-		return e.Dev > dev || e.Dev == dev && e.Off >= p.Offset
-	})
+	i, j := 0, len(s.bps)
+	for i < j {
+		h := int(uint(i+j) >> 1)
+		if e := &s.bps[h]; e.Dev < dev || e.Dev == dev && e.Off < p.Offset {
+			i = h + 1
+		} else {
+			j = h
+		}
+	}
 	if i < len(s.bps) && uint64(s.bps[i].Dev) == p.Inode && s.bps[i].Off == p.Offset && p.Snapshot == 0 {
 		return i
 	}
@@ -239,8 +265,7 @@ func (s *Shard) apply(r *Ref) {
 	if !r.NeedsBP || (r.Cached && stale) {
 		return
 	}
-	var want [bp.BackpointerBytes]byte
-	r.BP.Encode(want[:], s.cfg.FormatB)
+	want := r.BPVal
 	i := s.findBP(r.BPPos)
 	if i < 0 {
 		f := s.ptrFinding(report.PtrToMissingBackpointer, r, "missing backpointer")
@@ -271,8 +296,7 @@ func (s *Shard) resolveMismatches() {
 			s.findings = append(s.findings, s.cfg.CheckDup(r, pos, e.Val[:])...)
 			continue
 		}
-		var want [bp.BackpointerBytes]byte
-		r.BP.Encode(want[:], s.cfg.FormatB)
+		want := r.BPVal
 		f := s.ptrFinding(report.PtrToMissingBackpointer, r, "backpointer does not match the pointer")
 		f.Got = s.cfg.Describe(r.BPPos, e.Val[:])
 		f.Want = s.cfg.Describe(r.BPPos, want[:])
@@ -282,10 +306,11 @@ func (s *Shard) resolveMismatches() {
 }
 
 func (s *Shard) ptrFinding(code string, r *Ref, detail string) report.Finding {
+	v := r.BP(s.cfg.FormatB)
 	return report.Finding{
 		Code: code, Dev: r.Bucket.Dev(), Bucket: r.Bucket.Bucket(),
 		BP: r.BPPos, HasBP: r.NeedsBP,
-		Btree: s.cfg.BtreeName(r.BP.BtreeID), Level: int(r.BP.Level), Pos: r.BP.Pos,
+		Btree: s.cfg.BtreeName(v.BtreeID), Level: int(v.Level), Pos: v.Pos,
 		KeyType: r.KeyType.String(), Detail: detail,
 	}
 }
