@@ -152,3 +152,44 @@ func TestCancelStopsWorkers(t *testing.T) {
 		t.Errorf("%d goroutines left, %d before", n, before)
 	}
 }
+
+// TestProgress checks that the progress of a multi-pass check never
+// exceeds 100 % while it runs and ends at exactly 100 %.
+func TestProgress(t *testing.T) {
+	testdata.Require(t)
+	fs, _ := openFaulty(t, testdata.CaseImages(t, "many-extents")[0], nil)
+	p := &pipeline.Progress{}
+	done := make(chan struct{})
+	var maxFrac float64
+	var samples int
+	go func() {
+		defer close(done)
+		for {
+			s := p.Snapshot()
+			if f := s.Fraction(); f > maxFrac {
+				maxFrac = f
+			}
+			samples++
+			if s.Stage == pipeline.StageDone {
+				return
+			}
+			time.Sleep(200 * time.Microsecond)
+		}
+	}()
+	res, err := pipeline.Run(context.Background(), fs, pipeline.Options{Workers: 2, MemoryBudget: 1 << 20, Progress: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	s := p.Snapshot()
+	if s.Fraction() != 1 || s.Done != s.Total || s.Total == 0 {
+		t.Errorf("final progress %v", s)
+	}
+	if maxFrac > 1 {
+		t.Errorf("progress reached %.3f", maxFrac)
+	}
+	if s.Passes != res.Passes || res.Passes < 2 {
+		t.Errorf("progress passes %d, result %d", s.Passes, res.Passes)
+	}
+	t.Logf("%d samples, final %s", samples, s)
+}

@@ -32,6 +32,8 @@ type Options struct {
 	MemoryBudget int64
 	// Shards is the number of shards per pass (default: Workers).
 	Shards int
+	// Progress, if set, is updated as the check runs.
+	Progress *Progress
 }
 
 // Stats counts what a check read.
@@ -104,10 +106,15 @@ func Run(ctx context.Context, fs *btreeio.FS, opt Options) (*Result, error) {
 		opt.MemoryBudget = 1 << 62
 	}
 	c := newChecker(fs, opt)
+	if opt.Progress != nil {
+		opt.Progress.start = start
+		opt.Progress.setStage(StagePlan)
+	}
 	// The planner's read errors are met again, and reported, by the loaders.
 	plan, _ := makePlan(fs, opt.MemoryBudget, opt.Shards)
 	c.phases.Plan = time.Since(start)
 	res := &Result{Passes: len(plan.Passes), EstimatedBytes: plan.EstimatedBytes}
+	c.planProgress(opt.Progress, len(plan.Passes))
 	tasks, err := c.rootTasks()
 	if err != nil {
 		return nil, err
@@ -117,6 +124,9 @@ func Run(ctx context.Context, fs *btreeio.FS, opt Options) (*Result, error) {
 		err := ctx.Err()
 		if err == nil {
 			res.Shards += len(spans)
+			if p := opt.Progress; p != nil {
+				p.pass.Store(int32(pi + 1))
+			}
 			err = c.runPass(ctx, pi, spans, tasks)
 		}
 		if err != nil {
@@ -140,6 +150,10 @@ func Run(ctx context.Context, fs *btreeio.FS, opt Options) (*Result, error) {
 	res.Stats = c.stats
 	res.Phases = c.phases
 	res.Duration = time.Since(start)
+	if p := opt.Progress; p != nil && !res.Interrupted {
+		p.nodesDone.Store(p.nodesTotal.Load())
+		p.setStage(StageDone)
+	}
 	return res, runErr
 }
 
@@ -459,6 +473,7 @@ type producer struct {
 
 func (p *producer) Node(n *btreeio.Node) error {
 	e := p.e
+	e.c.opt.Progress.addNode()
 	if e.count {
 		e.stats.Nodes++
 		e.stats.NodeBytes += int64(n.SectorsWritten) * btreeio.SectorSize
@@ -500,6 +515,7 @@ func (c *checker) runPass(ctx context.Context, pass int, spans []span, tasks []t
 	}
 	lo, hi := spans[0].lo, spans[len(spans)-1].hi
 	t0 := time.Now()
+	c.opt.Progress.setStage(StageLoad)
 	lg, _ := errgroup.WithContext(ctx)
 	lg.SetLimit(c.opt.Workers)
 	for _, sh := range shards {
@@ -516,6 +532,7 @@ func (c *checker) runPass(ctx context.Context, pass int, spans []span, tasks []t
 	c.addMetadataRefs(shards, lo, hi)
 	t1 := time.Now()
 	c.phases.Load += t1.Sub(t0)
+	c.opt.Progress.setStage(StageProduce)
 
 	g, gctx := errgroup.WithContext(ctx)
 	chans := make([]chan []shard.Ref, len(shards))
@@ -570,6 +587,7 @@ func (c *checker) runPass(ctx context.Context, pass int, spans []span, tasks []t
 	shardWG.Wait()
 	t2 := time.Now()
 	c.phases.Produce += t2.Sub(t1)
+	c.opt.Progress.setStage(StageFinish)
 	defer func() { c.phases.Finish += time.Since(t2) }()
 	if err != nil {
 		return err
@@ -640,6 +658,7 @@ func (l *bpLoader) Node(n *btreeio.Node) error {
 	if n.Level != 0 {
 		return nil
 	}
+	l.c.opt.Progress.addNode()
 	c := l.c
 	for i := range n.Keys {
 		k := &n.Keys[i]
@@ -757,6 +776,7 @@ func (l *allocLoader) Node(n *btreeio.Node) error {
 	if n.Level != 0 {
 		return nil
 	}
+	l.c.opt.Progress.addNode()
 	for i := range n.Keys {
 		k := &n.Keys[i]
 		if k.Key.Type != bp.KeyAllocV4 {

@@ -47,6 +47,8 @@ Options:
                      final summary, each with "message_type"
   --metrics-file PATH  write Prometheus text metrics for the node_exporter
                      textfile collector (temp file + rename)
+  --no-progress      no live progress line (it is shown on a terminal only,
+                     never with --json; SIGUSR1 prints one line to stderr)
   --force            check a mounted device (warns: a live filesystem changes
                      under the check; prefer a snapshot)
   --timeout DUR      stop after DUR (e.g. 30m) with a partial report, exit 32;
@@ -104,6 +106,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	metricsFile := fl.String("metrics-file", "", "write Prometheus metrics here (textfile collector), atomically")
 	force := fl.Bool("force", false, "check mounted devices too (results may be inconsistent)")
 	cpuProfile := fl.String("cpuprofile", "", "write a CPU profile of the check here (for performance work)")
+	noProgress := fl.Bool("no-progress", false, "no live progress line on a terminal")
 	if err := fl.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -150,13 +153,15 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		ctx, cancel = context.WithTimeout(ctx, *timeout)
 		defer cancel()
 	}
-	return check(ctx, fs, pipeline.Options{Workers: *workers, MemoryBudget: budget, Shards: *shards}, checkOutput{json: *asJSON, metricsFile: *metricsFile}, stdout, stderr)
+	return check(ctx, fs, pipeline.Options{Workers: *workers, MemoryBudget: budget, Shards: *shards}, checkOutput{json: *asJSON, metricsFile: *metricsFile, progressOK: !*noProgress}, stdout, stderr)
 }
 
 // checkOutput says where the results of a check go.
 type checkOutput struct {
 	json        bool
 	metricsFile string
+	// progressOK allows a live progress line on a terminal stderr.
+	progressOK bool
 }
 
 // check runs the check on an open filesystem and writes the report.
@@ -174,7 +179,13 @@ func check(ctx context.Context, fs *btreeio.FS, opt pipeline.Options, out checkO
 		}
 		return exitCodeFor(err)
 	}
+	if opt.Progress == nil {
+		opt.Progress = &pipeline.Progress{}
+	}
+	live := !asJSON && out.progressOK && isTerminal(os.Stderr)
+	stopProgress := progressDisplay(opt.Progress, stderr, live)
 	res, err := pipeline.Run(ctx, fs, opt)
+	stopProgress()
 	if err != nil && (res == nil || !res.Interrupted) {
 		fmt.Fprintf(stderr, "bpcheck: %v\n", err)
 		return exitOperational

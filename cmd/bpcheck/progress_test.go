@@ -1,0 +1,60 @@
+package main
+
+import (
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"bpcheck/internal/testdata"
+)
+
+var pctRE = regexp.MustCompile(`(\d+\.\d)% (\d+)/(\d+) nodes`)
+
+// TestProgressOnTerminal runs bpcheck under a pseudo-terminal (script(1))
+// and reads the live progress line: every percentage ≤ 100, the last one
+// exactly 100 with done = total. It also checks that without a terminal
+// (and with --json) nothing but the report is written.
+func TestProgressOnTerminal(t *testing.T) {
+	testdata.Require(t)
+	script, err := exec.LookPath("script")
+	if err != nil {
+		t.Skip("script(1) not installed: no pseudo-terminal to test with")
+	}
+	bin := filepath.Join(t.TempDir(), "bpcheck")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	img := testdata.CaseImages(t, "many-extents")[0]
+	cmd := exec.Command(script, "-qefc", bin+" check --memory 1M "+img+" > /dev/null", "/dev/null")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	ms := pctRE.FindAllStringSubmatch(string(out), -1)
+	if len(ms) == 0 {
+		t.Fatalf("no progress line on the terminal: %q", out)
+	}
+	for _, m := range ms {
+		if p, _ := strconv.ParseFloat(m[1], 64); p > 100 {
+			t.Errorf("progress %s%%", m[1])
+		}
+	}
+	last := ms[len(ms)-1]
+	if last[1] != "100.0" || last[2] != last[3] {
+		t.Errorf("last progress line %q, want 100%% with done = total", last[0])
+	}
+	if !strings.Contains(string(out), "\r") {
+		t.Error("progress line is not redrawn in place")
+	}
+	// Not a terminal: no progress at all.
+	plain, err := exec.Command(bin, "check", "--json", img).CombinedOutput()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pctRE.Match(plain) {
+		t.Error("progress shown without a terminal")
+	}
+}
