@@ -271,6 +271,9 @@ func ReadSuperblock(r io.ReaderAt, dev string, size int64) (*Superblock, string,
 	}
 	layout, lerr := parseLayout(lbuf)
 	if lerr != nil {
+		if errors.Is(primaryErr, ErrBadMagic) && errors.Is(lerr, ErrBadMagic) {
+			return nil, "", &NotBcachefsError{Dev: dev}
+		}
 		return nil, "", fmt.Errorf("%w (layout at sector 7: %v)", primaryErr, lerr)
 	}
 	for _, off := range layout.SBOffset {
@@ -287,6 +290,18 @@ func ReadSuperblock(r io.ReaderAt, dev string, size int64) (*Superblock, string,
 	}
 	return nil, "", primaryErr
 }
+
+// NotBcachefsError says that a device holds neither a bcachefs superblock
+// nor a superblock layout. It matches ErrBadMagic.
+type NotBcachefsError struct{ Dev string }
+
+// Error implements error.
+func (e *NotBcachefsError) Error() string {
+	return e.Dev + " is not a bcachefs device (no superblock magic at byte 4096, no layout at byte 3584)"
+}
+
+// Unwrap returns ErrBadMagic.
+func (e *NotBcachefsError) Unwrap() error { return ErrBadMagic }
 
 func readFull(r io.ReaderAt, p []byte, off, size int64) (int, error) {
 	if off+int64(len(p)) > size {
