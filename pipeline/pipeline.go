@@ -114,6 +114,9 @@ func Run(ctx context.Context, fs *btreeio.FS, opt Options) (*Result, error) {
 	plan, _ := makePlan(fs, opt.MemoryBudget, opt.Shards)
 	c.phases.Plan = time.Since(start)
 	res := &Result{Passes: len(plan.Passes), EstimatedBytes: plan.EstimatedBytes}
+	if fs.Root(bp.BtreeStripes) != nil || fs.SB.Features[0]&(1<<4) != 0 {
+		res.NotChecked = append(res.NotChecked, "erasure coding: stripe keys, stripe backpointers and alloc stripe_sectors")
+	}
 	c.planProgress(opt.Progress, len(plan.Passes))
 	tasks, err := c.rootTasks()
 	if err != nil {
@@ -667,6 +670,11 @@ func (l *bpLoader) Node(n *btreeio.Node) error {
 		}
 		p := k.Key.Pos
 		if p.Less(l.plo) || !l.open && !p.Less(l.phi) {
+			continue
+		}
+		if c.formatB && p.Inode == 255 {
+			// BCH_SB_MEMBER_INVALID: an invalid key in format B.
+			c.addFinding(l.badBP(report.BackpointerDevBad, k, "backpointer for the invalid device index 255"))
 			continue
 		}
 		if p.Inode >= 256 || c.fs.SB.Member(uint8(p.Inode)) == nil {

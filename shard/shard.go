@@ -99,6 +99,9 @@ type Config struct {
 	Describe func(pos bp.Pos, v []byte) string
 	// BtreeName names a btree id.
 	BtreeName func(bp.BtreeID) string
+	// CheckStripe: compare stripe_sectors (only when erasure-coded
+	// pointers and stripes are checked, which bpcheck does not do yet).
+	CheckStripe bool
 	// CheckCached: compare cached_sectors (format B ≥ 1.21 keeps
 	// backpointers for cached pointers; the sums are checked in both).
 	CheckCached bool
@@ -420,7 +423,7 @@ func (s *Shard) Finish(lost *Lost) []report.Finding {
 		if uint64(b.a.DirtySectors) != b.dirty {
 			add(report.AllocKeyDirtySectorsWrong, "dirty_sectors", fmt.Sprint(b.a.DirtySectors), fmt.Sprint(b.dirty))
 		}
-		if uint64(b.a.StripeSectors) != b.stripe {
+		if cfg.CheckStripe && uint64(b.a.StripeSectors) != b.stripe {
 			add(report.AllocKeyStripeSectorsWrong, "stripe_sectors", fmt.Sprint(b.a.StripeSectors), fmt.Sprint(b.stripe))
 		}
 		if cfg.CheckCached && uint64(b.a.CachedSectors) != b.cached {

@@ -72,8 +72,10 @@ func parseMemory(s string, total uint64) (int64, error) {
 		return int64(float64(total) * p / 100), nil
 	}
 	mult := int64(1)
-	if n := len(s); n > 0 {
-		switch s[n-1] {
+	// Accept 8G, 8GB, 8GiB, 512M, 512MiB, 4096 (bytes), 4096B.
+	t := strings.TrimSuffix(strings.TrimSuffix(s, "B"), "i")
+	if n := len(t); n > 0 {
+		switch t[n-1] {
 		case 'k', 'K':
 			mult = 1 << 10
 		case 'm', 'M':
@@ -84,11 +86,11 @@ func parseMemory(s string, total uint64) (int64, error) {
 			mult = 1 << 40
 		}
 		if mult != 1 {
-			s = s[:n-1]
+			t = t[:n-1]
 		}
 	}
-	v, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSuffix(s, "i"), "B"), 10, 64)
-	if err != nil || v <= 0 {
+	v, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || v <= 0 || v > (1<<62)/mult {
 		return 0, fmt.Errorf("bad memory size %q", s)
 	}
 	return v * mult, nil
@@ -188,6 +190,9 @@ func check(ctx context.Context, fs *btreeio.FS, opt pipeline.Options, out checkO
 	stopProgress()
 	if err != nil && (res == nil || !res.Interrupted) {
 		fmt.Fprintf(stderr, "bpcheck: %v\n", err)
+		if asJSON {
+			report.WriteJSONError(w, err)
+		}
 		return exitOperational
 	}
 	sb := fs.SB
@@ -227,9 +232,9 @@ func check(ctx context.Context, fs *btreeio.FS, opt pipeline.Options, out checkO
 	if len(res.Errors) > 0 {
 		code |= exitOperational
 	}
+	s.NotChecked = res.NotChecked
 	if res.Interrupted {
 		fmt.Fprintf(stderr, "bpcheck: interrupted (%v): partial report of %d of %d passes\n", err, res.PassesDone, res.Passes)
-		s.NotChecked = res.NotChecked
 		s.Interrupted = true
 		code = exitInterrupted
 	}

@@ -1,0 +1,683 @@
+package main
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"bpcheck/internal/testdata"
+	"bpcheck/report"
+)
+
+// update rewrites the golden files instead of comparing with them:
+//
+//	go test ./cmd/bpcheck -update
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
+
+// cliResult is what one run of the CLI produced.
+type cliResult struct {
+	stdout, stderr string
+	code           int
+}
+
+// runCLI runs the CLI in-process, as main does.
+func runCLI(t *testing.T, args ...string) cliResult {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(args, &out, &errb)
+	return cliResult{stdout: out.String(), stderr: errb.String(), code: code}
+}
+
+// stableCheckArgs pin everything about a check that would otherwise depend
+// on the machine: the worker count (and with it the shard count) and the
+// memory budget (and with it the number of passes).
+var stableCheckArgs = []string{"--workers", "2", "--memory", "1G"}
+
+const stableWorkers, stableBudget = 2, 1 << 30
+
+// goldenCase is a case whose check output is kept in
+// testdata/golden/<name>.{txt,jsonl}, with the exit code it must give.
+type goldenCase struct {
+	name string
+	code int
+}
+
+var goldenCases = []goldenCase{
+	{"tiny", exitClean},
+	{"corrupt-mixed", exitProblems},
+	{"a-corrupt", exitProblems},
+	{"corrupt-missing-alloc", exitProblems},
+}
+
+// runDependent are the parts of a check's output that change from run to
+// run or machine to machine; normalise replaces them with placeholders.
+var runDependent = []struct {
+	re   *regexp.Regexp
+	repl string
+}{
+	// Text summary: "Run: 1 pass(es), 2 shard(s), 2 worker(s), memory budget 1073741824 bytes, 0.004 s".
+	{regexp.MustCompile(`\b\d+ worker\(s\)`), "<workers> worker(s)"},
+	{regexp.MustCompile(`memory budget \d+ bytes, [0-9.]+ s`), "memory budget <memory_budget> bytes, <seconds> s"},
+	// JSON summary (placeholders stay valid JSON).
+	{regexp.MustCompile(`"seconds":[-+0-9.eE]+`), `"seconds":"<seconds>"`},
+	{regexp.MustCompile(`"memory_budget":\d+`), `"memory_budget":"<memory_budget>"`},
+	{regexp.MustCompile(`"workers":\d+`), `"workers":"<workers>"`},
+}
+
+// normalise replaces the run-dependent parts of output: the paths of the
+// decompressed images (which live in a cache directory named by a hash)
+// become $IMG0, $IMG1, ..., and the summary's seconds, memory budget and
+// worker count become placeholders.
+func normalise(out string, imgs []string) string {
+	// Longest path first, so that no path is replaced inside another.
+	order := make([]int, len(imgs))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return len(imgs[order[a]]) > len(imgs[order[b]]) })
+	for _, i := range order {
+		name := fmt.Sprintf("$IMG%d", i)
+		out = strings.ReplaceAll(out, imgs[i], name)
+		if q, err := json.Marshal(imgs[i]); err == nil {
+			out = strings.ReplaceAll(out, string(q[1:len(q)-1]), name)
+		}
+	}
+	for _, r := range runDependent {
+		out = r.re.ReplaceAllString(out, r.repl)
+	}
+	// JSON summary: the seconds of each phase (the phase names stay).
+	out = phaseSecondsRE.ReplaceAllStringFunc(out, func(obj string) string {
+		return jsonNumberValueRE.ReplaceAllString(obj, `$1"<seconds>"`)
+	})
+	return out
+}
+
+var (
+	phaseSecondsRE    = regexp.MustCompile(`"phase_seconds":\{[^}]*\}`)
+	jsonNumberValueRE = regexp.MustCompile(`("[^"]*":)[-+0-9.eE]+`)
+)
+
+// compareGolden compares got with the golden file at path, or rewrites the
+// file with -update.
+func compareGolden(t *testing.T, path, got string) {
+	t.Helper()
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("wrote %s", path)
+		return
+	}
+	wantB, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("golden file %s missing: run go test ./cmd/bpcheck -update", path)
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	if want := string(wantB); got != want {
+		t.Errorf("output differs from %s (rewrite with go test ./cmd/bpcheck -update if the change is intended):\n%s", path, lineDiff(want, got))
+	}
+}
+
+// lineDiff describes the first difference of two texts with some context.
+func lineDiff(want, got string) string {
+	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	i := 0
+	for i < len(w) && i < len(g) && w[i] == g[i] {
+		i++
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "first difference at line %d (want %d lines, got %d):\n", i+1, len(w), len(g))
+	for j := max(0, i-2); j < i; j++ {
+		fmt.Fprintf(&b, "    %s\n", w[j])
+	}
+	for j := i; j < min(len(w), i+3); j++ {
+		fmt.Fprintf(&b, "  - %s\n", w[j])
+	}
+	for j := i; j < min(len(g), i+3); j++ {
+		fmt.Fprintf(&b, "  + %s\n", g[j])
+	}
+	return b.String()
+}
+
+// TestCheckGolden runs `check` and `check --json` on real cases and
+// compares the normalised output with the golden files.
+func TestCheckGolden(t *testing.T) {
+	testdata.Require(t)
+	sawMissingBP, jsonRuns := false, 0
+	for _, gc := range goldenCases {
+		t.Run(gc.name, func(t *testing.T) {
+			imgs := testdata.CaseImages(t, gc.name)
+			for _, asJSON := range []bool{false, true} {
+				ext := "txt"
+				args := append([]string{"check"}, stableCheckArgs...)
+				if asJSON {
+					ext = "jsonl"
+					args = append(args, "--json")
+				}
+				args = append(args, imgs...)
+				t.Run(ext, func(t *testing.T) {
+					r := runCLI(t, args...)
+					if r.code != gc.code {
+						t.Errorf("exit code %d, want %d; stderr:\n%s", r.code, gc.code, r.stderr)
+					}
+					if r.stderr != "" {
+						t.Errorf("unexpected stderr:\n%s", r.stderr)
+					}
+					if asJSON {
+						jsonRuns++
+						msgs := checkJSONLines(t, r.stdout, r.code, imgs)
+						for _, m := range msgs {
+							if m["message_type"] == "finding" && m["code"] == report.PtrToMissingBackpointer {
+								sawMissingBP = true
+							}
+						}
+					} else {
+						want := fmt.Sprintf("%d worker(s), memory budget %d bytes, ", stableWorkers, stableBudget)
+						if !strings.Contains(r.stdout, want) {
+							t.Errorf("text summary does not say %q", want)
+						}
+					}
+					compareGolden(t, filepath.Join("testdata", "golden", gc.name+"."+ext), normalise(r.stdout, imgs))
+				})
+			}
+		})
+	}
+	// (Only when every case ran: -run may select some.)
+	if jsonRuns == len(goldenCases) && !sawMissingBP {
+		t.Error("no golden case produced a ptr_to_missing_backpointer finding: its fields were not checked")
+	}
+}
+
+// findingFields are the fields a finding may have, with their JSON kind.
+var findingFields = map[string]string{
+	"message_type": "string",
+	"code":         "string",
+	"dev":          "number",
+	"bucket":       "number",
+	"bp":           "string",
+	"btree":        "string",
+	"level":        "number",
+	"pos":          "string",
+	"key_type":     "string",
+	"got":          "string",
+	"want":         "string",
+	"detail":       "string",
+}
+
+// posRE is a bpos as bpcheck prints it: inode:offset:snapshot.
+var posRE = regexp.MustCompile(`^\d+:\d+:\d+$`)
+
+func jsonKind(v any) string {
+	switch v.(type) {
+	case string:
+		return "string"
+	case json.Number:
+		return "number"
+	case bool:
+		return "bool"
+	case []any:
+		return "array"
+	case map[string]any:
+		return "object"
+	case nil:
+		return "null"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+// checkJSONLines checks the JSON Lines output of a check: every line is
+// one JSON object with a known message_type; findings carry the fields of
+// the schema; the one summary comes last and agrees with the findings, the
+// exit code and the options given. It returns the decoded lines.
+func checkJSONLines(t *testing.T, out string, code int, imgs []string) []map[string]any {
+	t.Helper()
+	if out == "" || !strings.HasSuffix(out, "\n") {
+		t.Fatalf("JSON output empty or not newline-terminated: %q", out)
+	}
+	var msgs []map[string]any
+	byCode := map[string]int{}
+	var summary map[string]any
+	for i, line := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+		dec := json.NewDecoder(strings.NewReader(line))
+		dec.UseNumber()
+		var m map[string]any
+		if err := dec.Decode(&m); err != nil {
+			t.Fatalf("line %d does not parse: %v\n%s", i+1, err, line)
+		}
+		if dec.More() {
+			t.Fatalf("line %d holds more than one JSON value: %s", i+1, line)
+		}
+		msgs = append(msgs, m)
+		if summary != nil {
+			t.Errorf("line %d follows the summary: %s", i+1, line)
+		}
+		switch mt := m["message_type"]; mt {
+		case "finding":
+			checkFinding(t, i+1, m)
+			if c, ok := m["code"].(string); ok {
+				byCode[c]++
+			}
+		case "error":
+			if e, ok := m["error"].(string); !ok || e == "" || len(m) != 2 {
+				t.Errorf("line %d: error message needs exactly a non-empty \"error\" string: %s", i+1, line)
+			}
+		case "summary":
+			summary = m
+		default:
+			t.Errorf("line %d: message_type %v, want finding, error or summary", i+1, mt)
+		}
+	}
+	if summary == nil {
+		t.Fatal("no summary line")
+	}
+	num := func(key string) int64 {
+		t.Helper()
+		n, ok := summary[key].(json.Number)
+		if !ok {
+			t.Errorf("summary %s = %v, want a number", key, summary[key])
+			return -1
+		}
+		v, err := n.Int64()
+		if err != nil {
+			t.Errorf("summary %s = %v, want an integer", key, n)
+		}
+		return v
+	}
+	if got := num("exit_code"); got != int64(code) {
+		t.Errorf("summary exit_code %d, process exit code %d", got, code)
+	}
+	nFindings := 0
+	for _, n := range byCode {
+		nFindings += n
+	}
+	if got := num("findings"); got != int64(nFindings) {
+		t.Errorf("summary findings %d, %d finding lines", got, nFindings)
+	}
+	if got := num("workers"); got != stableWorkers {
+		t.Errorf("summary workers %d, --workers %d", got, stableWorkers)
+	}
+	if got := num("memory_budget"); got != stableBudget {
+		t.Errorf("summary memory_budget %d, --memory 1G = %d", got, stableBudget)
+	}
+	if got := num("devices"); got != int64(len(imgs)) {
+		t.Errorf("summary devices %d, %d images", got, len(imgs))
+	}
+	if s, ok := summary["seconds"].(json.Number); !ok || strings.HasPrefix(s.String(), "-") {
+		t.Errorf("summary seconds %v, want a non-negative number", summary["seconds"])
+	}
+	bc, _ := summary["by_code"].(map[string]any)
+	if len(bc) != len(byCode) {
+		t.Errorf("summary by_code %v, finding lines count %v", bc, byCode)
+	}
+	for c, n := range byCode {
+		if got, _ := bc[c].(json.Number); got.String() != fmt.Sprint(n) {
+			t.Errorf("summary by_code[%s] = %v, %d finding lines", c, bc[c], n)
+		}
+	}
+	pd, _ := summary["per_device"].([]any)
+	if len(pd) != len(imgs) {
+		t.Errorf("summary per_device has %d entries, want %d", len(pd), len(imgs))
+	}
+	for i, d := range pd {
+		dm, _ := d.(map[string]any)
+		if dm["path"] != imgs[i] {
+			t.Errorf("per_device[%d].path = %v, want %s", i, dm["path"], imgs[i])
+		}
+	}
+	return msgs
+}
+
+// checkFinding checks one finding line against the schema.
+func checkFinding(t *testing.T, line int, m map[string]any) {
+	t.Helper()
+	for k, v := range m {
+		kind, ok := findingFields[k]
+		if !ok {
+			t.Errorf("line %d: finding has undocumented field %q", line, k)
+			continue
+		}
+		if jsonKind(v) != kind {
+			t.Errorf("line %d: finding field %s is a %s, want %s", line, k, jsonKind(v), kind)
+		}
+		if s, ok := v.(string); ok && s == "" {
+			t.Errorf("line %d: finding field %s is empty (empty fields are omitted)", line, k)
+		}
+	}
+	code, _ := m["code"].(string)
+	if _, known := report.Advice[code]; !known {
+		t.Errorf("line %d: finding code %q is not a known code", line, code)
+	}
+	has := func(k string) bool { _, ok := m[k]; return ok }
+	if has("dev") != has("bucket") {
+		t.Errorf("line %d: dev and bucket come together: %v", line, m)
+	}
+	if has("btree") != has("level") || has("btree") != has("pos") {
+		t.Errorf("line %d: btree, level and pos come together: %v", line, m)
+	}
+	for _, k := range []string{"bp", "pos"} {
+		if s, ok := m[k].(string); ok && !posRE.MatchString(s) {
+			t.Errorf("line %d: %s %q is not inode:offset:snapshot", line, k, s)
+		}
+	}
+	var required []string
+	switch code {
+	case report.PtrToMissingBackpointer:
+		required = []string{"dev", "bucket", "bp", "btree", "level", "pos", "want", "detail"}
+	case report.BackpointerToMissingPtr, report.BackpointerToMissingAlloc:
+		required = []string{"dev", "bucket", "bp", "btree", "level", "pos", "got", "detail"}
+	case report.AllocKeyDirtySectorsWrong, report.AllocKeyCachedSectorsWrong, report.AllocKeyStripeSectorsWrong, report.AllocKeyDataTypeWrong:
+		required = []string{"dev", "bucket", "got", "want", "detail"}
+	case report.PtrToMissingAllocKey:
+		required = []string{"dev", "bucket", "btree", "level", "pos", "detail"}
+	}
+	for _, k := range required {
+		if !has(k) {
+			t.Errorf("line %d: %s finding lacks %q: %v", line, code, k, m)
+		}
+	}
+}
+
+// TestJSONDoc checks that docs/json.md names every field the JSON output
+// has (in the golden files) and every finding code bpcheck knows.
+func TestJSONDoc(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "json.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mentioned := func(name string) bool { return bytes.Contains(doc, []byte("`"+name+"`")) }
+	for code := range report.Advice {
+		if !mentioned(code) {
+			t.Errorf("docs/json.md does not list finding code %s", code)
+		}
+	}
+	files, _ := filepath.Glob(filepath.Join("testdata", "golden", "*.jsonl"))
+	if len(files) == 0 {
+		t.Skip("no golden JSON files yet")
+	}
+	fields := map[string]bool{}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+			var m map[string]any
+			if err := json.Unmarshal([]byte(line), &m); err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			collectKeys(m, fields)
+		}
+	}
+	for f := range fields {
+		if !mentioned(f) {
+			t.Errorf("docs/json.md does not describe field %s", f)
+		}
+	}
+}
+
+// collectKeys adds the keys of m and of the objects nested in it, except
+// the keys of by_code maps (finding codes, checked separately).
+func collectKeys(m map[string]any, into map[string]bool) {
+	for k, v := range m {
+		into[k] = true
+		if k == "by_code" {
+			continue
+		}
+		switch v := v.(type) {
+		case map[string]any:
+			collectKeys(v, into)
+		case []any:
+			for _, e := range v {
+				if em, ok := e.(map[string]any); ok {
+					collectKeys(em, into)
+				}
+			}
+		}
+	}
+}
+
+// TestExitCodes checks the exit code of each class of outcome.
+func TestExitCodes(t *testing.T) {
+	testdata.Require(t)
+	tiny := testdata.CaseImages(t, "tiny")[0]
+	small := testdata.CaseImages(t, "small")[0]
+	twoDev := testdata.CaseImages(t, "two-dev")
+	mixed := testdata.CaseImages(t, "corrupt-mixed")
+	dir := t.TempDir()
+	zeros := filepath.Join(dir, "zeros.img")
+	if err := os.WriteFile(zeros, make([]byte, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	nonexistent := filepath.Join(dir, "no-such-device.img")
+
+	check := func(args ...string) []string { return append([]string{"check"}, args...) }
+	tests := []struct {
+		name   string
+		args   []string
+		code   int
+		stderr string // a substring stderr must contain
+	}{
+		{"clean", check(tiny), exitClean, ""},
+		{"clean/json", check("--json", tiny), exitClean, ""},
+		{"problems", check(mixed...), exitProblems, ""},
+		{"problems/json", check(append([]string{"--json"}, mixed...)...), exitProblems, ""},
+		{"problems/joined", check(strings.Join(mixed, ":")), exitProblems, ""},
+
+		{"usage/no-args", nil, exitUsage, "Usage: bpcheck COMMAND"},
+		{"usage/unknown-command", []string{"frobnicate", tiny}, exitUsage, `unknown command "frobnicate"`},
+		{"usage/unknown-flag", check("--frobnicate", tiny), exitUsage, "flag provided but not defined: -frobnicate"},
+		{"usage/bad-memory", check("--memory", "12X", tiny), exitUsage, "bad memory size"},
+		{"usage/zero-memory", check("--memory", "0", tiny), exitUsage, "bad memory size"},
+		{"usage/bad-memory-percent", check("--memory", "150%", tiny), exitUsage, "bad memory percentage"},
+		{"usage/zero-workers", check("--workers", "0", tiny), exitUsage, "--workers must be at least 1"},
+		{"usage/no-device", check(), exitUsage, "no device given"},
+		{"usage/not-bcachefs", check(zeros), exitUsage, "not a bcachefs"},
+		{"usage/incomplete-set", check(twoDev[0]), exitUsage, "incomplete"},
+		{"usage/same-device-twice", check(tiny, tiny), exitUsage, "given twice"},
+		{"usage/same-device-twice-joined", check(tiny + ":" + tiny), exitUsage, "given twice"},
+		{"usage/two-filesystems", check(tiny, small), exitUsage, "belongs to filesystem"},
+		{"usage/list-unknown-btree", []string{"list", "-b", "frobnicate", tiny}, exitUsage, `unknown btree "frobnicate"`},
+		{"usage/show-super-not-bcachefs", []string{"show-super", zeros}, exitUsage, "not a bcachefs"},
+
+		{"operational/nonexistent", check(nonexistent), exitOperational, "no such file or directory"},
+		{"operational/nonexistent-member", check(tiny, nonexistent), exitOperational, "no such file or directory"},
+		{"operational/list-nonexistent", []string{"list", nonexistent}, exitOperational, "no such file or directory"},
+		{"operational/show-super-nonexistent", []string{"show-super", nonexistent}, exitOperational, "no such file or directory"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := runCLI(t, tc.args...)
+			if r.code != tc.code {
+				t.Errorf("bpcheck %s: exit code %d, want %d; stderr:\n%s", strings.Join(tc.args, " "), r.code, tc.code, r.stderr)
+			}
+			if !strings.Contains(r.stderr, tc.stderr) {
+				t.Errorf("stderr does not contain %q:\n%s", tc.stderr, r.stderr)
+			}
+			if tc.code >= exitOperational && r.stderr == "" {
+				t.Error("an error exit without a message on stderr")
+			}
+		})
+	}
+}
+
+// TestHelp checks that help exits 0 and documents the exit codes.
+func TestHelp(t *testing.T) {
+	codeLines := []string{"0   no problems found", "4   problems found", "8   operational error", "16  usage error", "32  interrupted"}
+	for _, args := range [][]string{{"help"}, {"--help"}, {"-h"}, {"help", "check"}} {
+		t.Run(strings.Join(args, "_"), func(t *testing.T) {
+			r := runCLI(t, args...)
+			if r.code != exitClean {
+				t.Errorf("exit code %d, want 0", r.code)
+			}
+			if r.stderr != "" {
+				t.Errorf("help wrote to stderr:\n%s", r.stderr)
+			}
+			if !strings.Contains(r.stdout, "Exit codes:") {
+				t.Errorf("help does not mention the exit codes:\n%s", r.stdout)
+			}
+			for _, l := range codeLines {
+				if !strings.Contains(r.stdout, l) {
+					t.Errorf("help lacks exit code line %q", l)
+				}
+			}
+		})
+	}
+	r := runCLI(t, "help", "check")
+	for _, want := range []string{"Usage: bpcheck check", "--json", "--memory", "--workers"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("help check does not mention %q", want)
+		}
+	}
+	for _, c := range commands {
+		if r := runCLI(t, "help", c.name); r.code != exitClean || r.stdout != c.usage {
+			t.Errorf("help %s: exit code %d, output is not its usage", c.name, r.code)
+		}
+	}
+}
+
+// fingerprint is what a write to an image would change.
+type fingerprint struct {
+	sum   [sha256.Size]byte
+	size  int64
+	mtime time.Time
+	mode  fs.FileMode
+}
+
+func fingerprintOf(t *testing.T, path string) fingerprint {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatal(err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fp fingerprint
+	h.Sum(fp.sum[:0])
+	fp.size, fp.mtime, fp.mode = st.Size(), st.ModTime(), st.Mode()
+	return fp
+}
+
+// TestReadOnly runs every command on a writable copy of tiny's image (so
+// that a stray write would succeed and show) and on the cached image, and
+// checks after each command that content, size, mode and mtime are
+// unchanged.
+func TestReadOnly(t *testing.T) {
+	testdata.Require(t)
+	cached := testdata.CaseImages(t, "tiny")[0]
+	data, err := os.ReadFile(cached)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := filepath.Join(t.TempDir(), "dev0.img")
+	if err := os.WriteFile(img, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	data = nil
+	// An mtime in the past: a write now would move it, whatever the
+	// file system's timestamp granularity.
+	past := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+	if err := os.Chtimes(img, past, past); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{img, cached} {
+		before := fingerprintOf(t, path)
+		for _, args := range [][]string{
+			{"check", path},
+			{"check", "--json", path},
+			{"check", "--workers", "1", "--memory", "64K", path},
+			{"check", path, path},
+			{"list", "-b", "extents", path},
+			{"list", "-b", "backpointers", path},
+			{"list", "-b", "alloc", path},
+			{"list-journal", "-a", path},
+			{"show-super", path},
+		} {
+			r := runCLI(t, args...)
+			if after := fingerprintOf(t, path); after != before {
+				t.Fatalf("bpcheck %s (exit %d) changed %s: before %+v, after %+v", strings.Join(args, " "), r.code, path, before, after)
+			}
+		}
+	}
+}
+
+// TestListMatchesBcachefs checks `list -b BTREE` on tiny against the
+// `bcachefs list` dumps of the real tools, byte for byte.
+func TestListMatchesBcachefs(t *testing.T) {
+	testdata.Require(t)
+	imgs := testdata.CaseImages(t, "tiny")
+	for _, btree := range []string{"extents", "backpointers", "alloc"} {
+		t.Run(btree, func(t *testing.T) {
+			dump, ok := testdata.ListDump(t, "tiny", btree)
+			if !ok {
+				t.Fatalf("tiny has no %s dump", btree)
+			}
+			keys := testdata.SplitKeys(dump)
+			if len(keys) == 0 {
+				t.Fatalf("the %s dump holds no keys", btree)
+			}
+			want := strings.Join(keys, "\n") + "\n"
+			r := runCLI(t, append([]string{"list", "-b", btree}, imgs...)...)
+			if r.code != exitClean || r.stderr != "" {
+				t.Fatalf("exit code %d, stderr:\n%s", r.code, r.stderr)
+			}
+			if r.stdout != want {
+				t.Errorf("list -b %s differs from bcachefs list:\n%s", btree, lineDiff(want, r.stdout))
+			}
+		})
+	}
+}
+
+// TestShowSuper checks the facts show-super prints for tiny.
+func TestShowSuper(t *testing.T) {
+	testdata.Require(t)
+	imgs := testdata.CaseImages(t, "tiny")
+	r := runCLI(t, append([]string{"show-super"}, imgs...)...)
+	if r.code != exitClean || r.stderr != "" {
+		t.Fatalf("exit code %d, stderr:\n%s", r.code, r.stderr)
+	}
+	for _, re := range []*regexp.Regexp{
+		regexp.MustCompile(`(?m)^Version:\s+1\.36$`),
+		regexp.MustCompile(`extent_bp_shift 16\b`),
+		regexp.MustCompile(`(?m)^Clean:\s+true$`),
+	} {
+		if !re.MatchString(r.stdout) {
+			t.Errorf("show-super output does not match %s:\n%s", re, r.stdout)
+		}
+	}
+}
+
+// TestGoldenFilesUsed fails on golden files no test writes any more.
+func TestGoldenFilesUsed(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join("testdata", "golden", "*"))
+	for _, f := range files {
+		base := filepath.Base(f)
+		name := strings.TrimSuffix(strings.TrimSuffix(base, ".txt"), ".jsonl")
+		if !slices.ContainsFunc(goldenCases, func(c goldenCase) bool { return c.name == name }) {
+			t.Errorf("stale golden file %s", f)
+		}
+	}
+}
