@@ -1,6 +1,12 @@
 package main
 
-import "testing"
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"bpcheck/internal/testdata"
+)
 
 // TestParseMemory covers sizes with and without units and percentages.
 func TestParseMemory(t *testing.T) {
@@ -18,5 +24,22 @@ func TestParseMemory(t *testing.T) {
 		if v, err := parseMemory(in, total); err == nil {
 			t.Errorf("parseMemory(%q) = %d, want an error", in, v)
 		}
+	}
+}
+
+// TestTimeoutPartialReport: --timeout stops the check with a partial
+// report naming what was not checked, and exit code 32.
+func TestTimeoutPartialReport(t *testing.T) {
+	testdata.Require(t)
+	var out, errb bytes.Buffer
+	args := append([]string{"check", "--timeout", "1ns", "--memory", "1M", "--json"}, testdata.CaseImages(t, "many-extents")...)
+	if code := run(args, &out, &errb); code != exitInterrupted {
+		t.Fatalf("exit %d, want %d: %s", code, exitInterrupted, errb.String())
+	}
+	if !strings.Contains(out.String(), `"interrupted":true`) || !strings.Contains(out.String(), `"not_checked":["buckets 0:0 to`) {
+		t.Errorf("summary lacks the interruption: %s", out.String())
+	}
+	if !strings.Contains(errb.String(), "interrupted") {
+		t.Errorf("stderr: %s", errb.String())
 	}
 }

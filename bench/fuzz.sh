@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs every fuzz target of bpcheck for a chosen time and prints the
+# execution counts. Crashers are kept by go test under each package's
+# testdata/fuzz/ and then run as regression tests by `go test ./...`.
+#
+#   bench/fuzz.sh            # 60 s per target
+#   FUZZTIME=10m bench/fuzz.sh
+#   TARGETS="./btreeio:FuzzNode" FUZZTIME=1h bench/fuzz.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+FUZZTIME=${FUZZTIME:-60s}
+TARGETS=${TARGETS:-"./bp:FuzzDecodeKey ./bp:FuzzExtentEntries ./bp:FuzzValues ./btreeio:FuzzSuperblock ./btreeio:FuzzNode ./btreeio:FuzzJournal ./csum:FuzzCRC64 ./pipeline:FuzzImage"}
+status=0
+for t in $TARGETS; do
+  pkg=${t%%:*}
+  fn=${t##*:}
+  log=$(mktemp)
+  if go test -run '^$' -fuzz "^${fn}\$" -fuzztime "$FUZZTIME" -fuzzminimizetime 2s "$pkg" >"$log" 2>&1; then
+    result=ok
+  else
+    result=FAILED
+    status=1
+  fi
+  execs=$(grep -o 'execs: [0-9]*' "$log" | tail -1 | awk '{print $2}')
+  printf '%-10s %-20s %-7s %12s execs in %s\n' "$pkg" "$fn" "$result" "${execs:-?}" "$FUZZTIME"
+  if [ "$result" != ok ]; then
+    tail -30 "$log"
+  fi
+  rm -f "$log"
+done
+exit $status
