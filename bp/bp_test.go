@@ -918,15 +918,27 @@ func TestExpectedBPWorkedExample(t *testing.T) {
 }
 
 // TestExpectedBPStripe: erasure-coded pointers, including format B's dev
-// 255 pointers whose backpointer position comes from the stripe.
+// 255 pointers whose backpointer position comes from the stripe (from
+// metadata 1.37 erasure_coding on; v1.36.1's bch2_extent_ptr_to_bp has
+// neither the flags nor the position rewrite).
 func TestExpectedBPStripe(t *testing.T) {
+	{
+		k := bp.Key{Type: bp.KeyExtent, Size: 8, Pos: bp.Pos{Inode: 1, Offset: 8}}
+		d := bp.DecodedPtr{Ptr: bp.Ptr{Offset: 1000, Dev: 0}, CRC: bp.CRC{CompressedSize: 8, UncompressedSize: 8, LiveSize: 8},
+			HasStripe: true, Stripe: bp.StripePtr{Block: 3, Idx: 77}}
+		g := geometry(v1_36, bp.ShiftA, 256, 512)
+		if pos, v := g.ExpectedBP(bp.BtreeExtents, 0, &k, &d, 0); v.Flags != 0 || v.DataType != bp.DataStripe || pos != (bp.Pos{Inode: 0, Offset: 1000 << 10}) {
+			t.Errorf("1.36 stripe pointer: pos %v value %+v", pos, v)
+		}
+	}
+	const v1_37 = 1<<10 | 37
 	k := bp.Key{Type: bp.KeyExtent, Size: 8, Pos: bp.Pos{Inode: 1, Offset: 8}}
 	d := bp.DecodedPtr{
 		Ptr:       bp.Ptr{Offset: 1000, Dev: 255},
 		CRC:       bp.CRC{CompressedSize: 8, UncompressedSize: 8, LiveSize: 8},
 		HasStripe: true, Stripe: bp.StripePtr{Block: 3, Idx: 77},
 	}
-	gb := geometry(v1_36, bp.ShiftA, 256, 512)
+	gb := geometry(v1_37, bp.ShiftA, 256, 512)
 	pos, v := gb.ExpectedBP(bp.BtreeExtents, 0, &k, &d, 0)
 	if pos != (bp.Pos{Inode: 77<<8 | 3, Offset: 1000 << 10}) {
 		t.Errorf("dev 255 stripe pos %v", pos)

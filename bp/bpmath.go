@@ -25,7 +25,7 @@ func (g *Geometry) FormatB() bool { return g.Version >= VersionBackpointerBucket
 // B, non-stripe keys).
 func (g *Geometry) BPPos(d *DecodedPtr) Pos {
 	p := Pos{Inode: uint64(d.Ptr.Dev), Offset: d.Ptr.Offset<<g.Shift + uint64(d.CRC.Offset)}
-	if g.FormatB() && d.Ptr.Dev == 0xff && d.HasStripe {
+	if g.Version >= VersionErasureCoding && d.Ptr.Dev == 0xff && d.HasStripe {
 		p.Inode = d.Stripe.Idx<<8 | uint64(d.Stripe.Block)
 	}
 	return p
@@ -99,7 +99,7 @@ func (g *Geometry) ExpectedBP(btree BtreeID, level uint8, k *Key, d *DecodedPtr,
 		if level == 0 && g.Rotational != nil && g.Rotational(d.Ptr.Dev) {
 			bp.Flags |= reconcile & BPFlagReconcileMask
 		}
-		if d.HasStripe {
+		if d.HasStripe && g.Version >= VersionErasureCoding {
 			bp.Flags |= BPFlagErasureCoded
 			if d.Ptr.Dev == 0xff {
 				bp.Flags |= BPFlagStripePtr

@@ -183,6 +183,7 @@ const (
 	VersionBackpointerBucketGen uint16 = 1<<10 | 14
 	VersionCachedBackpointers   uint16 = 1<<10 | 21
 	VersionStripeBackpointers   uint16 = 1<<10 | 22
+	VersionErasureCoding        uint16 = 1<<10 | 37
 )
 
 // VersionString formats a metadata version as "major.minor".

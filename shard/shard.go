@@ -34,6 +34,7 @@ const (
 	RefPtr     RefKind = iota // a pointer of a key: expects a backpointer (if NeedsBP) and counts sectors
 	RefSB                     // superblock sectors in a bucket
 	RefJournal                // a journal bucket
+	RefStripe                 // a block of an erasure-coded stripe: its backpointer is checked, its sectors are not summed
 )
 
 // Ref is one record streamed by producers: a pointer of a key (with the
@@ -236,6 +237,9 @@ func (s *Shard) apply(r *Ref) {
 		}
 		return
 	}
+	if r.Kind == RefStripe {
+		b.incomplete = true // erasure-coded counters are not judged
+	}
 	stale := false
 	if b.hasAlloc {
 		if genAfter(r.Gen, b.a.Gen) {
@@ -254,7 +258,7 @@ func (s *Shard) apply(r *Ref) {
 		s.findings = append(s.findings, s.ptrFinding(report.PtrToMissingAllocKey, r,
 			fmt.Sprintf("data type %s ptr gen %d missing in alloc btree", r.DataType, r.Gen)))
 	}
-	if !stale {
+	if !stale && r.Kind != RefStripe {
 		b.hasRefs = true
 		if r.Cached {
 			b.cached += uint64(r.Sectors)
