@@ -106,33 +106,35 @@ func Sort(fs []Finding) {
 
 // Summary is the end-of-run summary.
 type Summary struct {
-	Devices      int                `json:"devices"`
-	Clean        bool               `json:"fs_clean"`
-	FormatB      bool               `json:"format_b"`
-	Version      string             `json:"version"`
-	Passes       int                `json:"passes"`
-	Shards       int                `json:"shards"`
-	Workers      int                `json:"workers"`
-	MemoryBudget int64              `json:"memory_budget"`
-	Nodes        int64              `json:"nodes"`
-	NodeBytes    int64              `json:"node_bytes"`
-	Keys         int64              `json:"keys"`
-	Extents      int64              `json:"extents"`
-	Pointers     int64              `json:"pointers"`
-	Backpointers int64              `json:"backpointers"`
-	AllocKeys    int64              `json:"alloc_keys"`
-	Buckets      int64              `json:"buckets"`
-	Findings     int                `json:"findings"`
-	ByCode       map[string]int     `json:"by_code"`
-	Errors       int                `json:"errors"`
-	Seconds      float64            `json:"seconds"`
-	PhaseSeconds map[string]float64 `json:"phase_seconds,omitempty"`
-	ExitCode     int                `json:"exit_code"`
-	NotChecked   []string           `json:"not_checked,omitempty"`
-	JournalKeys  int                `json:"journal_keys"`
-	PerDevice    []DevSummary       `json:"per_device,omitempty"`
-	Interrupted  bool               `json:"interrupted,omitempty"`
-	Notes        []string           `json:"notes,omitempty"`
+	Devices      int    `json:"devices"`
+	Clean        bool   `json:"fs_clean"`
+	FormatB      bool   `json:"format_b"`
+	Version      string `json:"version"`
+	Passes       int    `json:"passes"`
+	Shards       int    `json:"shards"`
+	Workers      int    `json:"workers"`
+	MemoryBudget int64  `json:"memory_budget"`
+	// EstimatedBytes is the memory the shards of a one-pass check would pin.
+	EstimatedBytes int64              `json:"estimated_bytes"`
+	Nodes          int64              `json:"nodes"`
+	NodeBytes      int64              `json:"node_bytes"`
+	Keys           int64              `json:"keys"`
+	Extents        int64              `json:"extents"`
+	Pointers       int64              `json:"pointers"`
+	Backpointers   int64              `json:"backpointers"`
+	AllocKeys      int64              `json:"alloc_keys"`
+	Buckets        int64              `json:"buckets"`
+	Findings       int                `json:"findings"`
+	ByCode         map[string]int     `json:"by_code"`
+	Errors         int                `json:"errors"`
+	Seconds        float64            `json:"seconds"`
+	PhaseSeconds   map[string]float64 `json:"phase_seconds,omitempty"`
+	ExitCode       int                `json:"exit_code"`
+	NotChecked     []string           `json:"not_checked,omitempty"`
+	JournalKeys    int                `json:"journal_keys"`
+	PerDevice      []DevSummary       `json:"per_device,omitempty"`
+	Interrupted    bool               `json:"interrupted,omitempty"`
+	Notes          []string           `json:"notes,omitempty"`
 }
 
 // DevSummary is the per-device part of the summary.

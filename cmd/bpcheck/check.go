@@ -201,7 +201,7 @@ func check(ctx context.Context, fs *btreeio.FS, opt pipeline.Options, out checkO
 		Passes: res.Passes, Shards: res.Shards, Workers: opt.Workers, MemoryBudget: opt.MemoryBudget,
 		Nodes: res.Stats.Nodes, NodeBytes: res.Stats.NodeBytes, Keys: res.Stats.Keys, Extents: res.Stats.Extents,
 		Pointers: res.Stats.Pointers, Backpointers: res.Stats.Backpointers, AllocKeys: res.Stats.AllocKeys,
-		Errors: len(res.Errors), Seconds: res.Duration.Seconds(),
+		Errors: len(res.Errors), Seconds: res.Duration.Seconds(), EstimatedBytes: res.EstimatedBytes,
 		PhaseSeconds: map[string]float64{"plan": res.Phases.Plan.Seconds(), "load": res.Phases.Load.Seconds(),
 			"produce": res.Phases.Produce.Seconds(), "finish": res.Phases.Finish.Seconds()},
 	}
