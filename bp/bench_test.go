@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"bpcheck/bp"
-	"bpcheck/internal/testdata"
+	"bpcheck/internal/casedata"
 )
 
 // benchSink keeps the decoded keys alive so the compiler cannot drop the
@@ -16,7 +16,7 @@ var benchSink uint64
 // of the many-extents case (the fullest leaf of a few btrees, each with its
 // own bkey_format). One op decodes all keys of the node.
 func BenchmarkDecodeKey(b *testing.B) {
-	testdata.Require(b)
+	casedata.Require(b)
 	nodes := loadRealNodes(b, "many-extents")
 	var picks []realNode
 	for _, id := range []bp.BtreeID{bp.BtreeExtents, bp.BtreeBackpointers, bp.BtreeAlloc, bp.BtreeInodes} {

@@ -8,7 +8,7 @@ import (
 
 	"bpcheck/bp"
 	"bpcheck/btreeio"
-	"bpcheck/internal/testdata"
+	"bpcheck/internal/casedata"
 )
 
 // realNode is a btree node of a test image as this package sees it: the
@@ -46,7 +46,7 @@ func (c *nodeCollector) NodeError(btree bp.BtreeID, level uint8, _ *bp.Key, err 
 // nodes with the raw keys of their first bsets, read again from the device.
 func loadRealNodes(tb testing.TB, name string) []realNode {
 	tb.Helper()
-	fs, err := btreeio.Open(testdata.CaseImages(tb, name))
+	fs, err := btreeio.Open(casedata.CaseImages(tb, name))
 	if err != nil {
 		tb.Fatalf("open %s: %v", name, err)
 	}
@@ -87,7 +87,7 @@ func loadRealNodes(tb testing.TB, name string) []realNode {
 
 // haveTestdata reports whether the shared test images are present, without
 // skipping: fuzz targets then just run on their synthetic seeds.
-func haveTestdata() bool { return testdata.Dir() != "" }
+func haveTestdata() bool { return casedata.Dir() != "" }
 
 // checkSubslice fails the test unless inner is exactly outer[lo:hi]: same
 // length, same backing array and start.

@@ -17,7 +17,7 @@ import (
 	"bpcheck/bp"
 	"bpcheck/btreeio"
 	"bpcheck/csum"
-	"bpcheck/internal/testdata"
+	"bpcheck/internal/casedata"
 )
 
 // copyImage copies the first limit bytes of the image src (all of it if
@@ -297,7 +297,7 @@ func firstPtrOffset(t *testing.T, k *bp.Key, val []byte) int64 {
 // foundImage returns the decompressed path of found/<name>.img.zst.
 func foundImage(t *testing.T, name string) string {
 	t.Helper()
-	return testdata.Image(t, filepath.Join(testdata.Require(t), "found", name+".img.zst"))
+	return casedata.Image(t, filepath.Join(casedata.Require(t), "found", name+".img.zst"))
 }
 
 // cryptKeyMagicPlain is bch_key.magic of a key stored unencrypted.
@@ -354,7 +354,7 @@ func TestEncrypted(t *testing.T) {
 // NodeError as ErrTruncated with the device, the node's byte offset, btree
 // and level. Cut inside the superblock, Open itself fails.
 func TestTruncatedImage(t *testing.T) {
-	src := testdata.CaseImages(t, "tiny")[0]
+	src := casedata.CaseImages(t, "tiny")[0]
 	cut := copyImage(t, src, 1<<20)
 	fs := mustOpen(t, cut)
 	if fs.Devices[0].Size != 1<<20 {
@@ -414,7 +414,7 @@ func TestBadSuperblockChecksum(t *testing.T) {
 // tiny, checks that the first backup is used and the filesystem still reads
 // completely, then flips the same byte in every copy and expects want.
 func testSBCorruption(t *testing.T, rel int64, want error) {
-	src := testdata.CaseImages(t, "tiny")[0]
+	src := casedata.CaseImages(t, "tiny")[0]
 	ref := mustOpen(t, src)
 	refWalks := walkAll(t, ref)
 
@@ -460,7 +460,7 @@ func testSBCorruption(t *testing.T, rel int64, want error) {
 // NodeError as ErrBadChecksum with device, byte offset, btree and level,
 // goes on with its siblings, and every other btree reads completely.
 func TestBadNodeChecksum(t *testing.T) {
-	src := testdata.CaseImages(t, "small")[0]
+	src := casedata.CaseImages(t, "small")[0]
 	ref := mustOpen(t, src)
 	refWalks := walkAll(t, ref)
 	requireClean(t, refWalks)
@@ -527,9 +527,9 @@ func TestBadNodeChecksum(t *testing.T) {
 // TestDeviceSet checks the errors for device sets that are not one
 // complete filesystem.
 func TestDeviceSet(t *testing.T) {
-	tiny := testdata.CaseImages(t, "tiny")[0]
-	small := testdata.CaseImages(t, "small")[0]
-	two := testdata.CaseImages(t, "two-dev")
+	tiny := casedata.CaseImages(t, "tiny")[0]
+	small := casedata.CaseImages(t, "small")[0]
+	two := casedata.CaseImages(t, "two-dev")
 
 	// containsAll fails unless err is ErrDeviceSet and mentions every word.
 	containsAll := func(name string, err error, words ...string) {
@@ -653,7 +653,7 @@ func openFlags(t *testing.T, path string) (flags []int64, ok bool) {
 // checks that the device was opened O_RDONLY and that its bytes, size,
 // mode and mtime are unchanged afterwards.
 func TestReadOnly(t *testing.T) {
-	img := copyImage(t, testdata.CaseImages(t, "tiny")[0], -1)
+	img := copyImage(t, casedata.CaseImages(t, "tiny")[0], -1)
 	if err := os.Chmod(img, 0o444); err != nil {
 		t.Fatal(err)
 	}
@@ -842,7 +842,7 @@ func TestErrorText(t *testing.T) {
 // superblock copy actually used: the primary, or the backup when the
 // primary's magic is broken too.
 func TestCleanSectionErrorOffset(t *testing.T) {
-	src := testdata.CaseImages(t, "tiny")[0]
+	src := casedata.CaseImages(t, "tiny")[0]
 	cleanOff := int64(sbField(readRawSB(t, src), btreeio.FieldClean) + 24)
 	if cleanOff < 24 {
 		t.Fatal("tiny has no clean section")

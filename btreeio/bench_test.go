@@ -5,7 +5,7 @@ import (
 
 	"bpcheck/bp"
 	"bpcheck/btreeio"
-	"bpcheck/internal/testdata"
+	"bpcheck/internal/casedata"
 )
 
 // childPtr is a btree pointer key found in an interior node.
@@ -49,7 +49,7 @@ func (c *interiorCollector) NodeError(btree bp.BtreeID, level uint8, _ *bp.Key, 
 //   - ReadNode: each node is read from the image (page cache) and parsed,
 //     as a walk does.
 func BenchmarkParseNode(b *testing.B) {
-	testdata.Require(b)
+	casedata.Require(b)
 	var leaves []nodeBuf
 	for _, nb := range loadNodeBufs(b, "many-extents", false) {
 		if nb.exp.Btree == bp.BtreeExtents && nb.exp.Level == 0 {
@@ -88,7 +88,7 @@ func BenchmarkParseNode(b *testing.B) {
 	})
 
 	b.Run("ReadNode", func(b *testing.B) {
-		fs, err := btreeio.Open(testdata.CaseImages(b, "many-extents"))
+		fs, err := btreeio.Open(casedata.CaseImages(b, "many-extents"))
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -10,7 +10,7 @@ import (
 
 	"bpcheck/bp"
 	"bpcheck/btreeio"
-	"bpcheck/internal/testdata"
+	"bpcheck/internal/casedata"
 )
 
 // rawFacts are superblock facts read straight from the bytes (format.md
@@ -68,7 +68,7 @@ var foundOutcome = map[string]string{
 // filesystem without a usable journal gives ErrUnclean, and a pre-1.0
 // version may be refused as unsupported.
 func TestFoundImages(t *testing.T) {
-	zsts, err := filepath.Glob(filepath.Join(testdata.Require(t), "found", "*.img.zst"))
+	zsts, err := filepath.Glob(filepath.Join(casedata.Require(t), "found", "*.img.zst"))
 	if err != nil || len(zsts) == 0 {
 		t.Fatalf("no found images: %v", err)
 	}
@@ -77,7 +77,7 @@ func TestFoundImages(t *testing.T) {
 		name := strings.TrimSuffix(filepath.Base(zst), ".img.zst")
 		seen[name] = true
 		t.Run(name, func(t *testing.T) {
-			img := testdata.Image(t, zst)
+			img := casedata.Image(t, zst)
 			facts := readFacts(t, readRawSB(t, img))
 			switch foundOutcome[name] {
 			case "encrypted":

@@ -9,7 +9,7 @@ import (
 	"bpcheck/bp"
 	"bpcheck/btreeio"
 	"bpcheck/csum"
-	"bpcheck/internal/testdata"
+	"bpcheck/internal/casedata"
 )
 
 // nodeBuf is one btree node as read from a test image: the filesystem's
@@ -30,7 +30,7 @@ type nodeBuf struct {
 // otherwise the whole on-disk node.
 func loadNodeBufs(tb testing.TB, name string, trim bool) []nodeBuf {
 	tb.Helper()
-	fs, err := btreeio.Open(testdata.CaseImages(tb, name))
+	fs, err := btreeio.Open(casedata.CaseImages(tb, name))
 	if err != nil {
 		tb.Fatalf("open %s: %v", name, err)
 	}
@@ -81,7 +81,7 @@ func loadNodeBufs(tb testing.TB, name string, trim bool) []nodeBuf {
 func sbSeeds(tb testing.TB) [][]byte {
 	var out [][]byte
 	for _, name := range []string{"tiny", "a-tiny"} {
-		d, err := btreeio.OpenDevice(testdata.CaseImages(tb, name)[0])
+		d, err := btreeio.OpenDevice(casedata.CaseImages(tb, name)[0])
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -286,4 +286,4 @@ func FuzzNode(f *testing.F) {
 
 // haveTestdata reports whether the shared test images are present, without
 // skipping the caller.
-func haveTestdata() bool { return testdata.Dir() != "" }
+func haveTestdata() bool { return casedata.Dir() != "" }

@@ -3,7 +3,7 @@ package btreeio
 import (
 	"testing"
 
-	"bpcheck/internal/testdata"
+	"bpcheck/internal/casedata"
 )
 
 // FuzzJournal feeds mutated journal buckets of the unclean case (jsets and
@@ -11,8 +11,8 @@ import (
 // never panic, and every replayed entry must have a good checksum.
 func FuzzJournal(f *testing.F) {
 	var fs *FS
-	if testdata.Dir() != "" {
-		d, err := OpenDevice(testdata.CaseImages(f, "unclean")[0])
+	if casedata.Dir() != "" {
+		d, err := OpenDevice(casedata.CaseImages(f, "unclean")[0])
 		if err == nil {
 			fs, _ = Assemble([]*Device{d})
 		}

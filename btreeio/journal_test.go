@@ -12,7 +12,7 @@ import (
 	"bpcheck/bp"
 	"bpcheck/btreeio"
 	"bpcheck/csum"
-	"bpcheck/internal/testdata"
+	"bpcheck/internal/casedata"
 )
 
 var replayLine = regexp.MustCompile(`replaying entries (\d+)-(\d+)`)
@@ -21,8 +21,8 @@ var keysLine = regexp.MustCompile(`Journal keys: (\d+) read, (\d+) after sorting
 // TestJournalUnclean reads the journal of the unclean case and compares the
 // replayed range and key counts with what the real fsck printed.
 func TestJournalUnclean(t *testing.T) {
-	testdata.Require(t)
-	fsck, err := os.ReadFile(filepath.Join(testdata.CaseDir(t, "unclean"), "fsck.txt"))
+	casedata.Require(t)
+	fsck, err := os.ReadFile(filepath.Join(casedata.CaseDir(t, "unclean"), "fsck.txt"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +58,7 @@ func TestJournalUnclean(t *testing.T) {
 // primary superblock, then recomputes the superblock checksum.
 func sbRewrite(t *testing.T, name string, edit func(raw []byte)) string {
 	t.Helper()
-	src := testdata.CaseImages(t, name)[0]
+	src := casedata.CaseImages(t, name)[0]
 	data, err := os.ReadFile(src)
 	if err != nil {
 		t.Fatal(err)
@@ -98,7 +98,7 @@ func leafKeys(t *testing.T, fs *btreeio.FS) map[bp.BtreeID]int {
 // journal still holds the roots written at shutdown, so reading through
 // the journal must give the same btrees.
 func TestJournalRootsOfCleanImage(t *testing.T) {
-	testdata.Require(t)
+	casedata.Require(t)
 	for _, name := range []string{"small", "a-small"} {
 		t.Run(name, func(t *testing.T) {
 			want := leafKeys(t, mustRoots(t, openCase(t, name)))
@@ -141,13 +141,13 @@ func mustRoots(t *testing.T, fs *btreeio.FS) *btreeio.FS {
 // older entry chosen), stated in the notes; a damaged middle entry is
 // reported and its keys not replayed; nothing panics.
 func TestJournalDamaged(t *testing.T) {
-	testdata.Require(t)
+	casedata.Require(t)
 	fs := openCase(t, "unclean")
 	if err := fs.LoadRoots(); err != nil {
 		t.Fatal(err)
 	}
 	clean := fs.Journal
-	src := testdata.CaseImages(t, "unclean")[0]
+	src := casedata.CaseImages(t, "unclean")[0]
 	data, err := os.ReadFile(src)
 	if err != nil {
 		t.Fatal(err)

@@ -6,7 +6,7 @@ import (
 
 	"bpcheck/bp"
 	"bpcheck/btreeio"
-	"bpcheck/internal/testdata"
+	"bpcheck/internal/casedata"
 )
 
 // countVisitor counts leaf keys and nodes, and fails on unreadable nodes.
@@ -36,7 +36,7 @@ func (c *countVisitor) NodeError(btree bp.BtreeID, level uint8, parent *bp.Key, 
 
 func openCase(tb testing.TB, name string) *btreeio.FS {
 	tb.Helper()
-	fs, err := btreeio.Open(testdata.CaseImages(tb, name))
+	fs, err := btreeio.Open(casedata.CaseImages(tb, name))
 	if err != nil {
 		tb.Fatalf("open %s: %v", name, err)
 	}
@@ -47,10 +47,10 @@ func openCase(tb testing.TB, name string) *btreeio.FS {
 // TestKeyCounts walks every btree of every clean case and compares the
 // number of leaf keys with what bcachefs list counted (case.json).
 func TestKeyCounts(t *testing.T) {
-	testdata.Require(t)
-	for _, name := range testdata.Cases(t) {
+	casedata.Require(t)
+	for _, name := range casedata.Cases(t) {
 		t.Run(name, func(t *testing.T) {
-			c := testdata.LoadCase(t, name)
+			c := casedata.LoadCase(t, name)
 			fs := openCase(t, name)
 			if err := fs.LoadRoots(); err != nil {
 				if errors.Is(err, btreeio.ErrUnclean) {

@@ -7,7 +7,7 @@ import (
 
 	"bpcheck/bp"
 	"bpcheck/btreeio"
-	"bpcheck/internal/testdata"
+	"bpcheck/internal/casedata"
 	"bpcheck/listfmt"
 )
 
@@ -53,14 +53,14 @@ func header(s string) string {
 // TestListMatchesBcachefs compares `bpcheck list` output with the dumps of
 // the real `bcachefs list`, key for key.
 func TestListMatchesBcachefs(t *testing.T) {
-	testdata.Require(t)
-	for _, name := range testdata.Cases(t) {
-		dumps := testdata.ListDumps(t, name)
+	casedata.Require(t)
+	for _, name := range casedata.Cases(t) {
+		dumps := casedata.ListDumps(t, name)
 		if len(dumps) == 0 {
 			continue
 		}
 		t.Run(name, func(t *testing.T) {
-			fs, err := btreeio.Open(testdata.CaseImages(t, name))
+			fs, err := btreeio.Open(casedata.CaseImages(t, name))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -73,8 +73,8 @@ func TestListMatchesBcachefs(t *testing.T) {
 			}
 			p := listfmt.NewPrinter(fs)
 			for _, btree := range dumps {
-				dump, _ := testdata.ListDump(t, name, btree)
-				want := testdata.SplitKeys(dump)
+				dump, _ := casedata.ListDump(t, name, btree)
+				want := casedata.SplitKeys(dump)
 				id, ok := bp.ParseBtreeID(btree)
 				if !ok {
 					t.Errorf("unknown btree %q", btree)

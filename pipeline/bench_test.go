@@ -7,7 +7,7 @@ import (
 
 	"bpcheck/bp"
 	"bpcheck/btreeio"
-	"bpcheck/internal/testdata"
+	"bpcheck/internal/casedata"
 	"bpcheck/pipeline"
 )
 
@@ -42,10 +42,10 @@ func (l *leafBytes) NodeError(bp.BtreeID, uint8, *bp.Key, error) error { return 
 //
 //	go test -run x -bench BenchmarkCheck -benchtime 20x ./pipeline/
 func BenchmarkCheck(b *testing.B) {
-	testdata.Require(b)
+	casedata.Require(b)
 	for _, name := range benchCases {
 		b.Run("case="+name, func(b *testing.B) {
-			fs, err := btreeio.Open(testdata.CaseImages(b, name))
+			fs, err := btreeio.Open(casedata.CaseImages(b, name))
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -11,7 +11,7 @@ import (
 	"bpcheck/bp"
 	"bpcheck/btreeio"
 	"bpcheck/csum"
-	"bpcheck/internal/testdata"
+	"bpcheck/internal/casedata"
 	"bpcheck/pipeline"
 	"bpcheck/report"
 )
@@ -51,8 +51,8 @@ func resum(t *testing.T, img []byte, off int64, nodeBytes, blockBytes int, seq u
 // with a checksum that matches the data it now points at, both extents
 // are good and it is dup_extents_to_reflink.
 func TestDuplicateClaims(t *testing.T) {
-	testdata.Require(t)
-	src := testdata.CaseImages(t, "tiny")[0]
+	casedata.Require(t)
+	src := casedata.CaseImages(t, "tiny")[0]
 	orig, err := os.ReadFile(src)
 	if err != nil {
 		t.Fatal(err)

@@ -11,8 +11,8 @@ import (
 
 	"bpcheck/bp"
 	"bpcheck/btreeio"
+	"bpcheck/internal/casedata"
 	"bpcheck/internal/faultio"
-	"bpcheck/internal/testdata"
 	"bpcheck/pipeline"
 	"bpcheck/report"
 )
@@ -65,8 +65,8 @@ func openFaulty(t *testing.T, path string, faults []faultio.Fault) (*btreeio.FS,
 // read finding naming the btree, level and key range end of the lost node;
 // nothing that only follows from the loss may be reported.
 func TestUnreadableNodes(t *testing.T) {
-	testdata.Require(t)
-	path := testdata.CaseImages(t, "small")[0]
+	casedata.Require(t)
+	path := casedata.CaseImages(t, "small")[0]
 	clean, _ := openFaulty(t, path, nil)
 	base, err := pipeline.Run(context.Background(), clean, pipeline.Options{Workers: 2})
 	if err != nil || len(base.Findings) != 0 {
@@ -129,8 +129,8 @@ func TestUnreadableNodes(t *testing.T) {
 // TestCancelStopsWorkers cancels a check and checks that it stops with the
 // context's error and leaves no goroutine behind.
 func TestCancelStopsWorkers(t *testing.T) {
-	testdata.Require(t)
-	fs, _ := openFaulty(t, testdata.CaseImages(t, "many-extents")[0], nil)
+	casedata.Require(t)
+	fs, _ := openFaulty(t, casedata.CaseImages(t, "many-extents")[0], nil)
 	before := runtime.NumGoroutine()
 	for _, delay := range []time.Duration{0, time.Millisecond, 5 * time.Millisecond} {
 		ctx, cancel := context.WithTimeout(context.Background(), delay)
@@ -156,8 +156,8 @@ func TestCancelStopsWorkers(t *testing.T) {
 // TestProgress checks that the progress of a multi-pass check never
 // exceeds 100 % while it runs and ends at exactly 100 %.
 func TestProgress(t *testing.T) {
-	testdata.Require(t)
-	fs, _ := openFaulty(t, testdata.CaseImages(t, "many-extents")[0], nil)
+	casedata.Require(t)
+	fs, _ := openFaulty(t, casedata.CaseImages(t, "many-extents")[0], nil)
 	p := &pipeline.Progress{}
 	done := make(chan struct{})
 	var maxFrac float64

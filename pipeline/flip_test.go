@@ -10,8 +10,8 @@ import (
 
 	"bpcheck/bp"
 	"bpcheck/btreeio"
+	"bpcheck/internal/casedata"
 	"bpcheck/internal/faultio"
-	"bpcheck/internal/testdata"
 	"bpcheck/pipeline"
 )
 
@@ -33,7 +33,7 @@ func (a *allNodes) NodeError(bp.BtreeID, uint8, *bp.Key, error) error { return n
 // has no metadata checksums, so its flips reach the key decoders.
 // BPCHECK_FLIPS sets the number of runs per image (default 500).
 func TestBitFlips(t *testing.T) {
-	testdata.Require(t)
+	casedata.Require(t)
 	runs := 500
 	if v, err := strconv.Atoi(os.Getenv("BPCHECK_FLIPS")); err == nil {
 		runs = v
@@ -43,7 +43,7 @@ func TestBitFlips(t *testing.T) {
 	}
 	for _, name := range []string{"nocsum", "tiny", "a-tiny", "unclean"} {
 		t.Run(name, func(t *testing.T) {
-			path := testdata.CaseImages(t, name)[0]
+			path := casedata.CaseImages(t, name)[0]
 			fs, _ := openFaulty(t, path, nil)
 			a := &allNodes{}
 			for _, r := range fs.Roots {

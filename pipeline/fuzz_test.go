@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"bpcheck/btreeio"
+	"bpcheck/internal/casedata"
 	"bpcheck/internal/faultio"
-	"bpcheck/internal/testdata"
 	"bpcheck/pipeline"
 )
 
@@ -20,7 +20,7 @@ import (
 // input is a list of (offset, bit) pairs, 9 bytes each; offsets are
 // folded into the image's metadata regions.
 func FuzzImage(f *testing.F) {
-	if testdata.Dir() == "" {
+	if casedata.Dir() == "" {
 		f.Skip("test data not available")
 	}
 	type image struct {
@@ -30,7 +30,7 @@ func FuzzImage(f *testing.F) {
 	}
 	var images []image
 	for _, name := range []string{"tiny", "nocsum"} {
-		path := testdata.CaseImages(f, name)[0]
+		path := casedata.CaseImages(f, name)[0]
 		st, err := os.Stat(path)
 		if err != nil {
 			f.Fatal(err)

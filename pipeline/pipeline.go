@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -44,6 +45,9 @@ type Stats struct {
 	// PerDev counts per member device: pointers into it (from keys read
 	// in pass 0) and its backpointers.
 	PerDev [256]DevStats
+	// LoadNodes and LoadBytes count the backpointer and alloc leaves the
+	// loaders read (all passes; a leaf straddling two shards counts twice).
+	LoadNodes, LoadBytes int64
 }
 
 // DevStats are the counts of one device.
@@ -151,6 +155,7 @@ func Run(ctx context.Context, fs *btreeio.FS, opt Options) (*Result, error) {
 	report.Sort(c.findings)
 	res.Findings = c.findings
 	res.Errors = c.errs
+	c.stats.LoadNodes, c.stats.LoadBytes = c.loadNodes.Load(), c.loadBytes.Load()
 	res.Stats = c.stats
 	res.Phases = c.phases
 	res.Duration = time.Since(start)
@@ -187,6 +192,8 @@ type checker struct {
 	// anyRotational: some member has the ROTATIONAL flag, so format B
 	// backpointers of data pointers carry RECONCILE_PHYS flags.
 	anyRotational bool
+	// loadNodes, loadBytes count the loaders' leaves (Stats.Load*).
+	loadNodes, loadBytes atomic.Int64
 }
 
 // nodeLost records a node that could not be read: its subtree's range goes
@@ -717,6 +724,8 @@ func (l *bpLoader) Node(n *btreeio.Node) error {
 		return nil
 	}
 	l.c.opt.Progress.addNode()
+	l.c.loadNodes.Add(1)
+	l.c.loadBytes.Add(int64(n.SectorsWritten) * btreeio.SectorSize)
 	c := l.c
 	for i := range n.Keys {
 		k := &n.Keys[i]
@@ -840,6 +849,8 @@ func (l *allocLoader) Node(n *btreeio.Node) error {
 		return nil
 	}
 	l.c.opt.Progress.addNode()
+	l.c.loadNodes.Add(1)
+	l.c.loadBytes.Add(int64(n.SectorsWritten) * btreeio.SectorSize)
 	for i := range n.Keys {
 		k := &n.Keys[i]
 		if k.Key.Type != bp.KeyAllocV4 {

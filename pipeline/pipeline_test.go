@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"bpcheck/btreeio"
-	"bpcheck/internal/testdata"
+	"bpcheck/internal/casedata"
 	"bpcheck/pipeline"
 	"bpcheck/report"
 )
@@ -42,8 +42,8 @@ var deleteBPArg = regexp.MustCompile(`-b backpointers -p (\S+)`)
 // for a case: expect.json's, plus one ptr_to_missing_backpointer for
 // every silently repaired deletion (testdata README).
 func expectedBP(t *testing.T, name string) (want []string, either map[string]string) {
-	e := testdata.CaseExpect(t, name)
-	byBP := map[string][]testdata.Finding{}
+	e := casedata.CaseExpect(t, name)
+	byBP := map[string][]casedata.Finding{}
 	for _, f := range e.Findings {
 		if bpCodes[f.Code] {
 			byBP[f.BP] = append(byBP[f.BP], f)
@@ -62,7 +62,7 @@ func expectedBP(t *testing.T, name string) (want []string, either map[string]str
 			want = append(want, bpKey(f.Code, f.BP, f.Btree, f.Level, f.Pos))
 		}
 	}
-	c := testdata.LoadCase(t, name)
+	c := casedata.LoadCase(t, name)
 	for _, s := range c.CorruptionSteps {
 		if !s.OnlyBpOfBucketExpectedSilent {
 			continue
@@ -82,7 +82,7 @@ var allocLine = regexp.MustCompile(`^bucket (\d+):(\d+) `)
 // expectedAlloc returns the check_allocations findings of expect.json
 // that bpcheck also checks, as "code dev:bucket".
 func expectedAlloc(t *testing.T, name string) ([]string, bool) {
-	e := testdata.CaseExpect(t, name)
+	e := casedata.CaseExpect(t, name)
 	if e.Other == nil && e.OtherCounts == nil {
 		return nil, false
 	}
@@ -103,7 +103,7 @@ func expectedAlloc(t *testing.T, name string) ([]string, bool) {
 
 func runCase(t *testing.T, name string, opt pipeline.Options) *pipeline.Result {
 	t.Helper()
-	fs, err := btreeio.Open(testdata.CaseImages(t, name))
+	fs, err := btreeio.Open(casedata.CaseImages(t, name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,8 +165,8 @@ func diff(t *testing.T, what string, got, want []string, either map[string]strin
 // TestCasesMatchFsck checks every case and compares the findings with what
 // the real bcachefs fsck reported (expect.json) plus the silent repairs.
 func TestCasesMatchFsck(t *testing.T) {
-	testdata.Require(t)
-	for _, name := range testdata.Cases(t) {
+	casedata.Require(t)
+	for _, name := range casedata.Cases(t) {
 		t.Run(name, func(t *testing.T) {
 			res := runCase(t, name, pipeline.Options{})
 			bps, allocs, other := split(res)
@@ -186,7 +186,7 @@ func TestCasesMatchFsck(t *testing.T) {
 // TestSameFindingsAnyLayout runs the corrupt cases with 1, 2 and 8 workers
 // and with budgets that force many passes: findings must be identical.
 func TestSameFindingsAnyLayout(t *testing.T) {
-	testdata.Require(t)
+	casedata.Require(t)
 	for _, name := range []string{"corrupt-mixed", "a-corrupt-mixed", "corrupt-missing-alloc", "many-extents"} {
 		t.Run(name, func(t *testing.T) {
 			base := runCase(t, name, pipeline.Options{Workers: 1})
@@ -222,12 +222,12 @@ func render(res *pipeline.Result) string {
 // TestSyzkaller2024 checks the eight syzkaller images written by a 2024
 // kernel: the 2024 fsck found 6 missing btree-root backpointers in each.
 func TestSyzkaller2024(t *testing.T) {
-	dir := testdata.Require(t)
+	dir := casedata.Require(t)
 	for i := 0; i < 8; i++ {
 		name := fmt.Sprintf("syz2024_%d", i)
 		t.Run(name, func(t *testing.T) {
-			img := testdata.Image(t, dir+"/found/"+name+".img.zst")
-			e := testdata.LoadExpect(t, dir+"/found/"+name+".expect.json")
+			img := casedata.Image(t, dir+"/found/"+name+".img.zst")
+			e := casedata.LoadExpect(t, dir+"/found/"+name+".expect.json")
 			fs, err := btreeio.Open([]string{img})
 			if err != nil {
 				t.Fatal(err)

@@ -115,26 +115,29 @@ type Summary struct {
 	Workers      int    `json:"workers"`
 	MemoryBudget int64  `json:"memory_budget"`
 	// EstimatedBytes is the memory the shards of a one-pass check would pin.
-	EstimatedBytes int64              `json:"estimated_bytes"`
-	Nodes          int64              `json:"nodes"`
-	NodeBytes      int64              `json:"node_bytes"`
-	Keys           int64              `json:"keys"`
-	Extents        int64              `json:"extents"`
-	Pointers       int64              `json:"pointers"`
-	Backpointers   int64              `json:"backpointers"`
-	AllocKeys      int64              `json:"alloc_keys"`
-	Buckets        int64              `json:"buckets"`
-	Findings       int                `json:"findings"`
-	ByCode         map[string]int     `json:"by_code"`
-	Errors         int                `json:"errors"`
-	Seconds        float64            `json:"seconds"`
-	PhaseSeconds   map[string]float64 `json:"phase_seconds,omitempty"`
-	ExitCode       int                `json:"exit_code"`
-	NotChecked     []string           `json:"not_checked,omitempty"`
-	JournalKeys    int                `json:"journal_keys"`
-	PerDevice      []DevSummary       `json:"per_device,omitempty"`
-	Interrupted    bool               `json:"interrupted,omitempty"`
-	Notes          []string           `json:"notes,omitempty"`
+	EstimatedBytes int64 `json:"estimated_bytes"`
+	Nodes          int64 `json:"nodes"`
+	NodeBytes      int64 `json:"node_bytes"`
+	// LoadNodes and LoadBytes count the backpointer and alloc leaves read.
+	LoadNodes    int64              `json:"load_nodes"`
+	LoadBytes    int64              `json:"load_bytes"`
+	Keys         int64              `json:"keys"`
+	Extents      int64              `json:"extents"`
+	Pointers     int64              `json:"pointers"`
+	Backpointers int64              `json:"backpointers"`
+	AllocKeys    int64              `json:"alloc_keys"`
+	Buckets      int64              `json:"buckets"`
+	Findings     int                `json:"findings"`
+	ByCode       map[string]int     `json:"by_code"`
+	Errors       int                `json:"errors"`
+	Seconds      float64            `json:"seconds"`
+	PhaseSeconds map[string]float64 `json:"phase_seconds,omitempty"`
+	ExitCode     int                `json:"exit_code"`
+	NotChecked   []string           `json:"not_checked,omitempty"`
+	JournalKeys  int                `json:"journal_keys"`
+	PerDevice    []DevSummary       `json:"per_device,omitempty"`
+	Interrupted  bool               `json:"interrupted,omitempty"`
+	Notes        []string           `json:"notes,omitempty"`
 }
 
 // DevSummary is the per-device part of the summary.
@@ -227,8 +230,8 @@ func WriteTextSummary(w io.Writer, s *Summary) error {
 	for _, c := range sortedKeys(s.ByCode) {
 		fmt.Fprintf(&b, "  %-34s %d\n", c, s.ByCode[c])
 	}
-	fmt.Fprintf(&b, "Scanned: %d nodes (%d bytes), %d keys, %d pointers, %d backpointers, %d alloc keys, %d buckets\n",
-		s.Nodes, s.NodeBytes, s.Keys, s.Pointers, s.Backpointers, s.AllocKeys, s.Buckets)
+	fmt.Fprintf(&b, "Scanned: %d nodes with pointers (%d bytes), %d backpointer and alloc leaves (%d bytes), %d keys, %d pointers, %d backpointers, %d alloc keys, %d buckets\n",
+		s.Nodes, s.NodeBytes, s.LoadNodes, s.LoadBytes, s.Keys, s.Pointers, s.Backpointers, s.AllocKeys, s.Buckets)
 	fmt.Fprintf(&b, "Filesystem: version %s (format %s), %d device(s), %s\n", s.Version, map[bool]string{true: "B", false: "A"}[s.FormatB], s.Devices,
 		map[bool]string{true: "clean", false: fmt.Sprintf("not clean: %d journal keys overlaid", s.JournalKeys)}[s.Clean])
 	for _, n := range s.Notes {

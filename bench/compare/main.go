@@ -22,7 +22,7 @@ import (
 	"strconv"
 	"strings"
 
-	"bpcheck/internal/testdata"
+	"bpcheck/internal/casedata"
 )
 
 // bpPasses are the fsck passes that do what bpcheck check does.
@@ -142,7 +142,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "compare: no BenchmarkCheck results on stdin")
 		os.Exit(1)
 	}
-	dir := testdata.Dir()
+	dir := casedata.Dir()
 	if dir == "" {
 		fmt.Fprintln(os.Stderr, "compare:", errors.New("test data not found (set BPCHECK_TESTDATA)"))
 		os.Exit(1)

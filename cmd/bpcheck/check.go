@@ -199,7 +199,7 @@ func check(ctx context.Context, fs *btreeio.FS, opt pipeline.Options, out checkO
 	s := &report.Summary{
 		Devices: len(fs.Devices), Clean: sb.IsClean(), FormatB: sb.FormatB(), Version: bp.VersionString(sb.Version),
 		Passes: res.Passes, Shards: res.Shards, Workers: opt.Workers, MemoryBudget: opt.MemoryBudget,
-		Nodes: res.Stats.Nodes, NodeBytes: res.Stats.NodeBytes, Keys: res.Stats.Keys, Extents: res.Stats.Extents,
+		Nodes: res.Stats.Nodes, NodeBytes: res.Stats.NodeBytes, LoadNodes: res.Stats.LoadNodes, LoadBytes: res.Stats.LoadBytes, Keys: res.Stats.Keys, Extents: res.Stats.Extents,
 		Pointers: res.Stats.Pointers, Backpointers: res.Stats.Backpointers, AllocKeys: res.Stats.AllocKeys,
 		Errors: len(res.Errors), Seconds: res.Duration.Seconds(), EstimatedBytes: res.EstimatedBytes,
 		PhaseSeconds: map[string]float64{"plan": res.Phases.Plan.Seconds(), "load": res.Phases.Load.Seconds(),

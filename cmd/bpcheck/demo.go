@@ -8,34 +8,43 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/pbnjay/memory"
 
 	"bpcheck/btreeio"
+	"bpcheck/gen"
 	"bpcheck/pipeline"
 )
 
-const demoUsage = `Usage: bpcheck demo [--case NAME] [--testdata DIR] [--json]
+const demoUsage = `Usage: bpcheck demo [--extents N] [--case NAME [--testdata DIR]] [--json]
 
-Decompresses a real bcachefs filesystem from the shared test data
-(default: corrupt-mixed, two devices made by bcachefs-tools v1.36.1 with
-backpointers, extents and an alloc key deleted) into a temporary directory,
-checks it, prints the report and removes the copy.
+Without --case: generates a small two-device bcachefs filesystem (format B,
+metadata 1.36, replicas 2) with one fault of every kind bpcheck's generator
+injects, in a temporary directory; checks it; prints the report, then what
+the generator's manifest says should have been found; and removes it.
 
-The test data is found at $BPCHECK_TESTDATA or ../shared/testdata.
+With --case NAME: decompresses that real filesystem from the shared test
+data (e.g. corrupt-mixed, two devices made by bcachefs-tools v1.36.1 with
+backpointers, extents and an alloc key deleted) instead. The test data is
+found at --testdata, $BPCHECK_TESTDATA or ../shared/testdata.
 `
 
 func runDemo(args []string, stdout, stderr io.Writer) int {
 	fl := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fl.SetOutput(stderr)
 	fl.Usage = func() { fmt.Fprint(stderr, demoUsage) }
-	name := fl.String("case", "corrupt-mixed", "test case to check")
+	name := fl.String("case", "", "real test case to check instead of a generated filesystem")
+	extents := fl.Int64("extents", 20000, "extents of the generated filesystem")
 	dir := fl.String("testdata", "", "test data directory")
 	asJSON := fl.Bool("json", false, "JSON Lines output")
 	if err := fl.Parse(args); err != nil {
 		return exitUsage
+	}
+	if *name == "" {
+		return demoGenerated(*extents, *asJSON, stdout, stderr)
 	}
 	td := *dir
 	if td == "" {
@@ -123,4 +132,54 @@ func allZero(b []byte) bool {
 		}
 	}
 	return true
+}
+
+// demoGenerated generates, checks and removes a small faulty filesystem.
+func demoGenerated(extents int64, asJSON bool, stdout, stderr io.Writer) int {
+	tmp, err := os.MkdirTemp("", "bpcheck-demo-")
+	if err != nil {
+		fmt.Fprintf(stderr, "bpcheck: %v\n", err)
+		return exitOperational
+	}
+	defer os.RemoveAll(tmp)
+	inject := map[string]int{}
+	for _, k := range gen.Kinds {
+		inject[k] = 1
+	}
+	p := gen.Params{Devices: 2, Replicas: 2, DeviceSize: 1 << 30, Extents: extents, Seed: 1, Inject: inject}
+	m, err := gen.Generate(tmp, p)
+	if err != nil {
+		fmt.Fprintf(stderr, "bpcheck: generate: %v\n", err)
+		return exitOperational
+	}
+	paths := []string{filepath.Join(tmp, "dev0.img"), filepath.Join(tmp, "dev1.img")}
+	fmt.Fprintf(stderr, "bpcheck demo: generated a 2-device filesystem with %d extents and faults that should give %d findings, in %s\n", extents, len(m.Findings), tmp)
+	fs, err := btreeio.Open(paths)
+	if err != nil {
+		fmt.Fprintf(stderr, "bpcheck: %v\n", err)
+		return exitCodeFor(err)
+	}
+	defer fs.Close()
+	budget, _ := parseMemory("50%", memory.TotalMemory())
+	code := check(context.Background(), fs, pipeline.Options{Workers: runtime.GOMAXPROCS(0), MemoryBudget: budget}, checkOutput{json: asJSON}, stdout, stderr)
+	if !asJSON {
+		counts := map[string]int{}
+		for _, f := range m.Findings {
+			counts[f.Code]++
+		}
+		fmt.Fprintf(stdout, "\nThe generator's manifest expects %d finding(s):\n", len(m.Findings))
+		for _, c := range sortedCodes(counts) {
+			fmt.Fprintf(stdout, "  %-34s %d\n", c, counts[c])
+		}
+	}
+	return code
+}
+
+func sortedCodes(m map[string]int) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }

@@ -43,6 +43,7 @@ func init() {
 		{"check", "check backpointers, pointers and alloc keys against each other", checkUsage, runCheck},
 		{"list", "print the keys of a btree like `bcachefs list`", listUsage, runList},
 		{"list-journal", "print the journal entries and what recovery would replay", listJournalUsage, runListJournal},
+		{"gen", "write a synthetic filesystem with injected faults and its manifest", genUsage, runGen},
 		{"man", "print the manual page (roff)", manUsage, runMan},
 		{"demo", "check a real filesystem from the test data (a first run)", demoUsage, runDemo},
 	}

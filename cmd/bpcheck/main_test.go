@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"bpcheck/internal/testdata"
+	"bpcheck/internal/casedata"
 	"bpcheck/report"
 )
 
@@ -159,11 +159,11 @@ func lineDiff(want, got string) string {
 // TestCheckGolden runs `check` and `check --json` on real cases and
 // compares the normalised output with the golden files.
 func TestCheckGolden(t *testing.T) {
-	testdata.Require(t)
+	casedata.Require(t)
 	sawMissingBP, jsonRuns := false, 0
 	for _, gc := range goldenCases {
 		t.Run(gc.name, func(t *testing.T) {
-			imgs := testdata.CaseImages(t, gc.name)
+			imgs := casedata.CaseImages(t, gc.name)
 			for _, asJSON := range []bool{false, true} {
 				ext := "txt"
 				args := append([]string{"check"}, stableCheckArgs...)
@@ -455,11 +455,11 @@ func collectKeys(m map[string]any, into map[string]bool) {
 
 // TestExitCodes checks the exit code of each class of outcome.
 func TestExitCodes(t *testing.T) {
-	testdata.Require(t)
-	tiny := testdata.CaseImages(t, "tiny")[0]
-	small := testdata.CaseImages(t, "small")[0]
-	twoDev := testdata.CaseImages(t, "two-dev")
-	mixed := testdata.CaseImages(t, "corrupt-mixed")
+	casedata.Require(t)
+	tiny := casedata.CaseImages(t, "tiny")[0]
+	small := casedata.CaseImages(t, "small")[0]
+	twoDev := casedata.CaseImages(t, "two-dev")
+	mixed := casedata.CaseImages(t, "corrupt-mixed")
 	dir := t.TempDir()
 	zeros := filepath.Join(dir, "zeros.img")
 	if err := os.WriteFile(zeros, make([]byte, 1<<20), 0o644); err != nil {
@@ -586,8 +586,8 @@ func fingerprintOf(t *testing.T, path string) fingerprint {
 // checks after each command that content, size, mode and mtime are
 // unchanged.
 func TestReadOnly(t *testing.T) {
-	testdata.Require(t)
-	cached := testdata.CaseImages(t, "tiny")[0]
+	casedata.Require(t)
+	cached := casedata.CaseImages(t, "tiny")[0]
 	data, err := os.ReadFile(cached)
 	if err != nil {
 		t.Fatal(err)
@@ -627,15 +627,15 @@ func TestReadOnly(t *testing.T) {
 // TestListMatchesBcachefs checks `list -b BTREE` on tiny against the
 // `bcachefs list` dumps of the real tools, byte for byte.
 func TestListMatchesBcachefs(t *testing.T) {
-	testdata.Require(t)
-	imgs := testdata.CaseImages(t, "tiny")
+	casedata.Require(t)
+	imgs := casedata.CaseImages(t, "tiny")
 	for _, btree := range []string{"extents", "backpointers", "alloc"} {
 		t.Run(btree, func(t *testing.T) {
-			dump, ok := testdata.ListDump(t, "tiny", btree)
+			dump, ok := casedata.ListDump(t, "tiny", btree)
 			if !ok {
 				t.Fatalf("tiny has no %s dump", btree)
 			}
-			keys := testdata.SplitKeys(dump)
+			keys := casedata.SplitKeys(dump)
 			if len(keys) == 0 {
 				t.Fatalf("the %s dump holds no keys", btree)
 			}
@@ -653,8 +653,8 @@ func TestListMatchesBcachefs(t *testing.T) {
 
 // TestShowSuper checks the facts show-super prints for tiny.
 func TestShowSuper(t *testing.T) {
-	testdata.Require(t)
-	imgs := testdata.CaseImages(t, "tiny")
+	casedata.Require(t)
+	imgs := casedata.CaseImages(t, "tiny")
 	r := runCLI(t, append([]string{"show-super"}, imgs...)...)
 	if r.code != exitClean || r.stderr != "" {
 		t.Fatalf("exit code %d, stderr:\n%s", r.code, r.stderr)

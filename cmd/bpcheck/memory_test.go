@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"bpcheck/internal/testdata"
+	"bpcheck/internal/casedata"
 )
 
 // TestParseMemory covers sizes with and without units and percentages.
@@ -30,9 +30,9 @@ func TestParseMemory(t *testing.T) {
 // TestTimeoutPartialReport: --timeout stops the check with a partial
 // report naming what was not checked, and exit code 32.
 func TestTimeoutPartialReport(t *testing.T) {
-	testdata.Require(t)
+	casedata.Require(t)
 	var out, errb bytes.Buffer
-	args := append([]string{"check", "--timeout", "1ns", "--memory", "1M", "--json"}, testdata.CaseImages(t, "many-extents")...)
+	args := append([]string{"check", "--timeout", "1ns", "--memory", "1M", "--json"}, casedata.CaseImages(t, "many-extents")...)
 	if code := run(args, &out, &errb); code != exitInterrupted {
 		t.Fatalf("exit %d, want %d: %s", code, exitInterrupted, errb.String())
 	}

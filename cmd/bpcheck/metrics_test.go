@@ -9,15 +9,15 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"bpcheck/internal/testdata"
+	"bpcheck/internal/casedata"
 )
 
 // TestMetricsFile runs a check with --metrics-file on a corrupt case and
 // parses the file with the Prometheus text parser.
 func TestMetricsFile(t *testing.T) {
-	testdata.Require(t)
+	casedata.Require(t)
 	path := filepath.Join(t.TempDir(), "bpcheck.prom")
-	args := append([]string{"check", "--workers", "2", "--memory", "1G", "--metrics-file", path}, testdata.CaseImages(t, "corrupt-mixed")...)
+	args := append([]string{"check", "--workers", "2", "--memory", "1G", "--metrics-file", path}, casedata.CaseImages(t, "corrupt-mixed")...)
 	var out, errb bytes.Buffer
 	if code := run(args, &out, &errb); code != exitProblems {
 		t.Fatalf("exit %d, want %d: %s", code, exitProblems, errb.String())

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"bpcheck/internal/testdata"
+	"bpcheck/internal/casedata"
 )
 
 var pctRE = regexp.MustCompile(`(\d+\.\d)% (\d+)/(\d+) nodes`)
@@ -18,7 +18,7 @@ var pctRE = regexp.MustCompile(`(\d+\.\d)% (\d+)/(\d+) nodes`)
 // exactly 100 with done = total. It also checks that without a terminal
 // (and with --json) nothing but the report is written.
 func TestProgressOnTerminal(t *testing.T) {
-	testdata.Require(t)
+	casedata.Require(t)
 	script, err := exec.LookPath("script")
 	if err != nil {
 		t.Skip("script(1) not installed: no pseudo-terminal to test with")
@@ -27,7 +27,7 @@ func TestProgressOnTerminal(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
-	img := testdata.CaseImages(t, "many-extents")[0]
+	img := casedata.CaseImages(t, "many-extents")[0]
 	cmd := exec.Command(script, "-qefc", bin+" check --memory 1M "+img+" > /dev/null", "/dev/null")
 	out, err := cmd.CombinedOutput()
 	if err != nil {

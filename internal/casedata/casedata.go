@@ -1,11 +1,13 @@
-// Package testdata gives tests access to the shared bcachefs test images
+// Package casedata gives tests access to the shared bcachefs test images
 // and the reference output of the real bcachefs tools that comes with them.
 //
 // The data lives outside the module, in <project root>/../shared/testdata
 // (or wherever $BPCHECK_TESTDATA points). Compressed images are decompressed
 // once into a cache below os.TempDir() and reused by later test runs and by
-// test processes running in parallel.
-package testdata
+// test processes running in parallel. (The package is not called
+// testdata: the go tool skips directories of that name, so its own tests
+// would never run.)
+package casedata
 
 import (
 	"bufio"

@@ -1,6 +1,6 @@
 //go:build !(linux || darwin || freebsd || netbsd || openbsd || dragonfly)
 
-package testdata
+package casedata
 
 // lockPath is a no-op where advisory file locks are not available: parallel
 // processes may then decompress the same image twice, which is wasteful but

@@ -1,6 +1,6 @@
 //go:build linux || darwin || freebsd || netbsd || openbsd || dragonfly
 
-package testdata
+package casedata
 
 import (
 	"fmt"

@@ -1,0 +1,145 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"bpcheck/gen"
+)
+
+const genUsage = `Usage: bpcheck gen --out DIR [options]
+
+Writes a synthetic bcachefs filesystem (metadata version 1.36, format B
+backpointers) into DIR: dev0.img, dev1.img, ... as sparse files holding
+only metadata (superblocks, a journal entry, btree nodes for extents,
+backpointers, alloc, freespace and lru), and DIR/manifest.json with the
+parameters, key counts and, for every injected fault, the finding
+` + "`bpcheck check --json`" + ` reports for it. Data is never written: it reads as
+zeros, and every extent carries the crc32c checksum of those zeros. The
+same options give byte-identical images.
+
+Options:
+  --out DIR                directory to write (created if needed)
+  --devices N              member devices (default 1)
+  --device-size SIZE       size of each device, e.g. 256M, 10G (default 1G)
+  --bucket-size SIZE       bucket size (default: as bcachefs format picks)
+  --btree-node-size SIZE   btree node size (default: min(256K, bucket size))
+  --extents N              extents to write (default 1000)
+  --extent-size MIN-MAX    extent size range in 512-byte sectors, whole 4 KiB
+                           blocks (default 8-128)
+  --extents-per-file N     most extents per file (default 4)
+  --replicas R             copies of each extent and btree node (default 1)
+  --seed S                 random seed (default 1)
+  --inject KIND=COUNT,...  faults to inject; kinds:
+      missing_bp           drop an extent backpointer (ptr_to_missing_backpointer)
+      dangling_bp          extra backpointer without extent (backpointer_to_missing_ptr)
+      wrong_bp             backpointer with a wrong bucket_len (ptr_to_missing_backpointer
+                           with got/want, and backpointer_to_missing_ptr)
+      missing_alloc        backpointer in a bucket without alloc key (backpointer_to_missing_alloc)
+      missing_device       backpointer for device nr_devices (backpointer_to_missing_device)
+      wrong_dirty_sectors  wrong alloc dirty_sectors (alloc_key_dirty_sectors_wrong)
+      missing_node_bp      drop a btree node backpointer (ptr_to_missing_backpointer, level >= 1)
+      dup_bad_csum         second extent over the same sectors with a bad checksum
+                           (dup_backpointer_to_bad_csum_extent)
+
+Example:
+  bpcheck gen --out /tmp/fs --devices 2 --replicas 2 --device-size 4G \
+      --extents 1000000 --inject missing_bp=3,dangling_bp=2
+  bpcheck check --json /tmp/fs/dev0.img /tmp/fs/dev1.img
+
+Exit codes: 0 written, 8 could not write, 16 usage error.
+`
+
+func runGen(args []string, stdout, stderr io.Writer) int {
+	fl := flag.NewFlagSet("gen", flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	fl.Usage = func() { fmt.Fprint(stderr, genUsage) }
+	out := fl.String("out", "", "output directory")
+	devices := fl.Int("devices", 1, "member devices")
+	devSize := fl.String("device-size", "1G", "device size")
+	bucketSize := fl.String("bucket-size", "", "bucket size")
+	nodeSize := fl.String("btree-node-size", "", "btree node size")
+	extents := fl.Int64("extents", 1000, "extents")
+	extentSize := fl.String("extent-size", "8-128", "extent size range in sectors")
+	perFile := fl.Int("extents-per-file", 4, "most extents per file")
+	replicas := fl.Int("replicas", 1, "replicas")
+	seed := fl.Uint64("seed", 1, "seed")
+	inject := fl.String("inject", "", "faults: KIND=COUNT,...")
+	if err := fl.Parse(args); err != nil {
+		return exitUsage
+	}
+	usageErr := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "bpcheck gen: "+format+"\n", a...)
+		return exitUsage
+	}
+	if *out == "" || fl.NArg() != 0 {
+		fl.Usage()
+		return exitUsage
+	}
+	p := gen.Params{Devices: *devices, Extents: *extents, ExtentsPerFile: *perFile, Replicas: *replicas, Seed: *seed}
+	var err error
+	if p.DeviceSize, err = gen.ParseSize(*devSize); err != nil {
+		return usageErr("--device-size: %v", err)
+	}
+	if *bucketSize != "" {
+		if p.BucketSize, err = gen.ParseSize(*bucketSize); err != nil {
+			return usageErr("--bucket-size: %v", err)
+		}
+	}
+	if *nodeSize != "" {
+		if p.BtreeNodeSize, err = gen.ParseSize(*nodeSize); err != nil {
+			return usageErr("--btree-node-size: %v", err)
+		}
+	}
+	lo, hi, ok := strings.Cut(*extentSize, "-")
+	if !ok {
+		hi = lo
+	}
+	a, err1 := strconv.ParseUint(lo, 10, 32)
+	b, err2 := strconv.ParseUint(hi, 10, 32)
+	if err1 != nil || err2 != nil || a == 0 || b < a {
+		return usageErr("--extent-size %q: want MIN-MAX sectors", *extentSize)
+	}
+	p.ExtentMin, p.ExtentMax = uint32(a), uint32(b)
+	if p.Inject, err = gen.ParseInject(*inject); err != nil {
+		return usageErr("--inject: %v", err)
+	}
+	full := p.WithDefaults()
+	if err := full.Validate(); err != nil {
+		return usageErr("%v", err)
+	}
+	start := time.Now()
+	m, err := gen.Generate(*out, p)
+	if err != nil {
+		fmt.Fprintf(stderr, "bpcheck gen: %v\n", err)
+		return exitOperational
+	}
+	el := time.Since(start)
+	fmt.Fprintf(stdout, "wrote %s: %d device(s) of %d bytes, bucket %d, btree node %d; %d extents in %d files; %.2f s (%.0f extents/s)\n",
+		*out, full.Devices, full.DeviceSize, full.BucketSize, full.BtreeNodeSize, m.Extents, m.Inodes, el.Seconds(), float64(m.Extents)/el.Seconds())
+	for _, name := range sortedKeys(m.Btrees) {
+		c := m.Btrees[name]
+		fmt.Fprintf(stdout, "  %-14s %10d keys %7d nodes, root level %d\n", name, c.Keys, c.Nodes, c.RootLevel)
+	}
+	if len(m.Findings) > 0 {
+		fmt.Fprintf(stdout, "injected %s: %d expected finding(s) in manifest.json\n", gen.InjectString(m.Injected), len(m.Findings))
+	}
+	return exitClean
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	for i := 1; i < len(keys); i++ {
+		for j := i; j > 0 && keys[j] < keys[j-1]; j-- {
+			keys[j], keys[j-1] = keys[j-1], keys[j]
+		}
+	}
+	return keys
+}

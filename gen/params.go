@@ -1,0 +1,269 @@
+package gen
+
+import (
+	"errors"
+	"fmt"
+	"math/bits"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Params describe the filesystem to generate. Zero fields take the
+// defaults of bcachefs format (bucket and btree node size) or of the
+// generator (the rest); see WithDefaults.
+type Params struct {
+	// Devices is the number of member devices (default 1).
+	Devices int `json:"devices"`
+	// DeviceSize is the size of every device in bytes (default 1 GiB).
+	DeviceSize int64 `json:"device_size"`
+	// BucketSize is the bucket size in bytes (default: what bcachefs
+	// format picks for the device size, 64 KiB for small devices).
+	BucketSize int64 `json:"bucket_size"`
+	// BtreeNodeSize is the btree node size in bytes (default: bcachefs
+	// format's, min(256 KiB, bucket size)).
+	BtreeNodeSize int64 `json:"btree_node_size"`
+	// Extents is the number of extents to write (0: an empty filesystem).
+	Extents int64 `json:"extents"`
+	// ExtentMin and ExtentMax bound the extent size in sectors (defaults 8
+	// and 128); sizes are whole 4 KiB blocks. An extent never crosses a
+	// bucket, so some are cut short at bucket ends, as bcachefs does.
+	ExtentMin uint32 `json:"extent_min"`
+	ExtentMax uint32 `json:"extent_max"`
+	// ExtentsPerFile is the most extents one file (inode) gets (default 4).
+	ExtentsPerFile int `json:"extents_per_file"`
+	// Replicas is the number of copies of every extent and btree node on
+	// distinct devices (default 1).
+	Replicas int `json:"replicas"`
+	// Seed makes the filesystem: the same parameters give the same bytes.
+	Seed uint64 `json:"seed"`
+	// Inject asks for faults: kind → count (see Kinds).
+	Inject map[string]int `json:"inject,omitempty"`
+}
+
+// Fault kinds that Inject takes, and the finding bpcheck reports for each.
+const (
+	// KindMissingBP drops the backpointer of one extent pointer:
+	// ptr_to_missing_backpointer.
+	KindMissingBP = "missing_bp"
+	// KindDanglingBP adds a backpointer in a used bucket that no pointer
+	// claims: backpointer_to_missing_ptr.
+	KindDanglingBP = "dangling_bp"
+	// KindWrongBP stores a backpointer whose bucket_len is off by one
+	// block: ptr_to_missing_backpointer (with got and want) for the
+	// pointer, and backpointer_to_missing_ptr for the stored value.
+	KindWrongBP = "wrong_bp"
+	// KindMissingAlloc adds a backpointer in a free bucket, which has no
+	// alloc key: backpointer_to_missing_alloc.
+	KindMissingAlloc = "missing_alloc"
+	// KindMissingDevice adds a backpointer for device index nr_devices:
+	// backpointer_to_missing_device.
+	KindMissingDevice = "missing_device"
+	// KindWrongDirty stores a wrong dirty_sectors in the alloc key of a
+	// user bucket: alloc_key_dirty_sectors_wrong.
+	KindWrongDirty = "wrong_dirty_sectors"
+	// KindMissingNodeBP drops the backpointer of one btree node pointer:
+	// ptr_to_missing_backpointer at level ≥ 1.
+	KindMissingNodeBP = "missing_node_bp"
+	// KindDupBadCsum adds a second extent (a file of its own) that points
+	// at the same sectors as the last extent of a file but carries a bad
+	// data checksum: dup_backpointer_to_bad_csum_extent, once per replica.
+	KindDupBadCsum = "dup_bad_csum"
+)
+
+// Kinds lists the fault kinds in the order they are documented.
+var Kinds = []string{KindMissingBP, KindDanglingBP, KindWrongBP, KindMissingAlloc, KindMissingDevice,
+	KindWrongDirty, KindMissingNodeBP, KindDupBadCsum}
+
+// Fixed facts of the generated filesystems.
+const (
+	sectorSize      = 512
+	blockSectors    = 8 // 4 KiB blocks, as on the real images
+	sbMaxSizeBits   = 11
+	sbSectors       = 1 << sbMaxSizeBits
+	minNBuckets     = 512 // BCH_MIN_NR_NBUCKETS
+	journalMin      = 8   // BCH_JOURNAL_BUCKETS_MIN
+	defaultNodeMax  = 256 << 10
+	encodedExtMax   = 256 << 10 // encoded_extent_max default: 512 sectors
+	maxNodeSize     = 1 << 20
+	metadataVersion = 1<<10 | 36 // no_sb_user_data_replicas (1.36)
+	extentBPShift   = 16
+)
+
+// WithDefaults returns p with every zero field set to its default.
+func (p Params) WithDefaults() Params {
+	if p.Devices == 0 {
+		p.Devices = 1
+	}
+	if p.DeviceSize == 0 {
+		p.DeviceSize = 1 << 30
+	}
+	if p.Replicas == 0 {
+		p.Replicas = 1
+	}
+	if p.ExtentMin == 0 {
+		p.ExtentMin = blockSectors
+	}
+	if p.ExtentMax == 0 {
+		p.ExtentMax = max(128, p.ExtentMin)
+	}
+	if p.ExtentsPerFile == 0 {
+		p.ExtentsPerFile = 4
+	}
+	if p.BucketSize == 0 {
+		p.BucketSize = pickBucketSize(p)
+	}
+	if p.BtreeNodeSize == 0 {
+		p.BtreeNodeSize = min(defaultNodeMax, p.BucketSize)
+	}
+	return p
+}
+
+func roundUpPow2(v int64) int64 {
+	if v <= 1 {
+		return 1
+	}
+	return 1 << (64 - bits.LeadingZeros64(uint64(v-1)))
+}
+
+func roundDownPow2(v int64) int64 {
+	if v <= 0 {
+		return 0
+	}
+	return 1 << (63 - bits.LeadingZeros64(uint64(v)))
+}
+
+// pickBucketSize follows bch2_pick_bucket_size and dev_bucket_size_clamp of
+// bcachefs-tools v1.36.1, without the term that depends on the RAM of the
+// machine formatting: at least 4 × encoded_extent_max, larger for large
+// filesystems (up to 2 MiB at 2 TiB), at most 1/2048 of the device, and
+// raised towards 64 KiB while the device keeps 512 buckets.
+func pickBucketSize(p Params) int64 {
+	total := p.DeviceSize * int64(max(p.Devices, 1))
+	b := int64(blockSectors * sectorSize)
+	if p.BtreeNodeSize != 0 {
+		b = max(b, p.BtreeNodeSize)
+	}
+	b = max(b, 4*encodedExtMax)
+	b = max(b, min(2<<20, total/(1<<20)))
+	b = roundUpPow2(b)
+	maxSize := roundDownPow2(p.DeviceSize / (minNBuckets * 4))
+	if p.BtreeNodeSize != 0 {
+		maxSize = max(maxSize, p.BtreeNodeSize)
+	}
+	b = min(b, maxSize)
+	for b < 64<<10 && p.DeviceSize/(b*2) >= minNBuckets {
+		b *= 2
+	}
+	return max(b, blockSectors*sectorSize)
+}
+
+// Validate checks p (after WithDefaults).
+func (p *Params) Validate() error {
+	switch {
+	case p.Devices < 1 || p.Devices > 64:
+		return fmt.Errorf("devices %d: must be 1..64", p.Devices)
+	case p.Replicas < 1 || p.Replicas > p.Devices || p.Replicas > 4:
+		return fmt.Errorf("replicas %d: must be 1..min(4, devices %d)", p.Replicas, p.Devices)
+	case p.BucketSize%(blockSectors*sectorSize) != 0 || p.BucketSize/sectorSize > 65535 || p.BucketSize <= 0:
+		return fmt.Errorf("bucket size %d: must be a multiple of 4096 and at most 65535 sectors", p.BucketSize)
+	case p.BtreeNodeSize < blockSectors*sectorSize || p.BtreeNodeSize > maxNodeSize || p.BtreeNodeSize&(p.BtreeNodeSize-1) != 0:
+		return fmt.Errorf("btree node size %d: must be a power of two in 4 KiB..1 MiB", p.BtreeNodeSize)
+	case p.BtreeNodeSize > p.BucketSize:
+		return fmt.Errorf("btree node size %d is larger than the bucket size %d", p.BtreeNodeSize, p.BucketSize)
+	case p.DeviceSize%sectorSize != 0 || p.DeviceSize/p.BucketSize < minNBuckets:
+		return fmt.Errorf("device size %d: must be a multiple of 512 bytes holding at least %d buckets of %d bytes", p.DeviceSize, minNBuckets, p.BucketSize)
+	case p.Extents < 0:
+		return fmt.Errorf("extents %d: must not be negative", p.Extents)
+	case p.ExtentsPerFile < 1:
+		return fmt.Errorf("extents per file %d: must be at least 1", p.ExtentsPerFile)
+	}
+	lo, hi := roundUp(uint64(p.ExtentMin), blockSectors), p.ExtentMax/blockSectors*blockSectors
+	maxExt := min(uint32(p.BucketSize/sectorSize), encodedExtMax/sectorSize)
+	if lo > uint64(hi) || hi == 0 || hi > maxExt {
+		return fmt.Errorf("extent size %d-%d sectors: must hold a whole 4 KiB block and stay within %d sectors (bucket size and encoded_extent_max)", p.ExtentMin, p.ExtentMax, maxExt)
+	}
+	for k, n := range p.Inject {
+		known := false
+		for _, kk := range Kinds {
+			known = known || kk == k
+		}
+		if !known {
+			return fmt.Errorf("unknown fault kind %q (known: %s)", k, strings.Join(Kinds, ", "))
+		}
+		if n < 0 {
+			return fmt.Errorf("fault %s: negative count %d", k, n)
+		}
+	}
+	return nil
+}
+
+func roundUp(v, m uint64) uint64 { return (v + m - 1) / m * m }
+
+// ParseSize parses a byte size with an optional K/M/G/T suffix (powers of
+// 1024, an optional trailing "iB"/"B" ignored).
+func ParseSize(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	t = strings.TrimSuffix(strings.TrimSuffix(t, "B"), "i")
+	mult := int64(1)
+	if n := len(t); n > 0 {
+		switch t[n-1] {
+		case 'k', 'K':
+			mult = 1 << 10
+		case 'm', 'M':
+			mult = 1 << 20
+		case 'g', 'G':
+			mult = 1 << 30
+		case 't', 'T':
+			mult = 1 << 40
+		}
+		if mult != 1 {
+			t = t[:n-1]
+		}
+	}
+	v, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || v < 0 || v > (1<<62)/mult {
+		return 0, fmt.Errorf("bad size %q", s)
+	}
+	return v * mult, nil
+}
+
+// ParseInject parses "KIND=COUNT,KIND=COUNT".
+func ParseInject(s string) (map[string]int, error) {
+	out := map[string]int{}
+	if strings.TrimSpace(s) == "" {
+		return out, nil
+	}
+	for _, part := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok {
+			return nil, fmt.Errorf("bad fault %q: want KIND=COUNT", part)
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("bad fault count in %q", part)
+		}
+		out[k] += n
+	}
+	return out, nil
+}
+
+// InjectString formats an Inject map as ParseInject reads it, in a
+// stable order.
+func InjectString(m map[string]int) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "%s=%d", k, m[k])
+	}
+	return b.String()
+}
+
+var errDeviceFull = errors.New("device too small")
