@@ -10,9 +10,9 @@ const crc64Poly = 0x42F0E1EBA9EA3693
 // contribution of byte b followed by k zero bytes.
 var crc64Tables [8][256]uint64
 
-// crc64Update is the CRC64BE implementation in use, chosen once in init.
-// It is a variable so that a faster (e.g. carry-less multiply)
-// implementation can be dispatched on capable CPUs.
+// crc64Update is the CRC64BE implementation in use, chosen once in init:
+// crc64UpdateFast (carry-less multiply folding, crc64_amd64.s) when the
+// build and the CPU support it (useFast), else crc64Generic.
 var crc64Update func(uint64, []byte) uint64
 
 func init() {
@@ -34,6 +34,9 @@ func init() {
 		}
 	}
 	crc64Update = crc64Generic
+	if useFast {
+		crc64Update = crc64UpdateFast
+	}
 }
 
 // CRC64BE updates crc with p using the Linux crc64_be algorithm: MSB-first
