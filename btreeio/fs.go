@@ -21,6 +21,10 @@ type FS struct {
 	// replayed journal, whose keys are overlaid on every node read.
 	Journal *Journal
 
+	// Prefetch is how many leaves a walk reads ahead of the one it
+	// visits (0: none). Set it before walking.
+	Prefetch int
+
 	nodePool sync.Pool
 }
 
@@ -419,6 +423,9 @@ func (fs *FS) walk(id bp.BtreeID, level uint8, k *bp.Key, val []byte, minLevel u
 	}
 	if level == 0 || level <= minLevel {
 		return nil
+	}
+	if level == 1 {
+		return fs.visitLeaves(id, n, nil, nil, v)
 	}
 	for i := range n.Keys {
 		ck := &n.Keys[i]

@@ -32,6 +32,9 @@ func (fs *FS) walkRange(id bp.BtreeID, level uint8, k *bp.Key, val []byte, minLe
 	if level == 0 || level <= minLevel {
 		return nil
 	}
+	if level == 1 {
+		return fs.visitLeaves(id, n, &lo, &hi, v)
+	}
 	childMin := n.Min
 	for i := range n.Keys {
 		ck := &n.Keys[i]

@@ -36,6 +36,8 @@ type Options struct {
 	Shards int
 	// Progress, if set, is updated as the check runs.
 	Progress *Progress
+	// Prefetch is how many leaves each walk reads ahead (0: none).
+	Prefetch int
 }
 
 // Stats counts what a check read.
@@ -110,6 +112,7 @@ func Run(ctx context.Context, fs *btreeio.FS, opt Options) (*Result, error) {
 	if opt.MemoryBudget <= 0 {
 		opt.MemoryBudget = 1 << 62
 	}
+	fs.Prefetch = opt.Prefetch
 	c := newChecker(fs, opt)
 	if opt.Progress != nil {
 		opt.Progress.start = start

@@ -195,6 +195,8 @@ func TestSameFindingsAnyLayout(t *testing.T) {
 				{Workers: 2},
 				{Workers: 8},
 				{Workers: 8, Shards: 5},
+				{Workers: 2, Prefetch: 8},
+				{Workers: 1, Prefetch: 1, MemoryBudget: base.EstimatedBytes / 5},
 				{Workers: 2, MemoryBudget: base.EstimatedBytes / 6},
 				{Workers: 3, MemoryBudget: base.EstimatedBytes / 9, Shards: 3},
 			} {

@@ -49,6 +49,8 @@ Options:
                      textfile collector (temp file + rename)
   --no-progress      no live progress line (it is shown on a terminal only,
                      never with --json; SIGUSR1 prints one line to stderr)
+  --prefetch N       leaves each btree walk reads ahead of the one it checks
+                     (default 8; 0 reads one node at a time)
   --force            check a mounted device (warns: a live filesystem changes
                      under the check; prefer a snapshot)
   --timeout DUR      stop after DUR (e.g. 30m) with a partial report, exit 32;
@@ -109,6 +111,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	force := fl.Bool("force", false, "check mounted devices too (results may be inconsistent)")
 	cpuProfile := fl.String("cpuprofile", "", "write a CPU profile of the check here (for performance work)")
 	noProgress := fl.Bool("no-progress", false, "no live progress line on a terminal")
+	prefetch := fl.Int("prefetch", 8, "leaves each walk reads ahead (0: none)")
 	if err := fl.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -155,7 +158,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		ctx, cancel = context.WithTimeout(ctx, *timeout)
 		defer cancel()
 	}
-	return check(ctx, fs, pipeline.Options{Workers: *workers, MemoryBudget: budget, Shards: *shards}, checkOutput{json: *asJSON, metricsFile: *metricsFile, progressOK: !*noProgress}, stdout, stderr)
+	return check(ctx, fs, pipeline.Options{Workers: *workers, MemoryBudget: budget, Shards: *shards, Prefetch: *prefetch}, checkOutput{json: *asJSON, metricsFile: *metricsFile, progressOK: !*noProgress}, stdout, stderr)
 }
 
 // checkOutput says where the results of a check go.
