@@ -576,6 +576,12 @@ func (p *producer) NodeError(btree bp.BtreeID, level uint8, parent *bp.Key, err 
 // runPass checks the buckets of one pass.
 func (c *checker) runPass(ctx context.Context, pass int, spans []span, tasks []task) error {
 	c.lost = shard.Lost{}
+	if pass > 0 {
+		// The previous pass's shards are garbage: return their memory
+		// before this pass allocates its own, so that a multi-pass check
+		// stays within its budget.
+		runtime.GC()
+	}
 	shards := make([]*shard.Shard, len(spans))
 	for i, s := range spans {
 		shards[i] = shard.New(c.cfg, s.lo, s.hi)

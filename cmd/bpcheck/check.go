@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -138,6 +139,11 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	defer fs.Close()
+	// The budget is enforced on the whole process: the Go runtime keeps
+	// the heap under budget + 10 %, and the planner gives the shards 75 %
+	// of the budget, leaving the rest for buffers, records in flight and
+	// the runtime.
+	debug.SetMemoryLimit(budget + budget/10)
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err != nil {
@@ -158,7 +164,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		ctx, cancel = context.WithTimeout(ctx, *timeout)
 		defer cancel()
 	}
-	return check(ctx, fs, pipeline.Options{Workers: *workers, MemoryBudget: budget, Shards: *shards, Prefetch: *prefetch}, checkOutput{json: *asJSON, metricsFile: *metricsFile, progressOK: !*noProgress}, stdout, stderr)
+	return check(ctx, fs, pipeline.Options{Workers: *workers, MemoryBudget: budget * 3 / 4, Shards: *shards, Prefetch: *prefetch}, checkOutput{json: *asJSON, metricsFile: *metricsFile, progressOK: !*noProgress, budget: budget}, stdout, stderr)
 }
 
 // checkOutput says where the results of a check go.
@@ -167,6 +173,8 @@ type checkOutput struct {
 	metricsFile string
 	// progressOK allows a live progress line on a terminal stderr.
 	progressOK bool
+	// budget is the --memory budget as given (the shards get 75 % of it).
+	budget int64
 }
 
 // check runs the check on an open filesystem and writes the report.
@@ -226,6 +234,9 @@ func check(ctx context.Context, fs *btreeio.FS, opt pipeline.Options, out checkO
 			}
 		}
 		s.PerDevice = append(s.PerDevice, d)
+	}
+	if out.budget != 0 {
+		s.MemoryBudget = out.budget
 	}
 	s.CountByCode(res.Findings)
 	code := exitClean
