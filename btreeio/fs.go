@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 
+	"bpcheck/aio"
 	"bpcheck/bp"
 )
 
@@ -24,6 +25,11 @@ type FS struct {
 	// Prefetch is how many leaves a walk reads ahead of the one it
 	// visits (0: none). Set it before walking.
 	Prefetch int
+	// Async reads the prefetched leaves through package aio (io_uring
+	// where the kernel allows, AsyncBackend chooses) instead of one
+	// goroutine per read.
+	Async        bool
+	AsyncBackend aio.Backend
 
 	nodePool sync.Pool
 }

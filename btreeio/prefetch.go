@@ -43,6 +43,15 @@ func (fs *FS) visitLeaves(id bp.BtreeID, n *Node, lo, hi *bp.Pos, v Visitor) err
 		}
 		return nil
 	}
+	if fs.Async {
+		ks := make([]*NodeKey, len(kids))
+		for i := range kids {
+			ks[i] = kids[i].k
+		}
+		if ok, err := fs.asyncLeaves(id, ks, v); ok {
+			return err
+		}
+	}
 	start := func(c *child) {
 		c.out = make(chan leafRead, 1)
 		go func(k *NodeKey, out chan<- leafRead) {

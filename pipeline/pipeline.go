@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"bpcheck/aio"
 	"bpcheck/bp"
 	"bpcheck/btreeio"
 	"bpcheck/listfmt"
@@ -38,6 +39,10 @@ type Options struct {
 	Progress *Progress
 	// Prefetch is how many leaves each walk reads ahead (0: none).
 	Prefetch int
+	// Async reads the prefetched leaves through package aio with
+	// AsyncBackend (io_uring where the kernel allows, else a pread pool).
+	Async        bool
+	AsyncBackend aio.Backend
 }
 
 // Stats counts what a check read.
@@ -112,7 +117,7 @@ func Run(ctx context.Context, fs *btreeio.FS, opt Options) (*Result, error) {
 	if opt.MemoryBudget <= 0 {
 		opt.MemoryBudget = 1 << 62
 	}
-	fs.Prefetch = opt.Prefetch
+	fs.Prefetch, fs.Async, fs.AsyncBackend = opt.Prefetch, opt.Async, opt.AsyncBackend
 	c := newChecker(fs, opt)
 	if opt.Progress != nil {
 		opt.Progress.start = start

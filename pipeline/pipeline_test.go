@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"bpcheck/aio"
 	"bpcheck/btreeio"
 	"bpcheck/internal/casedata"
 	"bpcheck/pipeline"
@@ -196,6 +197,8 @@ func TestSameFindingsAnyLayout(t *testing.T) {
 				{Workers: 8},
 				{Workers: 8, Shards: 5},
 				{Workers: 2, Prefetch: 8},
+				{Workers: 2, Prefetch: 8, Async: true, AsyncBackend: aio.IOUring},
+				{Workers: 2, Prefetch: 3, Async: true, AsyncBackend: aio.PreadPool, MemoryBudget: base.EstimatedBytes / 5},
 				{Workers: 1, Prefetch: 1, MemoryBudget: base.EstimatedBytes / 5},
 				{Workers: 2, MemoryBudget: base.EstimatedBytes / 6},
 				{Workers: 3, MemoryBudget: base.EstimatedBytes / 9, Shards: 3},

@@ -19,6 +19,7 @@ import (
 
 	"github.com/pbnjay/memory"
 
+	"bpcheck/aio"
 	"bpcheck/bp"
 	"bpcheck/btreeio"
 	"bpcheck/pipeline"
@@ -52,6 +53,9 @@ Options:
                      never with --json; SIGUSR1 prints one line to stderr)
   --prefetch N       leaves each btree walk reads ahead of the one it checks
                      (default 8; 0 reads one node at a time)
+  --io MODE          how prefetched leaves are read: auto (io_uring where the
+                     kernel allows, else a pread pool; the default), uring,
+                     pool, or threads (a goroutine per read)
   --force            check a mounted device (warns: a live filesystem changes
                      under the check; prefer a snapshot)
   --timeout DUR      stop after DUR (e.g. 30m) with a partial report, exit 32;
@@ -113,6 +117,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	cpuProfile := fl.String("cpuprofile", "", "write a CPU profile of the check here (for performance work)")
 	noProgress := fl.Bool("no-progress", false, "no live progress line on a terminal")
 	prefetch := fl.Int("prefetch", 8, "leaves each walk reads ahead (0: none)")
+	ioMode := fl.String("io", "auto", "how prefetched leaves are read: auto (io_uring, else a pread pool), uring, pool, threads")
 	if err := fl.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -164,7 +169,20 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		ctx, cancel = context.WithTimeout(ctx, *timeout)
 		defer cancel()
 	}
-	return check(ctx, fs, pipeline.Options{Workers: *workers, MemoryBudget: budget * 3 / 4, Shards: *shards, Prefetch: *prefetch}, checkOutput{json: *asJSON, metricsFile: *metricsFile, progressOK: !*noProgress, budget: budget}, stdout, stderr)
+	opt := pipeline.Options{Workers: *workers, MemoryBudget: budget * 3 / 4, Shards: *shards, Prefetch: *prefetch}
+	switch *ioMode {
+	case "auto":
+		opt.Async, opt.AsyncBackend = true, aio.Auto
+	case "uring":
+		opt.Async, opt.AsyncBackend = true, aio.IOUring
+	case "pool":
+		opt.Async, opt.AsyncBackend = true, aio.PreadPool
+	case "threads":
+	default:
+		fmt.Fprintf(stderr, "bpcheck: --io %q: want auto, uring, pool or threads\n", *ioMode)
+		return exitUsage
+	}
+	return check(ctx, fs, opt, checkOutput{json: *asJSON, metricsFile: *metricsFile, progressOK: !*noProgress, budget: budget}, stdout, stderr)
 }
 
 // checkOutput says where the results of a check go.

@@ -1,0 +1,145 @@
+package btreeio
+
+import (
+	"bpcheck/aio"
+	"bpcheck/bp"
+)
+
+// asyncLeaves reads the leaves of kids through an aio.Reader (io_uring
+// where the kernel allows, a pread pool otherwise), keeping up to
+// fs.Prefetch reads in flight, and hands them to v in key order. Each leaf
+// is read from its first replica on a present device; when that read or
+// its parse fails, the leaf is read again through ReadNode, which tries
+// every replica and reports the errors, so findings are the same as on the
+// synchronous path. It returns false when no reader could be made (the
+// caller then reads synchronously).
+func (fs *FS) asyncLeaves(id bp.BtreeID, kids []*NodeKey, v Visitor) (bool, error) {
+	r, err := aio.New(aio.Options{Backend: fs.AsyncBackend, QueueDepth: fs.Prefetch})
+	if err != nil {
+		return false, nil
+	}
+	defer r.Close()
+	nodeBytes := int(fs.SB.BtreeNodeSectors()) * SectorSize
+	type slot struct {
+		n    *Node
+		dev  *Device
+		off  int64
+		exp  NodeExpect
+		done bool
+		res  aio.Result
+		sync bool
+	}
+	slots := make([]slot, len(kids))
+	inFlight := 0
+	start := func(i int) {
+		s := &slots[i]
+		k := kids[i]
+		exp, err := ExpectFromKey(id, 0, &k.Key, k.Val)
+		if err != nil {
+			s.sync = true
+			return
+		}
+		if fs.Journal != nil {
+			exp.MaxJournalSeq = fs.Journal.End
+		}
+		s.exp = exp
+		entries, _, err := bp.ValueEntries(k.Key.Type, k.Val)
+		if err != nil {
+			s.sync = true
+			return
+		}
+		it := bp.NewPtrIter(entries, k.Key.Size, nil)
+		for {
+			d, ok, _ := it.Next()
+			if !ok {
+				s.sync = true
+				return
+			}
+			dev := fs.deviceOf(d.Ptr.Dev)
+			off := int64(d.Ptr.Offset) * SectorSize
+			if dev == nil || dev.f == nil || off < 0 || off+int64(nodeBytes) > dev.Size {
+				continue
+			}
+			s.n, s.dev, s.off = fs.getNode(nodeBytes), dev, off
+			if err := r.Submit([]aio.Request{{File: dev.f, Off: off, Buf: s.n.buf[:nodeBytes], Tag: uint64(i)}}); err != nil {
+				fs.Release(s.n)
+				s.n, s.sync = nil, true
+				return
+			}
+			inFlight++
+			return
+		}
+	}
+	next := 0
+	for ; next < len(kids) && next < fs.Prefetch; next++ {
+		start(next)
+	}
+	release := func(from int) {
+		// Collect what is still in flight before the buffers go back.
+		for inFlight > 0 {
+			res, _ := r.Wait(inFlight)
+			inFlight -= len(res)
+			for _, x := range res {
+				slots[x.Tag].done = true
+			}
+		}
+		for j := from; j < next; j++ {
+			if slots[j].n != nil {
+				fs.Release(slots[j].n)
+				slots[j].n = nil
+			}
+		}
+	}
+	for i := range kids {
+		s := &slots[i]
+		for !s.sync && !s.done && s.n != nil {
+			res, err := r.Wait(1)
+			if err != nil {
+				s.sync = true
+				break
+			}
+			inFlight -= len(res)
+			for _, x := range res {
+				slots[x.Tag].res, slots[x.Tag].done = x, true
+			}
+		}
+		if next < len(kids) {
+			start(next)
+			next++
+		}
+		var n *Node
+		if !s.sync && s.n != nil && s.res.Err == nil && s.res.N == nodeBytes {
+			pn, err := parseNodeInto(s.n, fs.SB, s.dev.Path, s.off, s.n.buf[:nodeBytes], s.exp)
+			if err == nil {
+				n = pn
+				if fs.Journal != nil {
+					fs.Journal.overlay(n)
+				}
+			}
+		}
+		if n == nil {
+			if s.n != nil {
+				fs.Release(s.n)
+				s.n = nil
+			}
+			var err error
+			n, err = fs.ReadNode(id, 0, &kids[i].Key, kids[i].Val)
+			if err != nil {
+				if err := v.NodeError(id, 0, &kids[i].Key, err); err != nil {
+					release(i + 1)
+					return true, err
+				}
+				continue
+			}
+		}
+		err := v.Node(n)
+		fs.Release(n)
+		s.n = nil
+		if err != nil {
+			release(i + 1)
+			return true, err
+		}
+	}
+	release(len(kids))
+	return true, nil
+}
