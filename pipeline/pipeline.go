@@ -128,7 +128,7 @@ func Run(ctx context.Context, fs *btreeio.FS, opt Options) (*Result, error) {
 	c.phases.Plan = time.Since(start)
 	res := &Result{Passes: len(plan.Passes), EstimatedBytes: plan.EstimatedBytes}
 	if fs.Root(bp.BtreeStripes) != nil || fs.SB.Features[0]&(1<<4) != 0 {
-		res.NotChecked = append(res.NotChecked, "erasure coding: sector sums of stripe buckets and alloc stripe_sectors (stripe backpointers are checked)")
+		res.NotChecked = append(res.NotChecked, "erasure coding: the sector sums of buckets holding stripe blocks (stripe backpointers and the stripe_sectors of erasure-coded extents are checked)")
 	}
 	c.planProgress(opt.Progress, len(plan.Passes))
 	tasks, err := c.rootTasks()
@@ -268,9 +268,11 @@ func newChecker(fs *btreeio.FS, opt Options) *checker {
 			m := sb.Member(uint8(dev))
 			return m != nil && b >= uint64(m.FirstBucket) && b < m.NBuckets
 		},
-		Describe:    c.describeBP,
-		BtreeName:   func(id bp.BtreeID) string { return id.Name(sb.Version) },
-		CheckCached: true,
+		Describe:      c.describeBP,
+		BtreeName:     func(id bp.BtreeID) string { return id.Name(sb.Version) },
+		CheckCached:   true,
+		CheckStripe:   true,
+		StripeSectors: sb.Version >= bp.VersionBucketStripeSectors,
 	}
 	c.cfg.CheckDup = c.checkDup
 	for i := range sb.Members {

@@ -100,9 +100,12 @@ type Config struct {
 	Describe func(pos bp.Pos, v []byte) string
 	// BtreeName names a btree id.
 	BtreeName func(bp.BtreeID) string
-	// CheckStripe: compare stripe_sectors (only when erasure-coded
-	// pointers and stripes are checked, which bpcheck does not do yet).
-	CheckStripe bool
+	// CheckStripe: compare stripe_sectors. Buckets of stripe blocks
+	// (RefStripe) are never judged; erasure-coded extent pointers count in
+	// stripe_sectors when StripeSectors is set (metadata 1.8+), else in
+	// dirty_sectors.
+	CheckStripe   bool
+	StripeSectors bool
 	// CheckCached: compare cached_sectors (format B ≥ 1.21 keeps
 	// backpointers for cached pointers; the sums are checked in both).
 	CheckCached bool
@@ -262,6 +265,12 @@ func (s *Shard) apply(r *Ref) {
 		b.hasRefs = true
 		if r.Cached {
 			b.cached += uint64(r.Sectors)
+		} else if r.DataType == bp.DataStripe && s.cfg.StripeSectors {
+			// An erasure-coded pointer counts in stripe_sectors (1.8+).
+			b.stripe += uint64(r.Sectors)
+			if b.hint == bp.DataFree || b.hint == bp.DataCached {
+				b.hint = r.DataType
+			}
 		} else {
 			b.dirty += uint64(r.Sectors)
 			if b.hint == bp.DataFree || b.hint == bp.DataCached {
