@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -584,15 +585,16 @@ func (p *producer) NodeError(btree bp.BtreeID, level uint8, parent *bp.Key, err 
 func (c *checker) runPass(ctx context.Context, pass int, spans []span, tasks []task) error {
 	c.lost = shard.Lost{}
 	if pass > 0 {
-		// The previous pass's shards are garbage: return their memory
-		// before this pass allocates its own, so that a multi-pass check
-		// stays within its budget.
-		runtime.GC()
+		// The previous pass's shards are garbage: collect them and return
+		// their memory to the OS before this pass allocates its own, so
+		// that the resident size of a multi-pass check stays within its
+		// budget (large arrays of a new size cannot reuse the old spans).
+		debug.FreeOSMemory()
 	}
 	shards := make([]*shard.Shard, len(spans))
 	for i, s := range spans {
 		shards[i] = shard.New(c.cfg, s.lo, s.hi)
-		shards[i].Reserve(int(min(s.bps, 1<<24)))
+		shards[i].Reserve(int(s.bps), int(s.allocs))
 	}
 	lo, hi := spans[0].lo, spans[len(spans)-1].hi
 	t0 := time.Now()

@@ -13,6 +13,7 @@ type span struct {
 	lo, hi shard.BucketKey
 	cost   int64
 	bps    int64 // estimated backpointers (an upper bound)
+	allocs int64 // buckets (an upper bound of alloc keys)
 }
 
 // Plan is how the bucket space is cut into passes and shards.
@@ -138,7 +139,8 @@ func makePlan(fs *btreeio.FS, budget int64, nShards int) (*Plan, []error) {
 		if hi <= lo {
 			continue
 		}
-		u := span{lo: lo, hi: hi, cost: cuts[k] + allocCost(fs, lo, hi), bps: cuts[k] / shard.BPEntrySize}
+		ac := allocCost(fs, lo, hi)
+		u := span{lo: lo, hi: hi, cost: cuts[k] + ac, bps: cuts[k] / shard.BPEntrySize, allocs: ac / shard.AllocEntrySize}
 		units = append(units, u)
 		lo = hi
 	}
@@ -212,6 +214,7 @@ func splitShards(units []span, total int64, n int) []span {
 		cur.hi = u.hi
 		cur.cost += u.cost
 		cur.bps += u.bps
+		cur.allocs += u.allocs
 		if cur.cost >= target && len(out) < n-1 && i < len(units)-1 {
 			out = append(out, cur)
 			cur = span{lo: u.hi}

@@ -139,10 +139,15 @@ func New(cfg *Config, lo, hi BucketKey) *Shard {
 	return &Shard{Lo: lo, Hi: hi, cfg: cfg, extra: map[BucketKey]int{}}
 }
 
-// Reserve sizes the backpointer array for about n entries.
-func (s *Shard) Reserve(n int) {
-	if n > cap(s.bps) {
-		s.bps = make([]BPEntry, 0, n)
+// Reserve sizes the backpointer and alloc arrays for the planner's
+// estimates (upper bounds), so that loading never grows them: growing a
+// large slice holds the old and the new array at once.
+func (s *Shard) Reserve(bps, allocs int) {
+	if bps > cap(s.bps) {
+		s.bps = make([]BPEntry, 0, bps)
+	}
+	if allocs > cap(s.buckets) {
+		s.buckets = make([]bucketState, 0, allocs)
 	}
 }
 
