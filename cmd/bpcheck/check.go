@@ -22,6 +22,7 @@ import (
 	"bpcheck/aio"
 	"bpcheck/bp"
 	"bpcheck/btreeio"
+	"bpcheck/gen"
 	"bpcheck/pipeline"
 	"bpcheck/report"
 )
@@ -78,29 +79,12 @@ func parseMemory(s string, total uint64) (int64, error) {
 		}
 		return int64(float64(total) * p / 100), nil
 	}
-	mult := int64(1)
 	// Accept 8G, 8GB, 8GiB, 512M, 512MiB, 4096 (bytes), 4096B.
-	t := strings.TrimSuffix(strings.TrimSuffix(s, "B"), "i")
-	if n := len(t); n > 0 {
-		switch t[n-1] {
-		case 'k', 'K':
-			mult = 1 << 10
-		case 'm', 'M':
-			mult = 1 << 20
-		case 'g', 'G':
-			mult = 1 << 30
-		case 't', 'T':
-			mult = 1 << 40
-		}
-		if mult != 1 {
-			t = t[:n-1]
-		}
-	}
-	v, err := strconv.ParseInt(t, 10, 64)
-	if err != nil || v <= 0 || v > (1<<62)/mult {
+	v, err := gen.ParseSize(s)
+	if err != nil || v <= 0 {
 		return 0, fmt.Errorf("bad memory size %q", s)
 	}
-	return v * mult, nil
+	return v, nil
 }
 
 func runCheck(args []string, stdout, stderr io.Writer) int {
