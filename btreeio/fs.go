@@ -419,28 +419,5 @@ func (fs *FS) Walk(id bp.BtreeID, minLevel uint8, v Visitor) error {
 }
 
 func (fs *FS) walk(id bp.BtreeID, level uint8, k *bp.Key, val []byte, minLevel uint8, v Visitor) error {
-	n, err := fs.ReadNode(id, level, k, val)
-	if err != nil {
-		return v.NodeError(id, level, k, err)
-	}
-	defer fs.Release(n)
-	if err := v.Node(n); err != nil {
-		return err
-	}
-	if level == 0 || level <= minLevel {
-		return nil
-	}
-	if level == 1 {
-		return fs.visitLeaves(id, n, nil, nil, v)
-	}
-	for i := range n.Keys {
-		ck := &n.Keys[i]
-		if ck.Key.Type != bp.KeyBtreePtrV2 && ck.Key.Type != bp.KeyBtreePtr {
-			continue
-		}
-		if err := fs.walk(id, level-1, &ck.Key, ck.Val, minLevel, v); err != nil {
-			return err
-		}
-	}
-	return nil
+	return fs.walkRange(id, level, k, val, minLevel, bp.PosMin, bp.SPosMax, v)
 }
