@@ -132,6 +132,11 @@ type Shard struct {
 	findings []report.Finding
 	nAlloc   int
 	pending  []mismatch
+	// last bucket looked up (records of consecutive extents mostly share
+	// a bucket): its key and index in buckets, valid when lastOK.
+	lastKey BucketKey
+	lastIdx int
+	lastOK  bool
 }
 
 // New returns an empty shard for buckets [lo, hi).
@@ -187,6 +192,16 @@ func (s *Shard) DevCounts() map[uint32]int {
 }
 
 func (s *Shard) bucket(k BucketKey) *bucketState {
+	if s.lastOK && k == s.lastKey {
+		return &s.buckets[s.lastIdx]
+	}
+	idx := s.bucketIndex(k)
+	s.lastKey, s.lastIdx, s.lastOK = k, idx, true
+	return &s.buckets[idx]
+}
+
+// bucketIndex finds (or adds) bucket k's entry.
+func (s *Shard) bucketIndex(k BucketKey) int {
 	i, j := 0, s.nAlloc
 	for i < j {
 		h := int(uint(i+j) >> 1)
@@ -197,14 +212,14 @@ func (s *Shard) bucket(k BucketKey) *bucketState {
 		}
 	}
 	if i < s.nAlloc && s.buckets[i].key == k {
-		return &s.buckets[i]
+		return i
 	}
 	if j, ok := s.extra[k]; ok {
-		return &s.buckets[j]
+		return j
 	}
 	s.buckets = append(s.buckets, bucketState{key: k})
 	s.extra[k] = len(s.buckets) - 1
-	return &s.buckets[len(s.buckets)-1]
+	return len(s.buckets) - 1
 }
 
 func (s *Shard) findBP(p bp.Pos) int {
