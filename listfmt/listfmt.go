@@ -140,3 +140,19 @@ func (p *Printer) AppendValue(b []byte, btree bp.BtreeID, k *bp.Key, val []byte)
 	}
 	return b
 }
+
+// Listed reports whether `bcachefs list` of the dialect matching version
+// shows key k of btree id: deleted keys never (the walk drops them);
+// whiteouts always in the v1.36 tools, and in the v1.9 tools only in
+// btrees with a snapshot field (extents, inodes, dirents, xattrs,
+// deleted_inodes, rebalance_work, accounting).
+func Listed(version uint16, id bp.BtreeID, k *bp.Key) bool {
+	if k.Type != bp.KeyWhiteout || version >= bp.VersionBackpointerBucketGen {
+		return true
+	}
+	switch id {
+	case 0, 1, 2, 3, 16, 18, 20:
+		return true
+	}
+	return false
+}

@@ -112,3 +112,24 @@ func TestListMatchesBcachefs(t *testing.T) {
 		})
 	}
 }
+
+// TestListedWhiteouts: the v1.9 tools hide whiteouts outside the btrees
+// with a snapshot field, the v1.36 tools show them everywhere.
+func TestListedWhiteouts(t *testing.T) {
+	w := bp.Key{Type: bp.KeyWhiteout}
+	e := bp.Key{Type: bp.KeyExtent}
+	const a, b = 1<<10 | 9, 1<<10 | 36
+	for _, tc := range []struct {
+		v    uint16
+		id   bp.BtreeID
+		k    *bp.Key
+		want bool
+	}{
+		{a, bp.BtreeExtents, &w, true}, {a, bp.BtreeAlloc, &w, false}, {a, bp.BtreeAlloc, &e, true},
+		{b, bp.BtreeAlloc, &w, true}, {a, 20, &w, true}, {a, bp.BtreeBackpointers, &w, false},
+	} {
+		if got := listfmt.Listed(tc.v, tc.id, tc.k); got != tc.want {
+			t.Errorf("Listed(%s, %s, %s) = %v", bp.VersionString(tc.v), tc.id, tc.k.Type, got)
+		}
+	}
+}

@@ -56,7 +56,10 @@ func runList(args []string, stdout, stderr io.Writer) int {
 	}
 	w := bufio.NewWriterSize(stdout, 1<<16)
 	defer w.Flush()
-	v := &listVisitor{w: w, p: listfmt.NewPrinter(fs), level: uint8(*level), stderr: stderr}
+	v := &listVisitor{w: w, p: listfmt.NewPrinter(fs), level: uint8(*level), stderr: stderr, version: fs.SB.Version}
+	if !fs.SB.FormatB() && *level != 0 {
+		fmt.Fprintln(stderr, "bpcheck: note: bcachefs-tools v1.9 lists leaf keys whatever -l says; bpcheck lists the level asked for")
+	}
 	if err := fs.Walk(id, uint8(*level), v); err != nil {
 		fmt.Fprintf(stderr, "bpcheck: %v\n", err)
 		return exitOperational
@@ -68,12 +71,13 @@ func runList(args []string, stdout, stderr io.Writer) int {
 }
 
 type listVisitor struct {
-	w      *bufio.Writer
-	p      *listfmt.Printer
-	level  uint8
-	stderr io.Writer
-	buf    []byte
-	errs   int
+	w       *bufio.Writer
+	p       *listfmt.Printer
+	level   uint8
+	stderr  io.Writer
+	buf     []byte
+	errs    int
+	version uint16
 }
 
 func (v *listVisitor) Node(n *btreeio.Node) error {
@@ -85,6 +89,9 @@ func (v *listVisitor) Node(n *btreeio.Node) error {
 		return nil
 	}
 	for i := range n.Keys {
+		if !listfmt.Listed(v.version, n.BtreeID, &n.Keys[i].Key) {
+			continue
+		}
 		v.buf = v.p.AppendKey(v.buf[:0], n.BtreeID, &n.Keys[i].Key, n.Keys[i].Val)
 		v.buf = append(v.buf, '\n')
 		if _, err := v.w.Write(v.buf); err != nil {
