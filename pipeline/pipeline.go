@@ -206,9 +206,9 @@ type checker struct {
 }
 
 // nodeLost records a node that could not be read: its subtree's range goes
-// into the pass's lost ranges; in pass 0 it becomes a finding (and the
-// error is kept for the report).
-func (c *checker) nodeLost(pass int, list *[]shard.LostRange, btree bp.BtreeID, level uint8, parent *bp.Key, err error) {
+// into the pass's lost ranges; the first time it is met it becomes a
+// finding (and the error is kept for the report).
+func (c *checker) nodeLost(list *[]shard.LostRange, btree bp.BtreeID, level uint8, parent *bp.Key, err error) {
 	r := shard.LostRange{Btree: btree, Level: level, Max: bp.SPosMax}
 	if parent != nil {
 		r.Max = parent.Pos
@@ -577,7 +577,7 @@ func (p *producer) Node(n *btreeio.Node) error {
 
 func (p *producer) NodeError(btree bp.BtreeID, level uint8, parent *bp.Key, err error) error {
 	c := p.e.c
-	c.nodeLost(p.e.pass, &c.lost.Owners, btree, level, parent, err)
+	c.nodeLost(&c.lost.Owners, btree, level, parent, err)
 	return nil
 }
 
@@ -722,7 +722,6 @@ func (c *checker) runTask(e *emitter, t task) error {
 	return c.fs.WalkFrom(t.btree, t.level, &t.key, t.val, minLevel, &producer{e: e, dataBtree: data})
 }
 
-var errStop = errors.New("stop")
 
 // bpLoader fills shards with the backpointers of [lo, hi).
 type bpLoader struct {
@@ -822,7 +821,7 @@ func (l *bpLoader) badBP(code string, k *btreeio.NodeKey, detail string) report.
 }
 
 func (l *bpLoader) NodeError(btree bp.BtreeID, level uint8, parent *bp.Key, err error) error {
-	l.c.nodeLost(l.pass, &l.c.lost.BPs, btree, level, parent, err)
+	l.c.nodeLost(&l.c.lost.BPs, btree, level, parent, err)
 	return nil
 }
 
@@ -847,10 +846,7 @@ func (c *checker) loadBackpointers(pass int, sh *shard.Shard) error {
 	if l.open {
 		phi = bp.SPosMax
 	}
-	if err := c.fs.WalkRange(bp.BtreeBackpointers, 0, l.plo, phi, l); err != nil && !errors.Is(err, errStop) {
-		return err
-	}
-	return nil
+	return c.fs.WalkRange(bp.BtreeBackpointers, 0, l.plo, phi, l)
 }
 
 // allocLoader fills shards with the alloc keys of [lo, hi).
@@ -894,7 +890,7 @@ func (l *allocLoader) Node(n *btreeio.Node) error {
 }
 
 func (l *allocLoader) NodeError(btree bp.BtreeID, level uint8, parent *bp.Key, err error) error {
-	l.c.nodeLost(l.pass, &l.c.lost.Alloc, btree, level, parent, err)
+	l.c.nodeLost(&l.c.lost.Alloc, btree, level, parent, err)
 	return nil
 }
 
