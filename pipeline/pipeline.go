@@ -722,7 +722,6 @@ func (c *checker) runTask(e *emitter, t task) error {
 	return c.fs.WalkFrom(t.btree, t.level, &t.key, t.val, minLevel, &producer{e: e, dataBtree: data})
 }
 
-
 // bpLoader fills shards with the backpointers of [lo, hi).
 type bpLoader struct {
 	c      *checker
