@@ -70,7 +70,7 @@ type BPEntry struct {
 const BPEntrySize = 48
 
 // AllocEntrySize is the memory a shard pins per alloc key.
-const AllocEntrySize = 112
+const AllocEntrySize = 120
 
 type bucketState struct {
 	key       BucketKey
@@ -85,6 +85,10 @@ type bucketState struct {
 	// incomplete: records of this bucket were lost to a read error, so its
 	// sums cannot be judged.
 	incomplete bool
+	// indexed: bps[bpLo:bpHi] are exactly this bucket's backpointers, so
+	// lookups search a few entries instead of the whole shard.
+	indexed    bool
+	bpLo, bpHi int32
 }
 
 // Config is what a shard needs to know about the filesystem.
@@ -131,6 +135,7 @@ type Shard struct {
 	extra    map[BucketKey]int
 	findings []report.Finding
 	nAlloc   int
+	indexed  bool // indexBuckets has run
 	pending  []mismatch
 	// last bucket looked up (records of consecutive extents mostly share
 	// a bucket): its key and index in buckets, valid when lastOK.
@@ -222,6 +227,57 @@ func (s *Shard) bucketIndex(k BucketKey) int {
 	return len(s.buckets) - 1
 }
 
+// indexBuckets records, for every alloc key's bucket, the range of the
+// shard's backpointers that fall in it (both arrays are sorted by bucket).
+func (s *Shard) indexBuckets() {
+	s.indexed = true
+	if len(s.bps) >= 1<<31 {
+		return
+	}
+	bi := 0
+	for i := 0; i < len(s.bps); {
+		e := &s.bps[i]
+		bs, ok := s.cfg.BucketSize(uint64(e.Dev))
+		if !ok || bs == 0 {
+			i++
+			continue
+		}
+		k := MakeBucketKey(uint64(e.Dev), (e.Off>>s.cfg.Shift)/uint64(bs))
+		j := i + 1
+		for j < len(s.bps) && s.bps[j].Dev == e.Dev && MakeBucketKey(uint64(e.Dev), (s.bps[j].Off>>s.cfg.Shift)/uint64(bs)) == k {
+			j++
+		}
+		for bi < s.nAlloc && s.buckets[bi].key < k {
+			s.buckets[bi].indexed = true
+			bi++
+		}
+		if bi < s.nAlloc && s.buckets[bi].key == k {
+			s.buckets[bi].indexed, s.buckets[bi].bpLo, s.buckets[bi].bpHi = true, int32(i), int32(j)
+			bi++
+		}
+		i = j
+	}
+	for ; bi < s.nAlloc; bi++ {
+		s.buckets[bi].indexed = true
+	}
+}
+
+// findBPIn looks p up among bucket b's backpointers when they are indexed,
+// else in the whole shard.
+func (s *Shard) findBPIn(b *bucketState, p bp.Pos) int {
+	if !b.indexed {
+		return s.findBP(p)
+	}
+	for i := int(b.bpLo); i < int(b.bpHi); i++ {
+		if e := &s.bps[i]; uint64(e.Dev) == p.Inode && e.Off == p.Offset && p.Snapshot == 0 {
+			return i
+		} else if e.Off > p.Offset {
+			break
+		}
+	}
+	return -1
+}
+
 func (s *Shard) findBP(p bp.Pos) int {
 	dev := uint32(p.Inode)
 	i, j := 0, len(s.bps)
@@ -242,8 +298,11 @@ func (s *Shard) findBP(p bp.Pos) int {
 // genAfter reports int8(a-b) > 0 (8-bit wrapping generation compare).
 func genAfter(a, b uint8) bool { return int8(a-b) > 0 }
 
-// Apply processes a batch of records.
+// Apply processes a batch of records. The shard must be fully loaded.
 func (s *Shard) Apply(refs []Ref) {
+	if !s.indexed {
+		s.indexBuckets()
+	}
 	for i := range refs {
 		s.apply(&refs[i])
 	}
@@ -302,7 +361,12 @@ func (s *Shard) apply(r *Ref) {
 		return
 	}
 	want := r.BPVal
-	i := s.findBP(r.BPPos)
+	i := -1
+	if r.Kind == RefStripe {
+		i = s.findBP(r.BPPos) // a stripe block's backpointer sits at its end
+	} else {
+		i = s.findBPIn(b, r.BPPos)
+	}
 	if i < 0 {
 		f := s.ptrFinding(report.PtrToMissingBackpointer, r, "missing backpointer")
 		f.Want = s.cfg.Describe(r.BPPos, want[:])
