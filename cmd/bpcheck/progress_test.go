@@ -1,12 +1,15 @@
 package main
 
 import (
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"bpcheck/internal/casedata"
 )
@@ -56,5 +59,38 @@ func TestProgressOnTerminal(t *testing.T) {
 	}
 	if pctRE.Match(plain) {
 		t.Error("progress shown without a terminal")
+	}
+}
+
+// TestInterruptSignal sends SIGINT to a running multi-pass check: it must
+// stop with the partial report and exit 32.
+func TestInterruptSignal(t *testing.T) {
+	casedata.Require(t)
+	bin := filepath.Join(t.TempDir(), "bpcheck")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	img := casedata.CaseImages(t, "many-extents")[0]
+	for _, sig := range []os.Signal{os.Interrupt, syscall.SIGTERM} {
+		cmd := exec.Command(bin, "check", "--json", "--memory", "256K", img)
+		var out, errb strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(150 * time.Millisecond)
+		cmd.Process.Signal(sig)
+		err := cmd.Wait()
+		code := cmd.ProcessState.ExitCode()
+		if code == exitProblems || code == exitClean {
+			t.Logf("%v: the check finished before the signal (%v)", sig, err)
+			continue
+		}
+		if code != exitInterrupted {
+			t.Errorf("%v: exit %d, want %d: %s", sig, code, exitInterrupted, errb.String())
+		}
+		if !strings.Contains(out.String(), `"interrupted":true`) || !strings.Contains(errb.String(), "interrupted") {
+			t.Errorf("%v: no partial report: %s / %s", sig, out.String(), errb.String())
+		}
 	}
 }
