@@ -23,7 +23,7 @@ const (
 const exitCodesHelp = `Exit codes:
   0   no problems found
   4   problems found and left uncorrected
-  8   operational error (cannot read a device, encrypted filesystem, ...)
+  8   operational error (cannot read a device or node, key needs a passphrase)
   16  usage error (bad arguments, not a bcachefs device, incomplete device set)
   32  interrupted
 `
