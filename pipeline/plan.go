@@ -139,10 +139,13 @@ func makePlan(fs *btreeio.FS, budget int64, nShards int) (*Plan, []error) {
 		if hi <= lo {
 			continue
 		}
-		ac := allocCost(fs, lo, hi)
-		u := span{lo: lo, hi: hi, cost: cuts[k] + ac, bps: cuts[k] / shard.BPEntrySize, allocs: ac / shard.AllocEntrySize}
-		units = append(units, u)
+		nb := allocCost(fs, lo, hi) / shard.AllocEntrySize
+		units = append(units, span{lo: lo, hi: hi, bps: cuts[k] / shard.BPEntrySize, allocs: nb})
 		lo = hi
+	}
+	spreadAllocs(fs, units)
+	for i := range units {
+		units[i].cost = units[i].bps*shard.BPEntrySize + units[i].allocs*shard.AllocEntrySize
 	}
 	plan := &Plan{}
 	var total int64
@@ -178,6 +181,90 @@ func makePlan(fs *btreeio.FS, budget int64, nShards int) (*Plan, []error) {
 	last := plan.Passes[len(plan.Passes)-1]
 	last[len(last)-1].hi = ^shard.BucketKey(0)
 	return plan, lv.errs
+}
+
+// allocLeaves sizes the alloc btree's leaves from its level-1 nodes:
+// per leaf the bucket key of its last key and its most keys.
+type allocLeaves struct {
+	fs     *btreeio.FS
+	leaves []leafCost // cost holds the key count
+}
+
+// allocKeyMinBytes is the smallest on-disk alloc_v4 key: a 48-byte value
+// (the old 6-u64 layout) behind at least one word of packed key.
+const allocKeyMinBytes = 56
+
+func (a *allocLeaves) add(k *bp.Key, val []byte) {
+	sectors := a.fs.SB.BtreeNodeSectors()
+	if k.Type == bp.KeyBtreePtrV2 {
+		if v, err := bp.DecodeBtreePtrV2(val); err == nil && v.SectorsWritten != 0 {
+			sectors = uint32(v.SectorsWritten)
+		}
+	}
+	end := shard.MakeBucketKey(uint64(len(a.fs.SB.Members)), 0)
+	if k.Pos.Inode < uint64(len(a.fs.SB.Members)) {
+		end = shard.MakeBucketKey(k.Pos.Inode, min(k.Pos.Offset, a.fs.SB.Members[k.Pos.Inode].NBuckets))
+	}
+	a.leaves = append(a.leaves, leafCost{end: end, cost: int64(sectors) * btreeio.SectorSize / allocKeyMinBytes})
+}
+
+func (a *allocLeaves) Node(n *btreeio.Node) error {
+	if n.Level == 1 {
+		for i := range n.Keys {
+			a.add(&n.Keys[i].Key, n.Keys[i].Val)
+		}
+	}
+	return nil
+}
+
+func (a *allocLeaves) NodeError(bp.BtreeID, uint8, *bp.Key, error) error { return nil }
+
+// spreadAllocs replaces each unit's alloc estimate (its bucket count, an
+// upper bound) by what the alloc btree's leaves hold: every leaf's keys
+// spread evenly over the buckets it covers, never more than the unit's
+// buckets. On sparse devices most buckets have no alloc key, and this
+// keeps the planner from reserving memory for them.
+func spreadAllocs(fs *btreeio.FS, units []span) {
+	a := &allocLeaves{fs: fs}
+	r := fs.Root(bp.BtreeAlloc)
+	if r == nil {
+		return
+	}
+	if r.Level == 0 {
+		a.add(&r.Key, r.Val)
+	} else if err := fs.Walk(bp.BtreeAlloc, 1, a); err != nil {
+		return
+	}
+	buckets := func(lo, hi shard.BucketKey) float64 {
+		if hi <= lo {
+			return 0
+		}
+		return float64(allocCost(fs, lo, hi) / shard.AllocEntrySize)
+	}
+	est := make([]float64, len(units))
+	start := shard.BucketKey(0)
+	ui := 0 // units and leaves are both in bucket order
+	for _, l := range a.leaves {
+		end := l.end + 1 // exclusive
+		total := buckets(start, end)
+		if total <= 0 {
+			start = end
+			continue
+		}
+		for ui < len(units) && units[ui].hi <= start {
+			ui++
+		}
+		for i := ui; i < len(units) && units[i].lo < end; i++ {
+			lo, hi := max(units[i].lo, start), min(units[i].hi, end)
+			if hi > lo {
+				est[i] += float64(l.cost) * buckets(lo, hi) / total
+			}
+		}
+		start = end
+	}
+	for i := range units {
+		units[i].allocs = min(units[i].allocs, int64(est[i])+1)
+	}
 }
 
 // allocCost is the memory the alloc keys of buckets [lo, hi) pin.
