@@ -43,8 +43,9 @@ do not fit the memory budget the check runs in several passes over bucket
 ranges, with identical findings.
 
 Options:
-  --memory SIZE|PCT  memory budget for the in-RAM shards: a size (e.g. 512M,
-                     8G) or a percentage of total RAM (default 50%)
+  --memory SIZE|PCT  memory budget of the whole check: a size (e.g. 512M,
+                     8G) or a percentage of total RAM (default 50%); 75 % of
+                     it holds the in-RAM shards, more passes if they need more
   --workers N        producer goroutines (default: number of CPUs)
   --json             JSON Lines output: one object per finding, error and a
                      final summary, each with "message_type"

@@ -25,7 +25,8 @@ const exitCodesHelp = `Exit codes:
   4   problems found and left uncorrected
   8   operational error (cannot read a device or node, key needs a passphrase)
   16  usage error (bad arguments, not a bcachefs device, incomplete device set)
-  32  interrupted
+  32  interrupted (partial report)
+Codes add up: 12 = problems found and something could not be read.
 `
 
 type command struct {
@@ -45,7 +46,7 @@ func init() {
 		{"list-journal", "print the journal entries and what recovery would replay", listJournalUsage, runListJournal},
 		{"gen", "write a synthetic filesystem with injected faults and its manifest", genUsage, runGen},
 		{"man", "print the manual page (roff)", manUsage, runMan},
-		{"demo", "check a real filesystem from the test data (a first run)", demoUsage, runDemo},
+		{"demo", "generate a small faulty filesystem and check it (a first run)", demoUsage, runDemo},
 	}
 }
 
