@@ -89,6 +89,10 @@ func parseMemory(s string, total uint64) (int64, error) {
 }
 
 func runCheck(args []string, stdout, stderr io.Writer) int {
+	// Ctrl-C and SIGTERM from the very start: a signal while the devices
+	// are opened still ends in the partial report and exit 32.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	fl := flag.NewFlagSet("check", flag.ContinueOnError)
 	fl.SetOutput(stderr)
 	fl.Usage = func() { fmt.Fprint(stderr, checkUsage) }
@@ -147,8 +151,6 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	if *timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, *timeout)
