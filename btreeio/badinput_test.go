@@ -123,13 +123,9 @@ func editSB(t *testing.T, path string, off int64, edit func(raw []byte), fix boo
 	}
 	edit(raw)
 	if fix {
-		ct := csum.Type(binary.LittleEndian.Uint64(raw[144:]) >> 2 & 0x3f)
-		s, err := csum.Compute(ct, raw[16:])
-		if err != nil {
+		if err := btreeio.SealSuperblock(raw); err != nil {
 			t.Fatal(err)
 		}
-		binary.LittleEndian.PutUint64(raw[0:], s.Lo)
-		binary.LittleEndian.PutUint64(raw[8:], s.Hi)
 	}
 	if _, err := f.WriteAt(raw, off); err != nil {
 		t.Fatal(err)

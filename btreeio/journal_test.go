@@ -11,7 +11,6 @@ import (
 
 	"bpcheck/bp"
 	"bpcheck/btreeio"
-	"bpcheck/csum"
 	"bpcheck/internal/casedata"
 )
 
@@ -67,13 +66,9 @@ func sbRewrite(t *testing.T, name string, edit func(raw []byte)) string {
 	u64s := binary.LittleEndian.Uint32(data[off+124:])
 	raw := data[off : off+752+int(u64s)*8]
 	edit(raw)
-	ct := csum.Type(binary.LittleEndian.Uint64(raw[144:]) >> 2 & 0x3f)
-	s, err := csum.Compute(ct, raw[16:])
-	if err != nil {
+	if err := btreeio.SealSuperblock(raw); err != nil {
 		t.Fatal(err)
 	}
-	binary.LittleEndian.PutUint64(raw[0:], s.Lo)
-	binary.LittleEndian.PutUint64(raw[8:], s.Hi)
 	dst := filepath.Join(t.TempDir(), "dev0.img")
 	if err := os.WriteFile(dst, data, 0o644); err != nil {
 		t.Fatal(err)

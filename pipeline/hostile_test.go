@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"bpcheck/btreeio"
-	"bpcheck/csum"
 	"bpcheck/internal/casedata"
 	"bpcheck/pipeline"
 )
@@ -41,13 +40,9 @@ func TestHostileCounts(t *testing.T) {
 	// member 0: nbuckets at member offset 16; journal_v2: {start, nr} at 8.
 	binary.LittleEndian.PutUint64(raw[mf.Offset+16+16:], 1<<47)
 	binary.LittleEndian.PutUint64(raw[jf.Offset+8+8:], 1<<46)
-	ct := csum.Type(binary.LittleEndian.Uint64(raw[144:]) >> 2 & 0x3f)
-	s, err := csum.Compute(ct, raw[16:])
-	if err != nil {
+	if err := btreeio.SealSuperblock(raw); err != nil {
 		t.Fatal(err)
 	}
-	binary.LittleEndian.PutUint64(raw[0:], s.Lo)
-	binary.LittleEndian.PutUint64(raw[8:], s.Hi)
 	path := filepath.Join(t.TempDir(), "dev0.img")
 	if err := os.WriteFile(path, img, 0o644); err != nil {
 		t.Fatal(err)
