@@ -360,7 +360,6 @@ func (s *Shard) apply(r *Ref) {
 	if !r.NeedsBP || (r.Cached && stale) {
 		return
 	}
-	want := r.BPVal
 	i := -1
 	if r.Kind == RefStripe {
 		i = s.findBP(r.BPPos) // a stripe block's backpointer sits at its end
@@ -369,12 +368,13 @@ func (s *Shard) apply(r *Ref) {
 	}
 	if i < 0 {
 		f := s.ptrFinding(report.PtrToMissingBackpointer, r, "missing backpointer")
+		want := r.BPVal // copied here only: slicing it makes it escape
 		f.Want = s.cfg.Describe(r.BPPos, want[:])
 		s.findings = append(s.findings, f)
 		return
 	}
 	e := &s.bps[i]
-	if e.Val != want {
+	if e.Val != r.BPVal {
 		// Judged at the end: another key may claim this backpointer.
 		s.pending = append(s.pending, mismatch{ref: *r, entry: i})
 		return
