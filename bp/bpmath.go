@@ -73,11 +73,18 @@ func ReconcilePhys(entries []byte, extra []uint8) uint32 {
 // pointer needs no backpointer (format A cached pointers, stale cached
 // pointers are the caller's to judge).
 func (g *Geometry) ExpectedBP(btree BtreeID, level uint8, k *Key, d *DecodedPtr, reconcile uint32) (Pos, Backpointer) {
+	var bp Backpointer
+	pos := g.ExpectedBPInto(&bp, btree, level, k, d, reconcile)
+	return pos, bp
+}
+
+// ExpectedBPInto is ExpectedBP storing the value in *bp, for hot loops.
+func (g *Geometry) ExpectedBPInto(bp *Backpointer, btree BtreeID, level uint8, k *Key, d *DecodedPtr, reconcile uint32) Pos {
 	sectors := k.Size
 	if level > 0 {
 		sectors = g.BtreeNodeSectors
 	}
-	bp := Backpointer{
+	*bp = Backpointer{
 		BtreeID:   btree,
 		Level:     level,
 		BucketLen: d.DiskSectors(sectors),
@@ -108,7 +115,7 @@ func (g *Geometry) ExpectedBP(btree BtreeID, level uint8, k *Key, d *DecodedPtr,
 	} else if bs, ok := g.BucketSize(d.Ptr.Dev); ok && bs != 0 {
 		bp.BucketOffset = (d.Ptr.Offset%uint64(bs))<<ShiftA + uint64(d.CRC.Offset)
 	}
-	return pos, bp
+	return pos
 }
 
 // NeedsBP reports whether pointer d of a key in a data btree needs a

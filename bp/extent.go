@@ -231,16 +231,27 @@ func NewPtrIter(entries []byte, size uint32, extra []uint8) PtrIter {
 
 // Next returns the next pointer; ok is false at the end or on error.
 func (p *PtrIter) Next() (d DecodedPtr, ok bool, err error) {
+	ok, err = p.NextInto(&d)
+	return d, ok, err
+}
+
+// NextInto stores the next pointer in *d; ok is false at the end or on
+// error. It is Next for hot loops: filling the caller's value avoids
+// copying a returned struct that was just written field by field.
+func (p *PtrIter) NextInto(d *DecodedPtr) (ok bool, err error) {
 	for {
 		e, ok, err := p.it.Next()
 		if !ok {
-			return DecodedPtr{}, false, err
+			return false, err
 		}
 		switch e.Type {
 		case EntryPtr:
-			d = DecodedPtr{Ptr: DecodePtr(binary.LittleEndian.Uint64(e.Words)), CRC: p.crc, HasStripe: p.hasStripe, Stripe: p.stripe}
+			d.Ptr = DecodePtr(binary.LittleEndian.Uint64(e.Words))
+			d.CRC = p.crc
+			d.HasStripe = p.hasStripe
+			d.Stripe = p.stripe
 			p.hasStripe = false
-			return d, true, nil
+			return true, nil
 		case EntryCRC32, EntryCRC64, EntryCRC128:
 			p.crc = DecodeCRC(e, p.size)
 		case EntryStripePtr:

@@ -177,29 +177,43 @@ func bitsAt(w *[KeyU64s]uint64, lo, n uint) uint64 {
 // and returns its header and value. The key occupies b[0]*8 bytes of b.
 // The format must have been validated.
 func (f *Format) DecodeKey(b []byte) (Key, []byte, error) {
+	var k Key
+	val, err := f.DecodeKeyInto(&k, b)
+	return k, val, err
+}
+
+// DecodeKeyInto is DecodeKey storing the header in *k, for hot loops that
+// decode straight into their own arrays (a returned Key would be copied).
+// On error *k holds what was decoded before the error.
+func (f *Format) DecodeKeyInto(k *Key, b []byte) ([]byte, error) {
 	if len(b) < 8 {
-		return Key{}, nil, fmt.Errorf("%w: key header needs 8 bytes, have %d", ErrKey, len(b))
+		*k = Key{}
+		return nil, fmt.Errorf("%w: key header needs 8 bytes, have %d", ErrKey, len(b))
 	}
 	format := b[1] & 0x7f
 	switch format {
 	case FormatUnpacked:
-		return DecodeUnpacked(b)
+		var val []byte
+		var err error
+		*k, val, err = DecodeUnpacked(b)
+		return val, err
 	case FormatPacked:
 	default:
-		return Key{}, nil, fmt.Errorf("%w: key format %d", ErrKey, format)
+		*k = Key{}
+		return nil, fmt.Errorf("%w: key format %d", ErrKey, format)
 	}
-	k := Key{Format: FormatPacked, NeedsWhiteout: b[1]&0x80 != 0, Type: KeyType(b[2])}
+	*k = Key{Format: FormatPacked, NeedsWhiteout: b[1]&0x80 != 0, Type: KeyType(b[2])}
 	ku := int(f.KeyU64s)
 	if ku == 0 || ku > KeyU64s {
-		return k, nil, fmt.Errorf("%w: bkey_format key_u64s %d", ErrKey, ku)
+		return nil, fmt.Errorf("%w: bkey_format key_u64s %d", ErrKey, ku)
 	}
 	stored := int(b[0])
 	n := stored * 8
 	if stored < ku {
-		return k, nil, fmt.Errorf("%w: packed key u64s %d below format key_u64s %d", ErrKey, stored, ku)
+		return nil, fmt.Errorf("%w: packed key u64s %d below format key_u64s %d", ErrKey, stored, ku)
 	}
 	if n > len(b) {
-		return k, nil, fmt.Errorf("%w: key u64s %d runs past the end (%d bytes left)", ErrKey, stored, len(b))
+		return nil, fmt.Errorf("%w: key u64s %d runs past the end (%d bytes left)", ErrKey, stored, len(b))
 	}
 	k.U64s = uint16(stored - ku + KeyU64s)
 	var w [KeyU64s]uint64
@@ -220,5 +234,5 @@ func (f *Format) DecodeKey(b []byte) (Key, []byte, error) {
 	k.Pos = Pos{Inode: v[FieldInode], Offset: v[FieldOffset], Snapshot: uint32(v[FieldSnapshot])}
 	k.Size = uint32(v[FieldSize])
 	k.Version = Version{Hi: uint32(v[FieldVersionHi]), Lo: v[FieldVersionLo]}
-	return k, b[ku*8 : n], nil
+	return b[ku*8 : n], nil
 }

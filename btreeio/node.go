@@ -214,18 +214,28 @@ func parseNodeInto(n *Node, sb *Superblock, dev string, off int64, buf []byte, e
 				n.Problems = append(n.Problems, fail("%w: key at byte %d of bset %d has u64s 0; rest of bset dropped", bp.ErrKey, p, bsetIdx))
 				break
 			}
-			k, val, err := n.Format.DecodeKey(buf[p:end])
+			// Decoded in place at the end of keys; dropped again on error.
+			m := len(keys)
+			if m < cap(keys) {
+				keys = keys[:m+1]
+			} else {
+				keys = append(keys, NodeKey{})
+			}
+			nk := &keys[m]
+			val, err := n.Format.DecodeKeyInto(&nk.Key, buf[p:end])
 			if err != nil {
+				keys = keys[:m]
 				n.Problems = append(n.Problems, fail("key at byte %d of bset %d: %w; rest of bset dropped", p, bsetIdx, err))
 				break
 			}
-			if m := len(keys); m > bsetStart[bsetIdx] && k.Pos.Less(keys[m-1].Key.Pos) {
+			if m > bsetStart[bsetIdx] && nk.Key.Pos.Less(keys[m-1].Key.Pos) {
 				n.Problems = append(n.Problems, fail("%w: key at byte %d of bset %d at %s sorts before the previous key %s; key dropped",
-					bp.ErrKey, p, bsetIdx, k.Pos, keys[m-1].Key.Pos))
+					bp.ErrKey, p, bsetIdx, nk.Key.Pos, keys[m-1].Key.Pos))
+				keys = keys[:m]
 				p += int(buf[p]) * 8
 				continue
 			}
-			keys = append(keys, NodeKey{Key: k, Val: val})
+			nk.Val = val
 			p += int(buf[p]) * 8
 		}
 		written += (end - boff + blockBytes - 1) / blockBytes * (blockBytes / SectorSize)

@@ -397,6 +397,36 @@ func (e *emitter) emit(r *shard.Ref) error {
 	return nil
 }
 
+// slot returns a place for a record of bucket in the batch of shard i, or
+// nil when no shard of this pass holds the bucket. The record is sent
+// only when commit(i) is called.
+func (e *emitter) slot(bucket shard.BucketKey) (i int, r *shard.Ref) {
+	if bucket < e.lo || bucket >= e.hi {
+		return 0, nil
+	}
+	i = e.shardOf(bucket)
+	if i >= len(e.shards) {
+		return 0, nil
+	}
+	b := e.bufs[i]
+	if len(b) < cap(b) {
+		b = b[:len(b)+1]
+	} else {
+		b = append(b, shard.Ref{})
+	}
+	e.bufs[i] = b[:len(b)-1]
+	return i, &b[len(b)-1]
+}
+
+// commit adds the record slot last returned for shard i to its batch.
+func (e *emitter) commit(i int) error {
+	e.bufs[i] = e.bufs[i][:len(e.bufs[i])+1]
+	if len(e.bufs[i]) >= batchSize {
+		return e.flushOne(i)
+	}
+	return nil
+}
+
 func (e *emitter) flushOne(i int) error {
 	if len(e.bufs[i]) == 0 {
 		return nil
@@ -444,8 +474,10 @@ func (e *emitter) emitKeyPtrs(btree bp.BtreeID, level uint8, k *bp.Key, val []by
 		reconcile = bp.ReconcilePhys(entries, c.fs.SB.ExtentTypeU64s)
 	}
 	it := bp.NewPtrIter(entries, k.Size, c.fs.SB.ExtentTypeU64s)
+	var d bp.DecodedPtr
+	var v bp.Backpointer
 	for {
-		d, ok, err := it.Next()
+		ok, err := it.NextInto(&d)
 		if err != nil && e.count {
 			c.addError(fmt.Errorf("btree %s level %d key %s: %w", btree.Name(c.fs.SB.Version), level, k.Pos, err))
 		}
@@ -464,10 +496,18 @@ func (e *emitter) emitKeyPtrs(btree bp.BtreeID, level uint8, k *bp.Key, val []by
 			}
 			continue
 		}
-		bpPos, v := c.geo.ExpectedBP(btree, level, k, &d, reconcile)
-		r := shard.Ref{
+		bucket := shard.MakeBucketKey(uint64(d.Ptr.Dev), d.Ptr.Offset/uint64(m.BucketSize))
+		if bucket < e.lo || bucket >= e.hi {
+			continue // another pass's buckets
+		}
+		bpPos := c.geo.ExpectedBPInto(&v, btree, level, k, &d, reconcile)
+		si, r := e.slot(bucket)
+		if r == nil {
+			continue
+		}
+		*r = shard.Ref{
 			Kind:    shard.RefPtr,
-			Bucket:  shard.MakeBucketKey(uint64(d.Ptr.Dev), d.Ptr.Offset/uint64(m.BucketSize)),
+			Bucket:  bucket,
 			BPPos:   bpPos,
 			KeyType: k.Type,
 			NeedsBP: level > 0 || c.geo.NeedsBP(&d),
@@ -480,7 +520,7 @@ func (e *emitter) emitKeyPtrs(btree bp.BtreeID, level uint8, k *bp.Key, val []by
 		if d.Ptr.Cached {
 			r.DataType = bp.DataCached
 		}
-		if err := e.emit(&r); err != nil {
+		if err := e.commit(si); err != nil {
 			return err
 		}
 	}
