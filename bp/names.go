@@ -123,14 +123,14 @@ func ParseBtreeID(name string) (BtreeID, bool) {
 	return 0, false
 }
 
-// HasDataPtrs reports whether leaf keys of the btree carry data pointers
-// that need backpointers: extents and reflink, and in format B stripes.
+// HasDataPtrs reports whether leaf keys of the btree carry pointers to
+// data buckets, which count in the buckets' alloc keys: extents, reflink
+// and stripes. Extent and reflink pointers need backpointers in every
+// version; stripe blocks from 1.22 (VersionStripeBackpointers).
 func (id BtreeID) HasDataPtrs(version uint16) bool {
 	switch id {
-	case BtreeExtents, BtreeReflink:
+	case BtreeExtents, BtreeReflink, BtreeStripes:
 		return true
-	case BtreeStripes:
-		return version >= VersionBackpointerBucketGen
 	}
 	return false
 }
@@ -183,6 +183,7 @@ const (
 	VersionBackpointerBucketGen uint16 = 1<<10 | 14
 	VersionCachedBackpointers   uint16 = 1<<10 | 21
 	VersionStripeBackpointers   uint16 = 1<<10 | 22
+	VersionBucketStripeIndex    uint16 = 1<<10 | 35
 	VersionErasureCoding        uint16 = 1<<10 | 37
 )
 

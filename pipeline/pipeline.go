@@ -129,7 +129,7 @@ func Run(ctx context.Context, fs *btreeio.FS, opt Options) (*Result, error) {
 	c.phases.Plan = time.Since(start)
 	res := &Result{Passes: len(plan.Passes), EstimatedBytes: plan.EstimatedBytes}
 	if fs.Root(bp.BtreeStripes) != nil || fs.SB.Features[0]&(1<<4) != 0 {
-		res.NotChecked = append(res.NotChecked, "erasure coding: the sector sums of buckets holding stripe blocks (stripe backpointers and the stripe_sectors of erasure-coded extents are checked)")
+		res.NotChecked = append(res.NotChecked, "erasure coding: the stripe index and redundancy of alloc keys before 1.35, the block sector counts of stripe keys, and the stripe data itself")
 	}
 	c.planProgress(opt.Progress, len(plan.Passes))
 	tasks, err := c.rootTasks()
@@ -269,11 +269,12 @@ func newChecker(fs *btreeio.FS, opt Options) *checker {
 			m := sb.Member(uint8(dev))
 			return m != nil && b >= uint64(m.FirstBucket) && b < m.NBuckets
 		},
-		Describe:      c.describeBP,
-		BtreeName:     func(id bp.BtreeID) string { return id.Name(sb.Version) },
-		CheckCached:   true,
-		CheckStripe:   true,
-		StripeSectors: sb.Version >= bp.VersionBucketStripeSectors,
+		Describe:            c.describeBP,
+		BtreeName:           func(id bp.BtreeID) string { return id.Name(sb.Version) },
+		CheckCached:         true,
+		CheckStripe:         true,
+		StripeSectors:       sb.Version >= bp.VersionBucketStripeSectors,
+		CheckStripeRefcount: sb.Version >= bp.VersionBucketStripeIndex,
 	}
 	c.cfg.CheckDup = c.checkDup
 	for i := range sb.Members {
@@ -527,15 +528,14 @@ func (e *emitter) emitKeyPtrs(btree bp.BtreeID, level uint8, k *bp.Key, val []by
 }
 
 // emitStripePtrs emits the records of a stripe key's block pointers
-// (format B): each block needs a backpointer at the end of its block
+// (v1.36.1 mark_stripe_buckets / mark_stripe_bp): every block is one
+// stripe reference of its bucket; a parity block also puts the stripe's
+// sectors in the bucket's dirty_sectors. From 1.22 (stripe_backpointers)
+// every block needs a backpointer at the end of its block
 // (bch2_extent_ptr_to_bp_pos for stripes), parity blocks of type parity,
-// data blocks of type user. The stripe's sectors are not added to the
-// buckets' sums: bpcheck does not judge erasure-coded alloc counters.
+// data blocks of type user, bucket_len the stripe key's size (0).
 func (e *emitter) emitStripePtrs(btree bp.BtreeID, k *bp.Key, val []byte) error {
 	c := e.c
-	if !c.formatB {
-		return nil
-	}
 	st, ptrs, err := bp.DecodeStripe(val)
 	if e.count {
 		e.stats.Keys++
@@ -546,6 +546,7 @@ func (e *emitter) emitStripePtrs(btree bp.BtreeID, k *bp.Key, val []byte) error 
 		}
 		return nil
 	}
+	needsBP := c.formatB && c.fs.SB.Version >= bp.VersionStripeBackpointers
 	for i := 0; i < int(st.NrBlocks); i++ {
 		ptr := bp.DecodePtr(binary.LittleEndian.Uint64(ptrs[8*i:]))
 		m := c.fs.SB.Member(ptr.Dev)
@@ -557,19 +558,22 @@ func (e *emitter) emitStripePtrs(btree bp.BtreeID, k *bp.Key, val []byte) error 
 			e.stats.PerDev[ptr.Dev].Pointers++
 		}
 		v := bp.Backpointer{BtreeID: btree, Level: 0, DataType: bp.DataUser, BucketGen: ptr.Gen, BucketLen: k.Size, Pos: k.Pos}
+		var sectors uint32
 		if i >= int(st.NrBlocks)-int(st.NrRedundant) {
 			v.DataType = bp.DataParity
+			sectors = uint32(st.Sectors)
 		}
 		r := shard.Ref{
 			Kind:     shard.RefStripe,
 			Bucket:   shard.MakeBucketKey(uint64(ptr.Dev), ptr.Offset/uint64(m.BucketSize)),
 			BPPos:    bp.Pos{Inode: uint64(ptr.Dev), Offset: (ptr.Offset+uint64(st.Sectors))<<c.shift - 1},
 			KeyType:  k.Type,
-			NeedsBP:  true,
+			NeedsBP:  needsBP,
 			Gen:      ptr.Gen,
 			DataType: v.DataType,
+			Sectors:  sectors,
 		}
-		v.Encode(r.BPVal[:], true)
+		v.Encode(r.BPVal[:], c.formatB)
 		if err := e.emit(&r); err != nil {
 			return err
 		}

@@ -34,7 +34,7 @@ const (
 	RefPtr     RefKind = iota // a pointer of a key: expects a backpointer (if NeedsBP) and counts sectors
 	RefSB                     // superblock sectors in a bucket
 	RefJournal                // a journal bucket
-	RefStripe                 // a block of an erasure-coded stripe: its backpointer is checked, its sectors are not summed
+	RefStripe                 // a block of an erasure-coded stripe: counts in the bucket's stripe refcount; a parity block's Sectors are dirty sectors
 )
 
 // Ref is one record streamed by producers: a pointer of a key (with the
@@ -73,22 +73,23 @@ const BPEntrySize = 48
 const AllocEntrySize = 120
 
 type bucketState struct {
-	key       BucketKey
-	hasAlloc  bool
-	a         bp.AllocV4
-	dirty     uint64
-	cached    uint64
-	stripe    uint64
-	hint      bp.DataType
-	hasRefs   bool
-	missingOK bool // ptr_to_missing_alloc_key already reported
+	key    BucketKey
+	a      bp.AllocV4
+	dirty  uint64
+	cached uint64
+	stripe uint64
+	// bps[bpLo:bpHi] are exactly this bucket's backpointers when indexed,
+	// so lookups search a few entries instead of the whole shard.
+	bpLo, bpHi int32
+	stripes    uint32 // stripe blocks in the bucket (stripe_refcount)
+	hint       bp.DataType
+	hasAlloc   bool
+	hasRefs    bool
+	missingOK  bool // ptr_to_missing_alloc_key already reported
 	// incomplete: records of this bucket were lost to a read error, so its
 	// sums cannot be judged.
 	incomplete bool
-	// indexed: bps[bpLo:bpHi] are exactly this bucket's backpointers, so
-	// lookups search a few entries instead of the whole shard.
 	indexed    bool
-	bpLo, bpHi int32
 }
 
 // Config is what a shard needs to know about the filesystem.
@@ -104,12 +105,15 @@ type Config struct {
 	Describe func(pos bp.Pos, v []byte) string
 	// BtreeName names a btree id.
 	BtreeName func(bp.BtreeID) string
-	// CheckStripe: compare stripe_sectors. Buckets of stripe blocks
-	// (RefStripe) are never judged; erasure-coded extent pointers count in
-	// stripe_sectors when StripeSectors is set (metadata 1.8+), else in
-	// dirty_sectors.
+	// CheckStripe: compare stripe_sectors. Erasure-coded extent pointers
+	// count in stripe_sectors when StripeSectors is set (metadata 1.8+),
+	// else in dirty_sectors; parity blocks of stripes in dirty_sectors.
 	CheckStripe   bool
 	StripeSectors bool
+	// CheckStripeRefcount: compare the alloc key's stripe_refcount with
+	// the stripe blocks found in the bucket (1.35+; before, the field
+	// held a stripe index, which is not compared).
+	CheckStripeRefcount bool
 	// CheckCached: compare cached_sectors (format B ≥ 1.21 keeps
 	// backpointers for cached pointers; the sums are checked in both).
 	CheckCached bool
@@ -319,9 +323,6 @@ func (s *Shard) apply(r *Ref) {
 		}
 		return
 	}
-	if r.Kind == RefStripe {
-		b.incomplete = true // erasure-coded counters are not judged
-	}
 	stale := false
 	if b.hasAlloc {
 		if genAfter(r.Gen, b.a.Gen) {
@@ -340,7 +341,18 @@ func (s *Shard) apply(r *Ref) {
 		s.findings = append(s.findings, s.ptrFinding(report.PtrToMissingAllocKey, r,
 			fmt.Sprintf("data type %s ptr gen %d missing in alloc btree", r.DataType, r.Gen)))
 	}
-	if !stale && r.Kind != RefStripe {
+	if r.Kind == RefStripe {
+		// A stripe block (__mark_stripe_bucket): one stripe reference; a
+		// parity block also holds the stripe's sectors as dirty sectors.
+		b.hasRefs = true
+		b.stripes++
+		if r.DataType == bp.DataParity {
+			b.hint = bp.DataParity
+			if !stale {
+				b.dirty += uint64(r.Sectors)
+			}
+		}
+	} else if !stale {
 		b.hasRefs = true
 		if r.Cached {
 			b.cached += uint64(r.Sectors)
@@ -434,9 +446,9 @@ func (s *Shard) dropLost(lost *Lost) {
 }
 
 // allocDataType is the data type a bucket should have (alloc_data_type).
-func allocDataType(a *bp.AllocV4, dirty, cached, stripe uint64, hint bp.DataType) bp.DataType {
+func allocDataType(a *bp.AllocV4, stripes uint32, dirty, cached, stripe uint64, hint bp.DataType) bp.DataType {
 	switch {
-	case a.StripeRefcount != 0:
+	case stripes != 0:
 		if hint == bp.DataParity {
 			return hint
 		}
@@ -506,7 +518,7 @@ func (s *Shard) Finish(lost *Lost) []report.Finding {
 		if !b.hasAlloc && !b.hasRefs {
 			continue
 		}
-		want := allocDataType(&b.a, b.dirty, b.cached, b.stripe, b.hint)
+		want := allocDataType(&b.a, b.stripes, b.dirty, b.cached, b.stripe, b.hint)
 		gen := b.a.Gen
 		add := func(code, field string, got, should string) {
 			s.findings = append(s.findings, report.Finding{Code: code, Dev: int(dev), Bucket: bucket, Got: got, Want: should,
@@ -525,6 +537,9 @@ func (s *Shard) Finish(lost *Lost) []report.Finding {
 		}
 		if cfg.CheckCached && uint64(b.a.CachedSectors) != b.cached {
 			add(report.AllocKeyCachedSectorsWrong, "cached_sectors", fmt.Sprint(b.a.CachedSectors), fmt.Sprint(b.cached))
+		}
+		if cfg.CheckStripeRefcount && b.a.StripeRefcount != b.stripes {
+			add(report.AllocKeyStripeWrong, "stripe_refcount", fmt.Sprint(b.a.StripeRefcount), fmt.Sprint(b.stripes))
 		}
 	}
 	return s.findings

@@ -1,6 +1,7 @@
 package shard
 
 import (
+	"fmt"
 	"testing"
 	"unsafe"
 
@@ -54,5 +55,61 @@ func TestApplyAllocs(t *testing.T) {
 		if !s.bps[i].Matched {
 			t.Fatalf("backpointer %d not matched", i)
 		}
+	}
+}
+
+// TestStripeBuckets follows v1.36.1's stripe triggers: a parity block puts
+// the stripe's sectors in dirty_sectors and makes the bucket parity; a
+// data block makes it stripe, and its erasure-coded extent pointers count
+// in stripe_sectors; every block is one stripe_refcount.
+func TestStripeBuckets(t *testing.T) {
+	cfg := &Config{
+		FormatB:             true,
+		BucketSize:          func(uint64) (uint32, bool) { return 512, true },
+		ValidBucket:         func(uint64, uint64) bool { return true },
+		Describe:            func(bp.Pos, []byte) string { return "" },
+		BtreeName:           func(id bp.BtreeID) string { return id.Name(bp.VersionBucketStripeIndex) },
+		CheckStripe:         true,
+		StripeSectors:       true,
+		CheckStripeRefcount: true,
+	}
+	const parity, data = 1, 2
+	stripeRef := func(bucket uint64, dt bp.DataType, sectors uint32) Ref {
+		return Ref{Kind: RefStripe, DataType: dt, Sectors: sectors, Bucket: MakeBucketKey(0, bucket)}
+	}
+	ecPtr := Ref{Kind: RefPtr, DataType: bp.DataStripe, Sectors: 100, Bucket: MakeBucketKey(0, data)}
+
+	run := func(parityAlloc, dataAlloc bp.AllocV4) []string {
+		s := New(cfg, MakeBucketKey(0, 0), MakeBucketKey(1, 0))
+		s.AddAlloc(MakeBucketKey(0, parity), parityAlloc)
+		s.AddAlloc(MakeBucketKey(0, data), dataAlloc)
+		s.Apply([]Ref{stripeRef(parity, bp.DataParity, 256), stripeRef(data, bp.DataUser, 0), ecPtr, ecPtr})
+		var codes []string
+		for _, f := range s.Finish(nil) {
+			codes = append(codes, fmt.Sprintf("%s %d %s->%s", f.Code, f.Bucket, f.Got, f.Want))
+		}
+		return codes
+	}
+	goodParity := bp.AllocV4{DataType: bp.DataParity, DirtySectors: 256, StripeRefcount: 1}
+	goodData := bp.AllocV4{DataType: bp.DataStripe, StripeSectors: 200, StripeRefcount: 1}
+	if got := run(goodParity, goodData); len(got) != 0 {
+		t.Fatalf("consistent stripe buckets: findings %q", got)
+	}
+	badParity := goodParity
+	badParity.DirtySectors, badParity.StripeRefcount = 0, 0
+	badParity.DataType = bp.DataFree
+	badData := goodData
+	badData.StripeSectors = 8
+	badData.DataType = bp.DataUser
+	got := run(badParity, badData)
+	want := []string{
+		"alloc_key_data_type_wrong 1 free->parity",
+		"alloc_key_dirty_sectors_wrong 1 0->256",
+		"alloc_key_stripe_wrong 1 0->1",
+		"alloc_key_data_type_wrong 2 user->stripe",
+		"alloc_key_stripe_sectors_wrong 2 8->200",
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("findings\n got %q\nwant %q", got, want)
 	}
 }
