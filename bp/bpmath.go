@@ -1,6 +1,9 @@
 package bp
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"math/bits"
+)
 
 // ShiftA is the fixed backpointer sub-sector shift of format A
 // (MAX_EXTENT_COMPRESS_RATIO_SHIFT).
@@ -44,26 +47,40 @@ func (g *Geometry) BucketOfBP(p Pos, bucketSize uint32) (dev uint64, bucket uint
 // entries (0 none, 1 hipri, 2 normal), as bcachefs format B derives it from
 // the key's reconcile entry.
 func ReconcilePhys(entries []byte, extra []uint8) uint32 {
-	it := NewEntryIter(entries, extra)
-	for {
-		e, ok, _ := it.Next()
-		if !ok {
+	// The entries are walked as EntryIter would, without building an
+	// Entry per step: this runs once per extent.
+	for off := 0; off+8 <= len(entries); {
+		w := binary.LittleEndian.Uint64(entries[off:])
+		if w == 0 {
 			return 0
 		}
-		if e.Type != EntryReconcile {
-			continue
-		}
-		w := binary.LittleEndian.Uint64(e.Words)
-		needRB := w >> 17 & 0x1f
+		t := bits.TrailingZeros64(w)
+		var n int
 		switch {
-		case needRB == 0, w>>16&1 != 0:
-			return 0
-		case w>>15&1 != 0:
-			return 1
+		case t < entryTypes:
+			n = entryU64s[t]
+		case t < len(extra) && extra[t] != 0:
+			n = int(extra[t])
 		default:
-			return 2
+			return 0
 		}
+		if off+8*n > len(entries) {
+			return 0
+		}
+		if t == EntryReconcile {
+			needRB := w >> 17 & 0x1f
+			switch {
+			case needRB == 0, w>>16&1 != 0:
+				return 0
+			case w>>15&1 != 0:
+				return 1
+			default:
+				return 2
+			}
+		}
+		off += 8 * n
 	}
+	return 0
 }
 
 // ExpectedBP computes the backpointer that pointer d of key k needs: its key

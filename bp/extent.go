@@ -237,28 +237,51 @@ func (p *PtrIter) Next() (d DecodedPtr, ok bool, err error) {
 
 // NextInto stores the next pointer in *d; ok is false at the end or on
 // error. It is Next for hot loops: filling the caller's value avoids
-// copying a returned struct that was just written field by field.
+// copying a returned struct that was just written field by field, and the
+// entries are walked here directly; anything malformed is left to
+// EntryIter.Next, which reports it.
 func (p *PtrIter) NextInto(d *DecodedPtr) (ok bool, err error) {
-	for {
-		e, ok, err := p.it.Next()
-		if !ok {
-			return false, err
+	b := p.it.b
+	off := p.it.off
+	for off < len(b) {
+		if len(b)-off < 8 {
+			break
 		}
-		switch e.Type {
+		w := binary.LittleEndian.Uint64(b[off:])
+		if w == 0 {
+			break
+		}
+		t := bits.TrailingZeros64(w)
+		var n int
+		switch {
+		case t < entryTypes:
+			n = entryU64s[t]
+		case t < len(p.it.extra) && p.it.extra[t] != 0:
+			n = int(p.it.extra[t])
+		}
+		if n == 0 || off+8*n > len(b) {
+			break
+		}
+		switch t {
 		case EntryPtr:
-			d.Ptr = DecodePtr(binary.LittleEndian.Uint64(e.Words))
+			p.it.off = off + 8
+			d.Ptr = DecodePtr(w)
 			d.CRC = p.crc
 			d.HasStripe = p.hasStripe
 			d.Stripe = p.stripe
 			p.hasStripe = false
 			return true, nil
 		case EntryCRC32, EntryCRC64, EntryCRC128:
-			p.crc = DecodeCRC(e, p.size)
+			p.crc = DecodeCRC(Entry{Type: t, Words: b[off : off+8*n]}, p.size)
 		case EntryStripePtr:
 			p.hasStripe = true
-			p.stripe = DecodeStripePtr(e)
+			p.stripe = DecodeStripePtr(Entry{Type: t, Words: b[off : off+8]})
 		}
+		off += 8 * n
 	}
+	p.it.off = off
+	_, _, err = p.it.Next() // the end, or the error at off
+	return false, err
 }
 
 // ValueEntries returns the part of a value that holds extent entries for

@@ -243,6 +243,12 @@ func FuzzExtentEntries(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b, extra []byte, size uint32) {
 		limit := len(b)/8 + 1
 		var ptrWords []uint64
+		// The reference decoding, from EntryIter: each pointer with the crc
+		// and stripe_ptr before it; the first reconcile entry's work id.
+		var want []bp.DecodedPtr
+		refCRC := bp.CRC{CompressedSize: size, UncompressedSize: size, LiveSize: size}
+		var refStripe *bp.StripePtr
+		wantReconcile, sawReconcile := uint32(0), false
 		it := bp.NewEntryIter(b, extra)
 		var entErr error
 		for n := 0; ; n++ {
@@ -265,6 +271,31 @@ func FuzzExtentEntries(f *testing.F) {
 			}
 			if e.Type < len(sizes) && len(e.Words) != 8*sizes[e.Type] {
 				t.Fatalf("entry type %d is %d bytes, want %d", e.Type, len(e.Words), 8*sizes[e.Type])
+			}
+			switch e.Type {
+			case bp.EntryCRC32, bp.EntryCRC64, bp.EntryCRC128:
+				refCRC = bp.DecodeCRC(e, size)
+			case bp.EntryStripePtr:
+				sp := bp.DecodeStripePtr(e)
+				refStripe = &sp
+			case bp.EntryPtr:
+				d := bp.DecodedPtr{Ptr: bp.DecodePtr(w), CRC: refCRC}
+				if refStripe != nil {
+					d.HasStripe, d.Stripe = true, *refStripe
+				}
+				refStripe = nil
+				want = append(want, d)
+			case bp.EntryReconcile:
+				if !sawReconcile {
+					sawReconcile = true
+					switch needRB := w >> 17 & 0x1f; {
+					case needRB == 0, w>>16&1 != 0:
+					case w>>15&1 != 0:
+						wantReconcile = 1
+					default:
+						wantReconcile = 2
+					}
+				}
 			}
 			switch e.Type {
 			case bp.EntryPtr:
@@ -303,6 +334,12 @@ func FuzzExtentEntries(f *testing.F) {
 				break
 			}
 			got = append(got, d.Ptr.Encode())
+			if !d.HasStripe {
+				d.Stripe = bp.StripePtr{} // meaningless without HasStripe
+			}
+			if i := len(got) - 1; i < len(want) && d != want[i] {
+				t.Fatalf("pointer %d: PtrIter %+v, EntryIter gives %+v", i, d, want[i])
+			}
 			ds := d.DiskSectors(size)
 			if !d.CRC.Compressed() && ds != size {
 				t.Fatalf("uncompressed pointer: %d disk sectors for size %d", ds, size)
@@ -316,8 +353,8 @@ func FuzzExtentEntries(f *testing.F) {
 				t.Fatalf("pointer %d: %#x, entry %#x", i, got[i], ptrWords[i])
 			}
 		}
-		if r := bp.ReconcilePhys(b, extra); r > 2 {
-			t.Fatalf("ReconcilePhys = %d", r)
+		if r := bp.ReconcilePhys(b, extra); r != wantReconcile {
+			t.Fatalf("ReconcilePhys = %d, EntryIter gives %d", r, wantReconcile)
 		}
 		for _, kt := range []bp.KeyType{bp.KeyExtent, bp.KeyBtreePtr, bp.KeyBtreePtrV2, bp.KeyReflinkV, bp.KeyInode} {
 			e, ok, err := bp.ValueEntries(kt, b)

@@ -258,8 +258,12 @@ func parseNodeInto(n *Node, sb *Superblock, dev string, off int64, buf []byte, e
 	if exp.V2 && !exp.RangeUpdated && n.Min != exp.Min {
 		return nil, fail("%w: node min_key %s, pointer wants %s", ErrCorrupt, n.Min, exp.Min)
 	}
-	n.Keys = mergeKeys(keys, bsetStart, n.merged)
-	n.raw, n.merged, n.bsetStart = keys, n.Keys, bsetStart
+	var inPlace bool
+	n.Keys, inPlace = mergeKeys(keys, bsetStart, n.merged)
+	n.raw, n.bsetStart = keys, bsetStart
+	if !inPlace {
+		n.merged = n.Keys
+	}
 	if exp.RangeUpdated {
 		n.Min, n.Max = exp.Min, exp.Max
 		out := n.Keys[:0]
@@ -275,8 +279,10 @@ func parseNodeInto(n *Node, sb *Superblock, dev string, off int64, buf []byte, e
 
 // mergeKeys merges the keys of the node's bsets, each sorted, given as one
 // slice with the start index of each bset: at equal positions the newest
-// bset's key wins, and deleted keys are dropped. out is reused.
-func mergeKeys(keys []NodeKey, bsetStart []int, out []NodeKey) []NodeKey {
+// bset's key wins, and deleted keys are dropped. out is reused. A node of
+// one bset (the common case) is compacted within keys, without copying
+// the keys that stay where they are; inPlace says the result aliases keys.
+func mergeKeys(keys []NodeKey, bsetStart []int, out []NodeKey) (merged []NodeKey, inPlace bool) {
 	out = out[:0]
 	type cursor struct{ i, end int }
 	var cur [16]cursor
@@ -290,17 +296,26 @@ func mergeKeys(keys []NodeKey, bsetStart []int, out []NodeKey) []NodeKey {
 			cs = append(cs, cursor{st, end})
 		}
 	}
+	if len(cs) == 0 {
+		return out, false
+	}
 	if len(cs) == 1 {
 		// One bset: drop repeats (the last wins) and deleted keys.
-		for i := cs[0].i; i < cs[0].end; i++ {
-			if i+1 < cs[0].end && keys[i+1].Key.Pos == keys[i].Key.Pos {
+		st, end := cs[0].i, cs[0].end
+		w := st
+		for i := st; i < end; i++ {
+			if i+1 < end && keys[i+1].Key.Pos == keys[i].Key.Pos {
 				continue
 			}
-			if keys[i].Key.Type != bp.KeyDeleted {
-				out = append(out, keys[i])
+			if keys[i].Key.Type == bp.KeyDeleted {
+				continue
 			}
+			if w != i {
+				keys[w] = keys[i]
+			}
+			w++
 		}
-		return out
+		return keys[st:w], true
 	}
 	for {
 		var pos bp.Pos
@@ -311,7 +326,7 @@ func mergeKeys(keys []NodeKey, bsetStart []int, out []NodeKey) []NodeKey {
 			}
 		}
 		if !found {
-			return out
+			return out, false
 		}
 		// Bsets are in age order: the last key at pos in the newest bset
 		// that has one wins.

@@ -81,6 +81,7 @@ type bucketState struct {
 	// bps[bpLo:bpHi] are exactly this bucket's backpointers when indexed,
 	// so lookups search a few entries instead of the whole shard.
 	bpLo, bpHi int32
+	bpNext     int32  // where the next lookup starts: the entry after the last one found
 	stripes    uint32 // stripe blocks in the bucket (stripe_refcount)
 	hint       bp.DataType
 	hasAlloc   bool
@@ -267,17 +268,35 @@ func (s *Shard) indexBuckets() {
 }
 
 // findBPIn looks p up among bucket b's backpointers when they are indexed,
-// else in the whole shard.
+// else in the whole shard. Pointers mostly arrive in the order of their
+// backpointers (extents written in sequence), so the entry after the last
+// one found is tried first, then a binary search of the bucket's range.
 func (s *Shard) findBPIn(b *bucketState, p bp.Pos) int {
 	if !b.indexed {
 		return s.findBP(p)
 	}
-	for i := int(b.bpLo); i < int(b.bpHi); i++ {
-		if e := &s.bps[i]; uint64(e.Dev) == p.Inode && e.Off == p.Offset && p.Snapshot == 0 {
-			return i
-		} else if e.Off > p.Offset {
-			break
+	if p.Snapshot != 0 || p.Inode > 0xffffffff {
+		return -1
+	}
+	dev := uint32(p.Inode)
+	if c := int(b.bpNext); c >= int(b.bpLo) && c < int(b.bpHi) {
+		if e := &s.bps[c]; e.Off == p.Offset && e.Dev == dev {
+			b.bpNext = int32(c + 1)
+			return c
 		}
+	}
+	i, j := int(b.bpLo), int(b.bpHi)
+	for i < j {
+		h := int(uint(i+j) >> 1)
+		if e := &s.bps[h]; e.Dev < dev || e.Dev == dev && e.Off < p.Offset {
+			i = h + 1
+		} else {
+			j = h
+		}
+	}
+	if i < int(b.bpHi) && s.bps[i].Dev == dev && s.bps[i].Off == p.Offset {
+		b.bpNext = int32(i + 1)
+		return i
 	}
 	return -1
 }
