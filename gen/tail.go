@@ -230,7 +230,7 @@ func (g *generator) buildTail(prev []*nodeInfo, write bool) (*tailResult, error)
 			tailAlloc[i] = append(tailAlloc[i], tailKey{pos: bp.Pos{Inode: uint64(i), Offset: b}, val: allocVal(nil, dt, dirty, jseq, wtime)})
 			if (dt == bp.DataUser || dt == bp.DataBtree) && dirty > 0 && dirty < d.bucketSectors {
 				idx := dirty << 31 / d.bucketSectors
-				lru = append(lru, tailKey{pos: bp.Pos{Inode: 0xffff<<48 | idx, Offset: uint64(i)<<56 | b}})
+				lru = append(lru, tailKey{pos: bp.Pos{Inode: 0xffff<<48 | idx, Offset: uint64(i)<<48 | b}})
 			}
 		}
 		if d.dataOpen {
