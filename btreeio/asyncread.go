@@ -61,7 +61,7 @@ func (fs *FS) asyncLeaves(id bp.BtreeID, kids []*NodeKey, v Visitor) (bool, erro
 				continue
 			}
 			s.n, s.dev, s.off = fs.getNode(nodeBytes), dev, off
-			if err := r.Submit([]aio.Request{{File: dev.f, Off: off, Buf: s.n.buf[:nodeBytes], Tag: uint64(i)}}); err != nil {
+			if err := r.Submit([]aio.Request{{File: dev.nodeFile(s.n.buf[:nodeBytes], off), Off: off, Buf: s.n.buf[:nodeBytes], Tag: uint64(i)}}); err != nil {
 				fs.Release(s.n)
 				s.n, s.sync = nil, true
 				return

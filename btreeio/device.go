@@ -21,6 +21,7 @@ type Device struct {
 	// SBSource says which superblock copy was used ("primary at sector 8"
 	// or "backup at sector N").
 	SBSource string
+	directState
 }
 
 // OpenDevice opens path read-only (O_RDONLY), determines its size
@@ -84,6 +85,9 @@ func (d *Device) ReadAt(p []byte, off int64) (int, error) {
 
 // Close closes the device file, if this package opened it.
 func (d *Device) Close() error {
+	if d.direct != nil {
+		d.direct.Close()
+	}
 	if d.f != nil {
 		return d.f.Close()
 	}

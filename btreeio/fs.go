@@ -326,7 +326,7 @@ func (fs *FS) ReadNode(btree bp.BtreeID, level uint8, k *bp.Key, val []byte) (*N
 		off := int64(d.Ptr.Offset) * SectorSize
 		n := fs.getNode(nodeBytes)
 		buf := n.buf[:nodeBytes]
-		if _, err := dev.ReadAt(buf, off); err != nil {
+		if _, err := dev.readNodeAt(buf, off); err != nil {
 			fs.Release(n)
 			errs = append(errs, &Error{Dev: dev.Path, Offset: off, What: "btree node", Btree: btree.Name(fs.SB.Version), Level: int(level), Err: err})
 			continue
@@ -361,7 +361,7 @@ func (fs *FS) getNode(size int) *Node {
 	if n, ok := fs.nodePool.Get().(*Node); ok && cap(n.buf) >= size {
 		return n
 	}
-	return &Node{buf: make([]byte, size)}
+	return &Node{buf: aio.AlignedBuf(size, nodeAlign)}
 }
 
 // Release returns a node read by ReadNode to the filesystem's pool. The

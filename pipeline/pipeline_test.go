@@ -260,3 +260,43 @@ func TestSyzkaller2024(t *testing.T) {
 		})
 	}
 }
+
+// TestDirectSameFindings reads the btree nodes with O_DIRECT (synchronous
+// and io_uring paths) and expects the findings of buffered reads.
+func TestDirectSameFindings(t *testing.T) {
+	casedata.Require(t)
+	for _, name := range []string{"corrupt-mixed", "a-corrupt-mixed"} {
+		t.Run(name, func(t *testing.T) {
+			want := render(runCase(t, name, pipeline.Options{Workers: 2}))
+			for _, opt := range []pipeline.Options{
+				{Workers: 2},
+				{Workers: 2, Prefetch: 4, Async: true, AsyncBackend: aio.Auto},
+			} {
+				fs, err := btreeio.Open(casedata.CaseImages(t, name))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := fs.EnableDirect(); err != nil {
+					fs.Close()
+					t.Skipf("O_DIRECT not available where the test images are: %v", err)
+				}
+				if err := fs.LoadRoots(); err != nil {
+					t.Fatal(err)
+				}
+				res, err := pipeline.Run(context.Background(), fs, opt)
+				if err != nil {
+					t.Fatal(err)
+				}
+				direct, fallback := fs.DirectReads()
+				fs.Close()
+				if got := render(res); got != want {
+					t.Errorf("O_DIRECT, options %+v: findings differ from buffered reads:\n got: %s\nwant: %s", opt, got, want)
+				}
+				if opt.Prefetch == 0 && direct == 0 && fallback == 0 {
+					t.Errorf("O_DIRECT, options %+v: no node read went through the direct path", opt)
+				}
+				t.Logf("options %+v: %d direct node reads, %d fell back to buffered", opt, direct, fallback)
+			}
+		})
+	}
+}

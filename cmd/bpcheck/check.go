@@ -58,6 +58,9 @@ Options:
   --io MODE          how prefetched leaves are read: auto (io_uring where the
                      kernel allows, else a pread pool; the default), uring,
                      pool, or threads (a goroutine per read)
+  --direct           read btree nodes with O_DIRECT, bypassing the page cache
+                     (for block devices: the scan neither evicts nor relies
+                     on cached pages); unaligned reads fall back to buffered
   --force            check a mounted device (warns: a live filesystem changes
                      under the check; prefer a snapshot)
   --timeout DUR      stop after DUR (e.g. 30m) with a partial report, exit 32;
@@ -107,6 +110,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	noProgress := fl.Bool("no-progress", false, "no live progress line on a terminal")
 	prefetch := fl.Int("prefetch", 8, "leaves each walk reads ahead (0: none)")
 	ioMode := fl.String("io", "auto", "how prefetched leaves are read: auto (io_uring, else a pread pool), uring, pool, threads")
+	direct := fl.Bool("direct", false, "read btree nodes with O_DIRECT (bypass the page cache)")
 	if err := fl.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -133,6 +137,12 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	defer fs.Close()
+	if *direct {
+		if err := fs.EnableDirect(); err != nil {
+			fmt.Fprintf(stderr, "bpcheck: --direct: %v\n", err)
+			return exitOperational
+		}
+	}
 	// The budget is enforced on the whole process: the Go runtime keeps
 	// the heap under budget + 10 %, and the planner gives the shards 75 %
 	// of the budget, leaving the rest for buffers, records in flight and
