@@ -7,10 +7,6 @@ import (
 	"bpcheck/bp"
 )
 
-// firstInode is the inode number of the first file, as bcachefs numbers
-// inodes on the real images (the upper half of the 32-bit range).
-const firstInode = 1 << 31
-
 // extent is one generated extent: its key position (the end offset, in the
 // U32_MAX snapshot), size and replica pointers.
 type extent struct {
@@ -46,7 +42,7 @@ type extentSource struct {
 func newExtentSource(p *Params, devs []*device) *extentSource {
 	lo := roundUp(uint64(p.ExtentMin), blockSectors)
 	hi := uint64(p.ExtentMax) / blockSectors * blockSectors
-	return &extentSource{p: p, devs: devs, r: newRNG(p.Seed, 1), ino: firstInode - 1,
+	return &extentSource{p: p, devs: devs, r: newRNG(p.Seed, 1), ino: firstFileIno(p) - 1,
 		nSizes: (hi-lo)/blockSectors + 1, minSize: lo}
 }
 

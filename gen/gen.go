@@ -54,11 +54,15 @@ type generator struct {
 	devNodes    [][][2]uint64
 	roots       []root
 
-	src   *extentSource
-	ext   *btreeWriter
-	bps   []*btreeWriter
-	alloc []*btreeWriter
-	nodes []*nodeInfo // nodes placed during the data phase
+	src *extentSource
+	ns  *namespace
+	// userByFirst sums the extent sizes by the first device of their
+	// replicas (which gives the replica set).
+	userByFirst []uint64
+	ext         *btreeWriter
+	bps         []*btreeWriter
+	alloc       []*btreeWriter
+	nodes       []*nodeInfo // nodes placed during the data phase
 
 	zeroCsum []uint64 // by sectors; 0 = not computed yet (a crc32c of zeros is 0, computed once)
 	zeroDone []bool
@@ -322,6 +326,10 @@ func (g *generator) generate() (*Manifest, error) {
 			}
 		}
 	}
+	g.userByFirst = make([]uint64, len(g.devs))
+	if err := g.startNamespace(); err != nil {
+		return nil, err
+	}
 	g.src = newExtentSource(p, g.devs)
 	g.src.onClose = g.closeDataBucket
 	inj, err := newInjector(p)
@@ -339,6 +347,15 @@ func (g *generator) generate() (*Manifest, error) {
 		}
 	}
 	if err := g.inj.leftover(); err != nil {
+		return nil, err
+	}
+	if s := g.src; s.left > 0 {
+		// The last file ends with the last extent.
+		if err := g.fileDone(s.ino, s.fileOff); err != nil {
+			return nil, err
+		}
+	}
+	if err := g.flushDirents(); err != nil {
 		return nil, err
 	}
 	return g.finish()
@@ -400,6 +417,12 @@ func (g *generator) addExtent(i int64, x *extent) error {
 	if x.pos.Offset == uint64(x.size) {
 		g.inodes++
 	}
+	g.userByFirst[x.dev[0]] += uint64(x.size)
+	if x.last {
+		if err := g.fileDone(x.pos.Inode, x.pos.Offset); err != nil {
+			return err
+		}
+	}
 	for r := 0; r < x.n; r++ {
 		d := int(x.dev[r])
 		pos, v := dataBP(x, r)
@@ -451,9 +474,14 @@ func (g *generator) addDup(x *extent) error {
 	}
 	g.extents++
 	g.inodes++
+	g.userByFirst[y.dev[0]] += uint64(y.size)
+	if err := g.fileDone(y.pos.Inode, y.pos.Offset); err != nil {
+		return err
+	}
 	for r := 0; r < y.n; r++ {
 		d := g.devs[y.dev[r]]
 		d.dataDup += uint64(y.size)
+		d.dupTotal += uint64(y.size)
 		pos, _ := dataBP(&y, r)
 		g.findings = append(g.findings, finding(report.DupBackpointerToBadCsumExtent, d.idx, y.off[r]/d.bucketSectors, &pos,
 			bp.BtreeExtents, 0, &y.pos, "duplicate extent with a bad data checksum"))

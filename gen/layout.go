@@ -28,6 +28,7 @@ type device struct {
 	dataOpen    bool
 	dataBuckets uint64 // data buckets used so far
 	dataSectors uint64 // data sectors written
+	dupTotal    uint64 // sectors of duplicate extents (faults)
 
 	nodes nodeAlloc
 }

@@ -59,6 +59,7 @@ type tailResult struct {
 type tailKey struct {
 	pos  bp.Pos
 	size uint32
+	typ  bp.KeyType // KeySet if 0
 	val  []byte
 }
 
@@ -162,6 +163,17 @@ func (g *generator) buildTail(prev []*nodeInfo, write bool) (*tailResult, error)
 	}
 	if err := g.addRoot(res, t, bp.BtreeExtents, append(append([]*nodeInfo(nil), g.ext.nodes...), w.nodes...)); err != nil {
 		return nil, err
+	}
+
+	// inodes and dirents: the held leaves, then the interior levels.
+	for _, sw := range []*btreeWriter{g.ns.inodes, g.ns.dirents} {
+		w := sw.cloneTo(t)
+		if err := w.finish(bp.SPosMax); err != nil {
+			return nil, err
+		}
+		if err := g.addRoot(res, t, sw.btree, append(append([]*nodeInfo(nil), sw.nodes...), w.nodes...)); err != nil {
+			return nil, err
+		}
 	}
 
 	// backpointers: node backpointers and injected ones go after each
@@ -269,8 +281,33 @@ func (g *generator) buildTail(prev []*nodeInfo, write bool) (*tailResult, error)
 	if err := g.smallBtree(res, t, btreeLRU, lru); err != nil {
 		return nil, err
 	}
+	if err := g.fsBtrees(res, t); err != nil {
+		return nil, err
+	}
+	if err := g.smallBtree(res, t, btreeAccounting, g.accountingKeys(all, state)); err != nil {
+		return nil, err
+	}
 	res.nodes = t.nodes
 	return res, nil
+}
+
+// fsBtrees writes the root snapshot, snapshot tree, subvolume and the
+// inode allocation cursor.
+func (g *generator) fsBtrees(res *tailResult, t *tailSink) error {
+	for _, b := range []struct {
+		id  bp.BtreeID
+		key tailKey
+	}{
+		{btreeSubvolumes, tailKey{pos: bp.Pos{Offset: rootSubvol}, typ: keySubvolume, val: subvolumeVal()}},
+		{btreeSnapshots, tailKey{pos: bp.Pos{Offset: math.MaxUint32}, typ: keySnapshot, val: snapshotVal()}},
+		{btreeSnapshotTrees, tailKey{pos: bp.Pos{Offset: 1}, typ: keySnapshotTree, val: snapshotTreeVal()}},
+		{btreeLoggedOps, tailKey{pos: bp.Pos{Inode: 1}, typ: keyInodeAllocCursor, val: inodeCursorVal(g.ns.nextIno)}},
+	} {
+		if err := g.smallBtree(res, t, b.id, []tailKey{b.key}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // addRoot builds the interior levels over leaves and records the root.
@@ -352,7 +389,11 @@ func (g *generator) smallBtree(res *tailResult, t *tailSink, id bp.BtreeID, keys
 		return nil
 	}
 	for _, k := range keys {
-		if err := w.add(k.pos, k.size, bp.KeySet, k.val); err != nil {
+		typ := k.typ
+		if typ == 0 {
+			typ = bp.KeySet
+		}
+		if err := w.add(k.pos, k.size, typ, k.val); err != nil {
 			return err
 		}
 	}

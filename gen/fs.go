@@ -1,0 +1,239 @@
+package gen
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"sort"
+
+	"bpcheck/bp"
+)
+
+// The namespace: the root directory (inode 4096 of subvolume 1, snapshot
+// U32_MAX), lost+found (the first inode bcachefs allocates, 2^31, as
+// `bcachefs format` makes it), then nrDirs directories d00000, d00001, …
+// in the root and the files f000000000, … in them, filesPerDir to a
+// directory in inode order. Inode numbers are dense: lost+found, the
+// directories, then the files. The directories are made before the files
+// (their number is a bound on the files, so the last ones may be empty):
+// the root's dirents and every directory inode come first in their
+// btrees, and each directory's dirents, sorted by hash, are written when
+// its last file is done, so memory is bounded by one directory.
+
+// filesPerDir is the most files a directory gets.
+const filesPerDir = 1 << 16
+
+const (
+	lostFoundIno = 1 << 31
+	firstDirIno  = lostFoundIno + 1
+)
+
+// pendingDirent is a dirent of the open directory.
+type pendingDirent struct {
+	off uint64
+	ino uint64
+	idx uint64 // file index (its name)
+}
+
+// namespace is the state of the inode and dirent streams.
+type namespace struct {
+	nrDirs    uint64
+	firstFile uint64
+	inodes    *btreeWriter
+	dirents   *btreeWriter
+	curDir    uint64 // index of the directory the pending dirents belong to
+	pending   []pendingDirent
+	used      map[uint64]bool // dirent offsets taken in the open directory
+	nrInodes  uint64
+	nextIno   uint64 // inode number after the last one made
+	name      []byte
+	val       []byte
+}
+
+// maxFiles bounds the files of a filesystem: one per extent at most,
+// plus the duplicate extents' files.
+func maxFiles(p *Params) uint64 {
+	return uint64(p.Extents) + uint64(p.Inject[KindDupBadCsum])
+}
+
+func nrDirsFor(p *Params) uint64 {
+	return max(1, (maxFiles(p)+filesPerDir-1)/filesPerDir)
+}
+
+// firstFileIno is the inode number of the first file.
+func firstFileIno(p *Params) uint64 { return firstDirIno + nrDirsFor(p) }
+
+// hashSeed is the str_hash seed of inode ino (random in bcachefs; here a
+// function of the seed).
+func (g *generator) hashSeed(ino uint64) uint64 {
+	return mix64(g.p.Seed ^ mix64(ino^0x5eed5eed5eed5eed))
+}
+
+func dirName(b []byte, i uint64) []byte  { return fmt.Appendf(b[:0], "d%05d", i) }
+func fileName(b []byte, i uint64) []byte { return fmt.Appendf(b[:0], "f%09d", i) }
+
+var lostFoundName = []byte("lost+found")
+
+// newInode is an inode as bcachefs creates it: siphash dirents, the
+// filesystem's journal seq, time 0 (the filesystem's time base).
+func (g *generator) newInode(ino uint64, mode uint16) inode {
+	return inode{journalSeq: g.journalSeq, hashSeed: g.hashSeed(ino), flags: strHashSiphash << 20, mode: mode}
+}
+
+func (g *generator) addInode(ns *namespace, ino uint64, in *inode) error {
+	ns.val = appendInodeV3(ns.val[:0], in)
+	ns.nrInodes++
+	ns.nextIno = max(ns.nextIno, ino+1)
+	return ns.inodes.add(bp.Pos{Inode: 0, Offset: ino, Snapshot: math.MaxUint32}, 0, keyInodeV3, ns.val)
+}
+
+func (g *generator) addDirent(ns *namespace, dir, off, target uint64, dtype uint8, name []byte) error {
+	ns.val = appendDirent(ns.val[:0], target, dtype, name)
+	return ns.dirents.add(bp.Pos{Inode: dir, Offset: off, Snapshot: math.MaxUint32}, 0, keyDirent, ns.val)
+}
+
+// startNamespace writes the root directory, lost+found and the
+// directories (inodes and the root's dirents).
+func (g *generator) startNamespace() error {
+	ns := &namespace{nrDirs: nrDirsFor(&g.p), firstFile: firstFileIno(&g.p), used: map[uint64]bool{}}
+	ns.inodes = newBtreeWriter(g, bp.BtreeInodes, 0, bp.PosMin)
+	ns.dirents = newBtreeWriter(g, btreeDirents, 0, bp.PosMin)
+	g.ns = ns
+	rootSeed := g.hashSeed(rootIno)
+
+	// The root's dirents: lost+found and the directories, by offset.
+	type ent struct {
+		off, ino uint64
+		dt       uint8
+		name     []byte
+	}
+	lfOff := direntHash(rootSeed, lostFoundName)
+	ents := []ent{{off: lfOff, ino: lostFoundIno, dt: dtDir, name: lostFoundName}}
+	used := map[uint64]bool{lfOff: true}
+	dirOff := make([]uint64, ns.nrDirs)
+	for i := uint64(0); i < ns.nrDirs; i++ {
+		name := dirName(nil, i)
+		off := probe(used, direntHash(rootSeed, name))
+		dirOff[i] = off
+		ents = append(ents, ent{off: off, ino: firstDirIno + i, dt: dtDir, name: name})
+	}
+	sort.Slice(ents, func(a, b int) bool { return ents[a].off < ents[b].off })
+
+	root := g.newInode(rootIno, modeDir|0o755)
+	root.hashSeed = rootSeed
+	root.setNlink(2 + 1 + ns.nrDirs)
+	root.f[fSubvol] = rootSubvol
+	if err := g.addInode(ns, rootIno, &root); err != nil {
+		return err
+	}
+	lf := g.newInode(lostFoundIno, modeDir|0o700)
+	lf.setNlink(2)
+	lf.f[fDir], lf.f[fDirOffset], lf.f[fDepth] = rootIno, lfOff, 1
+	if err := g.addInode(ns, lostFoundIno, &lf); err != nil {
+		return err
+	}
+	for i := uint64(0); i < ns.nrDirs; i++ {
+		d := g.newInode(firstDirIno+i, modeDir|0o755)
+		d.setNlink(2)
+		d.f[fDir], d.f[fDirOffset], d.f[fDepth] = rootIno, dirOff[i], 1
+		if err := g.addInode(ns, firstDirIno+i, &d); err != nil {
+			return err
+		}
+	}
+	for _, e := range ents {
+		if err := g.addDirent(ns, rootIno, e.off, e.ino, e.dt, e.name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// probe returns the first free offset from off (linear probing, as
+// bch2_hash_set places a key whose slot is taken) and takes it.
+func probe(used map[uint64]bool, off uint64) uint64 {
+	for used[off] {
+		off++
+	}
+	used[off] = true
+	return off
+}
+
+// fileDone writes the inode of file ino, which holds sectors sectors
+// from offset 0, and queues its dirent.
+func (g *generator) fileDone(ino, sectors uint64) error {
+	ns := g.ns
+	k := ino - ns.firstFile
+	dir := k / filesPerDir
+	if dir >= ns.nrDirs {
+		return fmt.Errorf("gen: file %d beyond the %d directories", ino, ns.nrDirs)
+	}
+	if dir != ns.curDir {
+		if err := g.flushDirents(); err != nil {
+			return err
+		}
+		ns.curDir = dir
+	}
+	dirIno := firstDirIno + dir
+	ns.name = fileName(ns.name, k)
+	off := probe(ns.used, direntHash(g.hashSeed(dirIno), ns.name))
+	ns.pending = append(ns.pending, pendingDirent{off: off, ino: ino, idx: k})
+	in := g.newInode(ino, modeReg|0o644)
+	in.setNlink(1)
+	in.size = sectors * sectorSize
+	in.sectors = sectors
+	in.f[fDir], in.f[fDirOffset] = dirIno, off
+	return g.addInode(ns, ino, &in)
+}
+
+// flushDirents writes the dirents of the open directory.
+func (g *generator) flushDirents() error {
+	ns := g.ns
+	p := ns.pending
+	sort.Slice(p, func(a, b int) bool { return p[a].off < p[b].off })
+	for _, d := range p {
+		ns.name = fileName(ns.name, d.idx)
+		if err := g.addDirent(ns, firstDirIno+ns.curDir, d.off, d.ino, dtReg, ns.name); err != nil {
+			return err
+		}
+	}
+	ns.pending = ns.pending[:0]
+	clear(ns.used)
+	return nil
+}
+
+// Values of the subvolume and snapshot btrees.
+
+// snapshotVal is the root snapshot: a subvolume snapshot (flags SUBVOL)
+// of subvolume 1 in tree 1, no parent or children.
+func snapshotVal() []byte {
+	b := make([]byte, 56)
+	binary.LittleEndian.PutUint32(b[0:], 1<<1)
+	binary.LittleEndian.PutUint32(b[16:], rootSubvol)
+	binary.LittleEndian.PutUint32(b[20:], 1)
+	return b
+}
+
+// subvolumeVal is the root subvolume: snapshot U32_MAX, root inode.
+func subvolumeVal() []byte {
+	b := make([]byte, 40)
+	binary.LittleEndian.PutUint32(b[4:], math.MaxUint32)
+	binary.LittleEndian.PutUint64(b[8:], rootIno)
+	return b
+}
+
+// snapshotTreeVal is snapshot tree 1: master subvolume 1, root snapshot
+// U32_MAX.
+func snapshotTreeVal() []byte {
+	b := make([]byte, 8)
+	binary.LittleEndian.PutUint32(b[0:], rootSubvol)
+	binary.LittleEndian.PutUint32(b[4:], math.MaxUint32)
+	return b
+}
+
+// inodeCursorVal is the inode_alloc_cursor of shard 0: bits 0, gen 0,
+// the next inode number to try.
+func inodeCursorVal(next uint64) []byte {
+	b := make([]byte, 16)
+	binary.LittleEndian.PutUint64(b[8:], next)
+	return b
+}
