@@ -146,9 +146,16 @@ func DecodeBackpointer(val []byte, formatB bool) (Backpointer, error) {
 		bp.BucketGen = val[3]
 		bp.Flags = binary.LittleEndian.Uint32(val[4:])
 	} else {
-		bp.BucketOffset = uint64(val[3]) | uint64(binary.LittleEndian.Uint32(val[4:]))<<8
+		bp.BucketOffset = BackpointerBucketOffsetA(val)
 	}
 	return bp, nil
+}
+
+// BackpointerBucketOffsetA returns the 40-bit bucket_offset of a format A
+// backpointer value of at least BackpointerBytes bytes (the field
+// DecodeBackpointer reads as BucketOffset).
+func BackpointerBucketOffsetA(val []byte) uint64 {
+	return uint64(val[3]) | uint64(binary.LittleEndian.Uint32(val[4:]))<<8
 }
 
 // Encode writes bp in the chosen layout into b (BackpointerBytes bytes).

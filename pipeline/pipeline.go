@@ -809,12 +809,14 @@ func (l *bpLoader) Node(n *btreeio.Node) error {
 		if bk < l.lo || bk >= l.hi {
 			continue
 		}
-		v, err := bp.DecodeBackpointer(k.Val, c.formatB)
-		if err != nil {
+		// Only the fields validity needs are read here (this runs once
+		// per backpointer): level, and the bucket offset of format A.
+		if len(k.Val) < bp.BackpointerBytes {
+			_, err := bp.DecodeBackpointer(k.Val, c.formatB)
 			c.addFinding(l.badBP(report.BackpointerToMissingPtr, k, err.Error()))
 			continue
 		}
-		if !l.validate(k, &v) {
+		if !l.validate(k, k.Val[1], bp.BackpointerBucketOffsetA(k.Val)) {
 			continue
 		}
 		for l.si < len(l.shards)-1 && l.shards[l.si].Hi <= bk {
@@ -827,19 +829,20 @@ func (l *bpLoader) Node(n *btreeio.Node) error {
 
 // validate applies the key validity rules that the bcachefs fsck applies
 // to backpointers before it checks them, reporting invalid keys.
-func (l *bpLoader) validate(k *btreeio.NodeKey, v *bp.Backpointer) bool {
+// level and bucketOffset (format A) are the value's fields.
+func (l *bpLoader) validate(k *btreeio.NodeKey, level uint8, bucketOffset uint64) bool {
 	c := l.c
-	if v.Level > 4 {
-		c.addFinding(l.badBP(report.BackpointerLevelBad, k, fmt.Sprintf("backpointer level %d > 4", v.Level)))
+	if level > 4 {
+		c.addFinding(l.badBP(report.BackpointerLevelBad, k, fmt.Sprintf("backpointer level %d > 4", level)))
 		return false
 	}
 	if !c.formatB {
 		m := c.fs.SB.Member(uint8(k.Key.Pos.Inode))
 		bs := uint64(m.BucketSize)
 		bucket := (k.Key.Pos.Offset >> bp.ShiftA) / bs
-		if v.BucketOffset>>bp.ShiftA >= bs || (bucket*bs)<<bp.ShiftA+v.BucketOffset != k.Key.Pos.Offset {
+		if bucketOffset>>bp.ShiftA >= bs || (bucket*bs)<<bp.ShiftA+bucketOffset != k.Key.Pos.Offset {
 			c.addFinding(l.badBP(report.BackpointerBucketOffsetWrong, k,
-				fmt.Sprintf("bucket_offset %d disagrees with the key position", v.BucketOffset)))
+				fmt.Sprintf("bucket_offset %d disagrees with the key position", bucketOffset)))
 			return false
 		}
 	}
