@@ -1,9 +1,11 @@
 package gen
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 
 	"bpcheck/bp"
@@ -43,7 +45,7 @@ type namespace struct {
 	dirents   *btreeWriter
 	curDir    uint64 // index of the directory the pending dirents belong to
 	pending   []pendingDirent
-	used      map[uint64]bool // dirent offsets taken in the open directory
+	used      offsetSet // dirent offsets taken in the open directory
 	nrInodes  uint64
 	nextIno   uint64 // inode number after the last one made
 	name      []byte
@@ -69,8 +71,20 @@ func (g *generator) hashSeed(ino uint64) uint64 {
 	return mix64(g.p.Seed ^ mix64(ino^0x5eed5eed5eed5eed))
 }
 
-func dirName(b []byte, i uint64) []byte  { return fmt.Appendf(b[:0], "d%05d", i) }
-func fileName(b []byte, i uint64) []byte { return fmt.Appendf(b[:0], "f%09d", i) }
+func dirName(b []byte, i uint64) []byte  { return appendName(b[:0], 'd', i, 5) }
+func fileName(b []byte, i uint64) []byte { return appendName(b[:0], 'f', i, 9) }
+
+// appendName appends prefix and i in decimal, zero-padded to width digits.
+func appendName(b []byte, prefix byte, i uint64, width int) []byte {
+	var d [20]byte
+	n := len(d)
+	for i > 0 || n > len(d)-width {
+		n--
+		d[n] = byte('0' + i%10)
+		i /= 10
+	}
+	return append(append(b, prefix), d[n:]...)
+}
 
 var lostFoundName = []byte("lost+found")
 
@@ -95,7 +109,7 @@ func (g *generator) addDirent(ns *namespace, dir, off, target uint64, dtype uint
 // startNamespace writes the root directory, lost+found and the
 // directories (inodes and the root's dirents).
 func (g *generator) startNamespace() error {
-	ns := &namespace{nrDirs: nrDirsFor(&g.p), firstFile: firstFileIno(&g.p), used: map[uint64]bool{}}
+	ns := &namespace{nrDirs: nrDirsFor(&g.p), firstFile: firstFileIno(&g.p), used: newOffsetSet(filesPerDir)}
 	ns.inodes = newBtreeWriter(g, bp.BtreeInodes, 0, bp.PosMin)
 	ns.dirents = newBtreeWriter(g, btreeDirents, 0, bp.PosMin)
 	g.ns = ns
@@ -109,11 +123,12 @@ func (g *generator) startNamespace() error {
 	}
 	lfOff := direntHash(rootSeed, lostFoundName)
 	ents := []ent{{off: lfOff, ino: lostFoundIno, dt: dtDir, name: lostFoundName}}
-	used := map[uint64]bool{lfOff: true}
+	used := newOffsetSet(int(ns.nrDirs) + 1)
+	used.take(lfOff)
 	dirOff := make([]uint64, ns.nrDirs)
 	for i := uint64(0); i < ns.nrDirs; i++ {
 		name := dirName(nil, i)
-		off := probe(used, direntHash(rootSeed, name))
+		off := used.probe(direntHash(rootSeed, name))
 		dirOff[i] = off
 		ents = append(ents, ent{off: off, ino: firstDirIno + i, dt: dtDir, name: name})
 	}
@@ -148,15 +163,45 @@ func (g *generator) startNamespace() error {
 	return nil
 }
 
+// offsetSet is a set of dirent offsets (never 0: offsets start at 2), an
+// open-addressing table sized for a number of entries.
+type offsetSet struct {
+	slots []uint64
+	mask  uint64
+}
+
+func newOffsetSet(n int) offsetSet {
+	size := uint64(16)
+	for size < 2*uint64(n) {
+		size *= 2
+	}
+	return offsetSet{slots: make([]uint64, size), mask: size - 1}
+}
+
+// take adds off and reports whether it was free.
+func (s *offsetSet) take(off uint64) bool {
+	for i := mix64(off) & s.mask; ; i = (i + 1) & s.mask {
+		switch s.slots[i] {
+		case off:
+			return false
+		case 0:
+			s.slots[i] = off
+			return true
+		}
+	}
+}
+
 // probe returns the first free offset from off (linear probing, as
-// bch2_hash_set places a key whose slot is taken) and takes it.
-func probe(used map[uint64]bool, off uint64) uint64 {
-	for used[off] {
+// bch2_hash_set places a key whose slot is taken) and takes it. The set
+// must have room (at most n entries).
+func (s *offsetSet) probe(off uint64) uint64 {
+	for !s.take(off) {
 		off++
 	}
-	used[off] = true
 	return off
 }
+
+func (s *offsetSet) clear() { clear(s.slots) }
 
 // fileDone writes the inode of file ino, which holds sectors sectors
 // from offset 0, and queues its dirent.
@@ -175,7 +220,7 @@ func (g *generator) fileDone(ino, sectors uint64) error {
 	}
 	dirIno := firstDirIno + dir
 	ns.name = fileName(ns.name, k)
-	off := probe(ns.used, direntHash(g.hashSeed(dirIno), ns.name))
+	off := ns.used.probe(direntHash(g.hashSeed(dirIno), ns.name))
 	ns.pending = append(ns.pending, pendingDirent{off: off, ino: ino, idx: k})
 	in := g.newInode(ino, modeReg|0o644)
 	in.setNlink(1)
@@ -189,7 +234,7 @@ func (g *generator) fileDone(ino, sectors uint64) error {
 func (g *generator) flushDirents() error {
 	ns := g.ns
 	p := ns.pending
-	sort.Slice(p, func(a, b int) bool { return p[a].off < p[b].off })
+	slices.SortFunc(p, func(a, b pendingDirent) int { return cmp.Compare(a.off, b.off) })
 	for _, d := range p {
 		ns.name = fileName(ns.name, d.idx)
 		if err := g.addDirent(ns, firstDirIno+ns.curDir, d.off, d.ino, dtReg, ns.name); err != nil {
@@ -197,7 +242,7 @@ func (g *generator) flushDirents() error {
 		}
 	}
 	ns.pending = ns.pending[:0]
-	clear(ns.used)
+	ns.used.clear()
 	return nil
 }
 

@@ -405,3 +405,25 @@ func TestGeneratedNamespace(t *testing.T) {
 		}
 	}
 }
+
+func TestNames(t *testing.T) {
+	if got := string(fileName(nil, 42)); got != "f000000042" {
+		t.Errorf("fileName(42) = %q", got)
+	}
+	if got := string(dirName([]byte("x"), 1234567)); got != "d1234567" {
+		t.Errorf("dirName(1234567) = %q", got)
+	}
+}
+
+func TestOffsetSet(t *testing.T) {
+	s := newOffsetSet(4)
+	for _, c := range []struct{ in, want uint64 }{{5, 5}, {5, 6}, {5, 7}, {6, 8}, {2, 2}} {
+		if got := s.probe(c.in); got != c.want {
+			t.Errorf("probe(%d) = %d, want %d", c.in, got, c.want)
+		}
+	}
+	s.clear()
+	if got := s.probe(5); got != 5 {
+		t.Errorf("after clear: probe(5) = %d", got)
+	}
+}
