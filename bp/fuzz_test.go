@@ -30,9 +30,14 @@ type nodeCollector struct {
 	nodes []*btreeio.Node
 }
 
-// Node keeps n.
+// Node keeps a copy of n: walks reuse node memory after the visit.
 func (c *nodeCollector) Node(n *btreeio.Node) error {
-	c.nodes = append(c.nodes, n)
+	cp := &btreeio.Node{Dev: n.Dev, Offset: n.Offset, SectorsWritten: n.SectorsWritten, BtreeID: n.BtreeID, Level: n.Level}
+	cp.Keys = make([]btreeio.NodeKey, len(n.Keys))
+	for i, k := range n.Keys {
+		cp.Keys[i] = btreeio.NodeKey{Key: k.Key, Val: append([]byte(nil), k.Val...)}
+	}
+	c.nodes = append(c.nodes, cp)
 	return nil
 }
 
