@@ -15,8 +15,11 @@ const genUsage = `Usage: bpcheck gen --out DIR [options]
 
 Writes a synthetic bcachefs filesystem (metadata version 1.36, format B
 backpointers) into DIR: dev0.img, dev1.img, ... as sparse files holding
-only metadata (superblocks, a journal entry, btree nodes for extents,
-backpointers, alloc, freespace and lru), and DIR/manifest.json with the
+only metadata (superblocks, a journal entry, and btree nodes for extents,
+backpointers, alloc, freespace, lru, the root snapshot, snapshot tree and
+subvolume, inodes and dirents of the files that own the extents, and disk
+accounting: the real bcachefs fsck -n finds no error in an image without
+faults), and DIR/manifest.json with the
 parameters, key counts and, for every injected fault, the finding
 ` + "`bpcheck check --json`" + ` reports for it. Data is never written: it reads as
 zeros, and every extent carries the crc32c checksum of those zeros. The
