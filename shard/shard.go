@@ -285,34 +285,34 @@ func (s *Shard) findBPIn(b *bucketState, p bp.Pos) int {
 			return c
 		}
 	}
-	i, j := int(b.bpLo), int(b.bpHi)
-	for i < j {
-		h := int(uint(i+j) >> 1)
-		if e := &s.bps[h]; e.Dev < dev || e.Dev == dev && e.Off < p.Offset {
-			i = h + 1
-		} else {
-			j = h
-		}
-	}
-	if i < int(b.bpHi) && s.bps[i].Dev == dev && s.bps[i].Off == p.Offset {
+	i := s.searchBP(int(b.bpLo), int(b.bpHi), dev, p.Offset)
+	if i >= 0 {
 		b.bpNext = int32(i + 1)
-		return i
 	}
-	return -1
+	return i
 }
 
+// findBP looks p up among all of the shard's backpointers.
 func (s *Shard) findBP(p bp.Pos) int {
-	dev := uint32(p.Inode)
-	i, j := 0, len(s.bps)
+	if p.Snapshot != 0 || p.Inode > 0xffffffff {
+		return -1
+	}
+	return s.searchBP(0, len(s.bps), uint32(p.Inode), p.Offset)
+}
+
+// searchBP returns the index of backpointer (dev, off) in s.bps[lo:hi]
+// (sorted), or -1.
+func (s *Shard) searchBP(lo, hi int, dev uint32, off uint64) int {
+	i, j := lo, hi
 	for i < j {
 		h := int(uint(i+j) >> 1)
-		if e := &s.bps[h]; e.Dev < dev || e.Dev == dev && e.Off < p.Offset {
+		if e := &s.bps[h]; e.Dev < dev || e.Dev == dev && e.Off < off {
 			i = h + 1
 		} else {
 			j = h
 		}
 	}
-	if i < len(s.bps) && uint64(s.bps[i].Dev) == p.Inode && s.bps[i].Off == p.Offset && p.Snapshot == 0 {
+	if i < hi && s.bps[i].Dev == dev && s.bps[i].Off == off {
 		return i
 	}
 	return -1
