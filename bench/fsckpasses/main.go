@@ -2,7 +2,7 @@
 // setting bpcheck's figures beside the real tool's on the same machine and
 // image. It runs the command given after "--", reads its merged output as
 // it comes, and takes the wall time from each "pass..." line to its
-// " done (" as the pass's time; run the fsck with unbuffered output
+// " done" as the pass's time; run the fsck with unbuffered output
 // (stdbuf -o0 -e0), or the lines arrive together at exit.
 //
 //	go run ./bench/fsckpasses -runs 3 -- stdbuf -o0 -e0 \
@@ -33,7 +33,7 @@ import (
 
 var (
 	startRE = regexp.MustCompile(`(?:^|\n)([a-z_0-9]+)\.\.\.`)
-	doneRE  = regexp.MustCompile(` done \(`)
+	doneRE  = regexp.MustCompile(` done(?: \(|\r?\n)`) // v1.36 prints "done (N seconds)", v1.9 "done"
 )
 
 // run times one execution: pass name → milliseconds.
