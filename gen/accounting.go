@@ -34,7 +34,13 @@ func accPosNrInodes() bp.Pos { return accountingPos([20]byte{accNrInodes}) }
 // accPosReplicas is a replicas counter: a bch_replicas_entry_v1 (data
 // type, nr_devs, nr_required 1, sorted devices).
 func accPosReplicas(dt bp.DataType, devs []uint8) bp.Pos {
-	raw := [20]byte{accReplicas, byte(dt), byte(len(devs)), 1}
+	return accPosReplicasReq(dt, devs, 1)
+}
+
+// accPosReplicasReq is a replicas counter with nr_required given (the
+// data blocks of a stripe for erasure-coded data and parity).
+func accPosReplicasReq(dt bp.DataType, devs []uint8, required uint8) bp.Pos {
+	raw := [20]byte{accReplicas, byte(dt), byte(len(devs)), required}
 	s := append([]uint8(nil), devs...)
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	copy(raw[4:], s)
@@ -116,6 +122,23 @@ func (g *generator) accountingKeys(nodes []*nodeInfo, state []nodeAlloc) []tailK
 			a.interior++
 		}
 	}
+	if ec := g.ec; ec != nil && len(ec.stripes) > 0 {
+		// bch2_bkey_to_replicas of a stripe: every block's device,
+		// nr_required = nr_data; data type parity for the stripe key
+		// (sectors × nr_redundant), user for the extents in it.
+		devs := make([]uint8, nd)
+		for i := range devs {
+			devs[i] = uint8(i)
+		}
+		var parity uint64
+		for _, st := range ec.stripes {
+			parity += g.devs[st.ptrs[0].Dev].bucketSectors
+		}
+		sets[accPosReplicasReq(bp.DataParity, devs, uint8(ec.nData))] += parity
+		if ec.userSectors > 0 {
+			sets[accPosReplicasReq(bp.DataUser, devs, uint8(ec.nData))] += ec.userSectors
+		}
+	}
 	for pos, s := range sets {
 		add(pos, s)
 	}
@@ -136,7 +159,7 @@ func (g *generator) accountingKeys(nodes []*nodeInfo, state []nodeAlloc) []tailK
 			btreeSectors += slots * g.nodeSectors
 		})
 		userSectors := d.dataSectors + d.dupTotal
-		used := sbBuckets + d.journalNr + btreeBuckets + d.dataBuckets
+		used := sbBuckets + d.journalNr + btreeBuckets + d.dataBuckets + d.stripeBuckets + d.parityBuckets
 		add(accPosDevDataType(i, bp.DataFree), d.nbuckets-used, 0, 0)
 		add(accPosDevDataType(i, bp.DataSB), sbBuckets, sbSectors, sbBuckets*d.bucketSectors-sbSectors)
 		add(accPosDevDataType(i, bp.DataJournal), d.journalNr, d.journalNr*d.bucketSectors, 0)
@@ -146,6 +169,13 @@ func (g *generator) accountingKeys(nodes []*nodeInfo, state []nodeAlloc) []tailK
 		if d.dataBuckets > 0 {
 			full := d.dataBuckets * d.bucketSectors
 			add(accPosDevDataType(i, bp.DataUser), d.dataBuckets, userSectors, full-min(full, userSectors))
+		}
+		if d.parityBuckets > 0 {
+			add(accPosDevDataType(i, bp.DataParity), d.parityBuckets, d.parityBuckets*d.bucketSectors, 0)
+		}
+		if d.stripeBuckets > 0 {
+			full := d.stripeBuckets * d.bucketSectors
+			add(accPosDevDataType(i, bp.DataStripe), d.stripeBuckets, d.stripeSectors, full-min(full, d.stripeSectors))
 		}
 	}
 	if userTotal > 0 {

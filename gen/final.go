@@ -83,7 +83,7 @@ func (g *generator) finish() (*Manifest, error) {
 		}
 		m.Devices = append(m.Devices, DeviceCounts{Buckets: d.nbuckets, BucketSize: int64(d.bucketSectors) * sectorSize,
 			SBBuckets: sb, JournalBuckets: d.journalNr, DataBuckets: d.dataBuckets, BtreeBuckets: btreeBuckets,
-			FreeBuckets: res.free[i], DataSectors: d.dataSectors})
+			FreeBuckets: res.free[i], DataSectors: d.dataSectors, StripeBuckets: d.stripeBuckets, ParityBuckets: d.parityBuckets})
 	}
 	report.Sort(g.findings)
 	m.Findings = make([]Finding, 0, len(g.findings))

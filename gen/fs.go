@@ -55,7 +55,7 @@ type namespace struct {
 // maxFiles bounds the files of a filesystem: one per extent at most,
 // plus the duplicate extents' files.
 func maxFiles(p *Params) uint64 {
-	return uint64(p.Extents) + uint64(p.Inject[KindDupBadCsum])
+	return uint64(p.Extents) + uint64(p.Inject[KindDupBadCsum]) + maxECExtents(p)
 }
 
 func nrDirsFor(p *Params) uint64 {
@@ -227,6 +227,12 @@ func (g *generator) fileDone(ino, sectors uint64) error {
 	in.size = sectors * sectorSize
 	in.sectors = sectors
 	in.f[fDir], in.f[fDirOffset] = dirIno, off
+	if g.ecPhase {
+		// erasure_code=1 set on the file (stored as the option + 1), so
+		// that its erasure-coded extents need no reconcile work.
+		in.f[fErasureCode] = 1 + 1
+		in.f[fFieldsSet] = 1 << inodeOptErasureCode
+	}
 	return g.addInode(ns, ino, &in)
 }
 

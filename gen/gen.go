@@ -69,7 +69,9 @@ type generator struct {
 
 	// injection state
 	inj       *injector
-	wrongDirt []bool // per device: the open data bucket gets a wrong dirty count
+	ec        *ecState // nil without stripes
+	ecPhase   bool     // files made now are erasure coded
+	wrongDirt []bool   // per device: the open data bucket gets a wrong dirty count
 	findings  []report.Finding
 	injected  map[string]int
 	extents   int64
@@ -352,6 +354,16 @@ func (g *generator) generate() (*Manifest, error) {
 	if s := g.src; s.left > 0 {
 		// The last file ends with the last extent.
 		if err := g.fileDone(s.ino, s.fileOff); err != nil {
+			return nil, err
+		}
+		s.left = 0
+	}
+	if p.ECStripes > 0 {
+		if g.ec, err = newECState(p); err != nil {
+			return nil, err
+		}
+		g.ecPhase = true
+		if err := g.addStripes(); err != nil {
 			return nil, err
 		}
 	}

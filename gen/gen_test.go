@@ -37,6 +37,20 @@ var cases = []struct {
 	{"2dev-r2-faults", Params{Devices: 2, Replicas: 2, DeviceSize: 256 << 20, Extents: 2500, BtreeNodeSize: 8192, Seed: 5, Inject: allFaults}},
 	{"3dev-r2-shared-buckets-faults", Params{Devices: 3, Replicas: 2, DeviceSize: 128 << 20, BucketSize: 128 << 10, BtreeNodeSize: 16 << 10,
 		Extents: 2000, ExtentMin: 8, ExtentMax: 64, ExtentsPerFile: 1, Seed: 6, Inject: allFaults}},
+	{"3dev-ec", Params{Devices: 3, DeviceSize: 128 << 20, Extents: 2000, ECStripes: 6, Seed: 7}},
+	{"4dev-ec-faults", Params{Devices: 4, DeviceSize: 128 << 20, BtreeNodeSize: 16 << 10, Extents: 3000, ExtentMax: 64,
+		ECStripes: 10, Seed: 8, Inject: withFaults(allFaults, map[string]int{KindWrongStripeSectors: 2, KindWrongParitySectors: 2, KindMissingStripeBP: 3})}},
+}
+
+// withFaults returns the union of fault maps.
+func withFaults(ms ...map[string]int) map[string]int {
+	out := map[string]int{}
+	for _, m := range ms {
+		for k, n := range m {
+			out[k] += n
+		}
+	}
+	return out
 }
 
 func open(t *testing.T, dir string, m *Manifest) *btreeio.FS {
@@ -268,8 +282,8 @@ func (v *extentVisitor) NodeError(bp.BtreeID, uint8, *bp.Key, error) error { ret
 // and pointers.
 func TestExtentsRoundTrip(t *testing.T) {
 	for _, c := range cases {
-		if len(c.p.Inject) != 0 {
-			continue
+		if len(c.p.Inject) != 0 || c.p.ECStripes != 0 {
+			continue // see TestECStructure for erasure-coded extents
 		}
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -384,6 +398,11 @@ func TestParamErrors(t *testing.T) {
 		{Params{DeviceSize: 64 << 20, ExtentMin: 1, ExtentMax: 7}, "extent size"},
 		{Params{DeviceSize: 64 << 20, Inject: map[string]int{"nope": 1}}, "unknown fault kind"},
 		{Params{DeviceSize: 64 << 20, Extents: 2, Inject: map[string]int{KindMissingBP: 3}}, "only 2 extents"},
+		{Params{Devices: 2, DeviceSize: 64 << 20, ECStripes: 1}, "ec stripes need 3..16 devices"},
+		{Params{Devices: 3, Replicas: 2, DeviceSize: 64 << 20, ECStripes: 1}, "ec stripes need replicas 1"},
+		{Params{DeviceSize: 64 << 20, ECStripes: -1}, "must not be negative"},
+		{Params{DeviceSize: 64 << 20, Inject: map[string]int{KindMissingStripeBP: 1}}, "needs ec stripes"},
+		{Params{Devices: 3, DeviceSize: 64 << 20, ECStripes: 2, Inject: map[string]int{KindWrongParitySectors: 3}}, "only 2 stripe blocks"},
 	} {
 		_, err := Generate(t.TempDir(), c.p)
 		if err == nil || !strings.Contains(err.Error(), c.want) {

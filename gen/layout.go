@@ -30,6 +30,12 @@ type device struct {
 	dataSectors uint64 // data sectors written
 	dupTotal    uint64 // sectors of duplicate extents (faults)
 
+	// stripe blocks (erasure coding): data block buckets and the sectors
+	// of extents in them, parity buckets.
+	stripeBuckets uint64
+	stripeSectors uint64
+	parityBuckets uint64
+
 	nodes nodeAlloc
 }
 

@@ -41,6 +41,9 @@ type DeviceCounts struct {
 	BtreeBuckets   uint64 `json:"btree_buckets"`
 	FreeBuckets    uint64 `json:"free_buckets"`
 	DataSectors    uint64 `json:"data_sectors"`
+	// Stripe blocks (erasure coding): data block and parity buckets.
+	StripeBuckets uint64 `json:"stripe_buckets,omitempty"`
+	ParityBuckets uint64 `json:"parity_buckets,omitempty"`
 }
 
 // Finding is one expected finding, in the fields of bpcheck's JSON

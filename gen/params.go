@@ -37,6 +37,11 @@ type Params struct {
 	Replicas int `json:"replicas"`
 	// Seed makes the filesystem: the same parameters give the same bytes.
 	Seed uint64 `json:"seed"`
+	// ECStripes is the number of erasure-coded stripes (0: none). Each
+	// stripe has one block per device, a whole bucket each: devices-1
+	// data blocks filled with the extents of files written after the
+	// others, and one parity block. Needs 3..16 devices and Replicas 1.
+	ECStripes int `json:"ec_stripes,omitempty"`
 	// Inject asks for faults: kind → count (see Kinds).
 	Inject map[string]int `json:"inject,omitempty"`
 }
@@ -69,11 +74,22 @@ const (
 	// at the same sectors as the last extent of a file but carries a bad
 	// data checksum: dup_backpointer_to_bad_csum_extent, once per replica.
 	KindDupBadCsum = "dup_bad_csum"
+	// KindWrongStripeSectors stores a stripe_sectors one block off in
+	// the alloc key of a stripe data block's bucket:
+	// alloc_key_stripe_sectors_wrong.
+	KindWrongStripeSectors = "wrong_stripe_sectors"
+	// KindWrongParitySectors stores a dirty_sectors one block off in the
+	// alloc key of a stripe parity block's bucket:
+	// alloc_key_dirty_sectors_wrong.
+	KindWrongParitySectors = "wrong_parity_sectors"
+	// KindMissingStripeBP drops the backpointer of one stripe block:
+	// ptr_to_missing_backpointer (btree stripes, level 0).
+	KindMissingStripeBP = "missing_stripe_bp"
 )
 
 // Kinds lists the fault kinds in the order they are documented.
 var Kinds = []string{KindMissingBP, KindDanglingBP, KindWrongBP, KindMissingAlloc, KindMissingDevice,
-	KindWrongDirty, KindMissingNodeBP, KindDupBadCsum}
+	KindWrongDirty, KindMissingNodeBP, KindDupBadCsum, KindWrongStripeSectors, KindWrongParitySectors, KindMissingStripeBP}
 
 // Fixed facts of the generated filesystems.
 const (
@@ -177,6 +193,12 @@ func (p *Params) Validate() error {
 		return fmt.Errorf("extents %d: must not be negative", p.Extents)
 	case p.ExtentsPerFile < 1:
 		return fmt.Errorf("extents per file %d: must be at least 1", p.ExtentsPerFile)
+	case p.ECStripes < 0:
+		return fmt.Errorf("ec stripes %d: must not be negative", p.ECStripes)
+	case p.ECStripes > 0 && (p.Devices < 3 || p.Devices > maxECDevices):
+		return fmt.Errorf("ec stripes need 3..%d devices (one block per device, one of them parity), not %d", maxECDevices, p.Devices)
+	case p.ECStripes > 0 && p.Replicas != 1:
+		return fmt.Errorf("ec stripes need replicas 1 (erasure-coded extents have one pointer), not %d", p.Replicas)
 	}
 	lo, hi := roundUp(uint64(p.ExtentMin), blockSectors), p.ExtentMax/blockSectors*blockSectors
 	maxExt := min(uint32(p.BucketSize/sectorSize), encodedExtMax/sectorSize)
@@ -193,6 +215,9 @@ func (p *Params) Validate() error {
 		}
 		if n < 0 {
 			return fmt.Errorf("fault %s: negative count %d", k, n)
+		}
+		if n > 0 && p.ECStripes == 0 && (k == KindWrongStripeSectors || k == KindWrongParitySectors || k == KindMissingStripeBP) {
+			return fmt.Errorf("fault %s needs ec stripes", k)
 		}
 	}
 	return nil

@@ -277,9 +277,20 @@ func (g *generator) buildTail(prev []*nodeInfo, write bool) (*tailResult, error)
 	if err := g.smallBtree(res, t, bp.BtreeFreespace, free); err != nil {
 		return nil, err
 	}
+	if g.ec != nil {
+		lru = append(lru, g.ec.lru...)
+	}
 	sort.Slice(lru, func(a, b int) bool { return lru[a].pos.Less(lru[b].pos) })
 	if err := g.smallBtree(res, t, btreeLRU, lru); err != nil {
 		return nil, err
+	}
+	if g.ec != nil {
+		if err := g.smallBtree(res, t, bp.BtreeStripes, g.stripeKeys()); err != nil {
+			return nil, err
+		}
+		if err := g.smallBtree(res, t, btreeBucketToStripe, g.bucketToStripeKeys()); err != nil {
+			return nil, err
+		}
 	}
 	if err := g.fsBtrees(res, t); err != nil {
 		return nil, err

@@ -36,6 +36,10 @@ Options:
                            blocks (default 8-128)
   --extents-per-file N     most extents per file (default 4)
   --replicas R             copies of each extent and btree node (default 1)
+  --ec-stripes N            erasure-coded stripes (default 0: none; needs
+                           3..16 devices and --replicas 1): one bucket per
+                           device each, devices-1 data blocks filled with the
+                           extents of further files, and one parity block
   --seed S                 random seed (default 1)
   --inject KIND=COUNT,...  faults to inject; kinds:
       missing_bp           drop an extent backpointer (ptr_to_missing_backpointer)
@@ -48,6 +52,12 @@ Options:
       missing_node_bp      drop a btree node backpointer (ptr_to_missing_backpointer, level >= 1)
       dup_bad_csum         second extent over the same sectors with a bad checksum
                            (dup_backpointer_to_bad_csum_extent)
+      wrong_stripe_sectors wrong alloc stripe_sectors of a stripe data block
+                           (alloc_key_stripe_sectors_wrong; needs --ec-stripes)
+      wrong_parity_sectors wrong alloc dirty_sectors of a stripe parity block
+                           (alloc_key_dirty_sectors_wrong; needs --ec-stripes)
+      missing_stripe_bp    drop a stripe block backpointer (ptr_to_missing_backpointer,
+                           btree stripes; needs --ec-stripes)
 
 Example:
   bpcheck gen --out /tmp/fs --devices 2 --replicas 2 --device-size 4G \
@@ -70,6 +80,7 @@ func runGen(args []string, stdout, stderr io.Writer) int {
 	extentSize := fl.String("extent-size", "8-128", "extent size range in sectors")
 	perFile := fl.Int("extents-per-file", 4, "most extents per file")
 	replicas := fl.Int("replicas", 1, "replicas")
+	ecStripes := fl.Int("ec-stripes", 0, "erasure-coded stripes")
 	seed := fl.Uint64("seed", 1, "seed")
 	inject := fl.String("inject", "", "faults: KIND=COUNT,...")
 	if err := fl.Parse(args); err != nil {
@@ -83,7 +94,7 @@ func runGen(args []string, stdout, stderr io.Writer) int {
 		fl.Usage()
 		return exitUsage
 	}
-	p := gen.Params{Devices: *devices, Extents: *extents, ExtentsPerFile: *perFile, Replicas: *replicas, Seed: *seed}
+	p := gen.Params{Devices: *devices, Extents: *extents, ExtentsPerFile: *perFile, Replicas: *replicas, ECStripes: *ecStripes, Seed: *seed}
 	var err error
 	if p.DeviceSize, err = gen.ParseSize(*devSize); err != nil {
 		return usageErr("--device-size: %v", err)
