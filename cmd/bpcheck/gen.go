@@ -17,8 +17,9 @@ Writes a synthetic bcachefs filesystem (metadata version 1.36, format B
 backpointers) into DIR: dev0.img, dev1.img, ... as sparse files holding
 only metadata (superblocks, a journal entry, and btree nodes for extents,
 backpointers, alloc, freespace, lru, the root snapshot, snapshot tree and
-subvolume, inodes and dirents of the files that own the extents, and disk
-accounting: the real bcachefs fsck -n finds no error in an image without
+subvolume, inodes and dirents of the files that own the extents, disk
+accounting, and with --ec-stripes the stripes and bucket_to_stripe
+btrees: the real bcachefs fsck -n finds no error in an image without
 faults), and DIR/manifest.json with the
 parameters, key counts and, for every injected fault, the finding
 ` + "`bpcheck check --json`" + ` reports for it. Data is never written: it reads as
