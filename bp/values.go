@@ -208,3 +208,24 @@ func DecodeStripe(val []byte) (Stripe, []byte, error) {
 	}
 	return s, val[StripeHeaderBytes:end], nil
 }
+
+// stripeCsumBytes is bch_crc_bytes: the size of one checksum of each
+// checksum type.
+var stripeCsumBytes = [...]int{0, 4, 8, 10, 16, 4, 8, 8}
+
+// BlockCount returns the sector count the stripe value val records for
+// block i (stripe_blockcount_get: a u16 per block after the pointers and
+// the block checksums). ok is false when the checksum type is unknown (the
+// counts cannot be found) or the value is too short.
+func (s *Stripe) BlockCount(val []byte, i int) (count uint16, ok bool) {
+	if int(s.CsumType) >= len(stripeCsumBytes) || s.CsumGranBit >= 64 || i < 0 || i >= int(s.NrBlocks) {
+		return 0, false
+	}
+	perDev := (uint64(s.Sectors) + 1<<s.CsumGranBit - 1) >> s.CsumGranBit
+	off := uint64(StripeHeaderBytes) + 8*uint64(s.NrBlocks) +
+		uint64(s.NrBlocks)*perDev*uint64(stripeCsumBytes[s.CsumType]) + 2*uint64(i)
+	if off+2 > uint64(len(val)) {
+		return 0, false
+	}
+	return binary.LittleEndian.Uint16(val[off:]), true
+}

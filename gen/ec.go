@@ -65,7 +65,7 @@ type ecState struct {
 }
 
 // ecKinds are the faults placed in stripes.
-var ecKinds = []string{KindWrongStripeSectors, KindWrongParitySectors, KindMissingStripeBP}
+var ecKinds = []string{KindWrongStripeSectors, KindWrongParitySectors, KindMissingStripeBP, KindWrongStripeBlockCount}
 
 // maxECExtents bounds the erasure-coded extents (hence files): every
 // extent of a block but its last holds at least ExtentMin sectors.
@@ -92,7 +92,7 @@ func newECState(p *Params) (*ecState, error) {
 				continue
 			}
 			switch k {
-			case KindWrongStripeSectors:
+			case KindWrongStripeSectors, KindWrongStripeBlockCount:
 				if b >= ec.nData {
 					continue
 				}
@@ -207,6 +207,12 @@ func (g *generator) addStripes() error {
 					used += size
 				}
 				st.counts[b] = uint16(used)
+				if fault == KindWrongStripeBlockCount {
+					st.counts[b] = uint16(wrongBy(used))
+					sp := stripePos(st.idx)
+					g.findings = append(g.findings, finding(report.StripeSectorCountWrong, d.idx, bucket, nil, bp.BtreeStripes, 0, &sp,
+						fmt.Sprintf("stripe block %d has wrong sector count", b)))
+				}
 				stored = used
 				dt = bp.DataStripe
 				if fault == KindWrongStripeSectors {

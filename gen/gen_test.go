@@ -39,7 +39,7 @@ var cases = []struct {
 		Extents: 2000, ExtentMin: 8, ExtentMax: 64, ExtentsPerFile: 1, Seed: 6, Inject: allFaults}},
 	{"3dev-ec", Params{Devices: 3, DeviceSize: 128 << 20, Extents: 2000, ECStripes: 6, Seed: 7}},
 	{"4dev-ec-faults", Params{Devices: 4, DeviceSize: 128 << 20, BtreeNodeSize: 16 << 10, Extents: 3000, ExtentMax: 64,
-		ECStripes: 10, Seed: 8, Inject: withFaults(allFaults, map[string]int{KindWrongStripeSectors: 2, KindWrongParitySectors: 2, KindMissingStripeBP: 3})}},
+		ECStripes: 10, Seed: 8, Inject: withFaults(allFaults, map[string]int{KindWrongStripeSectors: 2, KindWrongParitySectors: 2, KindMissingStripeBP: 3, KindWrongStripeBlockCount: 2})}},
 }
 
 // withFaults returns the union of fault maps.

@@ -85,11 +85,15 @@ const (
 	// KindMissingStripeBP drops the backpointer of one stripe block:
 	// ptr_to_missing_backpointer (btree stripes, level 0).
 	KindMissingStripeBP = "missing_stripe_bp"
+	// KindWrongStripeBlockCount stores a block sector count one block off
+	// in a stripe key, for one of its data blocks:
+	// stripe_sector_count_wrong.
+	KindWrongStripeBlockCount = "wrong_stripe_blockcount"
 )
 
 // Kinds lists the fault kinds in the order they are documented.
 var Kinds = []string{KindMissingBP, KindDanglingBP, KindWrongBP, KindMissingAlloc, KindMissingDevice,
-	KindWrongDirty, KindMissingNodeBP, KindDupBadCsum, KindWrongStripeSectors, KindWrongParitySectors, KindMissingStripeBP}
+	KindWrongDirty, KindMissingNodeBP, KindDupBadCsum, KindWrongStripeSectors, KindWrongParitySectors, KindMissingStripeBP, KindWrongStripeBlockCount}
 
 // Fixed facts of the generated filesystems.
 const (
@@ -216,7 +220,7 @@ func (p *Params) Validate() error {
 		if n < 0 {
 			return fmt.Errorf("fault %s: negative count %d", k, n)
 		}
-		if n > 0 && p.ECStripes == 0 && (k == KindWrongStripeSectors || k == KindWrongParitySectors || k == KindMissingStripeBP) {
+		if n > 0 && p.ECStripes == 0 && (k == KindWrongStripeSectors || k == KindWrongParitySectors || k == KindMissingStripeBP || k == KindWrongStripeBlockCount) {
 			return fmt.Errorf("fault %s needs ec stripes", k)
 		}
 	}

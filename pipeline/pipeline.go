@@ -129,7 +129,7 @@ func Run(ctx context.Context, fs *btreeio.FS, opt Options) (*Result, error) {
 	c.phases.Plan = time.Since(start)
 	res := &Result{Passes: len(plan.Passes), EstimatedBytes: plan.EstimatedBytes}
 	if fs.Root(bp.BtreeStripes) != nil || fs.SB.Features[0]&(1<<4) != 0 {
-		res.NotChecked = append(res.NotChecked, "erasure coding: the stripe index and redundancy of alloc keys before 1.35, the block sector counts of stripe keys, and the stripe data itself")
+		res.NotChecked = append(res.NotChecked, "erasure coding: the stripe index and redundancy of alloc keys before 1.35, block sector counts in buckets shared by several stripes, and the stripe data itself (parity is not recomputed)")
 	}
 	c.planProgress(opt.Progress, len(plan.Passes))
 	tasks, err := c.rootTasks()
@@ -558,20 +558,25 @@ func (e *emitter) emitStripePtrs(btree bp.BtreeID, k *bp.Key, val []byte) error 
 			e.stats.PerDev[ptr.Dev].Pointers++
 		}
 		v := bp.Backpointer{BtreeID: btree, Level: 0, DataType: bp.DataUser, BucketGen: ptr.Gen, BucketLen: k.Size, Pos: k.Pos}
-		var sectors uint32
+		var sectors, count uint32
 		if i >= int(st.NrBlocks)-int(st.NrRedundant) {
 			v.DataType = bp.DataParity
 			sectors = uint32(st.Sectors)
 		}
+		if n, ok := st.BlockCount(val, i); ok {
+			count = uint32(n) + 1
+		}
 		r := shard.Ref{
-			Kind:     shard.RefStripe,
-			Bucket:   shard.MakeBucketKey(uint64(ptr.Dev), ptr.Offset/uint64(m.BucketSize)),
-			BPPos:    bp.Pos{Inode: uint64(ptr.Dev), Offset: (ptr.Offset+uint64(st.Sectors))<<c.shift - 1},
-			KeyType:  k.Type,
-			NeedsBP:  needsBP,
-			Gen:      ptr.Gen,
-			DataType: v.DataType,
-			Sectors:  sectors,
+			Kind:        shard.RefStripe,
+			Bucket:      shard.MakeBucketKey(uint64(ptr.Dev), ptr.Offset/uint64(m.BucketSize)),
+			BPPos:       bp.Pos{Inode: uint64(ptr.Dev), Offset: (ptr.Offset+uint64(st.Sectors))<<c.shift - 1},
+			KeyType:     k.Type,
+			NeedsBP:     needsBP,
+			Gen:         ptr.Gen,
+			DataType:    v.DataType,
+			Sectors:     sectors,
+			StripeBlock: uint8(i),
+			StripeCount: count,
 		}
 		v.Encode(r.BPVal[:], c.formatB)
 		if err := e.emit(&r); err != nil {

@@ -29,6 +29,7 @@ const (
 	AllocKeyCachedSectorsWrong    = "alloc_key_cached_sectors_wrong"
 	AllocKeyStripeSectorsWrong    = "alloc_key_stripe_sectors_wrong"
 	AllocKeyStripeWrong           = "alloc_key_stripe_wrong"
+	StripeSectorCountWrong        = "stripe_sector_count_wrong"
 	AllocKeyDataTypeWrong         = "alloc_key_data_type_wrong"
 	PtrGenNewerThanBucket         = "ptr_gen_newer_than_bucket"
 	StaleDirtyPtr                 = "stale_dirty_ptr"
@@ -165,6 +166,7 @@ var Advice = map[string]string{
 	AllocKeyCachedSectorsWrong:    "`bcachefs fsck -y` rewrites the alloc key's cached_sectors from the pointers (check_allocations).",
 	AllocKeyStripeSectorsWrong:    "`bcachefs fsck -y` rewrites the alloc key's stripe_sectors (check_allocations).",
 	AllocKeyStripeWrong:           "`bcachefs fsck -y` rewrites the alloc key's stripe_refcount (check_allocations).",
+	StripeSectorCountWrong:        "`bcachefs fsck -y` rewrites the stripe key's block sector counts from the erasure-coded extents (check_allocations).",
 	AllocKeyDataTypeWrong:         "`bcachefs fsck -y` rewrites the alloc key's data type (check_allocations).",
 	PtrGenNewerThanBucket:         "`bcachefs fsck -y` raises the bucket generation or drops the pointer (check_allocations).",
 	StaleDirtyPtr:                 "`bcachefs fsck -y` drops the stale dirty pointer: its data is lost (check_allocations).",

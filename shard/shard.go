@@ -8,6 +8,7 @@ package shard
 
 import (
 	"fmt"
+	"slices"
 
 	"bpcheck/bp"
 	"bpcheck/report"
@@ -46,10 +47,15 @@ type Ref struct {
 	Cached   bool
 	Gen      uint8
 	DataType bp.DataType
-	Sectors  uint32 // sectors the pointer occupies in the bucket
-	Bucket   BucketKey
-	BPPos    bp.Pos                    // backpointer key position
-	BPVal    [bp.BackpointerBytes]byte // expected backpointer value, encoded
+	// StripeBlock (RefStripe): the block's index in its stripe.
+	StripeBlock uint8
+	Sectors     uint32 // sectors the pointer occupies in the bucket
+	// StripeCount (RefStripe, data blocks): the sectors the stripe key
+	// records for the block (its block sector count), +1; 0 when unknown.
+	StripeCount uint32
+	Bucket      BucketKey
+	BPPos       bp.Pos                    // backpointer key position
+	BPVal       [bp.BackpointerBytes]byte // expected backpointer value, encoded
 }
 
 // BP decodes the expected backpointer value.
@@ -125,6 +131,19 @@ type Config struct {
 	CheckDup func(r *Ref, storedPos bp.Pos, stored []byte) []report.Finding
 }
 
+// stripeBlock is what a shard learns of a bucket holding a block of an
+// erasure-coded stripe: the stripe key, the block's index and the sector
+// count the key records for it, and the sectors of the erasure-coded
+// pointers into the bucket (gc's block_sectors: the pointers into a
+// stripe's block lie in the block's bucket).
+type stripeBlock struct {
+	stripe    bp.Pos
+	block     uint8
+	recorded  uint32 // the recorded count + 1; 0: unknown
+	blocks    int    // stripe blocks in the bucket
+	ecSectors uint64
+}
+
 // mismatch is a pointer whose backpointer position holds another value.
 type mismatch struct {
 	ref   Ref
@@ -142,6 +161,9 @@ type Shard struct {
 	nAlloc   int
 	indexed  bool // indexBuckets has run
 	pending  []mismatch
+	// ec: the buckets that hold stripe blocks or erasure-coded pointers
+	// (erasure coding is rare: a map).
+	ec map[BucketKey]*stripeBlock
 	// last bucket looked up (records of consecutive extents mostly share
 	// a bucket): its key and index in buckets, valid when lastOK.
 	lastKey BucketKey
@@ -318,6 +340,19 @@ func (s *Shard) searchBP(lo, hi int, dev uint32, off uint64) int {
 	return -1
 }
 
+// stripeBlock returns the erasure-coding state of bucket k.
+func (s *Shard) stripeBlock(k BucketKey) *stripeBlock {
+	if s.ec == nil {
+		s.ec = map[BucketKey]*stripeBlock{}
+	}
+	sb := s.ec[k]
+	if sb == nil {
+		sb = &stripeBlock{}
+		s.ec[k] = sb
+	}
+	return sb
+}
+
 // genAfter reports int8(a-b) > 0 (8-bit wrapping generation compare).
 func genAfter(a, b uint8) bool { return int8(a-b) > 0 }
 
@@ -365,6 +400,10 @@ func (s *Shard) apply(r *Ref) {
 		// parity block also holds the stripe's sectors as dirty sectors.
 		b.hasRefs = true
 		b.stripes++
+		sb := s.stripeBlock(r.Bucket)
+		sb.blocks++
+		sb.stripe = bp.DecodePos(r.BPVal[12:])
+		sb.block, sb.recorded = r.StripeBlock, r.StripeCount
 		if r.DataType == bp.DataParity {
 			b.hint = bp.DataParity
 			if !stale {
@@ -378,6 +417,7 @@ func (s *Shard) apply(r *Ref) {
 		} else if r.DataType == bp.DataStripe && s.cfg.StripeSectors {
 			// An erasure-coded pointer counts in stripe_sectors (1.8+).
 			b.stripe += uint64(r.Sectors)
+			s.stripeBlock(r.Bucket).ecSectors += uint64(r.Sectors)
 			if b.hint == bp.DataFree || b.hint == bp.DataCached {
 				b.hint = r.DataType
 			}
@@ -385,6 +425,9 @@ func (s *Shard) apply(r *Ref) {
 			b.dirty += uint64(r.Sectors)
 			if b.hint == bp.DataFree || b.hint == bp.DataCached {
 				b.hint = r.DataType
+			}
+			if r.DataType == bp.DataStripe {
+				s.stripeBlock(r.Bucket).ecSectors += uint64(r.Sectors)
 			}
 		}
 	}
@@ -462,6 +505,33 @@ func (s *Shard) dropLost(lost *Lost) {
 		out = append(out, f)
 	}
 	s.findings = out
+}
+
+// finishStripeBlocks compares the sector count each stripe key records for
+// a block with the sectors of the erasure-coded pointers into the block's
+// bucket (bch2_gc_write_stripes_key). A bucket holding blocks of several
+// stripes cannot be apportioned and is not judged.
+func (s *Shard) finishStripeBlocks(lost *Lost) {
+	keys := make([]BucketKey, 0, len(s.ec))
+	for k := range s.ec {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		sb := s.ec[k]
+		if sb.blocks != 1 || sb.recorded == 0 || lost.allocLost(k) {
+			continue
+		}
+		if b := s.bucket(k); b.incomplete {
+			continue
+		}
+		if got := uint64(sb.recorded - 1); got != sb.ecSectors {
+			s.findings = append(s.findings, report.Finding{Code: report.StripeSectorCountWrong, Dev: k.Dev(), Bucket: k.Bucket(),
+				Btree: s.cfg.BtreeName(bp.BtreeStripes), Pos: sb.stripe, KeyType: bp.KeyStripe.String(),
+				Got: fmt.Sprint(got), Want: fmt.Sprint(sb.ecSectors),
+				Detail: fmt.Sprintf("stripe block %d has wrong sector count", sb.block)})
+		}
+	}
 }
 
 // allocDataType is the data type a bucket should have (alloc_data_type).
@@ -561,5 +631,6 @@ func (s *Shard) Finish(lost *Lost) []report.Finding {
 			add(report.AllocKeyStripeWrong, "stripe_refcount", fmt.Sprint(b.a.StripeRefcount), fmt.Sprint(b.stripes))
 		}
 	}
+	s.finishStripeBlocks(lost)
 	return s.findings
 }

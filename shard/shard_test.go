@@ -16,8 +16,8 @@ func TestEntrySizes(t *testing.T) {
 	if n := unsafe.Sizeof(bucketState{}); n > AllocEntrySize {
 		t.Errorf("bucketState is %d bytes, AllocEntrySize says %d", n, AllocEntrySize)
 	}
-	if n := unsafe.Sizeof(Ref{}); n > 96 {
-		t.Errorf("Ref grew to %d bytes", n)
+	if n := unsafe.Sizeof(Ref{}); n != 80 {
+		t.Errorf("Ref is %d bytes, want 80 (records are batched by the thousand)", n)
 	}
 }
 
@@ -79,11 +79,14 @@ func TestStripeBuckets(t *testing.T) {
 	}
 	ecPtr := Ref{Kind: RefPtr, DataType: bp.DataStripe, Sectors: 100, Bucket: MakeBucketKey(0, data)}
 
-	run := func(parityAlloc, dataAlloc bp.AllocV4) []string {
+	run := func(parityAlloc, dataAlloc bp.AllocV4, dataCount uint32) []string {
 		s := New(cfg, MakeBucketKey(0, 0), MakeBucketKey(1, 0))
 		s.AddAlloc(MakeBucketKey(0, parity), parityAlloc)
 		s.AddAlloc(MakeBucketKey(0, data), dataAlloc)
-		s.Apply([]Ref{stripeRef(parity, bp.DataParity, 256), stripeRef(data, bp.DataUser, 0), ecPtr, ecPtr})
+		pr, dr := stripeRef(parity, bp.DataParity, 256), stripeRef(data, bp.DataUser, 0)
+		pr.StripeCount, pr.StripeBlock = 0+1, 1
+		dr.StripeCount, dr.StripeBlock = dataCount+1, 0
+		s.Apply([]Ref{pr, dr, ecPtr, ecPtr})
 		var codes []string
 		for _, f := range s.Finish(nil) {
 			codes = append(codes, fmt.Sprintf("%s %d %s->%s", f.Code, f.Bucket, f.Got, f.Want))
@@ -92,7 +95,7 @@ func TestStripeBuckets(t *testing.T) {
 	}
 	goodParity := bp.AllocV4{DataType: bp.DataParity, DirtySectors: 256, StripeRefcount: 1}
 	goodData := bp.AllocV4{DataType: bp.DataStripe, StripeSectors: 200, StripeRefcount: 1}
-	if got := run(goodParity, goodData); len(got) != 0 {
+	if got := run(goodParity, goodData, 200); len(got) != 0 {
 		t.Fatalf("consistent stripe buckets: findings %q", got)
 	}
 	badParity := goodParity
@@ -101,13 +104,14 @@ func TestStripeBuckets(t *testing.T) {
 	badData := goodData
 	badData.StripeSectors = 8
 	badData.DataType = bp.DataUser
-	got := run(badParity, badData)
+	got := run(badParity, badData, 192)
 	want := []string{
 		"alloc_key_data_type_wrong 1 free->parity",
 		"alloc_key_dirty_sectors_wrong 1 0->256",
 		"alloc_key_stripe_wrong 1 0->1",
 		"alloc_key_data_type_wrong 2 user->stripe",
 		"alloc_key_stripe_sectors_wrong 2 8->200",
+		"stripe_sector_count_wrong 2 192->200",
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("findings\n got %q\nwant %q", got, want)

@@ -59,6 +59,8 @@ Options:
                            (alloc_key_dirty_sectors_wrong; needs --ec-stripes)
       missing_stripe_bp    drop a stripe block backpointer (ptr_to_missing_backpointer,
                            btree stripes; needs --ec-stripes)
+      wrong_stripe_blockcount  wrong block sector count in a stripe key
+                           (stripe_sector_count_wrong; needs --ec-stripes)
 
 Example:
   bpcheck gen --out /tmp/fs --devices 2 --replicas 2 --device-size 4G \
