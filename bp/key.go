@@ -217,22 +217,25 @@ func (f *Format) DecodeKeyInto(k *Key, b []byte) ([]byte, error) {
 	}
 	k.U64s = uint16(stored - ku + KeyU64s)
 	var w [KeyU64s]uint64
+	_ = b[8*ku-1]
 	for i := 0; i < ku; i++ {
 		w[i] = binary.LittleEndian.Uint64(b[8*i:])
 	}
-	cursor := uint(64 * ku)
-	var v [6]uint64
-	for i := 0; i < 6; i++ {
-		nb := uint(f.Bits[i])
-		cursor -= nb
-		x := bitsAt(&w, cursor, nb) + f.Offset[i]
-		if fieldWidth[i] < 64 {
-			x &= 1<<fieldWidth[i] - 1
-		}
-		v[i] = x
-	}
-	k.Pos = Pos{Inode: v[FieldInode], Offset: v[FieldOffset], Snapshot: uint32(v[FieldSnapshot])}
-	k.Size = uint32(v[FieldSize])
-	k.Version = Version{Hi: uint32(v[FieldVersionHi]), Lo: v[FieldVersionLo]}
+	// The fields, unrolled: each is packed below the previous one, from
+	// the top of the key's words; 32-bit fields wrap as the kernel's
+	// unpack does.
+	c := uint(64 * ku)
+	c -= uint(f.Bits[FieldInode])
+	k.Pos.Inode = bitsAt(&w, c, uint(f.Bits[FieldInode])) + f.Offset[FieldInode]
+	c -= uint(f.Bits[FieldOffset])
+	k.Pos.Offset = bitsAt(&w, c, uint(f.Bits[FieldOffset])) + f.Offset[FieldOffset]
+	c -= uint(f.Bits[FieldSnapshot])
+	k.Pos.Snapshot = uint32(bitsAt(&w, c, uint(f.Bits[FieldSnapshot])) + f.Offset[FieldSnapshot])
+	c -= uint(f.Bits[FieldSize])
+	k.Size = uint32(bitsAt(&w, c, uint(f.Bits[FieldSize])) + f.Offset[FieldSize])
+	c -= uint(f.Bits[FieldVersionHi])
+	k.Version.Hi = uint32(bitsAt(&w, c, uint(f.Bits[FieldVersionHi])) + f.Offset[FieldVersionHi])
+	c -= uint(f.Bits[FieldVersionLo])
+	k.Version.Lo = bitsAt(&w, c, uint(f.Bits[FieldVersionLo])) + f.Offset[FieldVersionLo]
 	return b[ku*8 : n], nil
 }
