@@ -222,11 +222,19 @@ type PtrIter struct {
 // NewPtrIter returns a pointer iterator over the entries of an extent or
 // reflink_v value (after its refcount) for a key of the given size.
 func NewPtrIter(entries []byte, size uint32, extra []uint8) PtrIter {
-	return PtrIter{
-		it:   NewEntryIter(entries, extra),
-		size: size,
-		crc:  CRC{CompressedSize: size, UncompressedSize: size, LiveSize: size},
-	}
+	var p PtrIter
+	p.Reset(entries, size, extra)
+	return p
+}
+
+// Reset makes p iterate over entries as NewPtrIter would, in place (for
+// hot loops: a returned iterator is copied).
+func (p *PtrIter) Reset(entries []byte, size uint32, extra []uint8) {
+	p.it = EntryIter{b: entries, extra: extra}
+	p.size = size
+	p.crc = CRC{CompressedSize: size, UncompressedSize: size, LiveSize: size}
+	p.hasStripe = false
+	p.stripe = StripePtr{}
 }
 
 // Next returns the next pointer; ok is false at the end or on error.

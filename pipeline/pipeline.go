@@ -368,6 +368,11 @@ type emitter struct {
 	count  bool // this pass counts statistics (pass 0)
 	stats  Stats
 	pass   int
+	// scratch of emitKeyPtrs, kept here so the hot loop fills memory in
+	// place instead of copying returned structs
+	ptrIt bp.PtrIter
+	ptr   bp.DecodedPtr
+	bpv   bp.Backpointer
 }
 
 func (e *emitter) shardOf(k shard.BucketKey) int {
@@ -474,11 +479,12 @@ func (e *emitter) emitKeyPtrs(btree bp.BtreeID, level uint8, k *bp.Key, val []by
 	if level == 0 && c.anyRotational {
 		reconcile = bp.ReconcilePhys(entries, c.fs.SB.ExtentTypeU64s)
 	}
-	it := bp.NewPtrIter(entries, k.Size, c.fs.SB.ExtentTypeU64s)
-	var d bp.DecodedPtr
-	var v bp.Backpointer
+	it := &e.ptrIt
+	it.Reset(entries, k.Size, c.fs.SB.ExtentTypeU64s)
+	d := &e.ptr
+	v := &e.bpv
 	for {
-		ok, err := it.NextInto(&d)
+		ok, err := it.NextInto(d)
 		if err != nil && e.count {
 			c.addError(fmt.Errorf("btree %s level %d key %s: %w", btree.Name(c.fs.SB.Version), level, k.Pos, err))
 		}
@@ -501,7 +507,7 @@ func (e *emitter) emitKeyPtrs(btree bp.BtreeID, level uint8, k *bp.Key, val []by
 		if bucket < e.lo || bucket >= e.hi {
 			continue // another pass's buckets
 		}
-		bpPos := c.geo.ExpectedBPInto(&v, btree, level, k, &d, reconcile)
+		bpPos := c.geo.ExpectedBPInto(v, btree, level, k, d, reconcile)
 		si, r := e.slot(bucket)
 		if r == nil {
 			continue
@@ -511,7 +517,7 @@ func (e *emitter) emitKeyPtrs(btree bp.BtreeID, level uint8, k *bp.Key, val []by
 			Bucket:  bucket,
 			BPPos:   bpPos,
 			KeyType: k.Type,
-			NeedsBP: level > 0 || c.geo.NeedsBP(&d),
+			NeedsBP: level > 0 || c.geo.NeedsBP(d),
 			Cached:  d.Ptr.Cached,
 			Gen:     d.Ptr.Gen,
 			Sectors: v.BucketLen,
