@@ -14,11 +14,23 @@ import (
 // synchronous path. It returns false when no reader could be made (the
 // caller then reads synchronously).
 func (fs *FS) asyncLeaves(id bp.BtreeID, kids []*NodeKey, v Visitor) (bool, error) {
-	r, err := aio.New(aio.Options{Backend: fs.AsyncBackend, QueueDepth: fs.Prefetch})
+	backend, depth := fs.AsyncBackend, fs.Prefetch
+	r, err := fs.getReader()
 	if err != nil {
 		return false, nil
 	}
-	defer r.Close()
+	// The reader goes back to the pool when nothing is in flight and no
+	// call of it failed.
+	healthy := true
+	inFlight := 0
+	// held keeps the buffers of reads a broken reader may still complete
+	// alive (out of the node pool) until the deferred Close has waited
+	// for them.
+	var held []*Node
+	defer func() {
+		fs.putReader(r, backend, depth, healthy && inFlight == 0)
+		held = nil
+	}()
 	nodeBytes := int(fs.SB.BtreeNodeSectors()) * SectorSize
 	type slot struct {
 		n    *Node
@@ -30,7 +42,6 @@ func (fs *FS) asyncLeaves(id bp.BtreeID, kids []*NodeKey, v Visitor) (bool, erro
 		sync bool
 	}
 	slots := make([]slot, len(kids))
-	inFlight := 0
 	start := func(i int) {
 		s := &slots[i]
 		k := kids[i]
@@ -64,6 +75,7 @@ func (fs *FS) asyncLeaves(id bp.BtreeID, kids []*NodeKey, v Visitor) (bool, erro
 			if err := r.Submit([]aio.Request{{File: dev.nodeFile(s.n.buf[:nodeBytes], off), Off: off, Buf: s.n.buf[:nodeBytes], Tag: uint64(i)}}); err != nil {
 				fs.Release(s.n)
 				s.n, s.sync = nil, true
+				healthy = false
 				return
 			}
 			inFlight++
@@ -77,7 +89,19 @@ func (fs *FS) asyncLeaves(id bp.BtreeID, kids []*NodeKey, v Visitor) (bool, erro
 	release := func(from int) {
 		// Collect what is still in flight before the buffers go back.
 		for inFlight > 0 {
-			res, _ := r.Wait(inFlight)
+			res, err := r.Wait(inFlight)
+			if err != nil {
+				// The reader is broken: it is closed, not reused, and
+				// the buffers still in its hands are left to the GC.
+				healthy = false
+				for j := from; j < next; j++ {
+					if !slots[j].done && slots[j].n != nil {
+						held = append(held, slots[j].n)
+						slots[j].n = nil
+					}
+				}
+				break
+			}
 			inFlight -= len(res)
 			for _, x := range res {
 				slots[x.Tag].done = true
@@ -96,6 +120,7 @@ func (fs *FS) asyncLeaves(id bp.BtreeID, kids []*NodeKey, v Visitor) (bool, erro
 			res, err := r.Wait(1)
 			if err != nil {
 				s.sync = true
+				healthy = false
 				break
 			}
 			inFlight -= len(res)
@@ -119,7 +144,11 @@ func (fs *FS) asyncLeaves(id bp.BtreeID, kids []*NodeKey, v Visitor) (bool, erro
 		}
 		if n == nil {
 			if s.n != nil {
-				fs.Release(s.n)
+				if s.done || healthy {
+					fs.Release(s.n)
+				} else {
+					held = append(held, s.n)
+				}
 				s.n = nil
 			}
 			var err error

@@ -32,6 +32,7 @@ type FS struct {
 	AsyncBackend aio.Backend
 
 	nodePool sync.Pool
+	readers  readerPool
 }
 
 // loadJournalRoots reads the journal of an unclean filesystem, takes the
@@ -153,6 +154,7 @@ func Assemble(devs []*Device) (*FS, error) {
 
 // Close closes every device.
 func (fs *FS) Close() error {
+	fs.closeReaders()
 	var first error
 	for _, d := range fs.Devices {
 		if d != nil {
