@@ -651,6 +651,13 @@ func (c *checker) runPass(ctx context.Context, pass int, spans []span, tasks []t
 		shards[i] = shard.New(c.cfg, s.lo, s.hi)
 		shards[i].Reserve(int(s.bps), int(s.allocs))
 	}
+	// Every goroutine that touches the shards has ended when runPass
+	// returns (the loaders, producers and appliers are waited for).
+	defer func() {
+		for _, sh := range shards {
+			sh.Release()
+		}
+	}()
 	lo, hi := spans[0].lo, spans[len(spans)-1].hi
 	t0 := time.Now()
 	c.opt.Progress.setStage(StageLoad)

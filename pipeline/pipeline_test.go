@@ -12,6 +12,7 @@ import (
 	"bpcheck/aio"
 	"bpcheck/btreeio"
 	"bpcheck/internal/casedata"
+	"bpcheck/internal/hugemem"
 	"bpcheck/pipeline"
 	"bpcheck/report"
 )
@@ -204,6 +205,9 @@ func TestSameFindingsAnyLayout(t *testing.T) {
 				{Workers: 3, MemoryBudget: base.EstimatedBytes / 9, Shards: 3},
 			} {
 				res := runCase(t, name, opt)
+				if m := hugemem.Mapped(); m != 0 {
+					t.Errorf("options %+v: %d bytes of shard arrays still mapped after the check", opt, m)
+				}
 				if got := render(res); got != want {
 					t.Errorf("options %+v: findings differ from 1 worker:\n got: %s\nwant: %s", opt, got, want)
 				}

@@ -11,6 +11,7 @@ import (
 	"slices"
 
 	"bpcheck/bp"
+	"bpcheck/internal/hugemem"
 	"bpcheck/report"
 )
 
@@ -156,6 +157,10 @@ type Shard struct {
 	cfg      *Config
 	bps      []BPEntry
 	buckets  []bucketState // sorted by key: alloc keys, then buckets with refs but no alloc key appended
+	// the arrays Reserve made, possibly outside the Go heap (Release
+	// frees them)
+	bpsArr     *hugemem.Array[BPEntry]
+	bucketsArr *hugemem.Array[bucketState]
 	extra    map[BucketKey]int
 	findings []report.Finding
 	nAlloc   int
@@ -179,13 +184,29 @@ func New(cfg *Config, lo, hi BucketKey) *Shard {
 // Reserve sizes the backpointer and alloc arrays for the planner's
 // estimates (upper bounds), so that loading never grows them: growing a
 // large slice holds the old and the new array at once.
+//
+// Large arrays are mapped outside the Go heap on huge pages (package
+// hugemem): call Release when the shard is done.
 func (s *Shard) Reserve(bps, allocs int) {
 	if bps > cap(s.bps) {
-		s.bps = make([]BPEntry, 0, bps)
+		s.bpsArr.Free()
+		s.bpsArr = hugemem.Alloc[BPEntry](bps)
+		s.bps = s.bpsArr.S
 	}
 	if allocs > cap(s.buckets) {
-		s.buckets = make([]bucketState, 0, allocs)
+		s.bucketsArr.Free()
+		s.bucketsArr = hugemem.Alloc[bucketState](allocs)
+		s.buckets = s.bucketsArr.S
 	}
+}
+
+// Release frees the arrays Reserve made. The shard, and anything Finish
+// did not copy out of it, must not be used afterwards.
+func (s *Shard) Release() {
+	s.bps, s.buckets = nil, nil
+	s.bpsArr.Free()
+	s.bucketsArr.Free()
+	s.bpsArr, s.bucketsArr = nil, nil
 }
 
 // Contains reports whether bucket k belongs to the shard.
