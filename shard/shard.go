@@ -153,19 +153,19 @@ type mismatch struct {
 
 // Shard is one bucket range [Lo, Hi).
 type Shard struct {
-	Lo, Hi   BucketKey
-	cfg      *Config
-	bps      []BPEntry
-	buckets  []bucketState // sorted by key: alloc keys, then buckets with refs but no alloc key appended
+	Lo, Hi  BucketKey
+	cfg     *Config
+	bps     []BPEntry
+	buckets []bucketState // sorted by key: alloc keys, then buckets with refs but no alloc key appended
 	// the arrays Reserve made, possibly outside the Go heap (Release
 	// frees them)
 	bpsArr     *hugemem.Array[BPEntry]
 	bucketsArr *hugemem.Array[bucketState]
-	extra    map[BucketKey]int
-	findings []report.Finding
-	nAlloc   int
-	indexed  bool // indexBuckets has run
-	pending  []mismatch
+	extra      map[BucketKey]int
+	findings   []report.Finding
+	nAlloc     int
+	indexed    bool // indexBuckets has run
+	pending    []mismatch
 	// ec: the buckets that hold stripe blocks or erasure-coded pointers
 	// (erasure coding is rare: a map).
 	ec map[BucketKey]*stripeBlock
