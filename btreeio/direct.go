@@ -21,10 +21,18 @@ const nodeAlign = 4096
 // read whose offset, length or buffer does not suit the device's direct
 // I/O alignment, or that the kernel refuses with EINVAL, is read buffered
 // instead; the findings are the same either way.
-func (fs *FS) EnableDirect() error {
+//
+// With blockOnly, only block devices are switched (images in files stay
+// buffered: they are small enough to be cached, and tests re-read them).
+func (fs *FS) EnableDirect(blockOnly bool) error {
 	for _, d := range fs.Devices {
 		if d == nil || d.f == nil {
 			continue
+		}
+		if blockOnly {
+			if st, err := d.f.Stat(); err != nil || st.Mode()&os.ModeDevice == 0 {
+				continue
+			}
 		}
 		if err := d.enableDirect(); err != nil {
 			return err

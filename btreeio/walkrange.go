@@ -56,3 +56,43 @@ func (fs *FS) walkRange(id bp.BtreeID, level uint8, k *bp.Key, val []byte, minLe
 	}
 	return nil
 }
+
+// WalkBelow walks the children of the node k points to (at level ≥ 1)
+// whose key ranges intersect [lo, hi], down to minLevel, without visiting
+// that node itself: a caller that splits a wide node's children among
+// several walkers visits the node once elsewhere. Leaves are read ahead
+// as in Walk (fs.Prefetch). When the node cannot be read, WalkBelow does
+// nothing: the walk that visits the node reports the error.
+func (fs *FS) WalkBelow(id bp.BtreeID, level uint8, k *bp.Key, val []byte, minLevel uint8, lo, hi bp.Pos, v Visitor) error {
+	if level == 0 || level <= minLevel {
+		return nil
+	}
+	n, err := fs.ReadNode(id, level, k, val)
+	if err != nil {
+		return nil
+	}
+	defer fs.Release(n)
+	if level == 1 {
+		return fs.visitLeaves(id, n, &lo, &hi, v)
+	}
+	childMin := n.Min
+	for i := range n.Keys {
+		ck := &n.Keys[i]
+		if ck.Key.Type != bp.KeyBtreePtrV2 && ck.Key.Type != bp.KeyBtreePtr {
+			continue
+		}
+		max := ck.Key.Pos
+		cmin := childMin
+		childMin = max.Successor()
+		if max.Less(lo) {
+			continue
+		}
+		if hi.Less(cmin) {
+			break
+		}
+		if err := fs.walkRange(id, level-1, &ck.Key, ck.Val, minLevel, lo, hi, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}

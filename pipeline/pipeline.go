@@ -315,7 +315,17 @@ type task struct {
 	// topOnly: read only the node the key points to (its children are
 	// tasks of their own).
 	topOnly bool
+	// below: walk the children of the node the key points to whose key
+	// ranges intersect [lo, hi], not the node itself (a group of a wide
+	// root's leaves, read ahead in key order).
+	below  bool
+	lo, hi bp.Pos
 }
+
+// leafGroups is how many tasks per worker a root whose children are
+// leaves is cut into: enough to balance the workers, few enough that each
+// walk reads many leaves ahead.
+const leafGroups = 4
 
 // minLevel is the lowest level a producer reads in btree id: leaves only
 // in the data btrees; elsewhere the pointers are all in interior nodes.
@@ -345,6 +355,13 @@ func (c *checker) rootTasks() ([]task, error) {
 		}
 		t.topOnly = true
 		tasks = append(tasks, t)
+		if r.Level == 1 {
+			// The children are leaves: a task per leaf would read them
+			// one at a time; groups of consecutive leaves are read ahead.
+			tasks = append(tasks, c.leafGroupTasks(r, n)...)
+			c.fs.Release(n)
+			continue
+		}
 		for i := range n.Keys {
 			k := &n.Keys[i]
 			if k.Key.Type != bp.KeyBtreePtrV2 && k.Key.Type != bp.KeyBtreePtr {
@@ -355,6 +372,33 @@ func (c *checker) rootTasks() ([]task, error) {
 		c.fs.Release(n)
 	}
 	return tasks, nil
+}
+
+// leafGroupTasks cuts the leaf children of level-1 root node n into
+// groups of consecutive leaves, one task each, given by key range.
+func (c *checker) leafGroupTasks(r btreeio.Root, n *btreeio.Node) []task {
+	type child struct{ min, max bp.Pos }
+	var kids []child
+	childMin := n.Min
+	for i := range n.Keys {
+		k := &n.Keys[i]
+		if k.Key.Type != bp.KeyBtreePtrV2 && k.Key.Type != bp.KeyBtreePtr {
+			continue
+		}
+		kids = append(kids, child{childMin, k.Key.Pos})
+		childMin = k.Key.Pos.Successor()
+	}
+	groups := min(len(kids), leafGroups*c.opt.Workers)
+	var tasks []task
+	for g := 0; g < groups; g++ {
+		a, b := g*len(kids)/groups, (g+1)*len(kids)/groups
+		if a == b {
+			continue
+		}
+		tasks = append(tasks, task{btree: r.Btree, level: r.Level, key: r.Key, val: r.Val,
+			below: true, lo: kids[a].min, hi: kids[b-1].max})
+	}
+	return tasks
 }
 
 // emitter batches records per shard for one producer.
@@ -780,6 +824,9 @@ func (c *checker) runTask(e *emitter, t task) error {
 	}
 	if t.topOnly {
 		minLevel = t.level
+	}
+	if t.below {
+		return c.fs.WalkBelow(t.btree, t.level, &t.key, t.val, minLevel, t.lo, t.hi, &producer{e: e, dataBtree: data})
 	}
 	return c.fs.WalkFrom(t.btree, t.level, &t.key, t.val, minLevel, &producer{e: e, dataBtree: data})
 }

@@ -280,7 +280,7 @@ func TestDirectSameFindings(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if err := fs.EnableDirect(); err != nil {
+				if err := fs.EnableDirect(false); err != nil {
 					fs.Close()
 					t.Skipf("O_DIRECT not available where the test images are: %v", err)
 				}

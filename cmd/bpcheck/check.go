@@ -58,9 +58,11 @@ Options:
   --io MODE          how prefetched leaves are read: auto (io_uring where the
                      kernel allows, else a pread pool; the default), uring,
                      pool, or threads (a goroutine per read)
-  --direct           read btree nodes with O_DIRECT, bypassing the page cache
-                     (for block devices: the scan neither evicts nor relies
-                     on cached pages); unaligned reads fall back to buffered
+  --direct[=MODE]    read btree nodes with O_DIRECT, bypassing the page
+                     cache: auto (the default) for block devices only, true
+                     (--direct) for every device, false never; a scan then
+                     neither evicts nor relies on cached pages. Unaligned
+                     or refused reads fall back to buffered ones
   --force            check a mounted device (warns: a live filesystem changes
                      under the check; prefer a snapshot)
   --timeout DUR      stop after DUR (e.g. 30m) with a partial report, exit 32;
@@ -110,7 +112,8 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	noProgress := fl.Bool("no-progress", false, "no live progress line on a terminal")
 	prefetch := fl.Int("prefetch", 8, "leaves each walk reads ahead (0: none)")
 	ioMode := fl.String("io", "auto", "how prefetched leaves are read: auto (io_uring, else a pread pool), uring, pool, threads")
-	direct := fl.Bool("direct", false, "read btree nodes with O_DIRECT (bypass the page cache)")
+	direct := directMode("auto")
+	fl.Var(&direct, "direct", "read btree nodes with O_DIRECT: auto (block devices), true, false")
 	if err := fl.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -137,11 +140,16 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	defer fs.Close()
-	if *direct {
-		if err := fs.EnableDirect(); err != nil {
+	switch direct {
+	case "true":
+		if err := fs.EnableDirect(false); err != nil {
 			fmt.Fprintf(stderr, "bpcheck: --direct: %v\n", err)
 			return exitOperational
 		}
+	case "auto":
+		// Block devices only; where O_DIRECT is refused, reads stay
+		// buffered.
+		_ = fs.EnableDirect(true)
 	}
 	// The budget is enforced on the whole process: the Go runtime keeps
 	// the heap under budget + 10 %, and the planner gives the shards 75 %
@@ -184,6 +192,29 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	return check(ctx, fs, opt, checkOutput{json: *asJSON, metricsFile: *metricsFile, progressOK: !*noProgress, budget: budget}, stdout, stderr)
+}
+
+// directMode is the --direct flag: auto, true or false; a bare --direct
+// means true.
+type directMode string
+
+func (d *directMode) String() string { return string(*d) }
+
+// IsBoolFlag lets --direct stand alone.
+func (d *directMode) IsBoolFlag() bool { return true }
+
+func (d *directMode) Set(v string) error {
+	switch v {
+	case "auto":
+		*d = "auto"
+	case "true", "1", "on":
+		*d = "true"
+	case "false", "0", "off":
+		*d = "false"
+	default:
+		return fmt.Errorf("want auto, true or false")
+	}
+	return nil
 }
 
 // checkOutput says where the results of a check go.

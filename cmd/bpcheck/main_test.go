@@ -476,6 +476,9 @@ func TestExitCodes(t *testing.T) {
 	}{
 		{"clean", check(tiny), exitClean, ""},
 		{"clean/json", check("--json", tiny), exitClean, ""},
+		{"clean/direct", check("--direct", tiny), exitClean, ""},
+		{"clean/direct-false", check("--direct=false", tiny), exitClean, ""},
+		{"problems/direct", check(append([]string{"--direct=true"}, mixed...)...), exitProblems, ""},
 		{"problems", check(mixed...), exitProblems, ""},
 		{"problems/json", check(append([]string{"--json"}, mixed...)...), exitProblems, ""},
 		{"problems/joined", check(strings.Join(mixed, ":")), exitProblems, ""},
@@ -487,6 +490,7 @@ func TestExitCodes(t *testing.T) {
 		{"usage/zero-memory", check("--memory", "0", tiny), exitUsage, "bad memory size"},
 		{"usage/bad-memory-percent", check("--memory", "150%", tiny), exitUsage, "bad memory percentage"},
 		{"usage/zero-workers", check("--workers", "0", tiny), exitUsage, "--workers must be at least 1"},
+		{"usage/bad-direct", check("--direct=sometimes", tiny), exitUsage, "want auto, true or false"},
 		{"usage/no-device", check(), exitUsage, "no device given"},
 		{"usage/not-bcachefs", check(zeros), exitUsage, "not a bcachefs"},
 		{"usage/incomplete-set", check(twoDev[0]), exitUsage, "incomplete"},
@@ -608,6 +612,7 @@ func TestReadOnly(t *testing.T) {
 		for _, args := range [][]string{
 			{"check", path},
 			{"check", "--json", path},
+			{"check", "--direct", path},
 			{"check", "--workers", "1", "--memory", "64K", path},
 			{"check", path, path},
 			{"list", "-b", "extents", path},
