@@ -493,6 +493,30 @@ func FuzzValues(f *testing.F) {
 			if s.Sectors != le.Uint16(v) || s.NrBlocks != v[3] || s.NrRedundant != v[4] || s.CsumType != v[6] {
 				t.Fatalf("stripe header %+v from % x", s, v[:8])
 			}
+			// Block counts: where they are found, they are the u16 at
+			// stripe_blockcount_offset (computed here the long way).
+			csumBytes := map[uint8]int{0: 0, 1: 4, 2: 8, 3: 10, 4: 16, 5: 4, 6: 8, 7: 8}
+			for i := -1; i <= int(s.NrBlocks); i++ {
+				c, ok := s.BlockCount(v, i)
+				cb, known := csumBytes[s.CsumType]
+				if !known || s.CsumGranBit >= 64 || i < 0 || i >= int(s.NrBlocks) {
+					if ok {
+						t.Fatalf("block %d of %+v: count %d, want none", i, s, c)
+					}
+					continue
+				}
+				perDev := (int(s.Sectors) + (1 << s.CsumGranBit) - 1) >> s.CsumGranBit
+				if s.CsumGranBit > 16 {
+					perDev = 0
+					if s.Sectors > 0 {
+						perDev = 1
+					}
+				}
+				off := 8 + 8*int(s.NrBlocks) + int(s.NrBlocks)*perDev*cb + 2*i
+				if fits := off+2 <= len(v); ok != fits || ok && c != le.Uint16(v[off:]) {
+					t.Fatalf("block %d of %+v (%d bytes): count %d ok %v, want the u16 at %d (fits %v)", i, s, len(v), c, ok, off, fits)
+				}
+			}
 		}
 	})
 }
