@@ -38,7 +38,8 @@ type Options struct {
 	Shards int
 	// Progress, if set, is updated as the check runs.
 	Progress *Progress
-	// Prefetch is how many leaves each walk reads ahead (0: none).
+	// Prefetch is how many leaves each walk reads ahead (0: none); Run
+	// lowers it under a small MemoryBudget.
 	Prefetch int
 	// Async reads the prefetched leaves through package aio with
 	// AsyncBackend (io_uring where the kernel allows, else a pread pool).
@@ -117,6 +118,14 @@ func Run(ctx context.Context, fs *btreeio.FS, opt Options) (*Result, error) {
 	}
 	if opt.MemoryBudget <= 0 {
 		opt.MemoryBudget = 1 << 62
+	}
+	// Leaves read ahead are held outside the shards' budget: under a small
+	// budget the read-ahead depth shrinks so that the nodes in flight
+	// stay within an eighth of it (else the collector, held to the budget,
+	// runs without pause).
+	if nodeBytes := int64(fs.SB.BtreeNodeSectors()) * btreeio.SectorSize; opt.Prefetch > 0 && nodeBytes > 0 {
+		most := opt.MemoryBudget / 8 / (nodeBytes * int64(opt.Workers))
+		opt.Prefetch = int(max(1, min(int64(opt.Prefetch), most)))
 	}
 	fs.Prefetch, fs.Async, fs.AsyncBackend = opt.Prefetch, opt.Async, opt.AsyncBackend
 	c := newChecker(fs, opt)
