@@ -13,7 +13,8 @@ import (
 // it (preadv2 with RWF_NOWAIT): a leaf already cached is read on the spot
 // instead of through the async reader, whose round trip costs more than
 // the copy. ok is false when the read would block, or on any error (the
-// async read then does the work and reports it).
+// async read then does the work and reports it). Not for O_DIRECT files:
+// there RWF_NOWAIT still waits for the disk.
 func readCached(f *os.File, buf []byte, off int64) (int, bool) {
 	n, err := unix.Preadv2(int(f.Fd()), [][]byte{buf}, off, unix.RWF_NOWAIT)
 	return n, err == nil && n == len(buf)
@@ -87,10 +88,12 @@ func (fs *FS) asyncLeaves(id bp.BtreeID, kids []*NodeKey, v Visitor) (bool, erro
 			}
 			s.n, s.dev, s.off = fs.getNode(nodeBytes), dev, off
 			f := dev.nodeFile(s.n.buf[:nodeBytes], off)
-			if n, ok := readCached(f, s.n.buf[:nodeBytes], off); ok {
-				// In the page cache: read at once, nothing to wait for.
-				s.res, s.done = aio.Result{Tag: uint64(i), N: n}, true
-				return
+			if f != dev.direct {
+				if n, ok := readCached(f, s.n.buf[:nodeBytes], off); ok {
+					// In the page cache: read at once, nothing to wait for.
+					s.res, s.done = aio.Result{Tag: uint64(i), N: n}, true
+					return
+				}
 			}
 			if err := r.Submit([]aio.Request{{File: f, Off: off, Buf: s.n.buf[:nodeBytes], Tag: uint64(i)}}); err != nil {
 				fs.Release(s.n)
