@@ -220,11 +220,22 @@ func (p *Params) Validate() error {
 		if n < 0 {
 			return fmt.Errorf("fault %s: negative count %d", k, n)
 		}
-		if n > 0 && p.ECStripes == 0 && (k == KindWrongStripeSectors || k == KindWrongParitySectors || k == KindMissingStripeBP || k == KindWrongStripeBlockCount) {
+		if n > 0 && p.ECStripes == 0 && NeedsEC(k) {
 			return fmt.Errorf("fault %s needs ec stripes", k)
 		}
 	}
 	return nil
+}
+
+// NeedsEC reports whether fault kind k is placed in stripes (it needs
+// ECStripes > 0).
+func NeedsEC(k string) bool {
+	for _, e := range ecKinds {
+		if e == k {
+			return true
+		}
+	}
+	return false
 }
 
 func roundUp(v, m uint64) uint64 { return (v + m - 1) / m * m }

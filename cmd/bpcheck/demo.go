@@ -144,7 +144,9 @@ func demoGenerated(extents int64, asJSON bool, stdout, stderr io.Writer) int {
 	defer os.RemoveAll(tmp)
 	inject := map[string]int{}
 	for _, k := range gen.Kinds {
-		inject[k] = 1
+		if !gen.NeedsEC(k) { // the demo writes no stripes
+			inject[k] = 1
+		}
 	}
 	p := gen.Params{Devices: 2, Replicas: 2, DeviceSize: 1 << 30, Extents: extents, Seed: 1, Inject: inject}
 	m, err := gen.Generate(tmp, p)

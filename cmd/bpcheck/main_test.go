@@ -686,3 +686,21 @@ func TestGoldenFilesUsed(t *testing.T) {
 		}
 	}
 }
+
+// TestDemoGenerated runs the README's main command on a small generated
+// filesystem: it must find exactly as many problems as the generator's
+// manifest lists, with every fault kind that needs no stripes injected.
+func TestDemoGenerated(t *testing.T) {
+	r := runCLI(t, "demo", "--extents", "3000")
+	if r.code != exitProblems {
+		t.Fatalf("demo: exit %d, want %d; stderr:\n%s", r.code, exitProblems, r.stderr)
+	}
+	found := regexp.MustCompile(`(?m)^Summary: (\d+) finding\(s\)`).FindStringSubmatch(r.stdout)
+	want := regexp.MustCompile(`(?m)^The generator's manifest expects (\d+) finding\(s\)`).FindStringSubmatch(r.stdout)
+	if found == nil || want == nil {
+		t.Fatalf("demo output lacks the summary or the manifest counts:\n%s", r.stdout)
+	}
+	if found[1] != want[1] || found[1] == "0" {
+		t.Errorf("demo found %s findings, the manifest expects %s:\n%s", found[1], want[1], r.stdout)
+	}
+}
