@@ -24,7 +24,11 @@ const nodeAlign = 4096
 //
 // With blockOnly, only block devices are switched (images in files stay
 // buffered: they are small enough to be cached, and tests re-read them).
+//
+// Every device is tried; the error names the devices that could not be
+// switched (they stay buffered).
 func (fs *FS) EnableDirect(blockOnly bool) error {
+	var errs []error
 	for _, d := range fs.Devices {
 		if d == nil || d.f == nil {
 			continue
@@ -35,10 +39,10 @@ func (fs *FS) EnableDirect(blockOnly bool) error {
 			}
 		}
 		if err := d.enableDirect(); err != nil {
-			return err
+			errs = append(errs, err)
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // DirectReads returns how many node reads went through O_DIRECT, and how

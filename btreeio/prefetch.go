@@ -14,11 +14,7 @@ type leafRead struct {
 // prefetch): the reads overlap with each other and with the visitor's
 // work, and the order of visits is unchanged.
 func (fs *FS) visitLeaves(id bp.BtreeID, n *Node, lo, hi *bp.Pos, v Visitor) error {
-	type child struct {
-		k   *NodeKey
-		out chan leafRead
-	}
-	var kids []child
+	var ks []*NodeKey
 	childMin := n.Min
 	for i := range n.Keys {
 		ck := &n.Keys[i]
@@ -33,7 +29,33 @@ func (fs *FS) visitLeaves(id bp.BtreeID, n *Node, lo, hi *bp.Pos, v Visitor) err
 		if hi != nil && hi.Less(cmin) {
 			break
 		}
-		kids = append(kids, child{k: ck})
+		ks = append(ks, ck)
+	}
+	return fs.readLeaves(id, ks, v)
+}
+
+// WalkLeaves visits the leaves that the given btree pointers (keys of a
+// level-1 node, in key order) point to, in that order, reading ahead as
+// walks do (fs.Prefetch). A leaf that cannot be read is handed to
+// v.NodeError with its pointer, as in Walk. Callers that split a wide
+// node's children among several walkers pass each walker its share.
+func (fs *FS) WalkLeaves(id bp.BtreeID, kids []NodeKey, v Visitor) error {
+	ks := make([]*NodeKey, len(kids))
+	for i := range kids {
+		ks[i] = &kids[i]
+	}
+	return fs.readLeaves(id, ks, v)
+}
+
+// readLeaves reads the leaves ks point to and hands them to v in order.
+func (fs *FS) readLeaves(id bp.BtreeID, ks []*NodeKey, v Visitor) error {
+	type child struct {
+		k   *NodeKey
+		out chan leafRead
+	}
+	kids := make([]child, len(ks))
+	for i := range ks {
+		kids[i].k = ks[i]
 	}
 	if fs.Prefetch <= 0 {
 		for _, c := range kids {
@@ -44,10 +66,6 @@ func (fs *FS) visitLeaves(id bp.BtreeID, n *Node, lo, hi *bp.Pos, v Visitor) err
 		return nil
 	}
 	if fs.Async {
-		ks := make([]*NodeKey, len(kids))
-		for i := range kids {
-			ks[i] = kids[i].k
-		}
 		if ok, err := fs.asyncLeaves(id, ks, v); ok {
 			return err
 		}

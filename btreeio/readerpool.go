@@ -54,7 +54,12 @@ func (fs *FS) putReader(r aio.Reader, backend aio.Backend, depth int, healthy bo
 	}
 }
 
-// closeReaders closes the idle Readers (FS.Close).
+// CloseReaders closes the async readers kept for reuse (io_uring rings,
+// pread-pool goroutines). Walks made later make new ones; FS.Close calls
+// it too.
+func (fs *FS) CloseReaders() { fs.closeReaders() }
+
+// closeReaders closes the idle Readers.
 func (fs *FS) closeReaders() {
 	p := &fs.readers
 	p.mu.Lock()

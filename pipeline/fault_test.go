@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"bpcheck/aio"
 	"bpcheck/bp"
 	"bpcheck/btreeio"
 	"bpcheck/internal/casedata"
@@ -192,4 +193,76 @@ func TestProgress(t *testing.T) {
 		t.Errorf("progress passes %d, result %d", s.Passes, res.Passes)
 	}
 	t.Logf("%d samples, final %s", samples, s)
+}
+
+// TestTransientRootRead fails one read of the extents root node (a level-1
+// root, whose leaves are split among several tasks) with EIO, each time a
+// different one: a check either recovers (then it reports what a clean
+// run does) or reports the lost node as an error; it never reports
+// findings that only follow from leaves it silently skipped.
+func TestTransientRootRead(t *testing.T) {
+	casedata.Require(t)
+	path := casedata.CaseImages(t, "many-extents")[0]
+	probe, _ := openFaulty(t, path, nil)
+	r := probe.Root(bp.BtreeExtents)
+	if r == nil || r.Level != 1 {
+		t.Fatalf("many-extents: extents root %+v, want level 1", r)
+	}
+	entries, _, err := bp.ValueEntries(r.Key.Type, r.Val)
+	if err != nil {
+		t.Fatal(err)
+	}
+	it := bp.NewPtrIter(entries, r.Key.Size, nil)
+	d, ok, _ := it.Next()
+	if !ok {
+		t.Fatal("extents root has no pointer")
+	}
+	rootOff := int64(d.Ptr.Offset) * btreeio.SectorSize
+	clean, err := pipeline.Run(context.Background(), probe, pipeline.Options{Workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := render(clean)
+	for nth := int64(1); nth <= 6; nth++ {
+		fs, fr := openFaulty(t, path, []faultio.Fault{{Kind: faultio.EIO, Off: rootOff, Len: 1, Nth: nth}})
+		res, err := pipeline.Run(context.Background(), fs, pipeline.Options{Workers: 2, Prefetch: 8, Async: true, AsyncBackend: aio.Auto})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fr.Hits.Load() == 0 {
+			t.Logf("read %d of the root: not made", nth)
+			continue
+		}
+		if len(res.Errors) == 0 {
+			if got := render(res); got != want {
+				t.Errorf("read %d of the root failed, no error reported, findings differ from a clean run:\n got: %.2000s\nwant: %s", nth, got, want)
+			}
+			continue
+		}
+		for _, f := range res.Findings {
+			if f.Code != report.BtreeNodeReadError {
+				t.Errorf("read %d of the root failed: finding %s beside the read error", nth, f.Code)
+				break
+			}
+		}
+		t.Logf("read %d of the root failed: %d errors, %d findings", nth, len(res.Errors), len(res.Findings))
+	}
+}
+
+// TestNoReadersOutliveRun: the async readers a check pools (pread-pool
+// goroutines, io_uring rings) are closed when Run returns.
+func TestNoReadersOutliveRun(t *testing.T) {
+	casedata.Require(t)
+	fs, _ := openFaulty(t, casedata.CaseImages(t, "many-extents")[0], nil)
+	before := runtime.NumGoroutine()
+	if _, err := pipeline.Run(context.Background(), fs, pipeline.Options{Workers: 4, Prefetch: 8, Async: true, AsyncBackend: aio.PreadPool}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Errorf("%d goroutines after Run, %d before", n, before)
+	}
 }

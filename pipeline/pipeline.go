@@ -128,6 +128,9 @@ func Run(ctx context.Context, fs *btreeio.FS, opt Options) (*Result, error) {
 		opt.Prefetch = int(max(1, min(int64(opt.Prefetch), most)))
 	}
 	fs.Prefetch, fs.Async, fs.AsyncBackend = opt.Prefetch, opt.Async, opt.AsyncBackend
+	// The async readers pooled during the check (rings, pool goroutines)
+	// do not outlive it.
+	defer fs.CloseReaders()
 	c := newChecker(fs, opt)
 	if opt.Progress != nil {
 		opt.Progress.start = start
@@ -324,11 +327,10 @@ type task struct {
 	// topOnly: read only the node the key points to (its children are
 	// tasks of their own).
 	topOnly bool
-	// below: walk the children of the node the key points to whose key
-	// ranges intersect [lo, hi], not the node itself (a group of a wide
-	// root's leaves, read ahead in key order).
-	below  bool
-	lo, hi bp.Pos
+	// leaves: instead of the node the key points to, walk these leaves
+	// (a group of a level-1 root's children, copied when the root was
+	// read), reading ahead in key order.
+	leaves []btreeio.NodeKey
 }
 
 // leafGroups is how many tasks per worker a root whose children are
@@ -384,18 +386,16 @@ func (c *checker) rootTasks() ([]task, error) {
 }
 
 // leafGroupTasks cuts the leaf children of level-1 root node n into
-// groups of consecutive leaves, one task each, given by key range.
+// groups of consecutive leaves, one task each, with copies of their
+// pointers (the node's memory goes back to the pool).
 func (c *checker) leafGroupTasks(r btreeio.Root, n *btreeio.Node) []task {
-	type child struct{ min, max bp.Pos }
-	var kids []child
-	childMin := n.Min
+	var kids []btreeio.NodeKey
 	for i := range n.Keys {
 		k := &n.Keys[i]
 		if k.Key.Type != bp.KeyBtreePtrV2 && k.Key.Type != bp.KeyBtreePtr {
 			continue
 		}
-		kids = append(kids, child{childMin, k.Key.Pos})
-		childMin = k.Key.Pos.Successor()
+		kids = append(kids, btreeio.NodeKey{Key: k.Key, Val: append([]byte(nil), k.Val...)})
 	}
 	groups := min(len(kids), leafGroups*c.opt.Workers)
 	var tasks []task
@@ -404,8 +404,7 @@ func (c *checker) leafGroupTasks(r btreeio.Root, n *btreeio.Node) []task {
 		if a == b {
 			continue
 		}
-		tasks = append(tasks, task{btree: r.Btree, level: r.Level, key: r.Key, val: r.Val,
-			below: true, lo: kids[a].min, hi: kids[b-1].max})
+		tasks = append(tasks, task{btree: r.Btree, level: 0, key: kids[a].Key, leaves: kids[a:b]})
 	}
 	return tasks
 }
@@ -834,8 +833,8 @@ func (c *checker) runTask(e *emitter, t task) error {
 	if t.topOnly {
 		minLevel = t.level
 	}
-	if t.below {
-		return c.fs.WalkBelow(t.btree, t.level, &t.key, t.val, minLevel, t.lo, t.hi, &producer{e: e, dataBtree: data})
+	if t.leaves != nil {
+		return c.fs.WalkLeaves(t.btree, t.leaves, &producer{e: e, dataBtree: data})
 	}
 	return c.fs.WalkFrom(t.btree, t.level, &t.key, t.val, minLevel, &producer{e: e, dataBtree: data})
 }

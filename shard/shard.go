@@ -323,7 +323,11 @@ func (s *Shard) findBPIn(b *bucketState, p bp.Pos) int {
 	}
 	dev := uint32(p.Inode)
 	if c := int(b.bpNext); c >= int(b.bpLo) && c < int(b.bpHi) {
-		if e := &s.bps[c]; e.Off == p.Offset && e.Dev == dev {
+		// Taken only when it is the first entry at its position, as the
+		// search below would find (a corrupt btree may hold a position
+		// twice; the answer must not depend on the records' order).
+		if e := &s.bps[c]; e.Off == p.Offset && e.Dev == dev &&
+			(c == int(b.bpLo) || s.bps[c-1].Off != p.Offset || s.bps[c-1].Dev != dev) {
 			b.bpNext = int32(c + 1)
 			return c
 		}

@@ -6,6 +6,7 @@ package faultio
 import (
 	"errors"
 	"io"
+	"sync"
 	"sync/atomic"
 	"syscall"
 )
@@ -26,6 +27,9 @@ type Fault struct {
 	Off  int64
 	Len  int64 // for Flip, ignored (one byte)
 	Bit  uint8 // for Flip: which bit
+	// Nth, when above 0, makes the fault transient: only the Nth read
+	// that meets the range faults (EIO and Short only).
+	Nth int64
 }
 
 // ReaderAt injects Faults into reads of R.
@@ -34,6 +38,25 @@ type ReaderAt struct {
 	Faults []Fault
 	// Hits counts reads that met a fault.
 	Hits atomic.Int64
+
+	mu   sync.Mutex
+	seen map[int]int64 // per transient fault: reads that met its range
+}
+
+// transientSkips reports whether fault i is transient and this read (which
+// meets its range) is not the one it fails.
+func (r *ReaderAt) transientSkips(i int) bool {
+	f := &r.Faults[i]
+	if f.Nth <= 0 {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.seen == nil {
+		r.seen = map[int]int64{}
+	}
+	r.seen[i]++
+	return r.seen[i] != f.Nth
 }
 
 // ErrEIO is the error returned for EIO faults.
@@ -44,7 +67,10 @@ func overlaps(off, n, foff, flen int64) bool { return off < foff+flen && foff < 
 // ReadAt implements io.ReaderAt.
 func (r *ReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	n := int64(len(p))
-	for _, f := range r.Faults {
+	for i, f := range r.Faults {
+		if (f.Kind == EIO || f.Kind == Short) && overlaps(off, n, f.Off, f.Len) && r.transientSkips(i) {
+			continue
+		}
 		switch f.Kind {
 		case EIO:
 			if overlaps(off, n, f.Off, f.Len) {
