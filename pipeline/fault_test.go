@@ -3,7 +3,10 @@ package pipeline_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"syscall"
 	"testing"
@@ -12,6 +15,7 @@ import (
 	"bpcheck/aio"
 	"bpcheck/bp"
 	"bpcheck/btreeio"
+	"bpcheck/gen"
 	"bpcheck/internal/casedata"
 	"bpcheck/internal/faultio"
 	"bpcheck/pipeline"
@@ -264,5 +268,77 @@ func TestNoReadersOutliveRun(t *testing.T) {
 	}
 	if n := runtime.NumGoroutine(); n > before {
 		t.Errorf("%d goroutines after Run, %d before", n, before)
+	}
+}
+
+// TestLostStripesNode makes the stripes btree of a generated erasure-coded
+// filesystem unreadable: the read error is reported, and nothing that
+// only follows from the stripes not being counted (data types, parity
+// sectors, stripe refcounts of the stripe buckets).
+func TestLostStripesNode(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := gen.Generate(dir, gen.Params{Devices: 3, Replicas: 1, DeviceSize: 256 << 20, BtreeNodeSize: 16 << 10,
+		Extents: 2000, ExtentMax: 64, ECStripes: 6, Seed: 5}); err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	for i := 0; i < 3; i++ {
+		paths = append(paths, filepath.Join(dir, fmt.Sprintf("dev%d.img", i)))
+	}
+	fs, err := btreeio.Open(paths)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fs.LoadRoots(); err != nil {
+		t.Fatal(err)
+	}
+	r := fs.Root(bp.BtreeStripes)
+	if r == nil {
+		t.Fatal("no stripes btree")
+	}
+	entries, _, _ := bp.ValueEntries(r.Key.Type, r.Val)
+	it := bp.NewPtrIter(entries, r.Key.Size, nil)
+	d, ok, _ := it.Next()
+	if !ok {
+		t.Fatal("stripes root has no pointer")
+	}
+	fs.Close()
+	// Open the device holding the stripes root through a faulty reader.
+	var devs []*btreeio.Device
+	for i, p := range paths {
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		st, _ := f.Stat()
+		var ra io.ReaderAt = f
+		if i == int(d.Ptr.Dev) {
+			ra = &faultio.ReaderAt{R: f, Faults: []faultio.Fault{{Kind: faultio.EIO, Off: int64(d.Ptr.Offset) * btreeio.SectorSize, Len: 1}}}
+		}
+		dev, err := btreeio.NewDevice(p, ra, st.Size())
+		if err != nil {
+			t.Fatal(err)
+		}
+		devs = append(devs, dev)
+	}
+	fs, err = btreeio.Assemble(devs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fs.LoadRoots(); err != nil {
+		t.Fatal(err)
+	}
+	res, err := pipeline.Run(context.Background(), fs, pipeline.Options{Workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Errors) == 0 {
+		t.Fatal("no read error reported for the stripes root")
+	}
+	for _, f := range res.Findings {
+		if f.Code != report.BtreeNodeReadError {
+			t.Errorf("finding beside the lost stripes node: %s dev %d bucket %d btree %s %s", f.Code, f.Dev, f.Bucket, f.Btree, f.Detail)
+		}
 	}
 }

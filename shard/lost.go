@@ -56,3 +56,17 @@ func (l *Lost) bpLost(p bp.Pos) bool {
 func (l *Lost) allocLost(k BucketKey) bool {
 	return l != nil && inRange(l.Alloc, bp.Pos{Inode: uint64(k.Dev()), Offset: k.Bucket()})
 }
+
+// stripesLost reports whether part of the stripes btree was lost: the
+// stripe references of buckets then cannot be counted.
+func (l *Lost) stripesLost() bool {
+	if l == nil {
+		return false
+	}
+	for i := range l.Owners {
+		if l.Owners[i].Btree == bp.BtreeStripes {
+			return true
+		}
+	}
+	return false
+}

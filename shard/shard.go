@@ -537,6 +537,9 @@ func (s *Shard) dropLost(lost *Lost) {
 // bucket (bch2_gc_write_stripes_key). A bucket holding blocks of several
 // stripes cannot be apportioned and is not judged.
 func (s *Shard) finishStripeBlocks(lost *Lost) {
+	if lost.stripesLost() {
+		return // the stripe keys of some blocks were not read
+	}
 	keys := make([]BucketKey, 0, len(s.ec))
 	for k := range s.ec {
 		keys = append(keys, k)
@@ -623,6 +626,7 @@ func (s *Shard) Finish(lost *Lost) []report.Finding {
 		}
 		s.findings = append(s.findings, f)
 	}
+	stripesLost := lost.stripesLost()
 	for i := range s.buckets {
 		b := &s.buckets[i]
 		dev, bucket := uint64(b.key.Dev()), b.key.Bucket()
@@ -631,6 +635,9 @@ func (s *Shard) Finish(lost *Lost) []report.Finding {
 		}
 		if !b.hasAlloc && !b.hasRefs {
 			continue
+		}
+		if stripesLost && (b.stripes > 0 || b.a.StripeRefcount != 0 || b.a.DataType == bp.DataStripe || b.a.DataType == bp.DataParity) {
+			continue // its stripe references may sit in the lost nodes
 		}
 		want := allocDataType(&b.a, b.stripes, b.dirty, b.cached, b.stripe, b.hint)
 		gen := b.a.Gen
