@@ -317,28 +317,53 @@ func mergeKeys(keys []NodeKey, bsetStart []int, out []NodeKey) (merged []NodeKey
 		}
 		return keys[st:w], true
 	}
+	// Several bsets: runs of keys that sort before every other bset's next
+	// key are taken from one bset without comparing each key with every
+	// bset; only positions held by several bsets are resolved key by key.
 	for {
-		var pos bp.Pos
-		found := false
+		best := -1
 		for c := range cs {
-			if cs[c].i < cs[c].end && (!found || keys[cs[c].i].Key.Pos.Less(pos)) {
-				pos, found = keys[cs[c].i].Key.Pos, true
+			if cs[c].i < cs[c].end && (best < 0 || keys[cs[c].i].Key.Pos.Less(keys[cs[best].i].Key.Pos)) {
+				best = c
 			}
 		}
-		if !found {
+		if best < 0 {
 			return out, false
 		}
-		// Bsets are in age order: the last key at pos in the newest bset
-		// that has one wins.
-		var win NodeKey
+		// lim: the smallest next position of the other bsets.
+		var lim bp.Pos
+		hasLim := false
 		for c := range cs {
-			for cs[c].i < cs[c].end && keys[cs[c].i].Key.Pos == pos {
-				win = keys[cs[c].i]
+			if c != best && cs[c].i < cs[c].end && (!hasLim || keys[cs[c].i].Key.Pos.Less(lim)) {
+				lim, hasLim = keys[cs[c].i].Key.Pos, true
+			}
+		}
+		b := &cs[best]
+		for b.i < b.end && (!hasLim || keys[b.i].Key.Pos.Less(lim)) {
+			// Within a bset a repeated position: the last one wins.
+			if b.i+1 < b.end && keys[b.i+1].Key.Pos == keys[b.i].Key.Pos {
+				b.i++
+				continue
+			}
+			if keys[b.i].Key.Type != bp.KeyDeleted {
+				out = append(out, keys[b.i])
+			}
+			b.i++
+		}
+		if !hasLim || b.i < b.end && lim.Less(keys[b.i].Key.Pos) {
+			continue
+		}
+		// Several bsets hold lim: bsets are in age order, the last key at
+		// lim in the newest bset that has one wins.
+		win := -1
+		for c := range cs {
+			for cs[c].i < cs[c].end && keys[cs[c].i].Key.Pos == lim {
+				win = cs[c].i
 				cs[c].i++
 			}
 		}
-		if win.Key.Type != bp.KeyDeleted {
-			out = append(out, win)
+		if keys[win].Key.Type != bp.KeyDeleted {
+			out = append(out, keys[win])
 		}
 	}
 }
