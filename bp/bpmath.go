@@ -1,9 +1,6 @@
 package bp
 
-import (
-	"encoding/binary"
-	"math/bits"
-)
+import "encoding/binary"
 
 // ShiftA is the fixed backpointer sub-sector shift of format A
 // (MAX_EXTENT_COMPRESS_RATIO_SHIFT).
@@ -54,17 +51,8 @@ func ReconcilePhys(entries []byte, extra []uint8) uint32 {
 		if w == 0 {
 			return 0
 		}
-		t := bits.TrailingZeros64(w)
-		var n int
-		switch {
-		case t < entryTypes:
-			n = entryU64s[t]
-		case t < len(extra) && extra[t] != 0:
-			n = int(extra[t])
-		default:
-			return 0
-		}
-		if off+8*n > len(entries) {
+		t, n := entrySize(w, extra)
+		if n == 0 || off+8*n > len(entries) {
 			return 0
 		}
 		if t == EntryReconcile {

@@ -23,6 +23,20 @@ const (
 
 var entryU64s = [entryTypes]int{1, 1, 2, 3, 1, 1, 1, 1, 1}
 
+// entrySize returns the type of the extent entry whose first word is w
+// and its size in u64s: a known type's, or the superblock's
+// extent_type_u64s (extra) for newer ones; 0 when the type is unknown.
+func entrySize(w uint64, extra []uint8) (t, n int) {
+	t = bits.TrailingZeros64(w)
+	switch {
+	case t < entryTypes:
+		return t, entryU64s[t]
+	case t < len(extra):
+		return t, int(extra[t])
+	}
+	return t, 0
+}
+
 // Ptr is a decoded bch_extent_ptr.
 type Ptr struct {
 	Offset    uint64 // sectors from the start of the device
@@ -151,14 +165,8 @@ func (it *EntryIter) Next() (e Entry, ok bool, err error) {
 	if w == 0 {
 		return Entry{}, false, fmt.Errorf("%w: extent entry at value byte %d is zero", ErrKey, it.off)
 	}
-	t := bits.TrailingZeros64(w)
-	var n int
-	switch {
-	case t < entryTypes:
-		n = entryU64s[t]
-	case t < len(it.extra) && it.extra[t] != 0:
-		n = int(it.extra[t])
-	default:
+	t, n := entrySize(w, it.extra)
+	if n == 0 {
 		return Entry{}, false, fmt.Errorf("%w: unknown extent entry type %d at value byte %d", ErrKey, t, it.off)
 	}
 	if it.off+8*n > len(it.b) {
@@ -259,14 +267,7 @@ func (p *PtrIter) NextInto(d *DecodedPtr) (ok bool, err error) {
 		if w == 0 {
 			break
 		}
-		t := bits.TrailingZeros64(w)
-		var n int
-		switch {
-		case t < entryTypes:
-			n = entryU64s[t]
-		case t < len(p.it.extra) && p.it.extra[t] != 0:
-			n = int(p.it.extra[t])
-		}
+		t, n := entrySize(w, p.it.extra)
 		if n == 0 || off+8*n > len(b) {
 			break
 		}

@@ -3,7 +3,6 @@ package btreeio_test
 import (
 	"bufio"
 	"bytes"
-	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -582,36 +581,6 @@ func TestDeviceSet(t *testing.T) {
 	}
 }
 
-// fileState is what must not change when bpcheck reads an image.
-type fileState struct {
-	sum   [sha256.Size]byte
-	size  int64
-	mtime int64
-	mode  os.FileMode
-}
-
-// stateOf hashes and stats the file at path.
-func stateOf(t *testing.T, path string) fileState {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		t.Fatal(err)
-	}
-	st, err := f.Stat()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var s fileState
-	copy(s.sum[:], h.Sum(nil))
-	s.size, s.mtime, s.mode = st.Size(), st.ModTime().UnixNano(), st.Mode()
-	return s
-}
-
 // openFlags returns the open flags (from /proc/self/fdinfo) of every file
 // descriptor of this process that refers to path; ok is false when /proc
 // is not available.
@@ -657,7 +626,7 @@ func TestReadOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := stateOf(t, img)
+	before := casedata.StateOf(t, img)
 	fs := mustOpen(t, img)
 	if flags, ok := openFlags(t, img); ok {
 		if len(flags) != 1 {
@@ -678,11 +647,11 @@ func TestReadOnly(t *testing.T) {
 	if err := fs.Close(); err != nil {
 		t.Fatal(err)
 	}
-	after := stateOf(t, img)
+	after := casedata.StateOf(t, img)
 	if after != before {
 		t.Errorf("image changed by a read-only walk: before %+v, after %+v", before, after)
 	}
-	t.Logf("walked %d btrees, %d leaf keys; image unchanged (sha256 %x)", len(walks), keys, after.sum[:8])
+	t.Logf("walked %d btrees, %d leaf keys; image unchanged (sha256 %x)", len(walks), keys, after.Sum[:8])
 }
 
 // setFirstBsetCsum recomputes the checksum of the first bset of the node in

@@ -59,15 +59,7 @@ func open(t *testing.T, dir string, m *Manifest) *btreeio.FS {
 	for _, f := range m.Files {
 		paths = append(paths, filepath.Join(dir, f))
 	}
-	fs, err := btreeio.Open(paths)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { fs.Close() })
-	if err := fs.LoadRoots(); err != nil {
-		t.Fatal(err)
-	}
-	return fs
+	return openImages(t, paths)
 }
 
 func findingKeys(fs []Finding) []string {

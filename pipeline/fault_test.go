@@ -149,13 +149,7 @@ func TestCancelStopsWorkers(t *testing.T) {
 			t.Errorf("delay %v: %v", delay, err)
 		}
 	}
-	deadline := time.Now().Add(2 * time.Second)
-	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if n := runtime.NumGoroutine(); n > before {
-		t.Errorf("%d goroutines left, %d before", n, before)
-	}
+	waitGoroutines(t, before, "left")
 }
 
 // TestProgress checks that the progress of a multi-pass check never
@@ -199,6 +193,38 @@ func TestProgress(t *testing.T) {
 	t.Logf("%d samples, final %s", samples, s)
 }
 
+// rootPtr returns the first pointer of btree id's root, and the root.
+func rootPtr(t *testing.T, fs *btreeio.FS, id bp.BtreeID) (bp.Ptr, *btreeio.Root) {
+	t.Helper()
+	r := fs.Root(id)
+	if r == nil {
+		t.Fatalf("no %v btree", id)
+	}
+	entries, _, err := bp.ValueEntries(r.Key.Type, r.Val)
+	if err != nil {
+		t.Fatal(err)
+	}
+	it := bp.NewPtrIter(entries, r.Key.Size, nil)
+	d, ok, _ := it.Next()
+	if !ok {
+		t.Fatalf("%v root has no pointer", id)
+	}
+	return d.Ptr, r
+}
+
+// waitGoroutines waits up to 2 s for the goroutine count to fall back to
+// before, and fails the test if it does not.
+func waitGoroutines(t *testing.T, before int, what string) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Errorf("%d goroutines %s, %d before", n, what, before)
+	}
+}
+
 // TestTransientRootRead fails one read of the extents root node (a level-1
 // root, whose leaves are split among several tasks) with EIO, each time a
 // different one: a check either recovers (then it reports what a clean
@@ -208,20 +234,11 @@ func TestTransientRootRead(t *testing.T) {
 	casedata.Require(t)
 	path := casedata.CaseImages(t, "many-extents")[0]
 	probe, _ := openFaulty(t, path, nil)
-	r := probe.Root(bp.BtreeExtents)
-	if r == nil || r.Level != 1 {
-		t.Fatalf("many-extents: extents root %+v, want level 1", r)
+	ptr, r := rootPtr(t, probe, bp.BtreeExtents)
+	if r.Level != 1 {
+		t.Fatalf("many-extents: extents root at level %d, want 1", r.Level)
 	}
-	entries, _, err := bp.ValueEntries(r.Key.Type, r.Val)
-	if err != nil {
-		t.Fatal(err)
-	}
-	it := bp.NewPtrIter(entries, r.Key.Size, nil)
-	d, ok, _ := it.Next()
-	if !ok {
-		t.Fatal("extents root has no pointer")
-	}
-	rootOff := int64(d.Ptr.Offset) * btreeio.SectorSize
+	rootOff := int64(ptr.Offset) * btreeio.SectorSize
 	clean, err := pipeline.Run(context.Background(), probe, pipeline.Options{Workers: 2})
 	if err != nil {
 		t.Fatal(err)
@@ -262,13 +279,7 @@ func TestNoReadersOutliveRun(t *testing.T) {
 	if _, err := pipeline.Run(context.Background(), fs, pipeline.Options{Workers: 4, Prefetch: 8, Async: true, AsyncBackend: aio.PreadPool}); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(2 * time.Second)
-	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if n := runtime.NumGoroutine(); n > before {
-		t.Errorf("%d goroutines after Run, %d before", n, before)
-	}
+	waitGoroutines(t, before, "after Run")
 }
 
 // TestLostStripesNode makes the stripes btree of a generated erasure-coded
@@ -292,16 +303,7 @@ func TestLostStripesNode(t *testing.T) {
 	if err := fs.LoadRoots(); err != nil {
 		t.Fatal(err)
 	}
-	r := fs.Root(bp.BtreeStripes)
-	if r == nil {
-		t.Fatal("no stripes btree")
-	}
-	entries, _, _ := bp.ValueEntries(r.Key.Type, r.Val)
-	it := bp.NewPtrIter(entries, r.Key.Size, nil)
-	d, ok, _ := it.Next()
-	if !ok {
-		t.Fatal("stripes root has no pointer")
-	}
+	ptr, _ := rootPtr(t, fs, bp.BtreeStripes)
 	fs.Close()
 	// Open the device holding the stripes root through a faulty reader.
 	var devs []*btreeio.Device
@@ -313,8 +315,8 @@ func TestLostStripesNode(t *testing.T) {
 		defer f.Close()
 		st, _ := f.Stat()
 		var ra io.ReaderAt = f
-		if i == int(d.Ptr.Dev) {
-			ra = &faultio.ReaderAt{R: f, Faults: []faultio.Fault{{Kind: faultio.EIO, Off: int64(d.Ptr.Offset) * btreeio.SectorSize, Len: 1}}}
+		if i == int(ptr.Dev) {
+			ra = &faultio.ReaderAt{R: f, Faults: []faultio.Fault{{Kind: faultio.EIO, Off: int64(ptr.Offset) * btreeio.SectorSize, Len: 1}}}
 		}
 		dev, err := btreeio.NewDevice(p, ra, st.Size())
 		if err != nil {

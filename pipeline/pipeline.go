@@ -441,18 +441,12 @@ func (e *emitter) shardOf(k shard.BucketKey) int {
 }
 
 func (e *emitter) emit(r *shard.Ref) error {
-	if r.Bucket < e.lo || r.Bucket >= e.hi {
+	i, dst := e.slot(r.Bucket)
+	if dst == nil {
 		return nil
 	}
-	i := e.shardOf(r.Bucket)
-	if i >= len(e.shards) {
-		return nil
-	}
-	e.bufs[i] = append(e.bufs[i], *r)
-	if len(e.bufs[i]) >= batchSize {
-		return e.flushOne(i)
-	}
-	return nil
+	*dst = *r
+	return e.commit(i)
 }
 
 // slot returns a place for a record of bucket in the batch of shard i, or

@@ -21,15 +21,26 @@ func TestEntrySizes(t *testing.T) {
 	}
 }
 
+// testConfig is a shard configuration for hand-made records: one format
+// B device of the given bucket size, every bucket valid, erasure-coding
+// counters compared as from metadata 1.35.
+func testConfig(bucketSize uint32) *Config {
+	return &Config{
+		FormatB:             true,
+		BucketSize:          func(uint64) (uint32, bool) { return bucketSize, true },
+		ValidBucket:         func(uint64, uint64) bool { return true },
+		Describe:            func(bp.Pos, []byte) string { return "" },
+		BtreeName:           func(id bp.BtreeID) string { return id.Name(bp.VersionBucketStripeIndex) },
+		CheckStripe:         true,
+		StripeSectors:       true,
+		CheckStripeRefcount: true,
+	}
+}
+
 // TestApplyAllocs guards the hot path: applying records whose
 // backpointers match (the common case) allocates nothing.
 func TestApplyAllocs(t *testing.T) {
-	cfg := &Config{
-		FormatB:     true,
-		Shift:       0,
-		BucketSize:  func(uint64) (uint32, bool) { return 128, true },
-		ValidBucket: func(uint64, uint64) bool { return true },
-	}
+	cfg := testConfig(128)
 	s := New(cfg, MakeBucketKey(0, 0), MakeBucketKey(1, 0))
 	const buckets, perBucket = 16, 8
 	var refs []Ref
@@ -63,16 +74,7 @@ func TestApplyAllocs(t *testing.T) {
 // data block makes it stripe, and its erasure-coded extent pointers count
 // in stripe_sectors; every block is one stripe_refcount.
 func TestStripeBuckets(t *testing.T) {
-	cfg := &Config{
-		FormatB:             true,
-		BucketSize:          func(uint64) (uint32, bool) { return 512, true },
-		ValidBucket:         func(uint64, uint64) bool { return true },
-		Describe:            func(bp.Pos, []byte) string { return "" },
-		BtreeName:           func(id bp.BtreeID) string { return id.Name(bp.VersionBucketStripeIndex) },
-		CheckStripe:         true,
-		StripeSectors:       true,
-		CheckStripeRefcount: true,
-	}
+	cfg := testConfig(512)
 	const parity, data = 1, 2
 	stripeRef := func(bucket uint64, dt bp.DataType, sectors uint32) Ref {
 		return Ref{Kind: RefStripe, DataType: dt, Sectors: sectors, Bucket: MakeBucketKey(0, bucket)}
@@ -122,13 +124,7 @@ func TestStripeBuckets(t *testing.T) {
 // position twice; which stored entry a pointer is judged against must
 // not depend on the order records arrive in.
 func TestDuplicatePositionOrder(t *testing.T) {
-	cfg := &Config{
-		FormatB:     true,
-		BucketSize:  func(uint64) (uint32, bool) { return 128, true },
-		ValidBucket: func(uint64, uint64) bool { return true },
-		Describe:    func(bp.Pos, []byte) string { return "" },
-		BtreeName:   func(id bp.BtreeID) string { return "extents" },
-	}
+	cfg := testConfig(128)
 	var a, b [bp.BackpointerBytes]byte
 	a[0], b[0] = 1, 2
 	ref := func(v [bp.BackpointerBytes]byte) Ref {
@@ -158,16 +154,7 @@ func TestDuplicatePositionOrder(t *testing.T) {
 // speak of stripes are not judged: their stripe references may be in the
 // lost node.
 func TestStripesLost(t *testing.T) {
-	cfg := &Config{
-		FormatB:             true,
-		BucketSize:          func(uint64) (uint32, bool) { return 512, true },
-		ValidBucket:         func(uint64, uint64) bool { return true },
-		Describe:            func(bp.Pos, []byte) string { return "" },
-		BtreeName:           func(id bp.BtreeID) string { return id.Name(bp.VersionBucketStripeIndex) },
-		CheckStripe:         true,
-		StripeSectors:       true,
-		CheckStripeRefcount: true,
-	}
+	cfg := testConfig(512)
 	run := func(lost *Lost) int {
 		s := New(cfg, MakeBucketKey(0, 0), MakeBucketKey(1, 0))
 		s.AddAlloc(MakeBucketKey(0, 1), bp.AllocV4{DataType: bp.DataParity, DirtySectors: 256, StripeRefcount: 1})

@@ -75,6 +75,11 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 		paths = append(paths, out)
 	}
 	fmt.Fprintf(stderr, "bpcheck demo: checking %s (%d device(s), decompressed to %s)\n", caseDir, len(paths), tmp)
+	return demoCheck(paths, *asJSON, stdout, stderr)
+}
+
+// demoCheck checks the demo's devices with the default options.
+func demoCheck(paths []string, asJSON bool, stdout, stderr io.Writer) int {
 	fs, err := btreeio.Open(paths)
 	if err != nil {
 		fmt.Fprintf(stderr, "bpcheck: %v\n", err)
@@ -82,7 +87,7 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	}
 	defer fs.Close()
 	budget, _ := parseMemory("50%", memory.TotalMemory())
-	return check(context.Background(), fs, pipeline.Options{Workers: runtime.GOMAXPROCS(0), MemoryBudget: budget}, checkOutput{json: *asJSON}, stdout, stderr)
+	return check(context.Background(), fs, pipeline.Options{Workers: runtime.GOMAXPROCS(0), MemoryBudget: budget}, checkOutput{json: asJSON}, stdout, stderr)
 }
 
 // decompress writes the zstd file src to dst, leaving runs of zero
@@ -156,14 +161,7 @@ func demoGenerated(extents int64, asJSON bool, stdout, stderr io.Writer) int {
 	}
 	paths := []string{filepath.Join(tmp, "dev0.img"), filepath.Join(tmp, "dev1.img")}
 	fmt.Fprintf(stderr, "bpcheck demo: generated a 2-device filesystem with %d extents and faults that should give %d findings, in %s\n", extents, len(m.Findings), tmp)
-	fs, err := btreeio.Open(paths)
-	if err != nil {
-		fmt.Fprintf(stderr, "bpcheck: %v\n", err)
-		return exitCodeFor(err)
-	}
-	defer fs.Close()
-	budget, _ := parseMemory("50%", memory.TotalMemory())
-	code := check(context.Background(), fs, pipeline.Options{Workers: runtime.GOMAXPROCS(0), MemoryBudget: budget}, checkOutput{json: asJSON}, stdout, stderr)
+	code := demoCheck(paths, asJSON, stdout, stderr)
 	if !asJSON {
 		counts := map[string]int{}
 		for _, f := range m.Findings {

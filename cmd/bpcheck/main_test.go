@@ -2,12 +2,10 @@ package main
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -556,35 +554,6 @@ func TestHelp(t *testing.T) {
 	}
 }
 
-// fingerprint is what a write to an image would change.
-type fingerprint struct {
-	sum   [sha256.Size]byte
-	size  int64
-	mtime time.Time
-	mode  fs.FileMode
-}
-
-func fingerprintOf(t *testing.T, path string) fingerprint {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		t.Fatal(err)
-	}
-	st, err := f.Stat()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var fp fingerprint
-	h.Sum(fp.sum[:0])
-	fp.size, fp.mtime, fp.mode = st.Size(), st.ModTime(), st.Mode()
-	return fp
-}
-
 // TestReadOnly runs every command on a writable copy of tiny's image (so
 // that a stray write would succeed and show) and on the cached image, and
 // checks after each command that content, size, mode and mtime are
@@ -608,7 +577,7 @@ func TestReadOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, path := range []string{img, cached} {
-		before := fingerprintOf(t, path)
+		before := casedata.StateOf(t, path)
 		for _, args := range [][]string{
 			{"check", path},
 			{"check", "--json", path},
@@ -622,7 +591,7 @@ func TestReadOnly(t *testing.T) {
 			{"show-super", path},
 		} {
 			r := runCLI(t, args...)
-			if after := fingerprintOf(t, path); after != before {
+			if after := casedata.StateOf(t, path); after != before {
 				t.Fatalf("bpcheck %s (exit %d) changed %s: before %+v, after %+v", strings.Join(args, " "), r.code, path, before, after)
 			}
 		}
