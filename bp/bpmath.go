@@ -89,12 +89,15 @@ func (g *Geometry) ExpectedBPInto(bp *Backpointer, btree BtreeID, level uint8, k
 	if level > 0 {
 		sectors = g.BtreeNodeSectors
 	}
-	*bp = Backpointer{
-		BtreeID:   btree,
-		Level:     level,
-		BucketLen: d.DiskSectors(sectors),
-		Pos:       k.Pos,
-	}
+	// Field by field: a composite literal is built on the stack and
+	// copied with wide loads that stall on its narrow stores.
+	bp.BtreeID = btree
+	bp.Level = level
+	bp.BucketOffset = 0
+	bp.BucketGen = 0
+	bp.Flags = 0
+	bp.BucketLen = d.DiskSectors(sectors)
+	bp.Pos.Inode, bp.Pos.Offset, bp.Pos.Snapshot = k.Pos.Inode, k.Pos.Offset, k.Pos.Snapshot
 	switch {
 	case k.Type == KeyBtreePtr || k.Type == KeyBtreePtrV2:
 		bp.DataType = DataBtree

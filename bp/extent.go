@@ -48,13 +48,20 @@ type Ptr struct {
 
 // DecodePtr decodes an 8-byte pointer word.
 func DecodePtr(w uint64) Ptr {
-	return Ptr{
-		Cached:    w>>1&1 != 0,
-		Unwritten: w>>3&1 != 0,
-		Offset:    w >> 4 & (1<<44 - 1),
-		Dev:       uint8(w >> 48),
-		Gen:       uint8(w >> 56),
-	}
+	var p Ptr
+	p.decode(w)
+	return p
+}
+
+// decode fills p from an 8-byte pointer word field by field (hot loops:
+// a struct built elsewhere and copied in is read back with wide loads
+// that cannot be forwarded from the narrow stores that built it).
+func (p *Ptr) decode(w uint64) {
+	p.Offset = w >> 4 & (1<<44 - 1)
+	p.Dev = uint8(w >> 48)
+	p.Gen = uint8(w >> 56)
+	p.Cached = w>>1&1 != 0
+	p.Unwritten = w>>3&1 != 0
 }
 
 // Encode returns p as an on-disk pointer word.
@@ -179,16 +186,27 @@ func (it *EntryIter) Next() (e Entry, ok bool, err error) {
 
 // DecodeCRC unpacks a crc entry for a key of the given live size.
 func DecodeCRC(e Entry, liveSize uint32) CRC {
-	w := binary.LittleEndian.Uint64(e.Words)
-	c := CRC{Kind: uint8(e.Type), LiveSize: liveSize}
-	switch e.Type {
+	var c CRC
+	c.decode(e.Type, e.Words, liveSize)
+	return c
+}
+
+// decode fills c from the words of a crc entry of type t, every field
+// written in place (see Ptr.decode).
+func (c *CRC) decode(t int, words []byte, liveSize uint32) {
+	w := binary.LittleEndian.Uint64(words)
+	c.Kind = uint8(t)
+	c.LiveSize = liveSize
+	switch t {
 	case EntryCRC32:
 		c.CompressedSize = uint32(w>>2&0x7f) + 1
 		c.UncompressedSize = uint32(w>>9&0x7f) + 1
 		c.Offset = uint32(w >> 16 & 0x7f)
+		c.Nonce = 0
 		c.CsumType = uint8(w >> 24 & 0xf)
 		c.CompressionType = uint8(w >> 28 & 0xf)
 		c.CsumLo = w >> 32
+		c.CsumHi = 0
 	case EntryCRC64:
 		c.CompressedSize = uint32(w>>3&0x1ff) + 1
 		c.UncompressedSize = uint32(w>>12&0x1ff) + 1
@@ -197,7 +215,7 @@ func DecodeCRC(e Entry, liveSize uint32) CRC {
 		c.CsumType = uint8(w >> 40 & 0xf)
 		c.CompressionType = uint8(w >> 44 & 0xf)
 		c.CsumHi = w >> 48
-		c.CsumLo = binary.LittleEndian.Uint64(e.Words[8:])
+		c.CsumLo = binary.LittleEndian.Uint64(words[8:])
 	case EntryCRC128:
 		c.CompressedSize = uint32(w>>4&0x1fff) + 1
 		c.UncompressedSize = uint32(w>>17&0x1fff) + 1
@@ -205,10 +223,30 @@ func DecodeCRC(e Entry, liveSize uint32) CRC {
 		c.Nonce = uint32(w >> 43 & 0x1fff)
 		c.CsumType = uint8(w >> 56 & 0xf)
 		c.CompressionType = uint8(w >> 60 & 0xf)
-		c.CsumLo = binary.LittleEndian.Uint64(e.Words[8:])
-		c.CsumHi = binary.LittleEndian.Uint64(e.Words[16:])
+		c.CsumLo = binary.LittleEndian.Uint64(words[8:])
+		c.CsumHi = binary.LittleEndian.Uint64(words[16:])
+	default:
+		c.CompressedSize, c.UncompressedSize, c.Offset, c.Nonce = 0, 0, 0, 0
+		c.CsumType, c.CompressionType = 0, 0
+		c.CsumLo, c.CsumHi = 0, 0
 	}
-	return c
+}
+
+// implicit sets c to the crc of a value without a crc entry: the key's
+// size, uncompressed, no checksum.
+func (c *CRC) implicit(size uint32) {
+	c.Kind, c.CsumType, c.CompressionType = 0, 0, 0
+	c.CompressedSize, c.UncompressedSize, c.LiveSize = size, size, size
+	c.Offset, c.Nonce = 0, 0
+	c.CsumLo, c.CsumHi = 0, 0
+}
+
+// copyFrom copies o into c field by field (see Ptr.decode).
+func (c *CRC) copyFrom(o *CRC) {
+	c.Kind, c.CsumType, c.CompressionType = o.Kind, o.CsumType, o.CompressionType
+	c.CompressedSize, c.UncompressedSize, c.LiveSize = o.CompressedSize, o.UncompressedSize, o.LiveSize
+	c.Offset, c.Nonce = o.Offset, o.Nonce
+	c.CsumLo, c.CsumHi = o.CsumLo, o.CsumHi
 }
 
 // DecodeStripePtr unpacks a stripe_ptr entry.
@@ -238,11 +276,11 @@ func NewPtrIter(entries []byte, size uint32, extra []uint8) PtrIter {
 // Reset makes p iterate over entries as NewPtrIter would, in place (for
 // hot loops: a returned iterator is copied).
 func (p *PtrIter) Reset(entries []byte, size uint32, extra []uint8) {
-	p.it = EntryIter{b: entries, extra: extra}
+	p.it.b, p.it.extra, p.it.off = entries, extra, 0
 	p.size = size
-	p.crc = CRC{CompressedSize: size, UncompressedSize: size, LiveSize: size}
+	p.crc.implicit(size)
 	p.hasStripe = false
-	p.stripe = StripePtr{}
+	p.stripe.Block, p.stripe.Redundancy, p.stripe.Idx = 0, 0, 0
 }
 
 // Next returns the next pointer; ok is false at the end or on error.
@@ -274,17 +312,17 @@ func (p *PtrIter) NextInto(d *DecodedPtr) (ok bool, err error) {
 		switch t {
 		case EntryPtr:
 			p.it.off = off + 8
-			d.Ptr = DecodePtr(w)
-			d.CRC = p.crc
+			d.Ptr.decode(w)
+			d.CRC.copyFrom(&p.crc)
 			d.HasStripe = p.hasStripe
-			d.Stripe = p.stripe
+			d.Stripe.Block, d.Stripe.Redundancy, d.Stripe.Idx = p.stripe.Block, p.stripe.Redundancy, p.stripe.Idx
 			p.hasStripe = false
 			return true, nil
 		case EntryCRC32, EntryCRC64, EntryCRC128:
-			p.crc = DecodeCRC(Entry{Type: t, Words: b[off : off+8*n]}, p.size)
+			p.crc.decode(t, b[off:off+8*n], p.size)
 		case EntryStripePtr:
 			p.hasStripe = true
-			p.stripe = DecodeStripePtr(Entry{Type: t, Words: b[off : off+8]})
+			p.stripe.Block, p.stripe.Redundancy, p.stripe.Idx = uint8(w>>5), uint8(w>>13&0xf), w>>17
 		}
 		off += 8 * n
 	}

@@ -122,9 +122,10 @@ func Run(ctx context.Context, fs *btreeio.FS, opt Options) (*Result, error) {
 	// Leaves read ahead are held outside the shards' budget: under a small
 	// budget the read-ahead depth shrinks so that the nodes in flight
 	// stay within an eighth of it (else the collector, held to the budget,
-	// runs without pause).
+	// runs without pause). Loaders and producers walk at the same time, up
+	// to Workers of each.
 	if nodeBytes := int64(fs.SB.BtreeNodeSectors()) * btreeio.SectorSize; opt.Prefetch > 0 && nodeBytes > 0 {
-		most := opt.MemoryBudget / 8 / (nodeBytes * int64(opt.Workers))
+		most := opt.MemoryBudget / 8 / (nodeBytes * 2 * int64(opt.Workers))
 		opt.Prefetch = int(max(1, min(int64(opt.Prefetch), most)))
 	}
 	fs.Prefetch, fs.Async, fs.AsyncBackend = opt.Prefetch, opt.Async, opt.AsyncBackend
@@ -549,7 +550,7 @@ func (e *emitter) emitKeyPtrs(btree bp.BtreeID, level uint8, k *bp.Key, val []by
 			}
 			continue
 		}
-		bucket := shard.MakeBucketKey(uint64(d.Ptr.Dev), d.Ptr.Offset/uint64(m.BucketSize))
+		bucket := shard.MakeBucketKey(uint64(d.Ptr.Dev), m.BucketOf(d.Ptr.Offset))
 		if bucket < e.lo || bucket >= e.hi {
 			continue // another pass's buckets
 		}
@@ -558,21 +559,24 @@ func (e *emitter) emitKeyPtrs(btree bp.BtreeID, level uint8, k *bp.Key, val []by
 		if r == nil {
 			continue
 		}
-		*r = shard.Ref{
-			Kind:    shard.RefPtr,
-			Bucket:  bucket,
-			BPPos:   bpPos,
-			KeyType: k.Type,
-			NeedsBP: level > 0 || c.geo.NeedsBP(d),
-			Cached:  d.Ptr.Cached,
-			Gen:     d.Ptr.Gen,
-			Sectors: v.BucketLen,
-		}
-		v.Encode(r.BPVal[:], c.formatB)
+		// Field by field: the batch slot is written in place (a composite
+		// literal is built on the stack and copied with wide loads that
+		// stall on its narrow stores).
+		r.Kind = shard.RefPtr
+		r.KeyType = k.Type
+		r.NeedsBP = level > 0 || c.geo.NeedsBP(d)
+		r.Cached = d.Ptr.Cached
+		r.Gen = d.Ptr.Gen
 		r.DataType = v.DataType
 		if d.Ptr.Cached {
 			r.DataType = bp.DataCached
 		}
+		r.StripeBlock = 0
+		r.Sectors = v.BucketLen
+		r.StripeCount = 0
+		r.Bucket = bucket
+		r.BPPos.Inode, r.BPPos.Offset, r.BPPos.Snapshot = bpPos.Inode, bpPos.Offset, bpPos.Snapshot
+		v.Encode(r.BPVal[:], c.formatB)
 		if err := e.commit(si); err != nil {
 			return err
 		}
@@ -707,33 +711,61 @@ func (c *checker) runPass(ctx context.Context, pass int, spans []span, tasks []t
 	lo, hi := spans[0].lo, spans[len(spans)-1].hi
 	t0 := time.Now()
 	c.opt.Progress.setStage(StageLoad)
-	lg, _ := errgroup.WithContext(ctx)
-	lg.SetLimit(c.opt.Workers)
-	for _, sh := range shards {
-		lg.Go(func() error {
+	// Loading and producing overlap: the producers start at once, and each
+	// shard's worker applies records only once the shard holds its
+	// backpointers, alloc keys and metadata buckets; until then records
+	// wait in the shard's bounded channel (the producers block when it is
+	// full). A core that finishes its loading early walks extents instead
+	// of idling until the slowest shard is loaded.
+	g, gctx := errgroup.WithContext(ctx)
+	loaded := make([]chan struct{}, len(shards))
+	var loading atomic.Int32
+	loading.Store(int32(len(shards)))
+	var t1 time.Time // when the last shard was loaded
+	loadSem := make(chan struct{}, c.opt.Workers)
+	for i, sh := range shards {
+		loaded[i] = make(chan struct{})
+		g.Go(func() error {
+			select {
+			case loadSem <- struct{}{}:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+			defer func() { <-loadSem }()
 			if err := c.loadBackpointers(pass, sh); err != nil {
 				return err
 			}
-			return c.loadAlloc(pass, []*shard.Shard{sh}, sh.Lo, sh.Hi)
+			if err := c.loadAlloc(pass, []*shard.Shard{sh}, sh.Lo, sh.Hi); err != nil {
+				return err
+			}
+			c.addMetadataRefs([]*shard.Shard{sh}, max(lo, sh.Lo), min(hi, sh.Hi))
+			close(loaded[i])
+			if loading.Add(-1) == 0 {
+				t1 = time.Now()
+				c.opt.Progress.setStage(StageProduce)
+			}
+			return nil
 		})
 	}
-	if err := lg.Wait(); err != nil {
-		return err
-	}
-	c.addMetadataRefs(shards, lo, hi)
-	t1 := time.Now()
-	c.phases.Load += t1.Sub(t0)
-	c.opt.Progress.setStage(StageProduce)
 
-	g, gctx := errgroup.WithContext(ctx)
 	chans := make([]chan []shard.Ref, len(shards))
 	var shardWG sync.WaitGroup
 	for i := range shards {
 		chans[i] = make(chan []shard.Ref, 8)
-		sh, ch := shards[i], chans[i]
+		sh, ch, ready := shards[i], chans[i], loaded[i]
 		shardWG.Add(1)
 		go func() {
 			defer shardWG.Done()
+			select {
+			case <-ready:
+			case <-gctx.Done():
+				// A loader failed or the check was cancelled: nothing is
+				// applied; the channel is drained until it is closed.
+				for batch := range ch {
+					putBatch(batch)
+				}
+				return
+			}
 			for batch := range ch {
 				sh.Apply(batch)
 				putBatch(batch)
@@ -777,6 +809,10 @@ func (c *checker) runPass(ctx context.Context, pass int, spans []span, tasks []t
 	}
 	shardWG.Wait()
 	t2 := time.Now()
+	if t1.IsZero() {
+		t1 = t2 // loading failed or was cancelled
+	}
+	c.phases.Load += t1.Sub(t0)
 	c.phases.Produce += t2.Sub(t1)
 	c.opt.Progress.setStage(StageFinish)
 	defer func() { c.phases.Finish += time.Since(t2) }()

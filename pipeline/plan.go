@@ -78,7 +78,7 @@ func bpBucket(fs *btreeio.FS, p bp.Pos) shard.BucketKey {
 	if m.BucketSize == 0 {
 		return shard.MakeBucketKey(p.Inode, 0)
 	}
-	b := (p.Offset >> fs.SB.ExtentBPShift()) / uint64(m.BucketSize)
+	b := m.BucketOf(p.Offset >> fs.SB.ExtentBPShift())
 	if b > m.NBuckets {
 		b = m.NBuckets
 	}

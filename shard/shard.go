@@ -215,9 +215,17 @@ func (s *Shard) Contains(k BucketKey) bool { return k >= s.Lo && k < s.Hi }
 // AddBP adds a backpointer read from the backpointers btree. Backpointers
 // must be added in key order.
 func (s *Shard) AddBP(dev uint32, off uint64, val []byte) {
-	e := BPEntry{Dev: dev, Off: off}
+	// The entry is filled in place: a local copied in would be read back
+	// with wide loads that stall on the narrow stores that built it.
+	n := len(s.bps)
+	if n < cap(s.bps) {
+		s.bps = s.bps[:n+1]
+	} else {
+		s.bps = append(s.bps, BPEntry{})
+	}
+	e := &s.bps[n]
+	e.Dev, e.Matched, e.Off = dev, false, off
 	copy(e.Val[:], val)
-	s.bps = append(s.bps, e)
 }
 
 // AddAlloc adds the alloc key of a bucket; keys must be added in order.
