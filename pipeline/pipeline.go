@@ -134,7 +134,7 @@ func Run(ctx context.Context, fs *btreeio.FS, opt Options) (*Result, error) {
 	defer fs.CloseReaders()
 	c := newChecker(fs, opt)
 	if opt.Progress != nil {
-		opt.Progress.start = start
+		opt.Progress.start.Store(start)
 		opt.Progress.setStage(StagePlan)
 	}
 	// The planner's read errors are met again, and reported, by the loaders.

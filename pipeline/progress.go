@@ -27,7 +27,9 @@ type Progress struct {
 	pass       atomic.Int32
 	passes     atomic.Int32
 	stage      atomic.Value // string
-	start      time.Time
+	// start is the check's start (time.Time), set by Run while readers
+	// may already poll.
+	start atomic.Value
 }
 
 // Snapshot is a consistent-enough reading of a Progress.
@@ -44,8 +46,8 @@ func (p *Progress) Snapshot() Snapshot {
 	if v, ok := p.stage.Load().(string); ok {
 		s.Stage = v
 	}
-	if !p.start.IsZero() {
-		s.Elapsed = time.Since(p.start)
+	if t, ok := p.start.Load().(time.Time); ok {
+		s.Elapsed = time.Since(t)
 	}
 	if s.Done > s.Total {
 		s.Done = s.Total
