@@ -327,7 +327,10 @@ func (p *PtrIter) NextInto(d *DecodedPtr) (ok bool, err error) {
 		off += 8 * n
 	}
 	p.it.off = off
-	_, _, err = p.it.Next() // the end, or the error at off
+	if off == len(b) {
+		return false, nil // the end
+	}
+	_, _, err = p.it.Next() // the error at off
 	return false, err
 }
 

@@ -143,6 +143,13 @@ func FuzzDecodeKey(f *testing.F) {
 			return
 		}
 		k, val, err := format.DecodeKey(kb)
+		// The node path decodes through an Unpacker: it must agree.
+		u := format.Unpacker()
+		var uk bp.Key
+		uval, uerr := u.DecodeKeyInto(&uk, kb)
+		if (err == nil) != (uerr == nil) || err == nil && (uk != k || len(uval) != len(val) || len(val) > 0 && &uval[0] != &val[0]) {
+			t.Fatalf("Unpacker: %+v, %d value bytes, error %v; Format: %+v, %d value bytes, error %v", uk, len(uval), uerr, k, len(val), err)
+		}
 		if err != nil {
 			if !errors.Is(err, bp.ErrKey) {
 				t.Fatalf("DecodeKey error %v is not ErrKey", err)

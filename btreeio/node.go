@@ -125,6 +125,7 @@ func parseNodeInto(n *Node, sb *Superblock, dev string, off int64, buf []byte, e
 	}
 	keys := n.raw
 	bsetStart := n.bsetStart
+	var unpack bp.Unpacker // the node's format, set with it
 	written := 0
 	for written < limitSectors {
 		boff := written * SectorSize
@@ -200,6 +201,7 @@ func parseNodeInto(n *Node, sb *Superblock, dev string, off int64, buf []byte, e
 				return nil, fail("node key format: %w", err)
 			}
 			n.Format = f
+			unpack = f.Unpacker()
 		}
 		if written != 0 && exp.MaxJournalSeq != 0 && le.Uint64(buf[hdr+8:]) > exp.MaxJournalSeq {
 			// Blacklisted: written after the last journal flush.
@@ -222,7 +224,7 @@ func parseNodeInto(n *Node, sb *Superblock, dev string, off int64, buf []byte, e
 				keys = append(keys, NodeKey{})
 			}
 			nk := &keys[m]
-			val, err := n.Format.DecodeKeyInto(&nk.Key, buf[p:end])
+			val, err := unpack.DecodeKeyInto(&nk.Key, buf[p:end])
 			if err != nil {
 				keys = keys[:m]
 				n.Problems = append(n.Problems, fail("key at byte %d of bset %d: %w; rest of bset dropped", p, bsetIdx, err))

@@ -822,14 +822,26 @@ func (c *checker) runPass(ctx context.Context, pass int, spans []span, tasks []t
 	if pass == 0 {
 		c.stats.add(&total)
 	}
-	for _, sh := range shards {
+	// Shards finish in parallel: each judges its own buckets (duplicate
+	// claims read the filesystem, which is safe for concurrent use).
+	found := make([][]report.Finding, len(shards))
+	var fg errgroup.Group
+	fg.SetLimit(c.opt.Workers)
+	for i, sh := range shards {
+		fg.Go(func() error {
+			found[i] = sh.Finish(&c.lost)
+			return nil
+		})
+	}
+	_ = fg.Wait() // the tasks return no error
+	for i, sh := range shards {
 		n, a := sh.Counts()
 		c.stats.Backpointers += int64(n)
 		for dev, k := range sh.DevCounts() {
 			c.stats.PerDev[dev].Backpointers += int64(k)
 		}
 		c.stats.AllocKeys += int64(a)
-		c.findings = append(c.findings, sh.Finish(&c.lost)...)
+		c.findings = append(c.findings, found[i]...)
 	}
 	return nil
 }

@@ -7,6 +7,7 @@
 package shard
 
 import (
+	"encoding/binary"
 	"fmt"
 	"slices"
 
@@ -211,6 +212,14 @@ func (s *Shard) Release() {
 
 // Contains reports whether bucket k belongs to the shard.
 func (s *Shard) Contains(k BucketKey) bool { return k >= s.Lo && k < s.Hi }
+
+// sameBP compares two encoded backpointer values as four words (an array
+// comparison calls the general memory compare, once per pointer).
+func sameBP(a, b *[bp.BackpointerBytes]byte) bool {
+	le := binary.LittleEndian
+	return le.Uint64(a[0:]) == le.Uint64(b[0:]) && le.Uint64(a[8:]) == le.Uint64(b[8:]) &&
+		le.Uint64(a[16:]) == le.Uint64(b[16:]) && le.Uint64(a[24:]) == le.Uint64(b[24:])
+}
 
 // AddBP adds a backpointer read from the backpointers btree. Backpointers
 // must be added in key order.
@@ -481,7 +490,7 @@ func (s *Shard) apply(r *Ref) {
 		return
 	}
 	e := &s.bps[i]
-	if e.Val != r.BPVal {
+	if !sameBP(&e.Val, &r.BPVal) {
 		// Judged at the end: another key may claim this backpointer.
 		s.pending = append(s.pending, mismatch{ref: *r, entry: i})
 		return
