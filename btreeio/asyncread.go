@@ -20,6 +20,9 @@ func readCached(f *os.File, buf []byte, off int64) (int, bool) {
 	return n, err == nil && n == len(buf)
 }
 
+// cacheRead is readCached; tests replace it to play page cache misses.
+var cacheRead = readCached
+
 // asyncLeaves reads the leaves of kids through an aio.Reader (io_uring
 // where the kernel allows, a pread pool otherwise), keeping up to
 // fs.Prefetch reads in flight, and hands them to v in key order. Each leaf
@@ -55,8 +58,40 @@ func (fs *FS) asyncLeaves(id bp.BtreeID, kids []*NodeKey, v Visitor) (bool, erro
 		done bool
 		res  aio.Result
 		sync bool
+		// deferred: not read yet, the page cache was expected to hold it
+		deferred bool
 	}
 	slots := make([]slot, len(kids))
+	// warm is what the last read of a leaf found: the page cache held it
+	// (readCached) or not. While leaves come from the page cache there is
+	// nothing to wait for, and reading them ahead only copies them out of
+	// the CPU caches before they are parsed: later leaves are deferred and
+	// read when their turn comes. The first miss reads the deferred ones
+	// and those after through the reader again, ahead of the walk.
+	warm := false
+	// issue reads slot i into a fresh buffer: at once when cached, else
+	// through the reader.
+	issue := func(i int) {
+		s := &slots[i]
+		s.n = fs.getNode(nodeBytes)
+		f := s.dev.nodeFile(s.n.buf[:nodeBytes], s.off)
+		if f != s.dev.direct {
+			if n, ok := cacheRead(f, s.n.buf[:nodeBytes], s.off); ok {
+				// In the page cache: read at once, nothing to wait for.
+				s.res, s.done = aio.Result{Tag: uint64(i), N: n}, true
+				warm = true
+				return
+			}
+		}
+		warm = false
+		if err := r.Submit([]aio.Request{{File: f, Off: s.off, Buf: s.n.buf[:nodeBytes], Tag: uint64(i)}}); err != nil {
+			fs.Release(s.n)
+			s.n, s.sync = nil, true
+			healthy = false
+			return
+		}
+		inFlight++
+	}
 	start := func(i int) {
 		s := &slots[i]
 		k := kids[i]
@@ -86,22 +121,12 @@ func (fs *FS) asyncLeaves(id bp.BtreeID, kids []*NodeKey, v Visitor) (bool, erro
 			if dev == nil || dev.f == nil || off < 0 || off+int64(nodeBytes) > dev.Size {
 				continue
 			}
-			s.n, s.dev, s.off = fs.getNode(nodeBytes), dev, off
-			f := dev.nodeFile(s.n.buf[:nodeBytes], off)
-			if f != dev.direct {
-				if n, ok := readCached(f, s.n.buf[:nodeBytes], off); ok {
-					// In the page cache: read at once, nothing to wait for.
-					s.res, s.done = aio.Result{Tag: uint64(i), N: n}, true
-					return
-				}
-			}
-			if err := r.Submit([]aio.Request{{File: f, Off: off, Buf: s.n.buf[:nodeBytes], Tag: uint64(i)}}); err != nil {
-				fs.Release(s.n)
-				s.n, s.sync = nil, true
-				healthy = false
+			s.dev, s.off = dev, off
+			if warm && dev.direct == nil {
+				s.deferred = true
 				return
 			}
-			inFlight++
+			issue(i)
 			return
 		}
 	}
@@ -139,6 +164,19 @@ func (fs *FS) asyncLeaves(id bp.BtreeID, kids []*NodeKey, v Visitor) (bool, erro
 	}
 	for i := range kids {
 		s := &slots[i]
+		if s.deferred {
+			s.deferred = false
+			issue(i)
+			if !warm {
+				// A miss: read the deferred leaves after it ahead.
+				for j := i + 1; j < next; j++ {
+					if slots[j].deferred {
+						slots[j].deferred = false
+						issue(j)
+					}
+				}
+			}
+		}
 		for !s.sync && !s.done && s.n != nil {
 			res, err := r.Wait(1)
 			if err != nil {
