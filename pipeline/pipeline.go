@@ -759,12 +759,20 @@ func (c *checker) runPass(ctx context.Context, pass int, spans []span, tasks []t
 			select {
 			case <-ready:
 			case <-gctx.Done():
-				// A loader failed or the check was cancelled: nothing is
-				// applied; the channel is drained until it is closed.
-				for batch := range ch {
-					putBatch(batch)
+				// gctx also ends when Wait returns, after every loader
+				// succeeded: then the shard is loaded and its records,
+				// still in the channel, are applied.
+				select {
+				case <-ready:
+				default:
+					// A loader failed or the check was cancelled before
+					// this shard was loaded: nothing is applied; the
+					// channel is drained until it is closed.
+					for batch := range ch {
+						putBatch(batch)
+					}
+					return
 				}
-				return
 			}
 			for batch := range ch {
 				sh.Apply(batch)
