@@ -51,6 +51,9 @@ func (f *Format) Unpacker() Unpacker {
 }
 
 func (fl *unpackField) get(w *[8]uint64) uint64 {
+	if fl.mask == 0 {
+		return fl.off // a field of 0 bits: every key of the node has its offset
+	}
 	// The counts are masked to 6 bits (they are below 64 anyway) so that
 	// the shifts compile to single instructions.
 	v := w[fl.word&7] >> (fl.shift & 63)
