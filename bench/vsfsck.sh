@@ -1,0 +1,46 @@
+#!/bin/sh
+# Times the real bcachefs fsck's three backpointer passes and bpcheck's
+# whole check on the same images, alternating round after round so that
+# both see the same host load (docs/bench.md, "Against the real fsck,
+# same machine"). The fsck is not part of this repository: point
+# BCACHEFS at a bcachefs-tools binary.
+#
+#   BCACHEFS=/path/to/bcachefs ROUNDS=5 bench/vsfsck.sh dev0.img [dev1.img ...]
+#
+# Per round: one fsck run (fsck -n -K -o
+# recovery_passes=check_backpointers_to_extents, as the test data's
+# fsck.txt was made; timed per pass by bench/fsckpasses) and three
+# `bpcheck check --json` processes (the check's own time, the summary's
+# "seconds"). It prints every run, then the medians and their ratio.
+set -eu
+: "${BCACHEFS:?set BCACHEFS to a bcachefs-tools binary}"
+rounds=${ROUNDS:-5}
+[ $# -gt 0 ] || { echo "usage: BCACHEFS=... $0 dev0.img [dev1.img ...]" >&2; exit 2; }
+root=$(cd "$(dirname "$0")/.." && pwd)
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/bpcheck-vsfsck.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT INT TERM
+(cd "$root" && go build -o "$tmp/bpcheck" ./cmd/bpcheck && go build -o "$tmp/fsckpasses" ./bench/fsckpasses)
+
+echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ) $(grep -m1 '^model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ *//'), $(getconf _NPROCESSORS_ONLN) CPUs"
+# One untimed run of each: the images and both binaries in the page cache.
+"$tmp/bpcheck" check "$@" >/dev/null 2>&1 || true
+"$BCACHEFS" fsck -n -K "$@" >/dev/null 2>&1 || true
+r=0
+while [ "$r" -lt "$rounds" ]; do
+	r=$((r + 1))
+	"$tmp/fsckpasses" -runs 1 -- stdbuf -o0 -e0 "$BCACHEFS" fsck -n -K \
+		-o recovery_passes=check_backpointers_to_extents "$@" >"$tmp/f.json" 2>/dev/null || true
+	f=$(grep -o '"bp_passes_ms": *[0-9.]*' "$tmp/f.json" | grep -o '[0-9.]*$')
+	echo "round $r fsck_bp_passes_ms $f"
+	echo "$f" >>"$tmp/fsck"
+	for i in 1 2 3; do
+		"$tmp/bpcheck" check --json "$@" >"$tmp/b.json" 2>/dev/null || true
+		b=$(grep -o '"seconds":[0-9.]*' "$tmp/b.json" | head -1 | cut -d: -f2)
+		echo "round $r bpcheck_ms $(echo "$b" | awk '{printf "%.1f", $1 * 1000}')"
+		echo "$b" | awk '{printf "%.3f\n", $1 * 1000}' >>"$tmp/bp"
+	done
+done
+median() { sort -n "$1" | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+fm=$(median "$tmp/fsck")
+bm=$(median "$tmp/bp")
+echo "median fsck 3 bp passes ${fm} ms, bpcheck ${bm} ms, ratio $(awk -v f="$fm" -v b="$bm" 'BEGIN {printf "%.1f", f / b}')"
