@@ -214,6 +214,9 @@ type checker struct {
 	// anyRotational: some member has the ROTATIONAL flag, so format B
 	// backpointers of data pointers carry RECONCILE_PHYS flags.
 	anyRotational bool
+	// rotational: per device index, the member exists and is rotational
+	// (bp.Geometry.Rotational, as an array for the fast path).
+	rotational [256]bool
 	// loadNodes, loadBytes count the loaders' leaves (Stats.Load*).
 	loadNodes, loadBytes atomic.Int64
 }
@@ -291,8 +294,11 @@ func newChecker(fs *btreeio.FS, opt Options) *checker {
 	}
 	c.cfg.CheckDup = c.checkDup
 	for i := range sb.Members {
-		if c.formatB && sb.Members[i].Exists() && sb.Members[i].Rotational() {
-			c.anyRotational = true
+		if i < len(c.rotational) && sb.Members[i].Exists() && sb.Members[i].Rotational() {
+			c.rotational[i] = true
+			if c.formatB {
+				c.anyRotational = true
+			}
 		}
 	}
 	return c
@@ -419,6 +425,9 @@ type emitter struct {
 	lo, hi shard.BucketKey
 	ctx    context.Context
 	count  bool // this pass counts statistics (pass 0)
+	// noFast keeps every key on the general path (emitKeyPtrs), for the
+	// test that compares it with emitExtentFast.
+	noFast bool
 	stats  Stats
 	pass   int
 	// scratch of emitKeyPtrs, kept here so the hot loop fills memory in
@@ -509,6 +518,11 @@ func (e *emitter) emitKeyPtrs(btree bp.BtreeID, level uint8, k *bp.Key, val []by
 	entries, ok, err := bp.ValueEntries(k.Type, val)
 	if !ok {
 		return nil
+	}
+	if err == nil && level == 0 && c.formatB && !e.noFast && (k.Type == bp.KeyExtent || k.Type == bp.KeyReflinkV) {
+		if done, err := e.emitExtentFast(btree, k, entries); done {
+			return err
+		}
 	}
 	if e.count {
 		e.stats.Keys++

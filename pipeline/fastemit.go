@@ -1,0 +1,183 @@
+package pipeline
+
+import (
+	"encoding/binary"
+	"math/bits"
+
+	"bpcheck/bp"
+	"bpcheck/shard"
+)
+
+// fastPtrsMax is the most pointers of one extent the fast path takes (an
+// extent has one per replica); more go the general way.
+const fastPtrsMax = 4
+
+// fastPtr is a pointer word of an extent with the fields of the crc entry
+// before it that its backpointer needs.
+type fastPtr struct {
+	w                uint64
+	crcOffset        uint32
+	compressedSize   uint32
+	uncompressedSize uint32
+	compressed       bool
+	bucket           shard.BucketKey
+	inThisPass       bool
+}
+
+// emitExtentFast emits the records of a format B data extent (extent or
+// reflink_v at level 0) in one walk of its entries: the pointers, the crc
+// fields their backpointers need and the RECONCILE_PHYS work id are taken
+// as the entries go by, and records are written straight into the
+// batches. It does what emitKeyPtrs does for such a value, record for
+// record (FuzzFastEmit compares the two). Anything else (stripe pointers,
+// pointers to device 255 or to a device that is not a member, more than
+// fastPtrsMax pointers, a malformed value) makes it return false before
+// anything is emitted or counted, and emitKeyPtrs takes the key.
+func (e *emitter) emitExtentFast(btree bp.BtreeID, k *bp.Key, entries []byte) (ok bool, err error) {
+	c := e.c
+	var ptrs [fastPtrsMax]fastPtr
+	n := 0
+	// The crc of the pointers that follow: implicit until a crc entry.
+	var crcOffset uint32
+	csize, usize := k.Size, k.Size
+	compressed := false
+	reconcile, seenReconcile := uint32(0), false
+	extra := c.fs.SB.ExtentTypeU64s
+	for off := 0; off < len(entries); {
+		if len(entries)-off < 8 {
+			return false, nil
+		}
+		w := binary.LittleEndian.Uint64(entries[off:])
+		if w == 0 {
+			return false, nil
+		}
+		t := bits.TrailingZeros64(w)
+		var words int
+		switch {
+		case t < len(fastEntryU64s):
+			words = fastEntryU64s[t]
+		case t < len(extra):
+			words = int(extra[t])
+		}
+		if words == 0 || off+8*words > len(entries) {
+			return false, nil
+		}
+		switch t {
+		case bp.EntryPtr:
+			if n == fastPtrsMax {
+				return false, nil
+			}
+			ptrs[n] = fastPtr{w: w, crcOffset: crcOffset, compressedSize: csize, uncompressedSize: usize, compressed: compressed}
+			n++
+		case bp.EntryCRC32:
+			csize, usize = uint32(w>>2&0x7f)+1, uint32(w>>9&0x7f)+1
+			crcOffset = uint32(w >> 16 & 0x7f)
+			compressed = isCompressed(uint8(w >> 28 & 0xf))
+		case bp.EntryCRC64:
+			csize, usize = uint32(w>>3&0x1ff)+1, uint32(w>>12&0x1ff)+1
+			crcOffset = uint32(w >> 21 & 0x1ff)
+			compressed = isCompressed(uint8(w >> 44 & 0xf))
+		case bp.EntryCRC128:
+			csize, usize = uint32(w>>4&0x1fff)+1, uint32(w>>17&0x1fff)+1
+			crcOffset = uint32(w >> 30 & 0x1fff)
+			compressed = isCompressed(uint8(w >> 60 & 0xf))
+		case bp.EntryStripePtr:
+			return false, nil
+		case bp.EntryReconcile:
+			if !seenReconcile {
+				// bp.ReconcilePhys: the first reconcile entry decides.
+				seenReconcile = true
+				needRB := w >> 17 & 0x1f
+				switch {
+				case needRB == 0, w>>16&1 != 0:
+					reconcile = 0
+				case w>>15&1 != 0:
+					reconcile = 1
+				default:
+					reconcile = 2
+				}
+			}
+		}
+		off += 8 * words
+	}
+	// Every pointer must be one the fast path can take before any is
+	// emitted.
+	for i := range ptrs[:n] {
+		p := &ptrs[i]
+		dev := uint8(p.w >> 48)
+		m := c.fs.SB.Member(dev)
+		if m == nil {
+			return false, nil // device 255 or not a member: the general path
+		}
+		p.bucket = shard.MakeBucketKey(uint64(dev), m.BucketOf(p.w>>4&(1<<44-1)))
+		p.inThisPass = p.bucket >= e.lo && p.bucket < e.hi
+	}
+	if !c.anyRotational {
+		reconcile = 0
+	}
+	if e.count {
+		e.stats.Keys++
+		e.stats.Extents++
+	}
+	cachedNeedBP := c.fs.SB.Version >= bp.VersionCachedBackpointers
+	for i := range ptrs[:n] {
+		p := &ptrs[i]
+		dev := uint8(p.w >> 48)
+		if e.count {
+			e.stats.Pointers++
+			e.stats.PerDev[dev].Pointers++
+		}
+		if !p.inThisPass {
+			continue // another pass's buckets
+		}
+		si, r := e.slot(p.bucket)
+		if r == nil {
+			continue
+		}
+		offset := p.w >> 4 & (1<<44 - 1)
+		gen := uint8(p.w >> 56)
+		cached := p.w>>1&1 != 0
+		bucketLen := k.Size
+		if p.compressed && p.uncompressedSize != 0 {
+			bucketLen = uint32((uint64(k.Size)*uint64(p.compressedSize) + uint64(p.uncompressedSize) - 1) / uint64(p.uncompressedSize))
+		}
+		dataType := bp.DataUser
+		if cached {
+			dataType = bp.DataCached
+		}
+		var flags uint32
+		if c.rotational[dev] {
+			flags = reconcile & bp.BPFlagReconcileMask
+		}
+		r.Kind = shard.RefPtr
+		r.KeyType = k.Type
+		r.NeedsBP = !cached || cachedNeedBP
+		r.Cached = cached
+		r.Gen = gen
+		r.DataType = dataType
+		r.StripeBlock = 0
+		r.Sectors = bucketLen
+		r.StripeCount = 0
+		r.Bucket = p.bucket
+		r.BPPos.Inode, r.BPPos.Offset, r.BPPos.Snapshot = uint64(dev), offset<<c.shift+uint64(p.crcOffset), 0
+		// The value in format B (bp.Backpointer.Encode).
+		v := r.BPVal[:]
+		v[0], v[1], v[2], v[3] = byte(btree), 0, byte(dataType), gen
+		binary.LittleEndian.PutUint32(v[4:], flags)
+		binary.LittleEndian.PutUint32(v[8:], bucketLen)
+		k.Pos.Put(v[12:])
+		if err := e.commit(si); err != nil {
+			return true, err
+		}
+	}
+	return true, nil
+}
+
+// fastEntryU64s are the sizes of the entry types the fast path knows
+// (bp's entryU64s).
+var fastEntryU64s = [...]int{bp.EntryPtr: 1, bp.EntryCRC32: 1, bp.EntryCRC64: 2, bp.EntryCRC128: 3,
+	bp.EntryStripePtr: 1, 5: 1, 6: 1, bp.EntryReconcile: 1, bp.EntryReconcileBP: 1}
+
+func isCompressed(t uint8) bool {
+	return t != bp.CompressionNone && t != bp.CompressionIncompressible
+}
