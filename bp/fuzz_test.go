@@ -134,7 +134,27 @@ func FuzzDecodeKey(f *testing.F) {
 			}
 		}
 	}
+	f.Add([]byte{1, 6, 64, 8, 0, 0, 0, 0}, []byte{1, 0, 0, 0, 0, 0, 0, 0}) // fields past key_u64s
 	f.Fuzz(func(t *testing.T, fb, kb []byte) {
+		// Unvalidated formats: neither decoder may panic, and both must
+		// agree.
+		if len(fb) >= 8 {
+			var raw bp.Format
+			raw.KeyU64s, raw.NrFields = fb[0], fb[1]
+			copy(raw.Bits[:], fb[2:8])
+			for i := range raw.Offset {
+				if 8+8*i+8 <= len(fb) {
+					raw.Offset[i] = binary.LittleEndian.Uint64(fb[8+8*i:])
+				}
+			}
+			var k1, k2 bp.Key
+			v1, e1 := raw.DecodeKeyInto(&k1, kb)
+			u := raw.Unpacker()
+			v2, e2 := u.DecodeKeyInto(&k2, kb)
+			if (e1 == nil) != (e2 == nil) || e1 == nil && (k1 != k2 || len(v1) != len(v2)) {
+				t.Fatalf("unvalidated format %+v: Unpacker %+v %v, Format %+v %v", raw, k2, e2, k1, e1)
+			}
+		}
 		format, err := bp.DecodeFormat(fb)
 		if err != nil {
 			if !errors.Is(err, bp.ErrKey) {

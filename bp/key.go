@@ -215,6 +215,18 @@ func (f *Format) DecodeKeyInto(k *Key, b []byte) ([]byte, error) {
 	if n > len(b) {
 		return nil, fmt.Errorf("%w: key u64s %d runs past the end (%d bytes left)", ErrKey, stored, len(b))
 	}
+	// An unvalidated format whose fields do not fit its key_u64s would
+	// index past the key's words.
+	fieldBits := 0
+	for _, b := range f.Bits {
+		if b > 64 {
+			return nil, fmt.Errorf("%w: bkey_format field of %d bits", ErrKey, b)
+		}
+		fieldBits += int(b)
+	}
+	if fieldBits > 64*ku {
+		return nil, fmt.Errorf("%w: bkey_format fields need %d bits, key_u64s %d holds %d", ErrKey, fieldBits, ku, 64*ku)
+	}
 	k.U64s = uint16(stored - ku + KeyU64s)
 	var w [KeyU64s]uint64
 	_ = b[8*ku-1]

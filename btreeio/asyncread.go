@@ -66,8 +66,10 @@ func (fs *FS) asyncLeaves(id bp.BtreeID, kids []*NodeKey, v Visitor) (bool, erro
 	// (readCached) or not. While leaves come from the page cache there is
 	// nothing to wait for, and reading them ahead only copies them out of
 	// the CPU caches before they are parsed: later leaves are deferred and
-	// read when their turn comes. The first miss reads the deferred ones
-	// and those after through the reader again, ahead of the walk.
+	// read when their turn comes. At a miss the deferred leaves of the
+	// read-ahead window are issued at once: each is read on the spot if
+	// the cache holds it, else submitted to the reader (and a hit among
+	// them makes later leaves deferred again).
 	warm := false
 	// issue reads slot i into a fresh buffer: at once when cached, else
 	// through the reader.

@@ -732,14 +732,21 @@ func (c *checker) runPass(ctx context.Context, pass int, spans []span, tasks []t
 	// full). A core that finishes its loading early walks extents instead
 	// of idling until the slowest shard is loaded.
 	g, gctx := errgroup.WithContext(ctx)
+	// loaded[i] is closed when shard i is loaded; ended[i] when its loader
+	// has returned, loaded or not (an error, or cancelled before it
+	// started). A loader that fails makes Wait return its error, so the
+	// records of a shard whose loader ended unloaded are never counted.
 	loaded := make([]chan struct{}, len(shards))
+	ended := make([]chan struct{}, len(shards))
 	var loading atomic.Int32
 	loading.Store(int32(len(shards)))
 	var t1 time.Time // when the last shard was loaded
 	loadSem := make(chan struct{}, c.opt.Workers)
 	for i, sh := range shards {
 		loaded[i] = make(chan struct{})
+		ended[i] = make(chan struct{})
 		g.Go(func() error {
+			defer close(ended[i])
 			select {
 			case loadSem <- struct{}{}:
 			case <-gctx.Done():
@@ -766,27 +773,25 @@ func (c *checker) runPass(ctx context.Context, pass int, spans []span, tasks []t
 	var shardWG sync.WaitGroup
 	for i := range shards {
 		chans[i] = make(chan []shard.Ref, 8)
-		sh, ch, ready := shards[i], chans[i], loaded[i]
+		sh, ch, ready, done := shards[i], chans[i], loaded[i], ended[i]
 		shardWG.Add(1)
 		go func() {
 			defer shardWG.Done()
+			// The worker waits for its loader to end, not for the
+			// context: a cancel while the shard is still loading must
+			// not drop records of a pass that then completes (the
+			// producers may all be done by then, so nothing else would
+			// report the cancel). Loaders never wait for producers.
+			<-done
 			select {
 			case <-ready:
-			case <-gctx.Done():
-				// gctx also ends when Wait returns, after every loader
-				// succeeded: then the shard is loaded and its records,
-				// still in the channel, are applied.
-				select {
-				case <-ready:
-				default:
-					// A loader failed or the check was cancelled before
-					// this shard was loaded: nothing is applied; the
-					// channel is drained until it is closed.
-					for batch := range ch {
-						putBatch(batch)
-					}
-					return
+			default:
+				// The loader failed (Wait returns its error): nothing is
+				// applied; the channel is drained until it is closed.
+				for batch := range ch {
+					putBatch(batch)
 				}
+				return
 			}
 			for batch := range ch {
 				sh.Apply(batch)

@@ -222,7 +222,8 @@ func sameBP(a, b *[bp.BackpointerBytes]byte) bool {
 }
 
 // AddBP adds a backpointer read from the backpointers btree. Backpointers
-// must be added in key order.
+// must be added in key order; val is the key's value (BackpointerBytes
+// long: the loader checks; a shorter one is zero-padded).
 func (s *Shard) AddBP(dev uint32, off uint64, val []byte) {
 	// The entry is filled in place: a local copied in would be read back
 	// with wide loads that stall on the narrow stores that built it.
@@ -234,7 +235,9 @@ func (s *Shard) AddBP(dev uint32, off uint64, val []byte) {
 	}
 	e := &s.bps[n]
 	e.Dev, e.Matched, e.Off = dev, false, off
-	copy(e.Val[:], val)
+	if copy(e.Val[:], val) < len(e.Val) {
+		clear(e.Val[len(val):])
+	}
 }
 
 // AddAlloc adds the alloc key of a bucket; keys must be added in order.
