@@ -51,24 +51,29 @@ func ReconcilePhys(entries []byte, extra []uint8) uint32 {
 		if w == 0 {
 			return 0
 		}
-		t, n := entrySize(w, extra)
+		t, n := EntrySize(w, extra)
 		if n == 0 || off+8*n > len(entries) {
 			return 0
 		}
 		if t == EntryReconcile {
-			needRB := w >> 17 & 0x1f
-			switch {
-			case needRB == 0, w>>16&1 != 0:
-				return 0
-			case w>>15&1 != 0:
-				return 1
-			default:
-				return 2
-			}
+			return ReconcileWork(w)
 		}
 		off += 8 * n
 	}
 	return 0
+}
+
+// ReconcileWork returns the RECONCILE_PHYS work id that a reconcile entry
+// (first word w) gives its key's backpointers: 0 none, 1 hipri, 2 normal.
+func ReconcileWork(w uint64) uint32 {
+	needRB := w >> 17 & 0x1f
+	switch {
+	case needRB == 0, w>>16&1 != 0:
+		return 0
+	case w>>15&1 != 0:
+		return 1
+	}
+	return 2
 }
 
 // ExpectedBP computes the backpointer that pointer d of key k needs: its key

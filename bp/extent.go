@@ -23,10 +23,11 @@ const (
 
 var entryU64s = [entryTypes]int{1, 1, 2, 3, 1, 1, 1, 1, 1}
 
-// entrySize returns the type of the extent entry whose first word is w
+// EntrySize returns the type of the extent entry whose first word is w
 // and its size in u64s: a known type's, or the superblock's
 // extent_type_u64s (extra) for newer ones; 0 when the type is unknown.
-func entrySize(w uint64, extra []uint8) (t, n int) {
+// Every walk of extent entries steps by it.
+func EntrySize(w uint64, extra []uint8) (t, n int) {
 	t = bits.TrailingZeros64(w)
 	switch {
 	case t < entryTypes:
@@ -107,9 +108,7 @@ type CRC struct {
 
 // Compressed reports whether the data is compressed (not none nor
 // incompressible).
-func (c *CRC) Compressed() bool {
-	return c.CompressionType != CompressionNone && c.CompressionType != CompressionIncompressible
-}
+func (c *CRC) Compressed() bool { return Compressed(c.CompressionType) }
 
 // StripePtr is a decoded bch_extent_stripe_ptr.
 type StripePtr struct {
@@ -172,7 +171,7 @@ func (it *EntryIter) Next() (e Entry, ok bool, err error) {
 	if w == 0 {
 		return Entry{}, false, fmt.Errorf("%w: extent entry at value byte %d is zero", ErrKey, it.off)
 	}
-	t, n := entrySize(w, it.extra)
+	t, n := EntrySize(w, it.extra)
 	if n == 0 {
 		return Entry{}, false, fmt.Errorf("%w: unknown extent entry type %d at value byte %d", ErrKey, t, it.off)
 	}
@@ -199,30 +198,21 @@ func (c *CRC) decode(t int, words []byte, liveSize uint32) {
 	c.LiveSize = liveSize
 	switch t {
 	case EntryCRC32:
-		c.CompressedSize = uint32(w>>2&0x7f) + 1
-		c.UncompressedSize = uint32(w>>9&0x7f) + 1
-		c.Offset = uint32(w >> 16 & 0x7f)
+		c.CompressedSize, c.UncompressedSize, c.Offset, c.CompressionType = CRCSizes(t, w)
 		c.Nonce = 0
 		c.CsumType = uint8(w >> 24 & 0xf)
-		c.CompressionType = uint8(w >> 28 & 0xf)
 		c.CsumLo = w >> 32
 		c.CsumHi = 0
 	case EntryCRC64:
-		c.CompressedSize = uint32(w>>3&0x1ff) + 1
-		c.UncompressedSize = uint32(w>>12&0x1ff) + 1
-		c.Offset = uint32(w >> 21 & 0x1ff)
+		c.CompressedSize, c.UncompressedSize, c.Offset, c.CompressionType = CRCSizes(t, w)
 		c.Nonce = uint32(w >> 30 & 0x3ff)
 		c.CsumType = uint8(w >> 40 & 0xf)
-		c.CompressionType = uint8(w >> 44 & 0xf)
 		c.CsumHi = w >> 48
 		c.CsumLo = binary.LittleEndian.Uint64(words[8:])
 	case EntryCRC128:
-		c.CompressedSize = uint32(w>>4&0x1fff) + 1
-		c.UncompressedSize = uint32(w>>17&0x1fff) + 1
-		c.Offset = uint32(w >> 30 & 0x1fff)
+		c.CompressedSize, c.UncompressedSize, c.Offset, c.CompressionType = CRCSizes(t, w)
 		c.Nonce = uint32(w >> 43 & 0x1fff)
 		c.CsumType = uint8(w >> 56 & 0xf)
-		c.CompressionType = uint8(w >> 60 & 0xf)
 		c.CsumLo = binary.LittleEndian.Uint64(words[8:])
 		c.CsumHi = binary.LittleEndian.Uint64(words[16:])
 	default:
@@ -230,6 +220,28 @@ func (c *CRC) decode(t int, words []byte, liveSize uint32) {
 		c.CsumType, c.CompressionType = 0, 0
 		c.CsumLo, c.CsumHi = 0, 0
 	}
+}
+
+// CRCSizes returns the fields of a crc entry of type t (EntryCRC32/64/128)
+// that a backpointer needs, from the entry's first word w: compressed and
+// uncompressed size, offset into the uncompressed data, and compression
+// type. Zeros for any other type.
+func CRCSizes(t int, w uint64) (compressed, uncompressed, offset uint32, compression uint8) {
+	switch t {
+	case EntryCRC32:
+		return uint32(w>>2&0x7f) + 1, uint32(w>>9&0x7f) + 1, uint32(w >> 16 & 0x7f), uint8(w >> 28 & 0xf)
+	case EntryCRC64:
+		return uint32(w>>3&0x1ff) + 1, uint32(w>>12&0x1ff) + 1, uint32(w >> 21 & 0x1ff), uint8(w >> 44 & 0xf)
+	case EntryCRC128:
+		return uint32(w>>4&0x1fff) + 1, uint32(w>>17&0x1fff) + 1, uint32(w >> 30 & 0x1fff), uint8(w >> 60 & 0xf)
+	}
+	return 0, 0, 0, 0
+}
+
+// Compressed reports whether compression type t means compressed data
+// (not none nor incompressible).
+func Compressed(t uint8) bool {
+	return t != CompressionNone && t != CompressionIncompressible
 }
 
 // implicit sets c to the crc of a value without a crc entry: the key's
@@ -305,7 +317,7 @@ func (p *PtrIter) NextInto(d *DecodedPtr) (ok bool, err error) {
 		if w == 0 {
 			break
 		}
-		t, n := entrySize(w, p.it.extra)
+		t, n := EntrySize(w, p.it.extra)
 		if n == 0 || off+8*n > len(b) {
 			break
 		}

@@ -160,19 +160,29 @@ func BackpointerBucketOffsetA(val []byte) uint64 {
 
 // Encode writes bp in the chosen layout into b (BackpointerBytes bytes).
 func (bp *Backpointer) Encode(b []byte, formatB bool) {
+	if formatB {
+		EncodeBackpointerB(b, bp.BtreeID, bp.Level, bp.DataType, bp.BucketGen, bp.Flags, bp.BucketLen, &bp.Pos)
+		return
+	}
 	_ = b[BackpointerBytes-1]
 	b[0] = byte(bp.BtreeID)
 	b[1] = bp.Level
 	b[2] = byte(bp.DataType)
-	if formatB {
-		b[3] = bp.BucketGen
-		binary.LittleEndian.PutUint32(b[4:], bp.Flags)
-	} else {
-		b[3] = byte(bp.BucketOffset)
-		binary.LittleEndian.PutUint32(b[4:], uint32(bp.BucketOffset>>8))
-	}
+	b[3] = byte(bp.BucketOffset) // format A: a 40-bit bucket_offset
+	binary.LittleEndian.PutUint32(b[4:], uint32(bp.BucketOffset>>8))
 	binary.LittleEndian.PutUint32(b[8:], bp.BucketLen)
 	bp.Pos.Put(b[12:])
+}
+
+// EncodeBackpointerB writes a format B backpointer value into b (at least
+// BackpointerBytes bytes) from its fields, for callers that have them
+// at hand rather than in a Backpointer.
+func EncodeBackpointerB(b []byte, btree BtreeID, level uint8, dataType DataType, gen uint8, flags, bucketLen uint32, pos *Pos) {
+	_ = b[BackpointerBytes-1]
+	b[0], b[1], b[2], b[3] = byte(btree), level, byte(dataType), gen
+	binary.LittleEndian.PutUint32(b[4:], flags)
+	binary.LittleEndian.PutUint32(b[8:], bucketLen)
+	pos.Put(b[12:])
 }
 
 // StripeHeaderBytes is the size of a stripe value's fixed header.

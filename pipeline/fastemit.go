@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"encoding/binary"
-	"math/bits"
 
 	"bpcheck/bp"
 	"bpcheck/shard"
@@ -51,14 +50,7 @@ func (e *emitter) emitExtentFast(btree bp.BtreeID, k *bp.Key, entries []byte) (o
 		if w == 0 {
 			return false, nil
 		}
-		t := bits.TrailingZeros64(w)
-		var words int
-		switch {
-		case t < len(fastEntryU64s):
-			words = fastEntryU64s[t]
-		case t < len(extra):
-			words = int(extra[t])
-		}
+		t, words := bp.EntrySize(w, extra)
 		if words == 0 || off+8*words > len(entries) {
 			return false, nil
 		}
@@ -69,33 +61,16 @@ func (e *emitter) emitExtentFast(btree bp.BtreeID, k *bp.Key, entries []byte) (o
 			}
 			ptrs[n] = fastPtr{w: w, crcOffset: crcOffset, compressedSize: csize, uncompressedSize: usize, compressed: compressed}
 			n++
-		case bp.EntryCRC32:
-			csize, usize = uint32(w>>2&0x7f)+1, uint32(w>>9&0x7f)+1
-			crcOffset = uint32(w >> 16 & 0x7f)
-			compressed = isCompressed(uint8(w >> 28 & 0xf))
-		case bp.EntryCRC64:
-			csize, usize = uint32(w>>3&0x1ff)+1, uint32(w>>12&0x1ff)+1
-			crcOffset = uint32(w >> 21 & 0x1ff)
-			compressed = isCompressed(uint8(w >> 44 & 0xf))
-		case bp.EntryCRC128:
-			csize, usize = uint32(w>>4&0x1fff)+1, uint32(w>>17&0x1fff)+1
-			crcOffset = uint32(w >> 30 & 0x1fff)
-			compressed = isCompressed(uint8(w >> 60 & 0xf))
+		case bp.EntryCRC32, bp.EntryCRC64, bp.EntryCRC128:
+			var compression uint8
+			csize, usize, crcOffset, compression = bp.CRCSizes(t, w)
+			compressed = bp.Compressed(compression)
 		case bp.EntryStripePtr:
 			return false, nil
 		case bp.EntryReconcile:
-			if !seenReconcile {
-				// bp.ReconcilePhys: the first reconcile entry decides.
+			if !seenReconcile { // bp.ReconcilePhys: the first one decides
 				seenReconcile = true
-				needRB := w >> 17 & 0x1f
-				switch {
-				case needRB == 0, w>>16&1 != 0:
-					reconcile = 0
-				case w>>15&1 != 0:
-					reconcile = 1
-				default:
-					reconcile = 2
-				}
+				reconcile = bp.ReconcileWork(w)
 			}
 		}
 		off += 8 * words
@@ -160,24 +135,10 @@ func (e *emitter) emitExtentFast(btree bp.BtreeID, k *bp.Key, entries []byte) (o
 		r.StripeCount = 0
 		r.Bucket = p.bucket
 		r.BPPos.Inode, r.BPPos.Offset, r.BPPos.Snapshot = uint64(dev), offset<<c.shift+uint64(p.crcOffset), 0
-		// The value in format B (bp.Backpointer.Encode).
-		v := r.BPVal[:]
-		v[0], v[1], v[2], v[3] = byte(btree), 0, byte(dataType), gen
-		binary.LittleEndian.PutUint32(v[4:], flags)
-		binary.LittleEndian.PutUint32(v[8:], bucketLen)
-		k.Pos.Put(v[12:])
+		bp.EncodeBackpointerB(r.BPVal[:], btree, 0, dataType, gen, flags, bucketLen, &k.Pos)
 		if err := e.commit(si); err != nil {
 			return true, err
 		}
 	}
 	return true, nil
-}
-
-// fastEntryU64s are the sizes of the entry types the fast path knows
-// (bp's entryU64s).
-var fastEntryU64s = [...]int{bp.EntryPtr: 1, bp.EntryCRC32: 1, bp.EntryCRC64: 2, bp.EntryCRC128: 3,
-	bp.EntryStripePtr: 1, 5: 1, 6: 1, bp.EntryReconcile: 1, bp.EntryReconcileBP: 1}
-
-func isCompressed(t uint8) bool {
-	return t != bp.CompressionNone && t != bp.CompressionIncompressible
 }
