@@ -7,18 +7,26 @@ import (
 	"bpcheck/internal/casedata"
 )
 
-// TestNodeParseAllocs guards node parsing: parsing into a pooled node
-// allocates a constant few objects per node, not one per key.
-func TestNodeParseAllocs(t *testing.T) {
+// openLoaded opens a case of the shared test data with its roots loaded
+// (skipping when the test data is absent); it is closed with the test.
+func openLoaded(t *testing.T, name string) *FS {
+	t.Helper()
 	casedata.Require(t)
-	fs, err := Open(casedata.CaseImages(t, "many-extents"))
+	fs, err := Open(casedata.CaseImages(t, name))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer fs.Close()
+	t.Cleanup(func() { fs.Close() })
 	if err := fs.LoadRoots(); err != nil {
 		t.Fatal(err)
 	}
+	return fs
+}
+
+// TestNodeParseAllocs guards node parsing: parsing into a pooled node
+// allocates a constant few objects per node, not one per key.
+func TestNodeParseAllocs(t *testing.T) {
+	fs := openLoaded(t, "many-extents")
 	r := fs.Root(bp.BtreeExtents)
 	n, err := fs.ReadNode(bp.BtreeExtents, r.Level, &r.Key, r.Val)
 	if err != nil {

@@ -8,7 +8,6 @@ import (
 
 	"bpcheck/aio"
 	"bpcheck/bp"
-	"bpcheck/internal/casedata"
 )
 
 // leafLog records the leaves a walk hands to its visitor, in order.
@@ -35,15 +34,7 @@ func (l *leafLog) NodeError(id bp.BtreeID, level uint8, parent *bp.Key, err erro
 // them and reads ahead again after a miss: every pattern must hand the
 // visitor the same leaves in the same order as synchronous reads.
 func TestReadAheadFollowsTheCache(t *testing.T) {
-	casedata.Require(t)
-	fs, err := Open(casedata.CaseImages(t, "many-extents"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fs.Close()
-	if err := fs.LoadRoots(); err != nil {
-		t.Fatal(err)
-	}
+	fs := openLoaded(t, "many-extents")
 	want := &leafLog{}
 	if err := fs.Walk(bp.BtreeExtents, 0, want); err != nil {
 		t.Fatal(err)

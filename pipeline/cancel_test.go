@@ -3,7 +3,6 @@ package pipeline_test
 import (
 	"context"
 	"io"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -34,28 +33,10 @@ func (g *gateReader) ReadAt(p []byte, off int64) (int, error) {
 
 func openGated(t *testing.T, path string, g *gateReader) *btreeio.FS {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	st, err := f.Stat()
-	if err != nil {
-		t.Fatal(err)
-	}
-	g.r = f
-	d, err := btreeio.NewDevice(path, g, st.Size())
-	if err != nil {
-		t.Fatal(err)
-	}
-	fs, err := btreeio.Assemble([]*btreeio.Device{d})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := fs.LoadRoots(); err != nil {
-		t.Fatal(err)
-	}
-	return fs
+	return openThrough(t, path, func(f io.ReaderAt) io.ReaderAt {
+		g.r = f
+		return g
+	})
 }
 
 // TestCancelWhileLoading cancels a check while one loader is held on its

@@ -43,14 +43,28 @@ func (l *leafNodes) NodeError(bp.BtreeID, uint8, *bp.Key, error) error { return 
 // openFaulty opens a one-device case through a fault-injecting reader.
 func openFaulty(t *testing.T, path string, faults []faultio.Fault) (*btreeio.FS, *faultio.ReaderAt) {
 	t.Helper()
+	var r *faultio.ReaderAt
+	fs := openThrough(t, path, func(f io.ReaderAt) io.ReaderAt {
+		r = &faultio.ReaderAt{R: f, Faults: faults}
+		return r
+	})
+	return fs, r
+}
+
+// openThrough opens a one-device case, its roots loaded, reading the
+// image through the reader wrap makes of the file.
+func openThrough(t *testing.T, path string, wrap func(io.ReaderAt) io.ReaderAt) *btreeio.FS {
+	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.Close() })
-	st, _ := f.Stat()
-	r := &faultio.ReaderAt{R: f, Faults: faults}
-	d, err := btreeio.NewDevice(path, r, st.Size())
+	st, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := btreeio.NewDevice(path, wrap(f), st.Size())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +75,7 @@ func openFaulty(t *testing.T, path string, faults []faultio.Fault) (*btreeio.FS,
 	if err := fs.LoadRoots(); err != nil {
 		t.Fatal(err)
 	}
-	return fs, r
+	return fs
 }
 
 // TestUnreadableNodes makes one leaf of each of the extents, backpointers
