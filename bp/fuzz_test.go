@@ -170,6 +170,16 @@ func FuzzDecodeKey(f *testing.F) {
 		if (err == nil) != (uerr == nil) || err == nil && (uk != k || len(uval) != len(val) || len(val) > 0 && &uval[0] != &val[0]) {
 			t.Fatalf("Unpacker: %+v, %d value bytes, error %v; Format: %+v, %d value bytes, error %v", uk, len(uval), uerr, k, len(val), err)
 		}
+		// DecodePos, when it takes the key, gives DecodeKeyInto's type,
+		// position and value; it takes every packed key that decodes.
+		var pos bp.Pos
+		if typ, pval, ok := u.DecodePos(&pos, kb); ok {
+			if uerr != nil || typ != uk.Type || pos != uk.Pos || len(pval) != len(uval) || len(pval) > 0 && &pval[0] != &uval[0] {
+				t.Fatalf("DecodePos: %s %v, %d value bytes; DecodeKeyInto: %+v, %d value bytes, error %v", typ, pos, len(pval), uk, len(uval), uerr)
+			}
+		} else if uerr == nil && uk.Format == bp.FormatPacked {
+			t.Fatalf("DecodePos refused a packed key that DecodeKeyInto decodes: %+v", uk)
+		}
 		if err != nil {
 			if !errors.Is(err, bp.ErrKey) {
 				t.Fatalf("DecodeKey error %v is not ErrKey", err)

@@ -107,3 +107,45 @@ func (u *Unpacker) DecodeKeyInto(k *Key, b []byte) ([]byte, error) {
 	k.Version.Lo = u.field[FieldVersionLo].get(&w)
 	return b[ku*8 : n], nil
 }
+
+// DecodePos decodes only the type and position of a packed key (the
+// backpointer loader needs no more) into pos and returns the key's value.
+// ok is false for anything DecodeKeyInto would not take the fast way: a
+// key not in the node's packed format, one shorter than key_u64s or
+// running past b, or a format the Unpacker does not take; the caller then
+// uses DecodeKeyInto, which decides. When ok, t, *pos and val are what
+// DecodeKeyInto gives.
+func (u *Unpacker) DecodePos(pos *Pos, b []byte) (t KeyType, val []byte, ok bool) {
+	ku := u.ku
+	if ku == 0 || len(b) < 8 || b[1]&0x7f != FormatPacked {
+		return 0, nil, false
+	}
+	stored := int(b[0])
+	n := stored * 8
+	if stored < ku || n > len(b) {
+		return 0, nil, false
+	}
+	var w [8]uint64
+	kb := b[:8*ku]
+	le := binary.LittleEndian
+	switch ku {
+	case 5:
+		w[4] = le.Uint64(kb[32:])
+		fallthrough
+	case 4:
+		w[3] = le.Uint64(kb[24:])
+		fallthrough
+	case 3:
+		w[2] = le.Uint64(kb[16:])
+		fallthrough
+	case 2:
+		w[1] = le.Uint64(kb[8:])
+		fallthrough
+	default:
+		w[0] = le.Uint64(kb)
+	}
+	pos.Inode = u.field[FieldInode].get(&w)
+	pos.Offset = u.field[FieldOffset].get(&w)
+	pos.Snapshot = uint32(u.field[FieldSnapshot].get(&w))
+	return KeyType(b[2]), b[ku*8 : n], true
+}

@@ -50,6 +50,7 @@ func (fs *FS) asyncLeaves(id bp.BtreeID, kids []*NodeKey, v Visitor) (bool, erro
 		held = nil
 	}()
 	nodeBytes := int(fs.SB.BtreeNodeSectors()) * SectorSize
+	_, packed := v.(PackedLeafVisitor)
 	type slot struct {
 		n    *Node
 		dev  *Device
@@ -197,12 +198,10 @@ func (fs *FS) asyncLeaves(id bp.BtreeID, kids []*NodeKey, v Visitor) (bool, erro
 		}
 		var n *Node
 		if !s.sync && s.n != nil && s.res.Err == nil && s.res.N == nodeBytes {
-			pn, err := parseNodeInto(s.n, fs.SB, s.dev.Path, s.off, s.n.buf[:nodeBytes], s.exp)
+			pn, err := parseNodeInto(s.n, fs.SB, s.dev.Path, s.off, s.n.buf[:nodeBytes], s.exp, packed)
 			if err == nil {
 				n = pn
-				if fs.Journal != nil {
-					fs.Journal.overlay(n)
-				}
+				fs.overlayJournal(n)
 			}
 		}
 		if n == nil {
@@ -224,7 +223,7 @@ func (fs *FS) asyncLeaves(id bp.BtreeID, kids []*NodeKey, v Visitor) (bool, erro
 				continue
 			}
 		}
-		err := v.Node(n)
+		err := VisitLeaf(v, n)
 		fs.Release(n)
 		s.n = nil
 		if err != nil {

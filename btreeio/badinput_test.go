@@ -784,6 +784,70 @@ func TestNodeKeysOutOfOrder(t *testing.T) {
 	}
 }
 
+// TestNodeRepeatedKeys rewrites the second key of a one-bset leaf as a
+// second copy of the first key's position: the later copy wins, and when
+// the later copy is a deleted key the position is dropped. (ParseNode
+// resolves repeats within a bset while decoding.)
+func TestNodeRepeatedKeys(t *testing.T) {
+	var nb *nodeBuf
+	nodes := loadNodeBufs(t, "small", true)
+	for i := range nodes {
+		if nodes[i].exp.Btree == bp.BtreeBackpointers && nodes[i].exp.Level == 0 {
+			nb = &nodes[i]
+		}
+	}
+	if nb == nil {
+		t.Fatal("small has no backpointers leaf")
+	}
+	k0 := btreeio.NodeHeaderBytes
+	l0 := 8 * int(nb.buf[k0])
+	k1 := k0 + l0
+	end := btreeio.NodeHeaderBytes + 8*int(binary.LittleEndian.Uint16(nb.buf[158:]))
+	if 8*int(nb.buf[k1]) != l0 || k1+l0 > end {
+		t.Fatalf("first two keys are %d and %d bytes", l0, 8*int(nb.buf[k1]))
+	}
+	exp := nb.exp
+	exp.SectorsWritten = uint16((end + int(nb.sb.BlockSize)*512 - 1) / (int(nb.sb.BlockSize) * 512) * int(nb.sb.BlockSize))
+	ref, err := btreeio.ParseNode(nb.sb, "dev", 0, bytes.Clone(nb.buf), exp)
+	if err != nil || ref.Bsets != 1 || len(ref.Keys) < 3 {
+		t.Fatalf("unchanged node: %v", err)
+	}
+	for _, deleted := range []bool{false, true} {
+		buf := bytes.Clone(nb.buf)
+		copy(buf[k1:k1+l0], buf[k0:k1])
+		buf[k1+l0-1] ^= 0x5a // the copy's value differs in its last byte
+		if deleted {
+			buf[k1+2] = byte(bp.KeyDeleted)
+		}
+		setFirstBsetCsum(buf)
+		n, err := btreeio.ParseNode(nb.sb, "dev", 0, buf, exp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(n.Problems) != 0 {
+			t.Errorf("deleted=%v: problems %v", deleted, n.Problems)
+		}
+		rest := ref.Keys[2:]
+		if !deleted {
+			if len(n.Keys) != len(ref.Keys)-1 || n.Keys[0].Key.Pos != ref.Keys[0].Key.Pos {
+				t.Fatalf("deleted=%v: %d keys from %v, want %d from %v", deleted, len(n.Keys), n.Keys[0].Key.Pos, len(ref.Keys)-1, ref.Keys[0].Key.Pos)
+			}
+			if !bytes.Equal(n.Keys[0].Val, buf[k1+l0-len(n.Keys[0].Val):k1+l0]) {
+				t.Errorf("the first copy won: value %x", n.Keys[0].Val)
+			}
+			n.Keys = n.Keys[1:]
+		}
+		if len(n.Keys) != len(rest) {
+			t.Fatalf("deleted=%v: %d keys after the repeat, want %d", deleted, len(n.Keys), len(rest))
+		}
+		for i := range rest {
+			if n.Keys[i].Key != rest[i].Key || !bytes.Equal(n.Keys[i].Val, rest[i].Val) {
+				t.Fatalf("deleted=%v: key %d is %v, want %v", deleted, i, n.Keys[i].Key, rest[i].Key)
+			}
+		}
+	}
+}
+
 // TestErrorText checks that *btreeio.Error prints device, offset,
 // structure, btree and level.
 func TestErrorText(t *testing.T) {

@@ -336,7 +336,7 @@ func (fs *FS) ReadNode(btree bp.BtreeID, level uint8, k *bp.Key, val []byte) (*N
 		if fs.Journal != nil {
 			exp.MaxJournalSeq = fs.Journal.End
 		}
-		n, err = parseNodeInto(n, fs.SB, dev.Path, off, buf, exp)
+		n, err = parseNodeInto(n, fs.SB, dev.Path, off, buf, exp, false)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -374,7 +374,7 @@ func (fs *FS) Release(n *Node) {
 		return
 	}
 	n.buf = n.buf[:cap(n.buf)]
-	n.Keys, n.Problems = nil, nil
+	n.Keys, n.Problems, n.packed = nil, nil, nil
 	fs.nodePool.Put(n)
 }
 
@@ -408,6 +408,53 @@ func (fs *FS) deviceOf(dev uint8) *Device {
 type Visitor interface {
 	Node(n *Node) error
 	NodeError(btree bp.BtreeID, level uint8, parent *bp.Key, err error) error
+}
+
+// PackedLeafVisitor is a Visitor that can take the keys of a leaf as they
+// lie packed in the node, without their being decoded into Node.Keys
+// first. Walks that read leaves ahead (the default) offer it the leaves
+// whose keys lie in one bset, with no journal key overlaid and no range
+// update from the parent pointer: PackedLeaf gets the node with its keys
+// packed (Node.Packed) and returns whether it took it. A leaf not taken
+// (the visitor met a key it leaves to the general rules: out of order, a
+// repeated position, a deleted key, one that does not decode) is decoded
+// and handed to Node, so the visitor must undo what it did with the
+// node's keys before returning false. Every other node goes to Node.
+type PackedLeafVisitor interface {
+	Visitor
+	PackedLeaf(n *Node) (taken bool, err error)
+}
+
+// VisitLeaf hands a parsed leaf to v as walks do: to PackedLeaf while its
+// keys are packed (and v takes packed keys), else, or when PackedLeaf did
+// not take it, decoded to Node.
+func VisitLeaf(v Visitor, n *Node) error {
+	if n.packed != nil {
+		if pv, ok := v.(PackedLeafVisitor); ok {
+			taken, err := pv.PackedLeaf(n)
+			if err != nil || taken {
+				return err
+			}
+		}
+		n.DecodeKeys()
+	}
+	return v.Node(n)
+}
+
+// overlayJournal overlays the journal's keys on a parsed node; a node
+// whose keys are still packed is decoded first when the journal has keys
+// for it.
+func (fs *FS) overlayJournal(n *Node) {
+	if fs.Journal == nil {
+		return
+	}
+	if n.packed != nil {
+		if len(fs.Journal.keysFor(n.BtreeID, n.Level, n.Min, n.Max)) == 0 {
+			return
+		}
+		n.DecodeKeys()
+	}
+	fs.Journal.overlay(n)
 }
 
 // Walk reads btree id from its root down to minLevel, depth first in key

@@ -228,7 +228,9 @@ func FuzzNode(f *testing.F) {
 			setBsetCsums(buf, int(nb.sb.BlockSize)*btreeio.SectorSize)
 		}
 		const dev, off = "fuzzdev", 1 << 20
+		lazyBuf := bytes.Clone(buf)
 		n, err := btreeio.ParseNode(nb.sb, dev, off, buf, nb.exp)
+		checkLazyParse(t, nb, lazyBuf, n, err)
 		if err != nil {
 			if n != nil {
 				t.Fatal("node and error")
@@ -267,6 +269,49 @@ func FuzzNode(f *testing.F) {
 			}
 		}
 	})
+}
+
+// checkLazyParse parses buf as ParseNodePacked does and, after
+// DecodeKeys, expects what ParseNode gave (node n or error err): the same
+// error, or the same keys, values, problems and header fields.
+func checkLazyParse(t *testing.T, nb nodeBuf, buf []byte, n *btreeio.Node, err error) {
+	t.Helper()
+	const dev, off = "fuzzdev", 1 << 20
+	ln, lerr := btreeio.ParseNodePacked(nb.sb, dev, off, buf, nb.exp)
+	if (err == nil) != (lerr == nil) || err != nil && err.Error() != lerr.Error() {
+		t.Fatalf("lazy parse error %v, eager %v", lerr, err)
+	}
+	if err != nil {
+		return
+	}
+	_, packed, wasPacked := ln.Packed()
+	if wasPacked && (ln.Level != 0 || ln.Bsets != 1 || len(ln.Keys) != 0) {
+		t.Fatalf("packed keys (%d bytes) in a level %d node of %d bsets with %d keys", len(packed), ln.Level, ln.Bsets, len(ln.Keys))
+	}
+	ln.DecodeKeys()
+	if _, _, still := ln.Packed(); still {
+		t.Fatal("keys still packed after DecodeKeys")
+	}
+	if ln.Bsets != n.Bsets || ln.SectorsWritten != n.SectorsWritten || ln.Min != n.Min || ln.Max != n.Max || ln.Seq != n.Seq {
+		t.Fatalf("lazy header %d bsets %d sectors %v-%v seq %x; eager %d %d %v-%v %x",
+			ln.Bsets, ln.SectorsWritten, ln.Min, ln.Max, ln.Seq, n.Bsets, n.SectorsWritten, n.Min, n.Max, n.Seq)
+	}
+	if len(ln.Keys) != len(n.Keys) {
+		t.Fatalf("lazy parse (packed %v) has %d keys, eager %d", wasPacked, len(ln.Keys), len(n.Keys))
+	}
+	for i := range n.Keys {
+		if ln.Keys[i].Key != n.Keys[i].Key || !bytes.Equal(ln.Keys[i].Val, n.Keys[i].Val) {
+			t.Fatalf("key %d: lazy %+v, eager %+v", i, ln.Keys[i].Key, n.Keys[i].Key)
+		}
+	}
+	if len(ln.Problems) != len(n.Problems) {
+		t.Fatalf("lazy problems %v, eager %v", ln.Problems, n.Problems)
+	}
+	for i := range n.Problems {
+		if ln.Problems[i].Error() != n.Problems[i].Error() {
+			t.Fatalf("problem %d: lazy %v, eager %v", i, ln.Problems[i], n.Problems[i])
+		}
+	}
 }
 
 // haveTestdata reports whether the shared test images are present, without

@@ -49,6 +49,131 @@ type Node struct {
 	// skipped, bsets dropped); the node's other keys are still good.
 	Problems []error
 	buf      []byte
+	// A node parsed lazily (a leaf of one bset) keeps its keys packed:
+	// packed is the bset's key bytes, unpack its format; Keys is nil
+	// until DecodeKeys.
+	packed []byte
+	unpack bp.Unpacker
+	exp    NodeExpect  // what the parent pointer said
+	sb     *Superblock // for messages
+}
+
+// Packed returns the packed keys of a leaf whose keys were left undecoded
+// (see PackedLeafVisitor): the bytes of its one bset's keys, one key
+// after another, and the node's unpacker. ok is false once the keys are
+// decoded (Keys holds them) or when the node was parsed eagerly.
+func (n *Node) Packed() (u *bp.Unpacker, keys []byte, ok bool) {
+	if n.packed == nil {
+		return nil, nil, false
+	}
+	return &n.unpack, n.packed, true
+}
+
+// DecodeKeys decodes the keys of a node whose keys are still packed into
+// Keys, exactly as an eager parse does (problems included). It does
+// nothing when Keys is already decoded.
+func (n *Node) DecodeKeys() {
+	if n.packed == nil {
+		return
+	}
+	d := keyDecoder{n: n, keys: n.raw[:0], bsetStart: n.bsetStart[:0]}
+	d.bset(&n.unpack, n.packed, NodeHeaderBytes, 0) // the first bset starts after the header
+	n.packed = nil
+	n.finishKeys(&d)
+}
+
+// keyDecoder decodes the bsets of a node into NodeKeys.
+type keyDecoder struct {
+	n         *Node
+	keys      []NodeKey
+	bsetStart []int
+	deleted   bool // a deleted key was decoded (whiteouts to drop)
+}
+
+// fail builds the error of a problem in node n.
+func (n *Node) fail(format string, args ...any) error {
+	return &Error{Dev: n.Dev, Offset: n.Offset, What: "btree node", Btree: n.exp.Btree.Name(n.sb.Version), Level: int(n.exp.Level),
+		Err: fmt.Errorf(format, args...)}
+}
+
+// bset decodes the keys of bset bsetIdx, data[0:] being its first key
+// (at byte base of the node, for messages). Keys that cannot be decoded
+// end the bset, keys out of order are dropped, and a position repeated
+// within the bset keeps its last key; each is a problem of the node.
+func (d *keyDecoder) bset(unpack *bp.Unpacker, data []byte, base, bsetIdx int) {
+	n := d.n
+	keys := d.keys
+	d.bsetStart = append(d.bsetStart, len(keys))
+	first := len(keys)
+	for p := 0; p < len(data); {
+		if data[p] == 0 {
+			n.Problems = append(n.Problems, n.fail("%w: key at byte %d of bset %d has u64s 0; rest of bset dropped", bp.ErrKey, base+p, bsetIdx))
+			break
+		}
+		// Decoded in place at the end of keys; dropped again on error.
+		m := len(keys)
+		if m < cap(keys) {
+			keys = keys[:m+1]
+		} else {
+			keys = append(keys, NodeKey{})
+		}
+		nk := &keys[m]
+		val, err := unpack.DecodeKeyInto(&nk.Key, data[p:])
+		if err != nil {
+			keys = keys[:m]
+			n.Problems = append(n.Problems, n.fail("key at byte %d of bset %d: %w; rest of bset dropped", base+p, bsetIdx, err))
+			break
+		}
+		nk.Val = val
+		if m > first {
+			switch prev := &keys[m-1]; nk.Key.Pos.Cmp(prev.Key.Pos) {
+			case -1:
+				n.Problems = append(n.Problems, n.fail("%w: key at byte %d of bset %d at %s sorts before the previous key %s; key dropped",
+					bp.ErrKey, base+p, bsetIdx, nk.Key.Pos, prev.Key.Pos))
+				keys = keys[:m]
+				p += int(data[p]) * 8
+				continue
+			case 0:
+				// A position repeated within a bset: the last key
+				// wins (as mergeKeys would decide).
+				*prev = *nk
+				keys = keys[:m]
+			}
+		}
+		if nk.Key.Type == bp.KeyDeleted {
+			d.deleted = true
+		}
+		p += int(data[p]) * 8
+	}
+	d.keys = keys
+}
+
+// finishKeys merges the decoded bsets into Keys and applies a range
+// update of the parent pointer.
+func (n *Node) finishKeys(d *keyDecoder) {
+	keys, bsetStart := d.keys, d.bsetStart
+	var inPlace bool
+	if len(bsetStart) == 1 && !d.deleted {
+		// One bset, no repeats (dropped while decoding), nothing
+		// deleted: the keys as decoded are the node's keys.
+		n.Keys, inPlace = keys[bsetStart[0]:], true
+	} else {
+		n.Keys, inPlace = mergeKeys(keys, bsetStart, n.merged)
+	}
+	n.raw, n.bsetStart = keys, bsetStart
+	if !inPlace {
+		n.merged = n.Keys
+	}
+	if n.exp.RangeUpdated {
+		n.Min, n.Max = n.exp.Min, n.exp.Max
+		out := n.Keys[:0]
+		for _, k := range n.Keys {
+			if k.Key.Pos.Cmp(n.Min) >= 0 && k.Key.Pos.Cmp(n.Max) <= 0 {
+				out = append(out, k)
+			}
+		}
+		n.Keys = out
+	}
 }
 
 // NodeExpect is what the parent pointer says about a node.
@@ -91,16 +216,24 @@ func ExpectFromKey(btree bp.BtreeID, level uint8, k *bp.Key, val []byte) (NodeEx
 // superblock gives the magic and block size. Errors that make the node
 // unusable are returned as *Error; lesser problems land in Node.Problems.
 func ParseNode(sb *Superblock, dev string, off int64, buf []byte, exp NodeExpect) (*Node, error) {
-	return parseNodeInto(&Node{}, sb, dev, off, buf, exp)
+	return parseNodeInto(&Node{}, sb, dev, off, buf, exp, false)
 }
 
-// parseNodeInto is ParseNode reusing n's key slices (a pooled node).
-func parseNodeInto(n *Node, sb *Superblock, dev string, off int64, buf []byte, exp NodeExpect) (*Node, error) {
-	*n = Node{Dev: dev, Offset: off, buf: buf, raw: n.raw[:0], merged: n.merged[:0], bsetStart: n.bsetStart[:0]}
-	fail := func(format string, args ...any) error {
-		return &Error{Dev: dev, Offset: off, What: "btree node", Btree: exp.Btree.Name(sb.Version), Level: int(exp.Level),
-			Err: fmt.Errorf(format, args...)}
-	}
+// ParseNodePacked is ParseNode for a visitor that takes packed keys
+// (PackedLeafVisitor): a leaf whose keys lie in one bset, with no range
+// update, keeps them packed (Node.Packed) until DecodeKeys; any other
+// node is parsed as ParseNode parses it. Hand the node to VisitLeaf.
+func ParseNodePacked(sb *Superblock, dev string, off int64, buf []byte, exp NodeExpect) (*Node, error) {
+	return parseNodeInto(&Node{}, sb, dev, off, buf, exp, true)
+}
+
+// parseNodeInto is ParseNode reusing n's key slices (a pooled node). With
+// lazy, a leaf whose keys lie in one bset (and whose parent pointer does
+// not update its range) keeps them packed (Node.Packed); DecodeKeys
+// decodes them as an eager parse would have.
+func parseNodeInto(n *Node, sb *Superblock, dev string, off int64, buf []byte, exp NodeExpect, lazy bool) (*Node, error) {
+	*n = Node{Dev: dev, Offset: off, buf: buf, raw: n.raw[:0], merged: n.merged[:0], bsetStart: n.bsetStart[:0], exp: exp, sb: sb}
+	fail := n.fail
 	le := binary.LittleEndian
 	if len(buf) < SectorSize {
 		return nil, fail("%w: node buffer is %d bytes, less than a sector", ErrTruncated, len(buf))
@@ -123,9 +256,10 @@ func parseNodeInto(n *Node, sb *Superblock, dev string, off int64, buf []byte, e
 		}
 		limitSectors = int(exp.SectorsWritten)
 	}
-	keys := n.raw
-	bsetStart := n.bsetStart
-	var unpack bp.Unpacker // the node's format, set with it
+	d := keyDecoder{n: n, keys: n.raw, bsetStart: n.bsetStart}
+	// The first bset's keys, not decoded yet (lazy): decoded when a
+	// second bset or anything else needs them.
+	var deferred []byte
 	written := 0
 	for written < limitSectors {
 		boff := written * SectorSize
@@ -201,7 +335,7 @@ func parseNodeInto(n *Node, sb *Superblock, dev string, off int64, buf []byte, e
 				return nil, fail("node key format: %w", err)
 			}
 			n.Format = f
-			unpack = f.Unpacker()
+			n.unpack = f.Unpacker()
 		}
 		if written != 0 && exp.MaxJournalSeq != 0 && le.Uint64(buf[hdr+8:]) > exp.MaxJournalSeq {
 			// Blacklisted: written after the last journal flush.
@@ -210,35 +344,14 @@ func parseNodeInto(n *Node, sb *Superblock, dev string, off int64, buf []byte, e
 		}
 		bsetIdx := n.Bsets
 		n.Bsets++
-		bsetStart = append(bsetStart, len(keys))
-		for p := ks; p < end; {
-			if buf[p] == 0 {
-				n.Problems = append(n.Problems, fail("%w: key at byte %d of bset %d has u64s 0; rest of bset dropped", bp.ErrKey, p, bsetIdx))
-				break
+		if lazy && bsetIdx == 0 {
+			deferred = buf[ks:end]
+		} else {
+			if deferred != nil {
+				d.bset(&n.unpack, deferred, NodeHeaderBytes, 0)
+				deferred = nil
 			}
-			// Decoded in place at the end of keys; dropped again on error.
-			m := len(keys)
-			if m < cap(keys) {
-				keys = keys[:m+1]
-			} else {
-				keys = append(keys, NodeKey{})
-			}
-			nk := &keys[m]
-			val, err := unpack.DecodeKeyInto(&nk.Key, buf[p:end])
-			if err != nil {
-				keys = keys[:m]
-				n.Problems = append(n.Problems, fail("key at byte %d of bset %d: %w; rest of bset dropped", p, bsetIdx, err))
-				break
-			}
-			if m > bsetStart[bsetIdx] && nk.Key.Pos.Less(keys[m-1].Key.Pos) {
-				n.Problems = append(n.Problems, fail("%w: key at byte %d of bset %d at %s sorts before the previous key %s; key dropped",
-					bp.ErrKey, p, bsetIdx, nk.Key.Pos, keys[m-1].Key.Pos))
-				keys = keys[:m]
-				p += int(buf[p]) * 8
-				continue
-			}
-			nk.Val = val
-			p += int(buf[p]) * 8
+			d.bset(&n.unpack, buf[ks:end], ks, bsetIdx)
 		}
 		written += (end - boff + blockBytes - 1) / blockBytes * (blockBytes / SectorSize)
 	}
@@ -246,6 +359,11 @@ func parseNodeInto(n *Node, sb *Superblock, dev string, off int64, buf []byte, e
 		written = limitSectors
 	}
 	n.SectorsWritten = uint32(written)
+	if deferred != nil && (n.Level != 0 || exp.RangeUpdated || exp.SectorsWritten != 0 && written < int(exp.SectorsWritten)) {
+		// Not a plain leaf: decoded now, its problems before the next.
+		d.bset(&n.unpack, deferred, NodeHeaderBytes, 0)
+		deferred = nil
+	}
 	if exp.SectorsWritten != 0 && written < int(exp.SectorsWritten) {
 		n.Problems = append(n.Problems, fail("%w: node has %d sectors of bsets, pointer says %d written", ErrCorrupt, written, exp.SectorsWritten))
 	}
@@ -260,22 +378,12 @@ func parseNodeInto(n *Node, sb *Superblock, dev string, off int64, buf []byte, e
 	if exp.V2 && !exp.RangeUpdated && n.Min != exp.Min {
 		return nil, fail("%w: node min_key %s, pointer wants %s", ErrCorrupt, n.Min, exp.Min)
 	}
-	var inPlace bool
-	n.Keys, inPlace = mergeKeys(keys, bsetStart, n.merged)
-	n.raw, n.bsetStart = keys, bsetStart
-	if !inPlace {
-		n.merged = n.Keys
+	if deferred != nil {
+		n.packed = deferred
+		n.raw, n.bsetStart = d.keys, d.bsetStart
+		return n, nil
 	}
-	if exp.RangeUpdated {
-		n.Min, n.Max = exp.Min, exp.Max
-		out := n.Keys[:0]
-		for _, k := range n.Keys {
-			if k.Key.Pos.Cmp(n.Min) >= 0 && k.Key.Pos.Cmp(n.Max) <= 0 {
-				out = append(out, k)
-			}
-		}
-		n.Keys = out
-	}
+	n.finishKeys(&d)
 	return n, nil
 }
 

@@ -34,7 +34,7 @@ type fastPtr struct {
 // anything is emitted or counted, and emitKeyPtrs takes the key.
 func (e *emitter) emitExtentFast(btree bp.BtreeID, k *bp.Key, entries []byte) (ok bool, err error) {
 	c := e.c
-	var ptrs [fastPtrsMax]fastPtr
+	ptrs := &e.fast // every field a pointer uses is written below
 	n := 0
 	// The crc of the pointers that follow: implicit until a crc entry.
 	var crcOffset uint32
@@ -59,7 +59,15 @@ func (e *emitter) emitExtentFast(btree bp.BtreeID, k *bp.Key, entries []byte) (o
 			if n == fastPtrsMax {
 				return false, nil
 			}
-			ptrs[n] = fastPtr{w: w, crcOffset: crcOffset, compressedSize: csize, uncompressedSize: usize, compressed: compressed}
+			// Field by field: a composite literal is built on the
+			// stack and copied with wide loads that stall on the
+			// narrow stores that built it.
+			p := &ptrs[n]
+			p.w = w
+			p.crcOffset = crcOffset
+			p.compressedSize = csize
+			p.uncompressedSize = usize
+			p.compressed = compressed
 			n++
 		case bp.EntryCRC32, bp.EntryCRC64, bp.EntryCRC128:
 			var compression uint8

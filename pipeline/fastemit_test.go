@@ -28,8 +28,8 @@ func testEmitter(c *checker, lo, mid, hi shard.BucketKey, garbage byte) *emitter
 		}
 		bufs[i] = b[:0]
 	}
-	e := &emitter{c: c, shards: shards, chans: []chan []shard.Ref{make(chan []shard.Ref, 64), make(chan []shard.Ref, 64)},
-		bufs: bufs, lo: lo, hi: hi, ctx: context.Background(), count: true}
+	e := newEmitter(context.Background(), c, shards, []chan []shard.Ref{make(chan []shard.Ref, 64), make(chan []shard.Ref, 64)}, lo, hi, 0)
+	e.bufs = bufs
 	return e
 }
 

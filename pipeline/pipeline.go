@@ -11,6 +11,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 	"runtime"
 	"runtime/debug"
 	"sync"
@@ -430,6 +431,14 @@ type emitter struct {
 	noFast bool
 	stats  Stats
 	pass   int
+	// his holds the shards' upper bucket bounds (shards[i].Hi), in order.
+	his []shard.BucketKey
+	// pk is the producer's scratch for keys decoded from a packed leaf
+	// (the key being emitted and the one after it).
+	pk [2]bp.Key
+	// fast is emitExtentFast's scratch (a field, not a local, so that it
+	// is not zeroed per extent).
+	fast [fastPtrsMax]fastPtr
 	// scratch of emitKeyPtrs, kept here so the hot loop fills memory in
 	// place instead of copying returned structs
 	ptrIt bp.PtrIter
@@ -437,17 +446,38 @@ type emitter struct {
 	bpv   bp.Backpointer
 }
 
-func (e *emitter) shardOf(k shard.BucketKey) int {
-	lo, hi := 0, len(e.shards)
-	for lo < hi {
-		m := (lo + hi) / 2
-		if e.shards[m].Hi <= k {
-			lo = m + 1
-		} else {
-			hi = m
-		}
+// newEmitter returns an emitter of records for the shards of one pass,
+// which cover [lo, hi).
+func newEmitter(ctx context.Context, c *checker, shards []*shard.Shard, chans []chan []shard.Ref, lo, hi shard.BucketKey, pass int) *emitter {
+	e := &emitter{c: c, shards: shards, chans: chans, bufs: make([][]shard.Ref, len(shards)), lo: lo, hi: hi, ctx: ctx, count: pass == 0, pass: pass}
+	e.his = make([]shard.BucketKey, len(shards))
+	for i, sh := range shards {
+		e.his[i] = sh.Hi
 	}
-	return lo
+	return e
+}
+
+// shardOf returns the index of the shard whose bucket range holds k, or
+// len(e.shards) when none does: a binary search whose steps are
+// conditional moves, not branches. Consecutive pointers often go to
+// different shards at random (replicas, devices, files), and a
+// mispredicted search step cost more than the whole search.
+func (e *emitter) shardOf(k shard.BucketKey) int {
+	his := e.his
+	if len(his) == 0 {
+		return 0
+	}
+	// step is half when his[base+half-1] <= k (no borrow in k - his[…]),
+	// else 0: a mask, so that the compiler emits no branch.
+	base, n := 0, len(his)
+	for n > 1 {
+		half := n >> 1
+		_, borrow := bits.Sub64(uint64(k), uint64(his[base+half-1]), 0)
+		base += half &^ -int(borrow)
+		n -= half
+	}
+	_, borrow := bits.Sub64(uint64(k), uint64(his[base]), 0)
+	return base + int(1-borrow)
 }
 
 func (e *emitter) emit(r *shard.Ref) error {
@@ -471,13 +501,13 @@ func (e *emitter) slot(bucket shard.BucketKey) (i int, r *shard.Ref) {
 		return 0, nil
 	}
 	b := e.bufs[i]
-	if len(b) < cap(b) {
-		b = b[:len(b)+1]
-	} else {
-		b = append(b, shard.Ref{})
+	if len(b) == cap(b) { // a batch not yet taken, or a short one
+		b = append(b, shard.Ref{})[:len(b)]
+		e.bufs[i] = b
 	}
-	e.bufs[i] = b[:len(b)-1]
-	return i, &b[len(b)-1]
+	// The batch's header is left as it is until commit: rewriting it for
+	// every record cost more than the record.
+	return i, &b[:len(b)+1][len(b)]
 }
 
 // commit adds the record slot last returned for shard i to its batch.
@@ -661,14 +691,16 @@ func (e *emitter) emitStripePtrs(btree bp.BtreeID, k *bp.Key, val []byte) error 
 type producer struct {
 	e         *emitter
 	dataBtree bool
+	// skip: Node skips the keys up to skipTo, which PackedLeaf emitted
+	// before it met a key it leaves to the general rules.
+	skip   bool
+	skipTo bp.Pos
 }
 
 func (p *producer) Node(n *btreeio.Node) error {
 	e := p.e
-	e.c.opt.Progress.addNode()
+	p.countNode(n)
 	if e.count {
-		e.stats.Nodes++
-		e.stats.NodeBytes += int64(n.SectorsWritten) * btreeio.SectorSize
 		for _, pr := range n.Problems {
 			e.c.addError(pr)
 		}
@@ -676,8 +708,13 @@ func (p *producer) Node(n *btreeio.Node) error {
 	if n.Level == 0 && !p.dataBtree {
 		return nil
 	}
+	skip, skipTo := p.skip, p.skipTo
+	p.skip = false
 	for i := range n.Keys {
 		k := &n.Keys[i]
+		if skip && !skipTo.Less(k.Key.Pos) {
+			continue // emitted by PackedLeaf
+		}
 		if n.Level > 0 && k.Key.Type != bp.KeyBtreePtrV2 && k.Key.Type != bp.KeyBtreePtr {
 			continue
 		}
@@ -692,6 +729,85 @@ func (p *producer) Node(n *btreeio.Node) error {
 		}
 	}
 	return nil
+}
+
+// countNode counts a node for the progress display and (pass 0) the
+// statistics.
+func (p *producer) countNode(n *btreeio.Node) {
+	e := p.e
+	e.c.opt.Progress.addNode()
+	if e.count {
+		e.stats.Nodes++
+		e.stats.NodeBytes += int64(n.SectorsWritten) * btreeio.SectorSize
+	}
+}
+
+// PackedLeaf emits the records of a data btree leaf straight from its
+// packed bset, decoding one key ahead of the one it emits: a key is
+// emitted once the next key sorts after it, so a position repeated in
+// the bset emits only its last key, and deleted keys are not emitted,
+// exactly the keys the decoded node would hold. A key out of order or one
+// that does not decode is a problem of the node: the keys emitted so far
+// are the decoded node's first keys, so PackedLeaf returns false and Node
+// takes the decoded node from the first key after them (its problems are
+// then reported after the errors of the keys already emitted).
+func (p *producer) PackedLeaf(n *btreeio.Node) (bool, error) {
+	u, data, ok := n.Packed()
+	if !ok || n.Level != 0 || !p.dataBtree {
+		return false, nil
+	}
+	e := p.e
+	cur, next := &e.pk[0], &e.pk[1]
+	var curVal []byte
+	have, emitted := false, false
+	var last bp.Pos // the last key emitted
+	emit := func(k *bp.Key, val []byte) error {
+		emitted, last = true, k.Pos
+		switch k.Type {
+		case bp.KeyDeleted:
+			return nil
+		case bp.KeyStripe:
+			return e.emitStripePtrs(n.BtreeID, k, val)
+		}
+		return e.emitKeyPtrs(n.BtreeID, 0, k, val)
+	}
+	for off := 0; off < len(data); {
+		if data[off] == 0 {
+			return p.handOver(emitted, last)
+		}
+		val, err := u.DecodeKeyInto(next, data[off:])
+		if err != nil {
+			return p.handOver(emitted, last)
+		}
+		if have {
+			switch next.Pos.Cmp(cur.Pos) {
+			case -1:
+				return p.handOver(emitted, last)
+			case 1:
+				if err := emit(cur, curVal); err != nil {
+					return true, err
+				}
+			}
+			// case 0: the next key replaces this one
+		}
+		cur, next = next, cur
+		curVal, have = val, true
+		off += int(data[off]) * 8
+	}
+	if have {
+		if err := emit(cur, curVal); err != nil {
+			return true, err
+		}
+	}
+	p.countNode(n)
+	return true, nil
+}
+
+// handOver leaves the rest of a leaf to Node: the keys up to last, if
+// any were emitted, are skipped there.
+func (p *producer) handOver(emitted bool, last bp.Pos) (bool, error) {
+	p.skip, p.skipTo = emitted, last
+	return false, nil
 }
 
 func (p *producer) NodeError(btree bp.BtreeID, level uint8, parent *bp.Key, err error) error {
@@ -815,7 +931,7 @@ func (c *checker) runPass(ctx context.Context, pass int, spans []span, tasks []t
 	var total Stats
 	for w := 0; w < c.opt.Workers; w++ {
 		g.Go(func() error {
-			e := &emitter{c: c, shards: shards, chans: chans, bufs: make([][]shard.Ref, len(shards)), lo: lo, hi: hi, ctx: gctx, count: pass == 0, pass: pass}
+			e := newEmitter(gctx, c, shards, chans, lo, hi, pass)
 			for t := range taskCh {
 				if err := c.runTask(e, t); err != nil {
 					return err
@@ -925,9 +1041,7 @@ func (l *bpLoader) Node(n *btreeio.Node) error {
 	if n.Level != 0 {
 		return nil
 	}
-	l.c.opt.Progress.addNode()
-	l.c.loadNodes.Add(1)
-	l.c.loadBytes.Add(int64(n.SectorsWritten) * btreeio.SectorSize)
+	l.countNode(n)
 	c := l.c
 	for i := range n.Keys {
 		k := &n.Keys[i]
@@ -973,26 +1087,154 @@ func (l *bpLoader) Node(n *btreeio.Node) error {
 // to backpointers before it checks them, reporting invalid keys.
 // level and bucketOffset (format A) are the value's fields.
 func (l *bpLoader) validate(k *btreeio.NodeKey, level uint8, bucketOffset uint64) bool {
-	c := l.c
-	if level > 4 {
-		c.addFinding(l.badBP(report.BackpointerLevelBad, k, fmt.Sprintf("backpointer level %d > 4", level)))
-		return false
-	}
-	if !c.formatB {
-		m := c.fs.SB.Member(uint8(k.Key.Pos.Inode))
-		bs := uint64(m.BucketSize)
-		bucket := (k.Key.Pos.Offset >> bp.ShiftA) / bs
-		if bucketOffset>>bp.ShiftA >= bs || (bucket*bs)<<bp.ShiftA+bucketOffset != k.Key.Pos.Offset {
-			c.addFinding(l.badBP(report.BackpointerBucketOffsetWrong, k,
-				fmt.Sprintf("bucket_offset %d disagrees with the key position", bucketOffset)))
-			return false
-		}
-	}
-	if k.Key.Pos.Snapshot != 0 || len(k.Val) != bp.BackpointerBytes {
-		c.addFinding(l.badBP(report.BackpointerToMissingPtr, k, "malformed backpointer key"))
+	code, detail := l.invalid(k.Key.Pos, len(k.Val), level, bucketOffset)
+	if code != "" {
+		l.c.addFinding(l.badBP(code, k, detail))
 		return false
 	}
 	return true
+}
+
+// invalid returns the finding code and detail of a backpointer key at pos
+// whose value is valLen bytes long, or "" when the key is valid.
+func (l *bpLoader) invalid(pos bp.Pos, valLen int, level uint8, bucketOffset uint64) (code, detail string) {
+	c := l.c
+	if level > 4 {
+		return report.BackpointerLevelBad, fmt.Sprintf("backpointer level %d > 4", level)
+	}
+	if !c.formatB {
+		m := c.fs.SB.Member(uint8(pos.Inode))
+		bs := uint64(m.BucketSize)
+		bucket := (pos.Offset >> bp.ShiftA) / bs
+		if bucketOffset>>bp.ShiftA >= bs || (bucket*bs)<<bp.ShiftA+bucketOffset != pos.Offset {
+			return report.BackpointerBucketOffsetWrong, fmt.Sprintf("bucket_offset %d disagrees with the key position", bucketOffset)
+		}
+	}
+	if pos.Snapshot != 0 || valLen != bp.BackpointerBytes {
+		return report.BackpointerToMissingPtr, "malformed backpointer key"
+	}
+	return "", ""
+}
+
+// PackedLeaf loads the backpointers of a leaf straight from its packed
+// bset: the keys Node would load, decoded one at a time (type and
+// position only), with no key array built and merged first. A key that
+// Node would report (an invalid backpointer, a missing device) or that
+// the general decoding rules must settle (out of order, a repeated
+// position, a deleted key, one that does not decode the fast way) makes
+// it drop what it added from this node and return false: Node then loads
+// the decoded node.
+//
+// When the node's whole range lies in this loader's positions and in one
+// shard's buckets of one member device, the per-key range, device and
+// shard checks are skipped; the keys are then checked to lie within the
+// node's range (they are in order, so the first and the last).
+func (l *bpLoader) PackedLeaf(n *btreeio.Node) (bool, error) {
+	u, data, ok := n.Packed()
+	if !ok || n.Level != 0 {
+		return false, nil
+	}
+	c := l.c
+	startSi := l.si
+	startLen, _ := l.shards[startSi].Counts()
+	undo := func() (bool, error) {
+		for i := startSi + 1; i <= l.si; i++ {
+			l.shards[i].TruncateBPs(0) // shards after startSi had none yet
+		}
+		l.shards[startSi].TruncateBPs(startLen)
+		l.si = startSi
+		return false, nil
+	}
+	whole := c.formatB && n.Min.Inode == n.Max.Inode && n.Min.Inode < 255 &&
+		c.fs.SB.Member(uint8(n.Min.Inode)) != nil &&
+		!n.Min.Less(l.plo) && (l.open || n.Max.Less(l.phi))
+	si := l.si
+	if whole {
+		bmin, bmax := bpBucket(c.fs, n.Min), bpBucket(c.fs, n.Max)
+		for si < len(l.shards)-1 && l.shards[si].Hi <= bmin {
+			si++
+		}
+		sh := l.shards[si]
+		whole = bmin >= l.lo && bmax < l.hi && bmin >= sh.Lo && bmax < sh.Hi
+	}
+	if whole {
+		l.si = si
+		sh := l.shards[si]
+		dev := uint32(n.Min.Inode)
+		var pos, prev bp.Pos
+		for p := 0; p < len(data); {
+			t, val, ok := u.DecodePos(&pos, data[p:])
+			if !ok || p > 0 && !prev.Less(pos) || p == 0 && pos.Less(n.Min) {
+				return undo()
+			}
+			prev = pos
+			p += int(data[p]) * 8
+			if t != bp.KeyBackpointer {
+				if t == bp.KeyDeleted {
+					return undo()
+				}
+				continue
+			}
+			if pos.Snapshot != 0 || len(val) != bp.BackpointerBytes || val[1] > 4 {
+				return undo() // invalid: Node reports it
+			}
+			sh.AddBP(dev, pos.Offset, val)
+		}
+		if len(data) > 0 && n.Max.Less(prev) {
+			return undo()
+		}
+		l.countNode(n)
+		return true, nil
+	}
+	var k bp.Key
+	var prev bp.Pos
+	for p := 0; p < len(data); {
+		if data[p] == 0 {
+			return undo()
+		}
+		val, err := u.DecodeKeyInto(&k, data[p:])
+		if err != nil || p > 0 && !prev.Less(k.Pos) {
+			return undo()
+		}
+		p += int(data[p]) * 8
+		prev = k.Pos
+		if k.Type != bp.KeyBackpointer {
+			if k.Type == bp.KeyDeleted {
+				return undo()
+			}
+			continue
+		}
+		pos := &k.Pos
+		if pos.Less(l.plo) || !l.open && !pos.Less(l.phi) {
+			continue
+		}
+		if pos.Inode >= 255 || c.fs.SB.Member(uint8(pos.Inode)) == nil {
+			return undo() // a finding: Node reports it
+		}
+		bk := bpBucket(c.fs, *pos)
+		if bk < l.lo || bk >= l.hi {
+			continue
+		}
+		if len(val) != bp.BackpointerBytes {
+			return undo()
+		}
+		if code, _ := l.invalid(*pos, len(val), val[1], bp.BackpointerBucketOffsetA(val)); code != "" {
+			return undo()
+		}
+		for l.si < len(l.shards)-1 && l.shards[l.si].Hi <= bk {
+			l.si++
+		}
+		l.shards[l.si].AddBP(uint32(pos.Inode), pos.Offset, val)
+	}
+	l.countNode(n)
+	return true, nil
+}
+
+// countNode counts a loaded leaf for the progress display and summary.
+func (l *bpLoader) countNode(n *btreeio.Node) {
+	l.c.opt.Progress.addNode()
+	l.c.loadNodes.Add(1)
+	l.c.loadBytes.Add(int64(n.SectorsWritten) * btreeio.SectorSize)
 }
 
 func (l *bpLoader) badBP(code string, k *btreeio.NodeKey, detail string) report.Finding {

@@ -240,6 +240,14 @@ func (s *Shard) AddBP(dev uint32, off uint64, val []byte) {
 	}
 }
 
+// TruncateBPs drops the backpointers added after the first n (a loader
+// undoing the keys of a node it leaves to another path).
+func (s *Shard) TruncateBPs(n int) {
+	if n < len(s.bps) {
+		s.bps = s.bps[:n]
+	}
+}
+
 // AddAlloc adds the alloc key of a bucket; keys must be added in order.
 func (s *Shard) AddAlloc(k BucketKey, a bp.AllocV4) {
 	s.buckets = append(s.buckets, bucketState{key: k, hasAlloc: true, a: a})
