@@ -154,10 +154,11 @@ type mismatch struct {
 
 // Shard is one bucket range [Lo, Hi).
 type Shard struct {
-	Lo, Hi  BucketKey
-	cfg     *Config
-	bps     []BPEntry
-	buckets []bucketState // sorted by key: alloc keys, then buckets with refs but no alloc key appended
+	Lo, Hi    BucketKey
+	cfg       *Config
+	bps       []BPEntry
+	devCounts map[uint32]int // backpointers per device (Finish)
+	buckets   []bucketState  // sorted by key: alloc keys, then buckets with refs but no alloc key appended
 	// the arrays Reserve made, possibly outside the Go heap (Release
 	// frees them)
 	bpsArr     *hugemem.Array[BPEntry]
@@ -257,20 +258,10 @@ func (s *Shard) AddAlloc(k BucketKey, a bp.AllocV4) {
 // Counts returns how many backpointers and alloc keys the shard holds.
 func (s *Shard) Counts() (bps, allocs int) { return len(s.bps), s.nAlloc }
 
-// DevCounts returns how many backpointers the shard holds per device.
-func (s *Shard) DevCounts() map[uint32]int {
-	out := map[uint32]int{}
-	for i := 0; i < len(s.bps); {
-		d := s.bps[i].Dev
-		j := i
-		for j < len(s.bps) && s.bps[j].Dev == d {
-			j++
-		}
-		out[d] += j - i
-		i = j
-	}
-	return out
-}
+// DevCounts returns how many backpointers the shard holds per device. It
+// is counted by Finish (in the walk over the backpointers it makes
+// anyway); before Finish it is empty.
+func (s *Shard) DevCounts() map[uint32]int { return s.devCounts }
 
 func (s *Shard) bucket(k BucketKey) *bucketState {
 	if s.lastOK && k == s.lastKey {
@@ -625,8 +616,18 @@ func (s *Shard) Finish(lost *Lost) []report.Finding {
 	if !lost.Empty() {
 		s.dropLost(lost)
 	}
+	// Backpointers per device, counted in runs (they are in key order,
+	// so one run per device).
+	s.devCounts = map[uint32]int{}
+	runDev, runStart := uint32(0), 0
 	for i := range s.bps {
 		e := &s.bps[i]
+		if e.Dev != runDev {
+			if i > runStart {
+				s.devCounts[runDev] += i - runStart
+			}
+			runDev, runStart = e.Dev, i
+		}
 		if e.Matched {
 			continue
 		}
@@ -653,6 +654,9 @@ func (s *Shard) Finish(lost *Lost) []report.Finding {
 			}
 		}
 		s.findings = append(s.findings, f)
+	}
+	if len(s.bps) > runStart {
+		s.devCounts[runDev] += len(s.bps) - runStart
 	}
 	stripesLost := lost.stripesLost()
 	for i := range s.buckets {
