@@ -41,7 +41,8 @@ func (e *emitter) emitExtentFast(btree bp.BtreeID, k *bp.Key, entries []byte) (o
 	csize, usize := k.Size, k.Size
 	compressed := false
 	reconcile, seenReconcile := uint32(0), false
-	extra := c.fs.SB.ExtentTypeU64s
+	sb := c.fs.SB
+	extra := sb.ExtentTypeU64s
 	for off := 0; off < len(entries); {
 		if len(entries)-off < 8 {
 			return false, nil
@@ -62,12 +63,22 @@ func (e *emitter) emitExtentFast(btree bp.BtreeID, k *bp.Key, entries []byte) (o
 			// Field by field: a composite literal is built on the
 			// stack and copied with wide loads that stall on the
 			// narrow stores that built it.
+			// Every pointer must be one the fast path can take before
+			// any is emitted: a pointer to device 255 or to a device
+			// that is not a member goes the general way.
+			dev := uint8(w >> 48)
+			m := sb.Member(dev)
+			if m == nil {
+				return false, nil
+			}
 			p := &ptrs[n]
 			p.w = w
 			p.crcOffset = crcOffset
 			p.compressedSize = csize
 			p.uncompressedSize = usize
 			p.compressed = compressed
+			p.bucket = shard.MakeBucketKey(uint64(dev), m.BucketOf(w>>4&(1<<44-1)))
+			p.inThisPass = p.bucket >= e.lo && p.bucket < e.hi
 			n++
 		case bp.EntryCRC32, bp.EntryCRC64, bp.EntryCRC128:
 			var compression uint8
@@ -83,18 +94,6 @@ func (e *emitter) emitExtentFast(btree bp.BtreeID, k *bp.Key, entries []byte) (o
 		}
 		off += 8 * words
 	}
-	// Every pointer must be one the fast path can take before any is
-	// emitted.
-	for i := range ptrs[:n] {
-		p := &ptrs[i]
-		dev := uint8(p.w >> 48)
-		m := c.fs.SB.Member(dev)
-		if m == nil {
-			return false, nil // device 255 or not a member: the general path
-		}
-		p.bucket = shard.MakeBucketKey(uint64(dev), m.BucketOf(p.w>>4&(1<<44-1)))
-		p.inThisPass = p.bucket >= e.lo && p.bucket < e.hi
-	}
 	if !c.anyRotational {
 		reconcile = 0
 	}
@@ -102,7 +101,7 @@ func (e *emitter) emitExtentFast(btree bp.BtreeID, k *bp.Key, entries []byte) (o
 		e.stats.Keys++
 		e.stats.Extents++
 	}
-	cachedNeedBP := c.fs.SB.Version >= bp.VersionCachedBackpointers
+	cachedNeedBP := sb.Version >= bp.VersionCachedBackpointers
 	for i := range ptrs[:n] {
 		p := &ptrs[i]
 		dev := uint8(p.w >> 48)
