@@ -28,7 +28,7 @@ func (c *checker) checkDup(r *shard.Ref, storedPos bp.Pos, stored []byte) []repo
 	missing := func(detail string) []report.Finding {
 		f := cur
 		f.Code, f.Detail = report.PtrToMissingBackpointer, detail
-		f.Got, f.Want = c.describeBP(storedPos, stored), c.describeBP(r.BPPos, r.BPVal[:])
+		f.Got, f.Want = c.describeBP(storedPos, stored), c.describeBP(r.BPPos(), r.BPVal[:])
 		return []report.Finding{f}
 	}
 	o, found, err := c.lookupRef(ov.BtreeID, ov.Level, ov.Pos, storedPos)
@@ -47,7 +47,7 @@ func (c *checker) checkDup(r *shard.Ref, storedPos bp.Pos, stored []byte) []repo
 		otherF.Detail = "extents pointing to same space, but first extent checksum bad: " + both
 		return append([]report.Finding{otherF}, missing("backpointer belongs to an extent with a bad checksum")...)
 	}
-	mine, found, err := c.lookupRef(rv.BtreeID, rv.Level, rv.Pos, r.BPPos)
+	mine, found, err := c.lookupRef(rv.BtreeID, rv.Level, rv.Pos, r.BPPos())
 	if err != nil || !found {
 		return missing("backpointer does not match the pointer")
 	}
@@ -69,7 +69,7 @@ func (c *checker) checkDup(r *shard.Ref, storedPos bp.Pos, stored []byte) []repo
 
 func (c *checker) refFinding(r *shard.Ref) report.Finding {
 	v := r.BP(c.formatB)
-	return report.Finding{Dev: r.Bucket.Dev(), Bucket: r.Bucket.Bucket(), BP: r.BPPos, HasBP: true,
+	return report.Finding{Dev: r.Bucket.Dev(), Bucket: r.Bucket.Bucket(), BP: r.BPPos(), HasBP: true,
 		Btree: v.BtreeID.Name(c.fs.SB.Version), Level: int(v.Level), Pos: v.Pos, KeyType: r.KeyType.String()}
 }
 

@@ -141,7 +141,7 @@ func (e *emitter) emitExtentFast(btree bp.BtreeID, k *bp.Key, entries []byte) (o
 		r.Sectors = bucketLen
 		r.StripeCount = 0
 		r.Bucket = p.bucket
-		r.BPPos.Inode, r.BPPos.Offset, r.BPPos.Snapshot = uint64(dev), offset<<c.shift+uint64(p.crcOffset), 0
+		r.BPOff = offset<<c.shift + uint64(p.crcOffset)
 		bp.EncodeBackpointerB(r.BPVal[:], btree, 0, dataType, gen, flags, bucketLen, &k.Pos)
 		if err := e.commit(si); err != nil {
 			return true, err

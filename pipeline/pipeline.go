@@ -619,7 +619,7 @@ func (e *emitter) emitKeyPtrs(btree bp.BtreeID, level uint8, k *bp.Key, val []by
 		r.Sectors = v.BucketLen
 		r.StripeCount = 0
 		r.Bucket = bucket
-		r.BPPos.Inode, r.BPPos.Offset, r.BPPos.Snapshot = bpPos.Inode, bpPos.Offset, bpPos.Snapshot
+		r.BPOff = bpPos.Offset // its inode is the device, its snapshot 0
 		v.Encode(r.BPVal[:], c.formatB)
 		if err := e.commit(si); err != nil {
 			return err
@@ -669,7 +669,7 @@ func (e *emitter) emitStripePtrs(btree bp.BtreeID, k *bp.Key, val []byte) error 
 		r := shard.Ref{
 			Kind:        shard.RefStripe,
 			Bucket:      shard.MakeBucketKey(uint64(ptr.Dev), ptr.Offset/uint64(m.BucketSize)),
-			BPPos:       bp.Pos{Inode: uint64(ptr.Dev), Offset: (ptr.Offset+uint64(st.Sectors))<<c.shift - 1},
+			BPOff:       (ptr.Offset+uint64(st.Sectors))<<c.shift - 1,
 			KeyType:     k.Type,
 			NeedsBP:     needsBP,
 			Gen:         ptr.Gen,

@@ -16,8 +16,8 @@ func TestEntrySizes(t *testing.T) {
 	if n := unsafe.Sizeof(bucketState{}); n > AllocEntrySize {
 		t.Errorf("bucketState is %d bytes, AllocEntrySize says %d", n, AllocEntrySize)
 	}
-	if n := unsafe.Sizeof(Ref{}); n != 80 {
-		t.Errorf("Ref is %d bytes, want 80 (records are batched by the thousand)", n)
+	if n := unsafe.Sizeof(Ref{}); n != 64 {
+		t.Errorf("Ref is %d bytes, want 64: one cache line (records are batched by the thousand)", n)
 	}
 }
 
@@ -50,10 +50,10 @@ func TestApplyAllocs(t *testing.T) {
 	for b := uint64(0); b < buckets; b++ {
 		for k := uint64(0); k < perBucket; k++ {
 			r := Ref{Kind: RefPtr, NeedsBP: true, Gen: 3, DataType: bp.DataUser, Sectors: 8,
-				Bucket: MakeBucketKey(0, b), BPPos: bp.Pos{Inode: 0, Offset: b*128 + k*8}}
+				Bucket: MakeBucketKey(0, b), BPOff: b*128 + k*8}
 			r.BPVal[0] = byte(b)
 			r.BPVal[1] = byte(k)
-			s.AddBP(0, r.BPPos.Offset, r.BPVal[:])
+			s.AddBP(0, r.BPOff, r.BPVal[:])
 			refs = append(refs, r)
 		}
 	}
@@ -129,7 +129,7 @@ func TestDuplicatePositionOrder(t *testing.T) {
 	a[0], b[0] = 1, 2
 	ref := func(v [bp.BackpointerBytes]byte) Ref {
 		return Ref{Kind: RefPtr, NeedsBP: true, DataType: bp.DataUser, Sectors: 8, Bucket: MakeBucketKey(0, 0),
-			BPPos: bp.Pos{Offset: 8}, BPVal: v}
+			BPOff: 8, BPVal: v}
 	}
 	run := func(refs ...Ref) string {
 		s := New(cfg, MakeBucketKey(0, 0), MakeBucketKey(1, 0))
