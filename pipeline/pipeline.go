@@ -29,6 +29,10 @@ import (
 )
 
 // Options tune a check.
+// DefaultPrefetch is how many leaves a walk reads ahead unless told
+// otherwise (`bpcheck check --prefetch`).
+const DefaultPrefetch = 8
+
 type Options struct {
 	// Workers is the number of producer goroutines (default GOMAXPROCS).
 	Workers int
@@ -39,8 +43,10 @@ type Options struct {
 	Shards int
 	// Progress, if set, is updated as the check runs.
 	Progress *Progress
-	// Prefetch is how many leaves each walk reads ahead (0: none); Run
-	// lowers it under a small MemoryBudget.
+	// Prefetch is how many leaves each walk reads ahead (0: none; the
+	// command's default is DefaultPrefetch); Run lowers it under a small
+	// MemoryBudget. Leaves are visited with their keys packed only on
+	// read-ahead walks.
 	Prefetch int
 	// Async reads the prefetched leaves through package aio with
 	// AsyncBackend (io_uring where the kernel allows, else a pread pool).

@@ -110,7 +110,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	force := fl.Bool("force", false, "check mounted devices too (results may be inconsistent)")
 	cpuProfile := fl.String("cpuprofile", "", "write a CPU profile of the check here (for performance work)")
 	noProgress := fl.Bool("no-progress", false, "no live progress line on a terminal")
-	prefetch := fl.Int("prefetch", 8, "leaves each walk reads ahead (0: none)")
+	prefetch := fl.Int("prefetch", pipeline.DefaultPrefetch, "leaves each walk reads ahead (0: none)")
 	ioMode := fl.String("io", "auto", "how prefetched leaves are read: auto (io_uring, else a pread pool), uring, pool, threads")
 	direct := directMode("auto")
 	fl.Var(&direct, "direct", "read btree nodes with O_DIRECT: auto (block devices), true, false")
