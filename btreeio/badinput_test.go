@@ -899,3 +899,79 @@ func TestCleanSectionErrorOffset(t *testing.T) {
 		}
 	}
 }
+
+// TestNodeKeysOutsideRange moves a leaf's max_key (and then its min_key)
+// inside its keys, with the parent pointer saying the same: the keys
+// past the new end (before the new start) are dropped as the kernel drops
+// them (bkey_after_end_of_btree_node, bkey_before_start_of_btree_node),
+// each a problem of the node naming its byte offset, by the eager and the
+// lazy parse alike. A pointer that updated the node's range takes the
+// range from the pointer instead, and no key is dropped for lying outside
+// the node's own.
+func TestNodeKeysOutsideRange(t *testing.T) {
+	var nb *nodeBuf
+	nodes := loadNodeBufs(t, "small", true)
+	for i := range nodes {
+		if nodes[i].exp.Btree == bp.BtreeBackpointers && nodes[i].exp.Level == 0 {
+			nb = &nodes[i]
+		}
+	}
+	if nb == nil {
+		t.Fatal("small has no backpointers leaf")
+	}
+	end := btreeio.NodeHeaderBytes + 8*int(binary.LittleEndian.Uint16(nb.buf[158:]))
+	exp := nb.exp
+	exp.SectorsWritten = uint16((end + int(nb.sb.BlockSize)*512 - 1) / (int(nb.sb.BlockSize) * 512) * int(nb.sb.BlockSize))
+	ref, err := btreeio.ParseNode(nb.sb, "dev", 0, bytes.Clone(nb.buf), exp)
+	if err != nil || ref.Bsets != 1 || len(ref.Keys) < 4 || len(ref.Problems) != 0 {
+		t.Fatalf("unchanged node: %v, %d problems", err, len(ref.Problems))
+	}
+	parse := func(buf []byte, exp btreeio.NodeExpect) [2]*btreeio.Node {
+		eager, err := btreeio.ParseNode(nb.sb, "dev", 0, bytes.Clone(buf), exp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lazy, err := btreeio.ParseNodePacked(nb.sb, "dev", 0, bytes.Clone(buf), exp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lazy.DecodeKeys()
+		return [2]*btreeio.Node{eager, lazy}
+	}
+	at := ref.Keys[1].Key.Pos
+	for _, tc := range []struct {
+		name       string
+		hdr        int // byte of the header's min_key or max_key
+		keep       []btreeio.NodeKey
+		setPointer func(e *btreeio.NodeExpect)
+	}{
+		{"max", 52, ref.Keys[:2], func(e *btreeio.NodeExpect) { e.Max = at }},
+		{"min", 32, ref.Keys[1:], func(e *btreeio.NodeExpect) { e.Min = at }},
+		{"min, range updated", 32, ref.Keys, func(e *btreeio.NodeExpect) { e.RangeUpdated = true }},
+	} {
+		buf := bytes.Clone(nb.buf)
+		at.Put(buf[tc.hdr:])
+		setFirstBsetCsum(buf)
+		e := exp
+		tc.setPointer(&e)
+		for i, n := range parse(buf, e) {
+			how := []string{"eager", "lazy"}[i]
+			if len(n.Keys) != len(tc.keep) {
+				t.Fatalf("%s, %s: %d keys, want %d", tc.name, how, len(n.Keys), len(tc.keep))
+			}
+			for j := range tc.keep {
+				if n.Keys[j].Key != tc.keep[j].Key {
+					t.Fatalf("%s, %s: key %d is %v, want %v", tc.name, how, j, n.Keys[j].Key, tc.keep[j].Key)
+				}
+			}
+			if dropped := len(ref.Keys) - len(tc.keep); len(n.Problems) != dropped {
+				t.Fatalf("%s, %s: %d problems for %d keys dropped: %v", tc.name, how, len(n.Problems), dropped, n.Problems)
+			}
+			for _, p := range n.Problems {
+				if !errors.Is(p, bp.ErrKey) || !strings.Contains(p.Error(), "outside the node's range") || !strings.Contains(p.Error(), "key at byte ") {
+					t.Errorf("%s, %s: problem %q", tc.name, how, p)
+				}
+			}
+		}
+	}
+}

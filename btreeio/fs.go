@@ -413,24 +413,26 @@ type Visitor interface {
 // PackedLeafVisitor is a Visitor that can take the keys of a leaf as they
 // lie packed in the node, without their being decoded into Node.Keys
 // first. Walks that read leaves ahead (the default) offer it the leaves
-// whose keys lie in one bset, with no journal key overlaid and no range
-// update from the parent pointer: PackedLeaf gets the node with its keys
-// packed (Node.Packed) and returns whether it took it. A leaf not taken
-// (the visitor met a key it leaves to the general rules: out of order, a
-// repeated position, a deleted key, one that does not decode) is decoded
-// and handed to Node, so the visitor must undo what it did with the
-// node's keys before returning false. Every other node goes to Node.
+// whose keys lie in one bset, with no journal key overlaid, no range
+// update from the parent pointer and no problem met while reading the
+// node (Node.Problems is reported by Node only): PackedLeaf gets the node
+// with its keys packed (Node.Packed) and returns whether it took it. A
+// leaf not taken (the visitor met a key it leaves to the general rules:
+// out of order or outside the node's range, a repeated position, a
+// deleted key, one that does not decode) is decoded and handed to Node,
+// so the visitor must undo what it did with the node's keys before
+// returning false. Every other node goes to Node.
 type PackedLeafVisitor interface {
 	Visitor
 	PackedLeaf(n *Node) (taken bool, err error)
 }
 
 // VisitLeaf hands a parsed leaf to v as walks do: to PackedLeaf while its
-// keys are packed (and v takes packed keys), else, or when PackedLeaf did
-// not take it, decoded to Node.
+// keys are packed (and v takes packed keys) and reading it met no
+// problem, else, or when PackedLeaf did not take it, decoded to Node.
 func VisitLeaf(v Visitor, n *Node) error {
 	if n.packed != nil {
-		if pv, ok := v.(PackedLeafVisitor); ok {
+		if pv, ok := v.(PackedLeafVisitor); ok && len(n.Problems) == 0 {
 			taken, err := pv.PackedLeaf(n)
 			if err != nil || taken {
 				return err

@@ -98,8 +98,10 @@ func (n *Node) fail(format string, args ...any) error {
 
 // bset decodes the keys of bset bsetIdx, data[0:] being its first key
 // (at byte base of the node, for messages). Keys that cannot be decoded
-// end the bset, keys out of order are dropped, and a position repeated
-// within the bset keeps its last key; each is a problem of the node.
+// end the bset, keys out of order or outside the node's range (unless
+// the parent pointer updated the range) are dropped, and a position
+// repeated within the bset keeps its last key; each is a problem of the
+// node.
 func (d *keyDecoder) bset(unpack *bp.Unpacker, data []byte, base, bsetIdx int) {
 	n := d.n
 	keys := d.keys
@@ -125,6 +127,17 @@ func (d *keyDecoder) bset(unpack *bp.Unpacker, data []byte, base, bsetIdx int) {
 			break
 		}
 		nk.Val = val
+		if !n.exp.RangeUpdated && (nk.Key.Pos.Less(n.Min) || n.Max.Less(nk.Key.Pos)) {
+			// bch2_bkey_in_btree_node: the kernel drops such a key
+			// (bkey_before_start_of_btree_node,
+			// bkey_after_end_of_btree_node). Kept, it would also break
+			// the key order across the leaves of a walk.
+			n.Problems = append(n.Problems, n.fail("%w: key at byte %d of bset %d at %s lies outside the node's range %s to %s; key dropped",
+				bp.ErrKey, base+p, bsetIdx, nk.Key.Pos, n.Min, n.Max))
+			keys = keys[:m]
+			p += int(data[p]) * 8
+			continue
+		}
 		if m > first {
 			switch prev := &keys[m-1]; nk.Key.Pos.Cmp(prev.Key.Pos) {
 			case -1:

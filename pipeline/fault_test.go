@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -356,5 +357,90 @@ func TestLostStripesNode(t *testing.T) {
 		if f.Code != report.BtreeNodeReadError {
 			t.Errorf("finding beside the lost stripes node: %s dev %d bucket %d btree %s %s", f.Code, f.Dev, f.Bucket, f.Btree, f.Detail)
 		}
+	}
+}
+
+// TestBadKeysInLoadedLeaves gives one leaf of the backpointers btree, and
+// in a second run one of the alloc btree, a key whose u64s is 0 (the
+// nocsum case has no checksums to notice the edit): the kernel drops the
+// rest of that bset, and so does bpcheck. The check must say so, as an
+// error naming the device, the node's byte offset and the btree, once
+// however many shards and passes read the leaf, with or without
+// read-ahead; and the pointers into what was dropped must be reported as
+// missing their backpointers or alloc keys.
+func TestBadKeysInLoadedLeaves(t *testing.T) {
+	casedata.Require(t)
+	path := casedata.CaseImages(t, "nocsum")[0]
+	clean, _ := openFaulty(t, path, nil)
+	base, err := pipeline.Run(context.Background(), clean, pipeline.Options{Workers: 2})
+	if err != nil || len(base.Findings) != 0 || len(base.Errors) != 0 {
+		t.Fatalf("clean run: %v, %d findings, %d errors", err, len(base.Findings), len(base.Errors))
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		btree bp.BtreeID
+		code  string
+	}{
+		{bp.BtreeBackpointers, report.PtrToMissingBackpointer},
+		{bp.BtreeAlloc, report.PtrToMissingAllocKey},
+	} {
+		t.Run(tc.btree.String(), func(t *testing.T) {
+			l := &leafNodes{}
+			if err := clean.Walk(tc.btree, 0, l); err != nil {
+				t.Fatal(err)
+			}
+			if len(l.nodes) == 0 {
+				t.Fatal("no leaves")
+			}
+			victim := l.nodes[0]
+			// The second key of the first bset: u64s made 0 by flipping
+			// each of its set bits.
+			k0 := victim.Offset + btreeio.NodeHeaderBytes
+			k1 := k0 + 8*int64(raw[k0])
+			var faults []faultio.Fault
+			for bit := uint8(0); bit < 8; bit++ {
+				if raw[k1]>>bit&1 != 0 {
+					faults = append(faults, faultio.Fault{Kind: faultio.Flip, Off: k1, Bit: bit})
+				}
+			}
+			fs, r := openFaulty(t, path, faults)
+			for _, opt := range []pipeline.Options{
+				{Workers: 2},
+				{Workers: 2, Shards: 3, Prefetch: pipeline.DefaultPrefetch},
+				{Workers: 2, Shards: 3, MemoryBudget: base.EstimatedBytes / 4},
+				{Workers: 1, MemoryBudget: base.EstimatedBytes / 4, Prefetch: pipeline.DefaultPrefetch},
+			} {
+				res, err := pipeline.Run(context.Background(), fs, opt)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if r.Hits.Load() == 0 {
+					t.Fatal("fault never hit")
+				}
+				name := fmt.Sprintf("shards %d, budget %d, prefetch %d (%d passes)", opt.Shards, opt.MemoryBudget, opt.Prefetch, res.Passes)
+				if len(res.Errors) != 1 {
+					t.Fatalf("%s: %d errors, want the bad key's once: %v", name, len(res.Errors), res.Errors)
+				}
+				msg := res.Errors[0].Error()
+				for _, want := range []string{path, fmt.Sprintf("byte %d", victim.Offset), "btree " + tc.btree.String(), fmt.Sprintf("key at byte %d of bset 0 has u64s 0", k1-victim.Offset)} {
+					if !strings.Contains(msg, want) {
+						t.Errorf("%s: error %q does not say %q", name, msg, want)
+					}
+				}
+				missing := 0
+				for _, f := range res.Findings {
+					if f.Code == tc.code {
+						missing++
+					}
+				}
+				if missing == 0 {
+					t.Errorf("%s: no %s finding for the keys dropped (%d findings)", name, tc.code, len(res.Findings))
+				}
+				t.Logf("%s: %d %s findings", name, missing, tc.code)
+			}
+		})
 	}
 }

@@ -111,9 +111,10 @@ func (h hidePacked) NodeError(id bp.BtreeID, level uint8, k *bp.Key, err error) 
 // call it) with their decoded-node paths (Node on ParseNode's node), on
 // real leaves of a format B and a format A case whose first bset is
 // mutated (checksum fixed): out-of-order, repeated, deleted and
-// undecodable keys, invalid backpointers, other devices. The loaders must
-// hold the same backpointers in the same shards (compared through the
-// findings Finish makes of them) and add the same findings; the producers
+// undecodable keys, invalid backpointers, other devices, a node range
+// moved inside its keys. The loaders must hold the same backpointers in
+// the same shards (compared through the findings Finish makes of them)
+// and add the same findings and errors; the producers
 // must emit the same records to the same shards, count the same
 // statistics and report the same errors (in any order: a leaf handed over
 // midway reports its problems after the errors of the keys already
@@ -126,6 +127,8 @@ func FuzzPackedLeaf(f *testing.F) {
 			f.Add(uint8(ci), uint8(li), []byte{}, uint64(0), uint64(1))
 			f.Add(uint8(ci), uint8(li), []byte{0, 0, 0x10, 2, 0, 1}, uint64(0), uint64(2))
 			f.Add(uint8(ci), uint8(li), []byte{200, 0, 0xff, 40, 1, 7, 9, 0, 1}, uint64(1), uint64(3))
+			f.Add(uint8(ci), uint8(li), []byte{}, uint64(0), uint64(3<<8|8|4)) // max moved to the 4th key
+			f.Add(uint8(ci), uint8(li), []byte{}, uint64(0), uint64(1<<8|4))   // min moved to the 2nd key
 		}
 	}
 	f.Fuzz(func(t *testing.T, which, leaf uint8, edits []byte, split, seed uint64) {
@@ -152,9 +155,25 @@ func FuzzPackedLeaf(f *testing.F) {
 		}
 		fixFirstBset(buf)
 		const dev, off = "fuzzdev", 1 << 20
-		eager, errE := btreeio.ParseNode(c.fs.SB, dev, off, bytes.Clone(buf), rl.exp)
+		exp := rl.exp
+		if seed&4 != 0 {
+			// The node's range moved inside its keys (the pointer says
+			// the same): keys outside it are dropped on the decoded path.
+			if n, err := btreeio.ParseNode(c.fs.SB, dev, off, bytes.Clone(buf), exp); err == nil && len(n.Keys) > 0 {
+				at := n.Keys[int(seed>>8%uint64(len(n.Keys)))].Key.Pos
+				if seed&8 != 0 {
+					at.Put(buf[52:])
+					exp.Max = at
+				} else {
+					at.Put(buf[32:])
+					exp.Min = at
+				}
+				fixFirstBset(buf)
+			}
+		}
+		eager, errE := btreeio.ParseNode(c.fs.SB, dev, off, bytes.Clone(buf), exp)
 		lazyNode := func() *btreeio.Node {
-			n, err := btreeio.ParseNodePacked(c.fs.SB, dev, off, bytes.Clone(buf), rl.exp)
+			n, err := btreeio.ParseNodePacked(c.fs.SB, dev, off, bytes.Clone(buf), exp)
 			if (err == nil) != (errE == nil) {
 				t.Fatalf("lazy parse error %v, eager %v", err, errE)
 			}
@@ -174,7 +193,7 @@ func FuzzPackedLeaf(f *testing.F) {
 		if mid > hi {
 			mid = hi
 		}
-		if rl.exp.Btree == bp.BtreeBackpointers {
+		if exp.Btree == bp.BtreeBackpointers {
 			comparePackedLoad(t, c, lazyNode(), eager, lo, mid, hi)
 		} else {
 			comparePackedProduce(t, c, lazyNode(), eager, lo, mid, hi)
@@ -190,12 +209,17 @@ func comparePackedLoad(t *testing.T, c *checker, lazy, eager *btreeio.Node, lo, 
 		l := &bpLoader{c: c, shards: shards, lo: lo, hi: hi}
 		l.plo, l.phi = c.bpRange(lo, hi)
 		l.open = hi == ^shard.BucketKey(0)
-		before := len(c.findings)
+		before, errsBefore := len(c.findings), len(c.errs)
+		c.problemNodes = nil // both parses are of the same node
 		if err := btreeio.VisitLeaf(v(l), n); err != nil {
 			t.Fatal(err)
 		}
 		added := findingStrings(c.findings[before:])
 		c.findings = c.findings[:before]
+		for _, err := range c.errs[errsBefore:] {
+			added = append(added, "error: "+err.Error())
+		}
+		c.errs = c.errs[:errsBefore]
 		var counts []int
 		var left []string
 		for _, sh := range shards {

@@ -213,8 +213,10 @@ type checker struct {
 	mu       sync.Mutex
 	findings []report.Finding
 	errs     []error
-	stats    Stats
-	lost     shard.Lost // what unreadable nodes hid in the current pass
+	// problemNodes are the loaded leaves whose problems were reported.
+	problemNodes map[nodeAt]bool
+	stats        Stats
+	lost         shard.Lost // what unreadable nodes hid in the current pass
 	// reportedLost remembers the unreadable nodes already reported.
 	reportedLost map[shard.LostRange]bool
 	phases       Phases
@@ -327,6 +329,35 @@ func (c *checker) addError(err error) {
 	c.mu.Lock()
 	c.errs = append(c.errs, err)
 	c.mu.Unlock()
+}
+
+// nodeAt names a node by where it was read.
+type nodeAt struct {
+	dev string
+	off int64
+}
+
+// loadedNodeProblems reports the problems met while reading a leaf of the
+// backpointers or alloc btree (keys that did not decode, out of order or
+// outside the node's range: dropped, so a pointer to them is reported as
+// missing its backpointer or alloc key) once per check: a leaf at the
+// edge of a shard's range is read by the loaders of both shards, and
+// every pass reads its ranges again.
+func (c *checker) loadedNodeProblems(n *btreeio.Node) {
+	if len(n.Problems) == 0 {
+		return
+	}
+	at := nodeAt{n.Dev, n.Offset}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.problemNodes[at] {
+		return
+	}
+	if c.problemNodes == nil {
+		c.problemNodes = map[nodeAt]bool{}
+	}
+	c.problemNodes[at] = true
+	c.errs = append(c.errs, n.Problems...)
 }
 
 // task is a subtree to walk: the node that key points to, at level.
@@ -782,7 +813,10 @@ func (p *producer) PackedLeaf(n *btreeio.Node) (bool, error) {
 			return p.handOver(emitted, last)
 		}
 		val, err := u.DecodeKeyInto(next, data[off:])
-		if err != nil {
+		if err != nil || n.Max.Less(next.Pos) || !have && next.Pos.Less(n.Min) {
+			// Undecodable, or outside the node's range: Node drops it
+			// and reports it. Keys only increase, so only the first can
+			// lie before the node's min.
 			return p.handOver(emitted, last)
 		}
 		if have {
@@ -1049,6 +1083,7 @@ func (l *bpLoader) Node(n *btreeio.Node) error {
 	}
 	l.countNode(n)
 	c := l.c
+	c.loadedNodeProblems(n)
 	for i := range n.Keys {
 		k := &n.Keys[i]
 		if k.Key.Type != bp.KeyBackpointer {
@@ -1199,7 +1234,7 @@ func (l *bpLoader) PackedLeaf(n *btreeio.Node) (bool, error) {
 			return undo()
 		}
 		val, err := u.DecodeKeyInto(&k, data[p:])
-		if err != nil || p > 0 && !prev.Less(k.Pos) {
+		if err != nil || p > 0 && !prev.Less(k.Pos) || n.Max.Less(k.Pos) || p == 0 && k.Pos.Less(n.Min) {
 			return undo()
 		}
 		p += int(data[p]) * 8
@@ -1301,6 +1336,7 @@ func (l *allocLoader) Node(n *btreeio.Node) error {
 	l.c.opt.Progress.addNode()
 	l.c.loadNodes.Add(1)
 	l.c.loadBytes.Add(int64(n.SectorsWritten) * btreeio.SectorSize)
+	l.c.loadedNodeProblems(n)
 	for i := range n.Keys {
 		k := &n.Keys[i]
 		if k.Key.Type != bp.KeyAllocV4 {
