@@ -975,3 +975,55 @@ func TestNodeKeysOutsideRange(t *testing.T) {
 		}
 	}
 }
+
+// TestLazyProblemOrder gives a two-bset leaf a key with u64s 0 at the end
+// of its first bset and a bad checksum in its second: the lazy parse,
+// which holds the first bset's keys back, must report the two problems
+// in the order the eager parse does (first bset first).
+func TestLazyProblemOrder(t *testing.T) {
+	nodes := append(loadNodeBufs(t, "tiny", true), loadNodeBufs(t, "a-tiny", true)...)
+	le := binary.LittleEndian
+	tried := 0
+	for _, nb := range nodes {
+		if nb.exp.Level != 0 {
+			continue
+		}
+		blockBytes := int(nb.sb.BlockSize) * btreeio.SectorSize
+		buf := bytes.Clone(nb.buf)
+		u := int(le.Uint16(buf[158:]))
+		end := btreeio.NodeHeaderBytes + 8*u
+		second := (end + blockBytes - 1) / blockBytes * blockBytes
+		if second+btreeio.EntryHeaderBytes > len(buf) || le.Uint64(buf[second+16:]) != le.Uint64(buf[136:]) || end+8 > second {
+			continue // one bset, or no room for another key in the first
+		}
+		le.PutUint16(buf[158:], uint16(u+1))
+		clear(buf[end : end+8])
+		setBsetCsums(buf, blockBytes)
+		buf[second] ^= 1 // the second bset's checksum
+		eager, err := btreeio.ParseNode(nb.sb, "d", 0, bytes.Clone(buf), nb.exp)
+		if err != nil {
+			continue
+		}
+		lazy, err := btreeio.ParseNodePacked(nb.sb, "d", 0, bytes.Clone(buf), nb.exp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lazy.DecodeKeys()
+		tried++
+		if len(eager.Problems) < 2 {
+			t.Fatalf("eager parse: %d problems, want the bad key's and the bad checksum's: %v", len(eager.Problems), eager.Problems)
+		}
+		if len(lazy.Problems) != len(eager.Problems) {
+			t.Fatalf("lazy %d problems, eager %d", len(lazy.Problems), len(eager.Problems))
+		}
+		for i := range eager.Problems {
+			if eager.Problems[i].Error() != lazy.Problems[i].Error() {
+				t.Fatalf("problem %d: lazy %q, eager %q", i, lazy.Problems[i], eager.Problems[i])
+			}
+		}
+	}
+	if tried == 0 {
+		t.Fatal("no two-bset leaf with room for a key in its first bset")
+	}
+	t.Logf("%d leaves", tried)
+}

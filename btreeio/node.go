@@ -273,6 +273,16 @@ func parseNodeInto(n *Node, sb *Superblock, dev string, off int64, buf []byte, e
 	// The first bset's keys, not decoded yet (lazy): decoded when a
 	// second bset or anything else needs them.
 	var deferred []byte
+	// laterProblem records a problem of a bset after the first: the first
+	// bset's keys, if still packed, are decoded first, so that their
+	// problems come before it as in an eager parse.
+	laterProblem := func(err error) {
+		if deferred != nil {
+			d.bset(&n.unpack, deferred, NodeHeaderBytes, 0)
+			deferred = nil
+		}
+		n.Problems = append(n.Problems, err)
+	}
 	written := 0
 	for written < limitSectors {
 		boff := written * SectorSize
@@ -296,7 +306,7 @@ func parseNodeInto(n *Node, sb *Superblock, dev string, off int64, buf []byte, e
 			if written == 0 {
 				return nil, err
 			}
-			n.Problems = append(n.Problems, err)
+			laterProblem(err)
 			break
 		}
 		ct := csum.Type(bflags & 0xf)
@@ -305,7 +315,7 @@ func parseNodeInto(n *Node, sb *Superblock, dev string, off int64, buf []byte, e
 			if written == 0 {
 				return nil, err
 			}
-			n.Problems = append(n.Problems, err)
+			laterProblem(err)
 			break
 		}
 		if ct.Keyed() && sb.CryptKey == nil {
@@ -326,7 +336,7 @@ func parseNodeInto(n *Node, sb *Superblock, dev string, off int64, buf []byte, e
 			}
 			// A later bset with a bad checksum ends the node's usable data,
 			// as the kernel drops it and what follows.
-			n.Problems = append(n.Problems, err)
+			laterProblem(err)
 			break
 		}
 		if bflags>>4&1 != 0 {
