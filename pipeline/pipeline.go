@@ -582,14 +582,28 @@ func (e *emitter) flush() error {
 // btree (level ≥ 1: btree node pointers; 0: data pointers).
 func (e *emitter) emitKeyPtrs(btree bp.BtreeID, level uint8, k *bp.Key, val []byte) error {
 	c := e.c
+	if level == 0 && c.formatB && !e.noFast {
+		// The fast path's value entries, as bp.ValueEntries finds them
+		// (without the call: this runs once per extent).
+		var fast []byte
+		take := false
+		switch k.Type {
+		case bp.KeyExtent:
+			fast, take = val, true
+		case bp.KeyReflinkV:
+			if len(val) >= 8 {
+				fast, take = val[8:], true
+			}
+		}
+		if take {
+			if done, err := e.emitExtentFast(btree, k, fast); done {
+				return err
+			}
+		}
+	}
 	entries, ok, err := bp.ValueEntries(k.Type, val)
 	if !ok {
 		return nil
-	}
-	if err == nil && level == 0 && c.formatB && !e.noFast && (k.Type == bp.KeyExtent || k.Type == bp.KeyReflinkV) {
-		if done, err := e.emitExtentFast(btree, k, entries); done {
-			return err
-		}
 	}
 	if e.count {
 		e.stats.Keys++
