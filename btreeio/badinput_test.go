@@ -728,11 +728,9 @@ func TestNodeHeaderChecks(t *testing.T) {
 	}
 }
 
-// TestNodeKeysOutOfOrder swaps the first two keys of the first bset of a
-// backpointers leaf of the small case (checksum made good again) and reads
-// only that bset: the key that sorts before its predecessor is dropped and
-// reported, and the node's keys stay in strictly increasing order.
-func TestNodeKeysOutOfOrder(t *testing.T) {
+// smallBackpointersLeaf is the last backpointers leaf of the small case.
+func smallBackpointersLeaf(t *testing.T) *nodeBuf {
+	t.Helper()
 	var nb *nodeBuf
 	nodes := loadNodeBufs(t, "small", true)
 	for i := range nodes {
@@ -741,8 +739,17 @@ func TestNodeKeysOutOfOrder(t *testing.T) {
 		}
 	}
 	if nb == nil {
-		t.Fatal("tiny has no backpointers leaf")
+		t.Fatal("small has no backpointers leaf")
 	}
+	return nb
+}
+
+// TestNodeKeysOutOfOrder swaps the first two keys of the first bset of a
+// backpointers leaf of the small case (checksum made good again) and reads
+// only that bset: the key that sorts before its predecessor is dropped and
+// reported, and the node's keys stay in strictly increasing order.
+func TestNodeKeysOutOfOrder(t *testing.T) {
+	nb := smallBackpointersLeaf(t)
 	buf := bytes.Clone(nb.buf)
 	k0 := btreeio.NodeHeaderBytes
 	l0 := 8 * int(buf[k0])
@@ -789,16 +796,7 @@ func TestNodeKeysOutOfOrder(t *testing.T) {
 // the later copy is a deleted key the position is dropped. (ParseNode
 // resolves repeats within a bset while decoding.)
 func TestNodeRepeatedKeys(t *testing.T) {
-	var nb *nodeBuf
-	nodes := loadNodeBufs(t, "small", true)
-	for i := range nodes {
-		if nodes[i].exp.Btree == bp.BtreeBackpointers && nodes[i].exp.Level == 0 {
-			nb = &nodes[i]
-		}
-	}
-	if nb == nil {
-		t.Fatal("small has no backpointers leaf")
-	}
+	nb := smallBackpointersLeaf(t)
 	k0 := btreeio.NodeHeaderBytes
 	l0 := 8 * int(nb.buf[k0])
 	k1 := k0 + l0
@@ -909,16 +907,7 @@ func TestCleanSectionErrorOffset(t *testing.T) {
 // range from the pointer instead, and no key is dropped for lying outside
 // the node's own.
 func TestNodeKeysOutsideRange(t *testing.T) {
-	var nb *nodeBuf
-	nodes := loadNodeBufs(t, "small", true)
-	for i := range nodes {
-		if nodes[i].exp.Btree == bp.BtreeBackpointers && nodes[i].exp.Level == 0 {
-			nb = &nodes[i]
-		}
-	}
-	if nb == nil {
-		t.Fatal("small has no backpointers leaf")
-	}
+	nb := smallBackpointersLeaf(t)
 	end := btreeio.NodeHeaderBytes + 8*int(binary.LittleEndian.Uint16(nb.buf[158:]))
 	exp := nb.exp
 	exp.SectorsWritten = uint16((end + int(nb.sb.BlockSize)*512 - 1) / (int(nb.sb.BlockSize) * 512) * int(nb.sb.BlockSize))
