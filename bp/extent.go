@@ -348,21 +348,40 @@ func (p *PtrIter) NextInto(d *DecodedPtr) (ok bool, err error) {
 
 // ValueEntries returns the part of a value that holds extent entries for
 // keys of type t, or ok=false if t carries no extent entries. For
-// btree_ptr_v2 and reflink_v it skips their fixed headers.
+// btree_ptr_v2 and reflink_v it skips their fixed headers (EntriesStart).
 func ValueEntries(t KeyType, val []byte) (entries []byte, ok bool, err error) {
-	switch t {
-	case KeyExtent, KeyBtreePtr:
-		return val, true, nil
-	case KeyBtreePtrV2:
-		if len(val) < BtreePtrV2Bytes {
-			return nil, true, fmt.Errorf("%w: btree_ptr_v2 value is %d bytes, below its %d-byte header", ErrKey, len(val), BtreePtrV2Bytes)
-		}
-		return val[BtreePtrV2Bytes:], true, nil
-	case KeyReflinkV:
-		if len(val) < 8 {
-			return nil, true, fmt.Errorf("%w: reflink_v value is %d bytes, below its refcount", ErrKey, len(val))
-		}
-		return val[8:], true, nil
+	skip, ok := EntriesStart(t)
+	if !ok {
+		return nil, false, nil
 	}
-	return nil, false, nil
+	if len(val) < skip {
+		return nil, true, shortValue(t, len(val))
+	}
+	return val[skip:], true, nil
+}
+
+// EntriesStart returns where the extent entries of a value of type t
+// start, or ok=false if t carries none. Hot paths that cannot afford the
+// call to ValueEntries (it is not inlined) slice the value themselves.
+func EntriesStart(t KeyType) (skip int, ok bool) {
+	s := entriesAt[t]
+	return int(s), s >= 0
+}
+
+// entriesAt is, per key type, where its value's extent entries start, or
+// -1 for a type without them.
+var entriesAt = func() (a [256]int8) {
+	for i := range a {
+		a[i] = -1
+	}
+	a[KeyExtent], a[KeyBtreePtr], a[KeyBtreePtrV2], a[KeyReflinkV] = 0, 0, BtreePtrV2Bytes, 8
+	return a
+}()
+
+// shortValue is the error of a value shorter than its type's header.
+func shortValue(t KeyType, n int) error {
+	if t == KeyBtreePtrV2 {
+		return fmt.Errorf("%w: btree_ptr_v2 value is %d bytes, below its %d-byte header", ErrKey, n, BtreePtrV2Bytes)
+	}
+	return fmt.Errorf("%w: reflink_v value is %d bytes, below its refcount", ErrKey, n)
 }

@@ -28,11 +28,11 @@ import (
 	"bpcheck/shard"
 )
 
-// Options tune a check.
 // DefaultPrefetch is how many leaves a walk reads ahead unless told
 // otherwise (`bpcheck check --prefetch`).
 const DefaultPrefetch = 8
 
+// Options tune a check.
 type Options struct {
 	// Workers is the number of producer goroutines (default GOMAXPROCS).
 	Workers int
@@ -582,21 +582,11 @@ func (e *emitter) flush() error {
 // btree (level ≥ 1: btree node pointers; 0: data pointers).
 func (e *emitter) emitKeyPtrs(btree bp.BtreeID, level uint8, k *bp.Key, val []byte) error {
 	c := e.c
-	if level == 0 && c.formatB && !e.noFast {
-		// The fast path's value entries, as bp.ValueEntries finds them
-		// (without the call: this runs once per extent).
-		var fast []byte
-		take := false
-		switch k.Type {
-		case bp.KeyExtent:
-			fast, take = val, true
-		case bp.KeyReflinkV:
-			if len(val) >= 8 {
-				fast, take = val[8:], true
-			}
-		}
-		if take {
-			if done, err := e.emitExtentFast(btree, k, fast); done {
+	if level == 0 && c.formatB && !e.noFast && (k.Type == bp.KeyExtent || k.Type == bp.KeyReflinkV) {
+		// The value entries as bp.ValueEntries finds them, without its
+		// call (this runs once per extent); a short value goes below.
+		if skip, _ := bp.EntriesStart(k.Type); len(val) >= skip {
+			if done, err := e.emitExtentFast(btree, k, val[skip:]); done {
 				return err
 			}
 		}
