@@ -1,0 +1,385 @@
+// The loaders: each shard's slice of the backpointers and alloc btrees, and
+// the metadata buckets (superblocks, journal) its records need.
+
+package pipeline
+
+import (
+	"fmt"
+
+	"bpcheck/bp"
+	"bpcheck/btreeio"
+	"bpcheck/report"
+	"bpcheck/shard"
+)
+
+// bpLoader fills shards with the backpointers of [lo, hi).
+type bpLoader struct {
+	c      *checker
+	shards []*shard.Shard
+	lo, hi shard.BucketKey
+	pass   int
+	si     int
+	// plo, phi: the backpointer positions [plo, phi) this loader owns
+	// (phi open-ended when open).
+	plo, phi bp.Pos
+	open     bool
+}
+
+func (l *bpLoader) Node(n *btreeio.Node) error {
+	if n.Level != 0 {
+		return nil
+	}
+	l.countNode(n)
+	c := l.c
+	c.loadedNodeProblems(n)
+	for i := range n.Keys {
+		k := &n.Keys[i]
+		if k.Key.Type != bp.KeyBackpointer {
+			continue
+		}
+		p := k.Key.Pos
+		if p.Less(l.plo) || !l.open && !p.Less(l.phi) {
+			continue
+		}
+		if c.formatB && p.Inode == 255 {
+			// BCH_SB_MEMBER_INVALID: an invalid key in format B.
+			c.addFinding(l.badBP(report.BackpointerDevBad, k, "backpointer for the invalid device index 255"))
+			continue
+		}
+		if p.Inode >= 256 || c.fs.SB.Member(uint8(p.Inode)) == nil {
+			c.addFinding(l.badBP(report.BackpointerToMissingDevice, k, "backpointer for missing device"))
+			continue
+		}
+		bk := bpBucket(c.fs, p)
+		if bk < l.lo || bk >= l.hi {
+			continue
+		}
+		// Only the fields validity needs are read here (this runs once
+		// per backpointer): level, and the bucket offset of format A.
+		if len(k.Val) < bp.BackpointerBytes {
+			_, err := bp.DecodeBackpointer(k.Val, c.formatB)
+			c.addFinding(l.badBP(report.BackpointerToMissingPtr, k, err.Error()))
+			continue
+		}
+		if !l.validate(k, k.Val[1], bp.BackpointerBucketOffsetA(k.Val)) {
+			continue
+		}
+		for l.si < len(l.shards)-1 && l.shards[l.si].Hi <= bk {
+			l.si++
+		}
+		l.shards[l.si].AddBP(uint32(p.Inode), p.Offset, k.Val)
+	}
+	return nil
+}
+
+// validate applies the key validity rules that the bcachefs fsck applies
+// to backpointers before it checks them, reporting invalid keys.
+// level and bucketOffset (format A) are the value's fields.
+func (l *bpLoader) validate(k *btreeio.NodeKey, level uint8, bucketOffset uint64) bool {
+	code, detail := l.invalid(k.Key.Pos, len(k.Val), level, bucketOffset)
+	if code != "" {
+		l.c.addFinding(l.badBP(code, k, detail))
+		return false
+	}
+	return true
+}
+
+// invalid returns the finding code and detail of a backpointer key at pos
+// whose value is valLen bytes long, or "" when the key is valid.
+func (l *bpLoader) invalid(pos bp.Pos, valLen int, level uint8, bucketOffset uint64) (code, detail string) {
+	c := l.c
+	if level > 4 {
+		return report.BackpointerLevelBad, fmt.Sprintf("backpointer level %d > 4", level)
+	}
+	if !c.formatB {
+		m := c.fs.SB.Member(uint8(pos.Inode))
+		bs := uint64(m.BucketSize)
+		bucket := (pos.Offset >> bp.ShiftA) / bs
+		if bucketOffset>>bp.ShiftA >= bs || (bucket*bs)<<bp.ShiftA+bucketOffset != pos.Offset {
+			return report.BackpointerBucketOffsetWrong, fmt.Sprintf("bucket_offset %d disagrees with the key position", bucketOffset)
+		}
+	}
+	if pos.Snapshot != 0 || valLen != bp.BackpointerBytes {
+		return report.BackpointerToMissingPtr, "malformed backpointer key"
+	}
+	return "", ""
+}
+
+// PackedLeaf loads the backpointers of a leaf straight from its packed
+// bset: the keys Node would load, decoded one at a time (type and
+// position only), with no key array built and merged first. A key that
+// Node would report (an invalid backpointer, a missing device) or that
+// the general decoding rules must settle (out of order, a repeated
+// position, a deleted key, one that does not decode the fast way) makes
+// it drop what it added from this node and return false: Node then loads
+// the decoded node.
+//
+// When the node's whole range lies in this loader's positions and in one
+// shard's buckets of one member device, the per-key range, device and
+// shard checks are skipped; the keys are then checked to lie within the
+// node's range (they are in order, so the first and the last).
+func (l *bpLoader) PackedLeaf(n *btreeio.Node) (bool, error) {
+	u, data, ok := n.Packed()
+	if !ok || n.Level != 0 {
+		return false, nil
+	}
+	c := l.c
+	startSi := l.si
+	startLen, _ := l.shards[startSi].Counts()
+	undo := func() (bool, error) {
+		for i := startSi + 1; i <= l.si; i++ {
+			l.shards[i].TruncateBPs(0) // shards after startSi had none yet
+		}
+		l.shards[startSi].TruncateBPs(startLen)
+		l.si = startSi
+		return false, nil
+	}
+	whole := c.formatB && n.Min.Inode == n.Max.Inode && n.Min.Inode < 255 &&
+		c.fs.SB.Member(uint8(n.Min.Inode)) != nil &&
+		!n.Min.Less(l.plo) && (l.open || n.Max.Less(l.phi))
+	si := l.si
+	if whole {
+		bmin, bmax := bpBucket(c.fs, n.Min), bpBucket(c.fs, n.Max)
+		for si < len(l.shards)-1 && l.shards[si].Hi <= bmin {
+			si++
+		}
+		sh := l.shards[si]
+		whole = bmin >= l.lo && bmax < l.hi && bmin >= sh.Lo && bmax < sh.Hi
+	}
+	if whole {
+		l.si = si
+		sh := l.shards[si]
+		dev := uint32(n.Min.Inode)
+		var pos, prev bp.Pos
+		for p := 0; p < len(data); {
+			t, val, ok := u.DecodePos(&pos, data[p:])
+			if !ok || p > 0 && !prev.Less(pos) || p == 0 && pos.Less(n.Min) {
+				return undo()
+			}
+			prev = pos
+			p += int(data[p]) * 8
+			if t != bp.KeyBackpointer {
+				if t == bp.KeyDeleted {
+					return undo()
+				}
+				continue
+			}
+			if pos.Snapshot != 0 || len(val) != bp.BackpointerBytes || val[1] > 4 {
+				return undo() // invalid: Node reports it
+			}
+			sh.AddBP(dev, pos.Offset, val)
+		}
+		if len(data) > 0 && n.Max.Less(prev) {
+			return undo()
+		}
+		l.countNode(n)
+		return true, nil
+	}
+	var k bp.Key
+	var prev bp.Pos
+	for p := 0; p < len(data); {
+		if data[p] == 0 {
+			return undo()
+		}
+		val, err := u.DecodeKeyInto(&k, data[p:])
+		if err != nil || p > 0 && !prev.Less(k.Pos) || n.Max.Less(k.Pos) || p == 0 && k.Pos.Less(n.Min) {
+			return undo()
+		}
+		p += int(data[p]) * 8
+		prev = k.Pos
+		if k.Type != bp.KeyBackpointer {
+			if k.Type == bp.KeyDeleted {
+				return undo()
+			}
+			continue
+		}
+		pos := &k.Pos
+		if pos.Less(l.plo) || !l.open && !pos.Less(l.phi) {
+			continue
+		}
+		if pos.Inode >= 255 || c.fs.SB.Member(uint8(pos.Inode)) == nil {
+			return undo() // a finding: Node reports it
+		}
+		bk := bpBucket(c.fs, *pos)
+		if bk < l.lo || bk >= l.hi {
+			continue
+		}
+		if len(val) != bp.BackpointerBytes {
+			return undo()
+		}
+		if code, _ := l.invalid(*pos, len(val), val[1], bp.BackpointerBucketOffsetA(val)); code != "" {
+			return undo()
+		}
+		for l.si < len(l.shards)-1 && l.shards[l.si].Hi <= bk {
+			l.si++
+		}
+		l.shards[l.si].AddBP(uint32(pos.Inode), pos.Offset, val)
+	}
+	l.countNode(n)
+	return true, nil
+}
+
+// countNode counts a loaded leaf for the progress display and summary.
+func (l *bpLoader) countNode(n *btreeio.Node) {
+	l.c.opt.Progress.addNode()
+	l.c.loadNodes.Add(1)
+	l.c.loadBytes.Add(int64(n.SectorsWritten) * btreeio.SectorSize)
+}
+
+func (l *bpLoader) badBP(code string, k *btreeio.NodeKey, detail string) report.Finding {
+	c := l.c
+	f := report.Finding{Code: code, Dev: -1, BP: k.Key.Pos, HasBP: true, Detail: detail, Got: c.describeBP(k.Key.Pos, k.Val)}
+	if v, err := bp.DecodeBackpointer(k.Val, c.formatB); err == nil {
+		f.Btree, f.Level, f.Pos = v.BtreeID.Name(c.fs.SB.Version), int(v.Level), v.Pos
+	}
+	if k.Key.Pos.Inode < 256 && c.fs.SB.Member(uint8(k.Key.Pos.Inode)) != nil {
+		bk := bpBucket(c.fs, k.Key.Pos)
+		f.Dev, f.Bucket = bk.Dev(), bk.Bucket()
+	}
+	return f
+}
+
+func (l *bpLoader) NodeError(btree bp.BtreeID, level uint8, parent *bp.Key, err error) error {
+	l.c.nodeLost(&l.c.lost.BPs, btree, level, parent, err)
+	return nil
+}
+
+func (c *checker) bpRange(lo, hi shard.BucketKey) (bp.Pos, bp.Pos) {
+	toPos := func(k shard.BucketKey) bp.Pos {
+		if k.Dev() >= len(c.fs.SB.Members) {
+			return bp.Pos{Inode: uint64(k.Dev())}
+		}
+		m := &c.fs.SB.Members[k.Dev()]
+		return bp.Pos{Inode: uint64(k.Dev()), Offset: k.Bucket() * uint64(m.BucketSize) << c.shift}
+	}
+	return toPos(lo), toPos(hi)
+}
+
+// loadBackpointers fills one shard with the backpointers of its bucket
+// range. Shards load in parallel: their position ranges do not overlap.
+func (c *checker) loadBackpointers(pass int, sh *shard.Shard) error {
+	l := &bpLoader{c: c, shards: []*shard.Shard{sh}, lo: sh.Lo, hi: sh.Hi, pass: pass}
+	l.plo, l.phi = c.bpRange(sh.Lo, sh.Hi)
+	l.open = sh.Hi == ^shard.BucketKey(0)
+	phi := l.phi
+	if l.open {
+		phi = bp.SPosMax
+	}
+	return c.fs.WalkRange(bp.BtreeBackpointers, 0, l.plo, phi, l)
+}
+
+// allocLoader fills shards with the alloc keys of [lo, hi).
+type allocLoader struct {
+	c      *checker
+	shards []*shard.Shard
+	lo, hi shard.BucketKey
+	pass   int
+	si     int
+}
+
+func (l *allocLoader) Node(n *btreeio.Node) error {
+	if n.Level != 0 {
+		return nil
+	}
+	l.c.opt.Progress.addNode()
+	l.c.loadNodes.Add(1)
+	l.c.loadBytes.Add(int64(n.SectorsWritten) * btreeio.SectorSize)
+	l.c.loadedNodeProblems(n)
+	for i := range n.Keys {
+		k := &n.Keys[i]
+		if k.Key.Type != bp.KeyAllocV4 {
+			continue
+		}
+		bk := shard.MakeBucketKey(k.Key.Pos.Inode, k.Key.Pos.Offset)
+		if k.Key.Pos.Inode >= 256 || bk < l.lo || bk >= l.hi {
+			continue
+		}
+		a, err := bp.DecodeAllocV4(k.Val)
+		if err != nil {
+			if l.pass == 0 {
+				l.c.addError(fmt.Errorf("alloc key %s: %w", k.Key.Pos, err))
+			}
+			continue
+		}
+		for l.si < len(l.shards)-1 && l.shards[l.si].Hi <= bk {
+			l.si++
+		}
+		l.shards[l.si].AddAlloc(bk, a)
+	}
+	return nil
+}
+
+func (l *allocLoader) NodeError(btree bp.BtreeID, level uint8, parent *bp.Key, err error) error {
+	l.c.nodeLost(&l.c.lost.Alloc, btree, level, parent, err)
+	return nil
+}
+
+func (c *checker) loadAlloc(pass int, shards []*shard.Shard, lo, hi shard.BucketKey) error {
+	l := &allocLoader{c: c, shards: shards, lo: lo, hi: hi, pass: pass}
+	plo := bp.Pos{Inode: uint64(lo.Dev()), Offset: lo.Bucket()}
+	phi := bp.Pos{Inode: uint64(hi.Dev()), Offset: hi.Bucket()}
+	if hi == ^shard.BucketKey(0) {
+		phi = bp.SPosMax
+	}
+	return c.fs.WalkRange(bp.BtreeAlloc, 0, plo, phi, l)
+}
+
+// addMetadataRefs adds the superblock and journal buckets of every device
+// to the shards of [lo, hi), as the kernel marks them.
+func (c *checker) addMetadataRefs(shards []*shard.Shard, lo, hi shard.BucketKey) {
+	var e emitterDirect
+	e.shards, e.lo, e.hi = shards, lo, hi
+	for dev, d := range c.fs.Devices {
+		if d == nil {
+			continue
+		}
+		m := &c.fs.SB.Members[dev]
+		bs := uint64(m.BucketSize)
+		mark := func(start, end uint64, dt bp.DataType, kind shard.RefKind) {
+			for start < end {
+				b := start / bs
+				if b >= m.NBuckets {
+					return
+				}
+				n := min((b+1)*bs, end) - start
+				e.add(shard.Ref{Kind: kind, Bucket: shard.MakeBucketKey(uint64(dev), b), Sectors: uint32(n), DataType: dt})
+				start += n
+			}
+		}
+		l := &d.SB.Layout
+		for _, off := range l.SBOffset {
+			if off == btreeio.SBSector {
+				mark(0, btreeio.SBSector, bp.DataSB, shard.RefSB)
+			}
+			mark(off, off+1<<l.SBMaxSizeBits, bp.DataSB, shard.RefSB)
+		}
+		for _, r := range d.SB.Journal {
+			nb := c.fs.DevBuckets(dev)
+			if r.Start >= nb || r.Nr > nb-r.Start {
+				continue // reported by the journal reader; nothing to mark
+			}
+			for b := r.Start; b < r.Start+r.Nr; b++ {
+				e.add(shard.Ref{Kind: shard.RefJournal, Bucket: shard.MakeBucketKey(uint64(dev), b), Sectors: uint32(bs), DataType: bp.DataJournal})
+			}
+		}
+	}
+}
+
+// emitterDirect hands metadata records straight to shards before their
+// workers start.
+type emitterDirect struct {
+	shards []*shard.Shard
+	lo, hi shard.BucketKey
+}
+
+func (e *emitterDirect) add(r shard.Ref) {
+	if r.Bucket < e.lo || r.Bucket >= e.hi {
+		return
+	}
+	for _, s := range e.shards {
+		if s.Contains(r.Bucket) {
+			s.Apply([]shard.Ref{r})
+			return
+		}
+	}
+}

@@ -1,0 +1,527 @@
+// The producers and the emitter: tasks walk the pointer btrees and emit one
+// record per pointer into per-shard batches.
+
+package pipeline
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math/bits"
+	"sync"
+
+	"bpcheck/bp"
+	"bpcheck/btreeio"
+	"bpcheck/report"
+	"bpcheck/shard"
+)
+
+// batchSize is the number of records sent to a shard at once.
+const batchSize = 1024
+
+// batchPool recycles record batches between producers and shards.
+var batchPool = sync.Pool{New: func() any { b := make([]shard.Ref, 0, batchSize); return &b }}
+
+func getBatch() []shard.Ref { return (*batchPool.Get().(*[]shard.Ref))[:0] }
+
+func putBatch(b []shard.Ref) { batchPool.Put(&b) }
+
+// task is a subtree to walk: the node that key points to, at level.
+type task struct {
+	btree bp.BtreeID
+	level uint8
+	key   bp.Key
+	val   []byte
+	// root marks the root pointer itself: its pointers need backpointers
+	// at level+1, emitted by the task.
+	root bool
+	// topOnly: read only the node the key points to (its children are
+	// tasks of their own).
+	topOnly bool
+	// leaves: instead of the node the key points to, walk these leaves
+	// (a group of a level-1 root's children, copied when the root was
+	// read), reading ahead in key order.
+	leaves []btreeio.NodeKey
+}
+
+// leafGroups is how many tasks per worker a root whose children are
+// leaves is cut into: enough to balance the workers, few enough that each
+// walk reads many leaves ahead.
+const leafGroups = 4
+
+// minLevel is the lowest level a producer reads in btree id: leaves only
+// in the data btrees; elsewhere the pointers are all in interior nodes.
+func (c *checker) minLevel(id bp.BtreeID) uint8 {
+	if id.HasDataPtrs(c.fs.SB.Version) {
+		return 0
+	}
+	return 1
+}
+
+// rootTasks lists the producers' work: per btree the root pointer and its
+// node, and when the root node's children must be read too, one task per
+// child, so that producers share the big btrees. A root node that cannot
+// be read stays one task, whose walk reports it.
+func (c *checker) rootTasks() ([]task, error) {
+	var tasks []task
+	for _, r := range c.fs.Roots {
+		t := task{btree: r.Btree, level: r.Level, key: r.Key, val: r.Val, root: true}
+		if r.Level == 0 || r.Level-1 < c.minLevel(r.Btree) {
+			tasks = append(tasks, t)
+			continue
+		}
+		n, err := c.fs.ReadNode(r.Btree, r.Level, &r.Key, r.Val)
+		if err != nil {
+			tasks = append(tasks, t)
+			continue
+		}
+		t.topOnly = true
+		tasks = append(tasks, t)
+		if r.Level == 1 {
+			// The children are leaves: a task per leaf would read them
+			// one at a time; groups of consecutive leaves are read ahead.
+			tasks = append(tasks, c.leafGroupTasks(r, n)...)
+			c.fs.Release(n)
+			continue
+		}
+		for i := range n.Keys {
+			k := &n.Keys[i]
+			if k.Key.Type != bp.KeyBtreePtrV2 && k.Key.Type != bp.KeyBtreePtr {
+				continue
+			}
+			tasks = append(tasks, task{btree: r.Btree, level: r.Level - 1, key: k.Key, val: append([]byte(nil), k.Val...)})
+		}
+		c.fs.Release(n)
+	}
+	return tasks, nil
+}
+
+// leafGroupTasks cuts the leaf children of level-1 root node n into
+// groups of consecutive leaves, one task each, with copies of their
+// pointers (the node's memory goes back to the pool).
+func (c *checker) leafGroupTasks(r btreeio.Root, n *btreeio.Node) []task {
+	var kids []btreeio.NodeKey
+	for i := range n.Keys {
+		k := &n.Keys[i]
+		if k.Key.Type != bp.KeyBtreePtrV2 && k.Key.Type != bp.KeyBtreePtr {
+			continue
+		}
+		kids = append(kids, btreeio.NodeKey{Key: k.Key, Val: append([]byte(nil), k.Val...)})
+	}
+	groups := min(len(kids), leafGroups*c.opt.Workers)
+	var tasks []task
+	for g := 0; g < groups; g++ {
+		a, b := g*len(kids)/groups, (g+1)*len(kids)/groups
+		if a == b {
+			continue
+		}
+		tasks = append(tasks, task{btree: r.Btree, level: 0, key: kids[a].Key, leaves: kids[a:b]})
+	}
+	return tasks
+}
+
+// emitter batches records per shard for one producer.
+type emitter struct {
+	c      *checker
+	shards []*shard.Shard
+	chans  []chan []shard.Ref
+	bufs   [][]shard.Ref
+	lo, hi shard.BucketKey
+	ctx    context.Context
+	count  bool // this pass counts statistics (pass 0)
+	// noFast keeps every key on the general path (emitKeyPtrs), for the
+	// test that compares it with emitExtentFast.
+	noFast bool
+	stats  Stats
+	pass   int
+	// his holds the shards' upper bucket bounds (shards[i].Hi), in order.
+	his []shard.BucketKey
+	// pk is the producer's scratch for keys decoded from a packed leaf
+	// (the key being emitted and the one after it).
+	pk [2]bp.Key
+	// fast is emitExtentFast's scratch (a field, not a local, so that it
+	// is not zeroed per extent).
+	fast [fastPtrsMax]fastPtr
+	// scratch of emitKeyPtrs, kept here so the hot loop fills memory in
+	// place instead of copying returned structs
+	ptrIt bp.PtrIter
+	ptr   bp.DecodedPtr
+	bpv   bp.Backpointer
+}
+
+// newEmitter returns an emitter of records for the shards of one pass,
+// which cover [lo, hi).
+func newEmitter(ctx context.Context, c *checker, shards []*shard.Shard, chans []chan []shard.Ref, lo, hi shard.BucketKey, pass int) *emitter {
+	e := &emitter{c: c, shards: shards, chans: chans, bufs: make([][]shard.Ref, len(shards)), lo: lo, hi: hi, ctx: ctx, count: pass == 0, pass: pass}
+	e.his = make([]shard.BucketKey, len(shards))
+	for i, sh := range shards {
+		e.his[i] = sh.Hi
+	}
+	return e
+}
+
+// shardOf returns the index of the shard whose bucket range holds k, or
+// len(e.shards) when none does: a binary search whose steps are
+// conditional moves, not branches. Consecutive pointers often go to
+// different shards at random (replicas, devices, files), and a
+// mispredicted search step cost more than the whole search.
+func (e *emitter) shardOf(k shard.BucketKey) int {
+	his := e.his
+	if len(his) == 0 {
+		return 0
+	}
+	// step is half when his[base+half-1] <= k (no borrow in k - his[…]),
+	// else 0: a mask, so that the compiler emits no branch.
+	base, n := 0, len(his)
+	for n > 1 {
+		half := n >> 1
+		_, borrow := bits.Sub64(uint64(k), uint64(his[base+half-1]), 0)
+		base += half &^ -int(borrow)
+		n -= half
+	}
+	_, borrow := bits.Sub64(uint64(k), uint64(his[base]), 0)
+	return base + int(1-borrow)
+}
+
+func (e *emitter) emit(r *shard.Ref) error {
+	i, dst := e.slot(r.Bucket)
+	if dst == nil {
+		return nil
+	}
+	*dst = *r
+	return e.commit(i)
+}
+
+// slot returns a place for a record of bucket in the batch of shard i, or
+// nil when no shard of this pass holds the bucket. The record is sent
+// only when commit(i) is called.
+func (e *emitter) slot(bucket shard.BucketKey) (i int, r *shard.Ref) {
+	if bucket < e.lo || bucket >= e.hi {
+		return 0, nil
+	}
+	i = e.shardOf(bucket)
+	if i >= len(e.shards) {
+		return 0, nil
+	}
+	b := e.bufs[i]
+	if len(b) == cap(b) { // a batch not yet taken, or a short one
+		b = append(b, shard.Ref{})[:len(b)]
+		e.bufs[i] = b
+	}
+	// The batch's header is left as it is until commit: rewriting it for
+	// every record cost more than the record.
+	return i, &b[:len(b)+1][len(b)]
+}
+
+// commit adds the record slot last returned for shard i to its batch.
+func (e *emitter) commit(i int) error {
+	e.bufs[i] = e.bufs[i][:len(e.bufs[i])+1]
+	if len(e.bufs[i]) >= batchSize {
+		return e.flushOne(i)
+	}
+	return nil
+}
+
+func (e *emitter) flushOne(i int) error {
+	if len(e.bufs[i]) == 0 {
+		return nil
+	}
+	select {
+	case e.chans[i] <- e.bufs[i]:
+	case <-e.ctx.Done():
+		return e.ctx.Err()
+	}
+	e.bufs[i] = getBatch()
+	return nil
+}
+
+func (e *emitter) flush() error {
+	for i := range e.bufs {
+		if err := e.flushOne(i); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// emitKeyPtrs emits the records of every pointer of key k held at level in
+// btree (level ≥ 1: btree node pointers; 0: data pointers).
+func (e *emitter) emitKeyPtrs(btree bp.BtreeID, level uint8, k *bp.Key, val []byte) error {
+	c := e.c
+	if level == 0 && c.formatB && !e.noFast && (k.Type == bp.KeyExtent || k.Type == bp.KeyReflinkV) {
+		// The value entries as bp.ValueEntries finds them, without its
+		// call (this runs once per extent); a short value goes below.
+		if skip, _ := bp.EntriesStart(k.Type); len(val) >= skip {
+			if done, err := e.emitExtentFast(btree, k, val[skip:]); done {
+				return err
+			}
+		}
+	}
+	entries, ok, err := bp.ValueEntries(k.Type, val)
+	if !ok {
+		return nil
+	}
+	if e.count {
+		e.stats.Keys++
+		if level == 0 {
+			e.stats.Extents++
+		}
+	}
+	if err != nil {
+		if e.count {
+			c.addError(fmt.Errorf("btree %s level %d key %s: %w", btree.Name(c.fs.SB.Version), level, k.Pos, err))
+		}
+		return nil
+	}
+	var reconcile uint32
+	if level == 0 && c.anyRotational {
+		reconcile = bp.ReconcilePhys(entries, c.fs.SB.ExtentTypeU64s)
+	}
+	it := &e.ptrIt
+	it.Reset(entries, k.Size, c.fs.SB.ExtentTypeU64s)
+	d := &e.ptr
+	v := &e.bpv
+	for {
+		ok, err := it.NextInto(d)
+		if err != nil && e.count {
+			c.addError(fmt.Errorf("btree %s level %d key %s: %w", btree.Name(c.fs.SB.Version), level, k.Pos, err))
+		}
+		if !ok {
+			return nil
+		}
+		if e.count {
+			e.stats.Pointers++
+			e.stats.PerDev[d.Ptr.Dev].Pointers++
+		}
+		m := c.fs.SB.Member(d.Ptr.Dev)
+		if m == nil {
+			if d.Ptr.Dev != 0xff && e.count && e.pass == 0 {
+				c.addFinding(report.Finding{Code: report.PtrToInvalidDevice, Dev: -1, Btree: btree.Name(c.fs.SB.Version), Level: int(level), Pos: k.Pos,
+					KeyType: k.Type.String(), Detail: fmt.Sprintf("pointer to device %d, which is not a member", d.Ptr.Dev)})
+			}
+			continue
+		}
+		bucket := shard.MakeBucketKey(uint64(d.Ptr.Dev), m.BucketOf(d.Ptr.Offset))
+		if bucket < e.lo || bucket >= e.hi {
+			continue // another pass's buckets
+		}
+		bpPos := c.geo.ExpectedBPInto(v, btree, level, k, d, reconcile)
+		si, r := e.slot(bucket)
+		if r == nil {
+			continue
+		}
+		// Field by field: the batch slot is written in place (a composite
+		// literal is built on the stack and copied with wide loads that
+		// stall on its narrow stores).
+		r.Kind = shard.RefPtr
+		r.KeyType = k.Type
+		r.NeedsBP = level > 0 || c.geo.NeedsBP(d)
+		r.Cached = d.Ptr.Cached
+		r.Gen = d.Ptr.Gen
+		r.DataType = v.DataType
+		if d.Ptr.Cached {
+			r.DataType = bp.DataCached
+		}
+		r.StripeBlock = 0
+		r.Sectors = v.BucketLen
+		r.StripeCount = 0
+		r.Bucket = bucket
+		r.BPOff = bpPos.Offset // its inode is the device, its snapshot 0
+		v.Encode(r.BPVal[:], c.formatB)
+		if err := e.commit(si); err != nil {
+			return err
+		}
+	}
+}
+
+// emitStripePtrs emits the records of a stripe key's block pointers
+// (v1.36.1 mark_stripe_buckets / mark_stripe_bp): every block is one
+// stripe reference of its bucket; a parity block also puts the stripe's
+// sectors in the bucket's dirty_sectors. From 1.22 (stripe_backpointers)
+// every block needs a backpointer at the end of its block
+// (bch2_extent_ptr_to_bp_pos for stripes), parity blocks of type parity,
+// data blocks of type user, bucket_len the stripe key's size (0).
+func (e *emitter) emitStripePtrs(btree bp.BtreeID, k *bp.Key, val []byte) error {
+	c := e.c
+	st, ptrs, err := bp.DecodeStripe(val)
+	if e.count {
+		e.stats.Keys++
+	}
+	if err != nil {
+		if e.count {
+			c.addError(fmt.Errorf("btree %s key %s: %w", btree.Name(c.fs.SB.Version), k.Pos, err))
+		}
+		return nil
+	}
+	needsBP := c.formatB && c.fs.SB.Version >= bp.VersionStripeBackpointers
+	for i := 0; i < int(st.NrBlocks); i++ {
+		ptr := bp.DecodePtr(binary.LittleEndian.Uint64(ptrs[8*i:]))
+		m := c.fs.SB.Member(ptr.Dev)
+		if m == nil || m.BucketSize == 0 {
+			continue
+		}
+		if e.count {
+			e.stats.Pointers++
+			e.stats.PerDev[ptr.Dev].Pointers++
+		}
+		v := bp.Backpointer{BtreeID: btree, Level: 0, DataType: bp.DataUser, BucketGen: ptr.Gen, BucketLen: k.Size, Pos: k.Pos}
+		var sectors, count uint32
+		if i >= int(st.NrBlocks)-int(st.NrRedundant) {
+			v.DataType = bp.DataParity
+			sectors = uint32(st.Sectors)
+		}
+		if n, ok := st.BlockCount(val, i); ok {
+			count = uint32(n) + 1
+		}
+		r := shard.Ref{
+			Kind:        shard.RefStripe,
+			Bucket:      shard.MakeBucketKey(uint64(ptr.Dev), ptr.Offset/uint64(m.BucketSize)),
+			BPOff:       (ptr.Offset+uint64(st.Sectors))<<c.shift - 1,
+			KeyType:     k.Type,
+			NeedsBP:     needsBP,
+			Gen:         ptr.Gen,
+			DataType:    v.DataType,
+			Sectors:     sectors,
+			StripeBlock: uint8(i),
+			StripeCount: count,
+		}
+		v.Encode(r.BPVal[:], c.formatB)
+		if err := e.emit(&r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// producer is a btreeio.Visitor that emits the records of the nodes it
+// is handed.
+type producer struct {
+	e         *emitter
+	dataBtree bool
+	// skip: Node skips the keys up to skipTo, which PackedLeaf emitted
+	// before it met a key it leaves to the general rules.
+	skip   bool
+	skipTo bp.Pos
+}
+
+func (p *producer) Node(n *btreeio.Node) error {
+	e := p.e
+	p.countNode(n)
+	if e.count {
+		for _, pr := range n.Problems {
+			e.c.addError(pr)
+		}
+	}
+	if n.Level == 0 && !p.dataBtree {
+		return nil
+	}
+	skip, skipTo := p.skip, p.skipTo
+	p.skip = false
+	for i := range n.Keys {
+		k := &n.Keys[i]
+		if skip && !skipTo.Less(k.Key.Pos) {
+			continue // emitted by PackedLeaf
+		}
+		if n.Level > 0 && k.Key.Type != bp.KeyBtreePtrV2 && k.Key.Type != bp.KeyBtreePtr {
+			continue
+		}
+		if n.Level == 0 && k.Key.Type == bp.KeyStripe {
+			if err := e.emitStripePtrs(n.BtreeID, &k.Key, k.Val); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := e.emitKeyPtrs(n.BtreeID, n.Level, &k.Key, k.Val); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// countNode counts a node for the progress display and (pass 0) the
+// statistics.
+func (p *producer) countNode(n *btreeio.Node) {
+	e := p.e
+	e.c.opt.Progress.addNode()
+	if e.count {
+		e.stats.Nodes++
+		e.stats.NodeBytes += int64(n.SectorsWritten) * btreeio.SectorSize
+	}
+}
+
+// PackedLeaf emits the records of a data btree leaf straight from its
+// packed bset, decoding one key ahead of the one it emits: a key is
+// emitted once the next key sorts after it, so a position repeated in
+// the bset emits only its last key, and deleted keys are not emitted,
+// exactly the keys the decoded node would hold. A key out of order or one
+// that does not decode is a problem of the node: the keys emitted so far
+// are the decoded node's first keys, so PackedLeaf returns false and Node
+// takes the decoded node from the first key after them (its problems are
+// then reported after the errors of the keys already emitted).
+func (p *producer) PackedLeaf(n *btreeio.Node) (bool, error) {
+	u, data, ok := n.Packed()
+	if !ok || n.Level != 0 || !p.dataBtree {
+		return false, nil
+	}
+	e := p.e
+	cur, next := &e.pk[0], &e.pk[1]
+	var curVal []byte
+	have, emitted := false, false
+	var last bp.Pos // the last key emitted
+	emit := func(k *bp.Key, val []byte) error {
+		emitted, last = true, k.Pos
+		switch k.Type {
+		case bp.KeyDeleted:
+			return nil
+		case bp.KeyStripe:
+			return e.emitStripePtrs(n.BtreeID, k, val)
+		}
+		return e.emitKeyPtrs(n.BtreeID, 0, k, val)
+	}
+	for off := 0; off < len(data); {
+		if data[off] == 0 {
+			return p.handOver(emitted, last)
+		}
+		val, err := u.DecodeKeyInto(next, data[off:])
+		if err != nil || n.Max.Less(next.Pos) || !have && next.Pos.Less(n.Min) {
+			// Undecodable, or outside the node's range: Node drops it
+			// and reports it. Keys only increase, so only the first can
+			// lie before the node's min.
+			return p.handOver(emitted, last)
+		}
+		if have {
+			switch next.Pos.Cmp(cur.Pos) {
+			case -1:
+				return p.handOver(emitted, last)
+			case 1:
+				if err := emit(cur, curVal); err != nil {
+					return true, err
+				}
+			}
+			// case 0: the next key replaces this one
+		}
+		cur, next = next, cur
+		curVal, have = val, true
+		off += int(data[off]) * 8
+	}
+	if have {
+		if err := emit(cur, curVal); err != nil {
+			return true, err
+		}
+	}
+	p.countNode(n)
+	return true, nil
+}
+
+// handOver leaves the rest of a leaf to Node: the keys up to last, if
+// any were emitted, are skipped there.
+func (p *producer) handOver(emitted bool, last bp.Pos) (bool, error) {
+	p.skip, p.skipTo = emitted, last
+	return false, nil
+}
+
+func (p *producer) NodeError(btree bp.BtreeID, level uint8, parent *bp.Key, err error) error {
+	c := p.e.c
+	c.nodeLost(&c.lost.Owners, btree, level, parent, err)
+	return nil
+}

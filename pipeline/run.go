@@ -1,0 +1,328 @@
+// The pass runner: Run plans the passes and, for each, starts the loaders,
+// the producers and the shard workers and collects their findings.
+
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"bpcheck/bp"
+	"bpcheck/btreeio"
+	"bpcheck/report"
+	"bpcheck/shard"
+)
+
+// Run checks fs. Its roots must be loaded. Findings are sorted; the result
+// is the same for any worker count, shard count or number of passes. When
+// ctx ends the check early, Run returns the partial result (complete
+// passes only, Interrupted set) together with the context's error.
+func Run(ctx context.Context, fs *btreeio.FS, opt Options) (*Result, error) {
+	start := time.Now()
+	if opt.Workers <= 0 {
+		opt.Workers = runtime.GOMAXPROCS(0)
+	}
+	if opt.Shards <= 0 {
+		opt.Shards = opt.Workers
+	}
+	if opt.MemoryBudget <= 0 {
+		opt.MemoryBudget = 1 << 62
+	}
+	// Leaves read ahead are held outside the shards' budget: under a small
+	// budget the read-ahead depth shrinks so that the nodes in flight
+	// stay within an eighth of it (else the collector, held to the budget,
+	// runs without pause). Loaders and producers walk at the same time, up
+	// to Workers of each.
+	if nodeBytes := int64(fs.SB.BtreeNodeSectors()) * btreeio.SectorSize; opt.Prefetch > 0 && nodeBytes > 0 {
+		most := opt.MemoryBudget / 8 / (nodeBytes * 2 * int64(opt.Workers))
+		opt.Prefetch = int(max(1, min(int64(opt.Prefetch), most)))
+	}
+	fs.Prefetch, fs.Async, fs.AsyncBackend = opt.Prefetch, opt.Async, opt.AsyncBackend
+	// The async readers pooled during the check (rings, pool goroutines)
+	// do not outlive it.
+	defer fs.CloseReaders()
+	c := newChecker(fs, opt)
+	if opt.Progress != nil {
+		opt.Progress.start.Store(start)
+		opt.Progress.setStage(StagePlan)
+	}
+	// The planner's read errors are met again, and reported, by the loaders.
+	plan, _ := makePlan(fs, opt.MemoryBudget, opt.Shards)
+	c.phases.Plan = time.Since(start)
+	res := &Result{Passes: len(plan.Passes), EstimatedBytes: plan.EstimatedBytes}
+	if fs.Root(bp.BtreeStripes) != nil || fs.SB.Features[0]&(1<<4) != 0 {
+		res.NotChecked = append(res.NotChecked, "erasure coding: the stripe index and redundancy of alloc keys before 1.35, block sector counts in buckets shared by several stripes, and the stripe data itself (parity is not recomputed)")
+	}
+	c.planProgress(opt.Progress, len(plan.Passes))
+	tasks, err := c.rootTasks()
+	if err != nil {
+		return nil, err
+	}
+	var runErr error
+	for pi, spans := range plan.Passes {
+		err := ctx.Err()
+		if err == nil {
+			res.Shards += len(spans)
+			if p := opt.Progress; p != nil {
+				p.pass.Store(int32(pi + 1))
+			}
+			err = c.runPass(ctx, pi, spans, tasks)
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				return nil, err
+			}
+			// Interrupted: the passes done so far are complete and their
+			// findings stand; the rest is not checked.
+			runErr = err
+			res.Interrupted = true
+			for _, sp := range plan.Passes[pi:] {
+				res.NotChecked = append(res.NotChecked, fmt.Sprintf("buckets %s to %s", keyString(sp[0].lo), keyString(sp[len(sp)-1].hi)))
+			}
+			break
+		}
+		res.PassesDone++
+	}
+	report.Sort(c.findings)
+	res.Findings = c.findings
+	res.Errors = c.errs
+	c.stats.LoadNodes, c.stats.LoadBytes = c.loadNodes.Load(), c.loadBytes.Load()
+	res.Stats = c.stats
+	res.Phases = c.phases
+	res.Duration = time.Since(start)
+	if p := opt.Progress; p != nil && !res.Interrupted {
+		p.nodesDone.Store(p.nodesTotal.Load())
+		p.setStage(StageDone)
+	}
+	return res, runErr
+}
+
+func keyString(k shard.BucketKey) string {
+	if k == ^shard.BucketKey(0) {
+		return "the end"
+	}
+	return fmt.Sprintf("%d:%d", k.Dev(), k.Bucket())
+}
+
+// runPass checks the buckets of one pass.
+func (c *checker) runPass(ctx context.Context, pass int, spans []span, tasks []task) error {
+	c.lost = shard.Lost{}
+	if pass > 0 {
+		// The previous pass's shards are garbage: collect them and return
+		// their memory to the OS before this pass allocates its own, so
+		// that the resident size of a multi-pass check stays within its
+		// budget (large arrays of a new size cannot reuse the old spans).
+		debug.FreeOSMemory()
+	}
+	shards := make([]*shard.Shard, len(spans))
+	for i, s := range spans {
+		shards[i] = shard.New(c.cfg, s.lo, s.hi)
+		shards[i].Reserve(int(s.bps), int(s.allocs))
+	}
+	// Every goroutine that touches the shards has ended when runPass
+	// returns (the loaders, producers and appliers are waited for).
+	defer func() {
+		for _, sh := range shards {
+			sh.Release()
+		}
+	}()
+	lo, hi := spans[0].lo, spans[len(spans)-1].hi
+	t0 := time.Now()
+	c.opt.Progress.setStage(StageLoad)
+	// Loading and producing overlap: the producers start at once, and each
+	// shard's worker applies records only once the shard holds its
+	// backpointers, alloc keys and metadata buckets; until then records
+	// wait in the shard's bounded channel (the producers block when it is
+	// full). A core that finishes its loading early walks extents instead
+	// of idling until the slowest shard is loaded.
+	g, gctx := errgroup.WithContext(ctx)
+	// loaded[i] is closed when shard i is loaded; ended[i] when its loader
+	// has returned, loaded or not (an error, or cancelled before it
+	// started). A loader that fails makes Wait return its error, so the
+	// records of a shard whose loader ended unloaded are never counted.
+	loaded := make([]chan struct{}, len(shards))
+	ended := make([]chan struct{}, len(shards))
+	var loading atomic.Int32
+	loading.Store(int32(len(shards)))
+	var t1 time.Time // when the last shard was loaded
+	loadSem := make(chan struct{}, c.opt.Workers)
+	for i, sh := range shards {
+		loaded[i] = make(chan struct{})
+		ended[i] = make(chan struct{})
+		g.Go(func() error {
+			defer close(ended[i])
+			select {
+			case loadSem <- struct{}{}:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+			defer func() { <-loadSem }()
+			if err := c.loadBackpointers(pass, sh); err != nil {
+				return err
+			}
+			if err := c.loadAlloc(pass, []*shard.Shard{sh}, sh.Lo, sh.Hi); err != nil {
+				return err
+			}
+			c.addMetadataRefs([]*shard.Shard{sh}, max(lo, sh.Lo), min(hi, sh.Hi))
+			close(loaded[i])
+			if loading.Add(-1) == 0 {
+				t1 = time.Now()
+				c.opt.Progress.setStage(StageProduce)
+			}
+			return nil
+		})
+	}
+
+	chans := make([]chan []shard.Ref, len(shards))
+	var shardWG sync.WaitGroup
+	for i := range shards {
+		chans[i] = make(chan []shard.Ref, 8)
+		sh, ch, ready, done := shards[i], chans[i], loaded[i], ended[i]
+		shardWG.Add(1)
+		go func() {
+			defer shardWG.Done()
+			// The worker waits for its loader to end, not for the
+			// context: a cancel while the shard is still loading must
+			// not drop records of a pass that then completes (the
+			// producers may all be done by then, so nothing else would
+			// report the cancel). Loaders never wait for producers.
+			<-done
+			select {
+			case <-ready:
+			default:
+				// The loader failed (Wait returns its error): nothing is
+				// applied; the channel is drained until it is closed.
+				for batch := range ch {
+					putBatch(batch)
+				}
+				return
+			}
+			for batch := range ch {
+				sh.Apply(batch)
+				putBatch(batch)
+			}
+		}()
+	}
+	taskCh := make(chan task)
+	g.Go(func() error {
+		defer close(taskCh)
+		for _, t := range tasks {
+			select {
+			case taskCh <- t:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+		}
+		return nil
+	})
+	var statsMu sync.Mutex
+	var total Stats
+	for w := 0; w < c.opt.Workers; w++ {
+		g.Go(func() error {
+			e := newEmitter(gctx, c, shards, chans, lo, hi, pass)
+			for t := range taskCh {
+				if err := c.runTask(e, t); err != nil {
+					return err
+				}
+			}
+			if err := e.flush(); err != nil {
+				return err
+			}
+			statsMu.Lock()
+			total.add(&e.stats)
+			statsMu.Unlock()
+			return nil
+		})
+	}
+	err := g.Wait()
+	for _, ch := range chans {
+		close(ch)
+	}
+	shardWG.Wait()
+	t2 := time.Now()
+	if t1.IsZero() {
+		t1 = t2 // loading failed or was cancelled
+	}
+	c.phases.Load += t1.Sub(t0)
+	c.phases.Produce += t2.Sub(t1)
+	c.opt.Progress.setStage(StageFinish)
+	defer func() { c.phases.Finish += time.Since(t2) }()
+	if err != nil {
+		return err
+	}
+	if pass == 0 {
+		c.stats.add(&total)
+	}
+	// Shards finish in parallel: each judges its own buckets (duplicate
+	// claims read the filesystem, which is safe for concurrent use).
+	found := make([][]report.Finding, len(shards))
+	var fg errgroup.Group
+	fg.SetLimit(c.opt.Workers)
+	for i, sh := range shards {
+		fg.Go(func() error {
+			found[i] = sh.Finish(&c.lost)
+			return nil
+		})
+	}
+	_ = fg.Wait() // the tasks return no error
+	for i, sh := range shards {
+		n, a := sh.Counts()
+		c.stats.Backpointers += int64(n)
+		for dev, k := range sh.DevCounts() {
+			c.stats.PerDev[dev].Backpointers += int64(k)
+		}
+		c.stats.AllocKeys += int64(a)
+		c.findings = append(c.findings, found[i]...)
+	}
+	return nil
+}
+
+func (s *Stats) add(o *Stats) {
+	s.Nodes += o.Nodes
+	s.NodeBytes += o.NodeBytes
+	s.Keys += o.Keys
+	s.Extents += o.Extents
+	s.Pointers += o.Pointers
+	s.Backpointers += o.Backpointers
+	s.AllocKeys += o.AllocKeys
+	s.Buckets += o.Buckets
+	for i := range s.PerDev {
+		s.PerDev[i].Pointers += o.PerDev[i].Pointers
+		s.PerDev[i].Backpointers += o.PerDev[i].Backpointers
+	}
+}
+
+func (c *checker) runTask(e *emitter, t task) error {
+	if t.root {
+		if err := e.emitKeyPtrs(t.btree, t.level+1, &t.key, t.val); err != nil {
+			return err
+		}
+	}
+	data := t.btree.HasDataPtrs(c.fs.SB.Version)
+	minLevel := c.minLevel(t.btree)
+	if t.level < minLevel {
+		return nil
+	}
+	if t.topOnly {
+		minLevel = t.level
+	}
+	if t.leaves != nil {
+		return c.fs.WalkLeaves(t.btree, t.leaves, &producer{e: e, dataBtree: data})
+	}
+	return c.fs.WalkFrom(t.btree, t.level, &t.key, t.val, minLevel, &producer{e: e, dataBtree: data})
+}
+
+// Check is a convenience wrapper: opens nothing, loads the roots and runs.
+func Check(ctx context.Context, fs *btreeio.FS, opt Options) (*Result, error) {
+	if err := fs.LoadRoots(); err != nil {
+		return nil, err
+	}
+	return Run(ctx, fs, opt)
+}
