@@ -183,8 +183,18 @@ const (
 	VersionBackpointerBucketGen uint16 = 1<<10 | 14
 	VersionCachedBackpointers   uint16 = 1<<10 | 21
 	VersionStripeBackpointers   uint16 = 1<<10 | 22
-	VersionBucketStripeIndex    uint16 = 1<<10 | 35
-	VersionErasureCoding        uint16 = 1<<10 | 37
+	// VersionInodeHasCaseInsensitive (1.28) is the newest version the
+	// bcachefs-tools v1.25 and the last mainline kernel (6.16) write.
+	VersionInodeHasCaseInsensitive uint16 = 1<<10 | 28
+	VersionBucketStripeIndex       uint16 = 1<<10 | 35
+	VersionErasureCoding           uint16 = 1<<10 | 37
+	// VersionPerDevFragmentationLRU (1.39) is the newest version bpcheck
+	// knows (bcachefs-tools v1.39); newer filesystems are refused unless
+	// the user allows them.
+	VersionPerDevFragmentationLRU uint16 = 1<<10 | 39
+	// VersionKnown is the newest metadata version bpcheck decodes and
+	// judges.
+	VersionKnown = VersionPerDevFragmentationLRU
 )
 
 // VersionString formats a metadata version as "major.minor".

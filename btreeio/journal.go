@@ -348,7 +348,7 @@ func (j *Journal) keysFor(id bp.BtreeID, level uint8, lo, hi bp.Pos) []JournalKe
 }
 
 // overlay merges the journal keys of the node's btree, level and range
-// into its keys: at equal positions the journal key wins, and a deleted
+// into its keys: at equal positions the (newest) journal key wins, and a deleted
 // journal key hides the node's key.
 func (j *Journal) overlay(n *Node) {
 	jk := j.keysFor(n.BtreeID, n.Level, n.Min, n.Max)
@@ -365,6 +365,13 @@ func (j *Journal) overlay(n *Node) {
 		default:
 			if a < len(n.Keys) && n.Keys[a].Key.Pos == jk[b].Key.Pos {
 				a++
+			}
+			// Accounting keys are deltas and stay apart in the
+			// journal (compact keeps them all); a walk of the
+			// btree sees the newest of a position, as `bcachefs
+			// list` shows it.
+			for b+1 < len(jk) && jk[b+1].Key.Pos == jk[b].Key.Pos {
+				b++
 			}
 			if jk[b].Key.Type != bp.KeyDeleted {
 				out = append(out, NodeKey{Key: jk[b].Key, Val: jk[b].Val})

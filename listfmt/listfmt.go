@@ -1,9 +1,9 @@
 // Package listfmt prints bcachefs keys in the text form of `bcachefs list`,
-// in the dialect of the tools that match the filesystem's metadata version:
-// format A images as bcachefs-tools v1.9 prints them, format B images as
-// v1.36 does. Values are printed in full for extents, btree pointers,
-// alloc_v4, backpointers and reflink_v; other key types print their header
-// only.
+// in the dialect of the tools that match the filesystem's metadata version
+// (see Dialect): metadata up to 1.13 as bcachefs-tools v1.9 prints it,
+// 1.14 to 1.28 as v1.25 does, newer as v1.36 (and v1.39) do. Values are
+// printed in full for extents, btree pointers, alloc_v4, backpointers and
+// reflink_v; other key types print their header only.
 package listfmt
 
 import (
@@ -16,18 +16,65 @@ import (
 	"bpcheck/btreeio"
 )
 
+// Dialect is the text of one era of the bcachefs tools.
+type Dialect uint8
+
+// The dialects, by the tools whose `bcachefs list` they reproduce.
+const (
+	// DialectV19 is bcachefs-tools v1.9 (metadata up to 1.13, format A):
+	// key and value on one line after ": ", extent entries on that line.
+	DialectV19 Dialect = iota
+	// DialectV125 is bcachefs-tools v1.25 (metadata 1.14 to 1.28): the
+	// one-line layout of v1.9 with format B backpointers, and alloc keys
+	// with the stripe index and redundancy of that era.
+	DialectV125
+	// DialectV136 is bcachefs-tools v1.36 and v1.39 (metadata from 1.29):
+	// "  : " after the header, one extent entry per line with device
+	// names, stripe_refcount in alloc keys.
+	DialectV136
+)
+
+// DialectFor returns the dialect of the tools that wrote metadata version
+// v. Tools v1.31 to v1.35 (metadata 1.29 to 1.35) print their own mixes of
+// the v1.25 and v1.36 texts; with no dump of theirs to judge by, their
+// filesystems get the v1.36 text.
+func DialectFor(v uint16) Dialect {
+	switch {
+	case v < bp.VersionBackpointerBucketGen:
+		return DialectV19
+	case v <= bp.VersionInodeHasCaseInsensitive:
+		return DialectV125
+	}
+	return DialectV136
+}
+
+// String names the tools of the dialect.
+func (d Dialect) String() string {
+	switch d {
+	case DialectV19:
+		return "bcachefs-tools v1.9"
+	case DialectV125:
+		return "bcachefs-tools v1.25"
+	}
+	return "bcachefs-tools v1.36"
+}
+
 // Printer formats keys of one filesystem.
 type Printer struct {
 	sb       *btreeio.Superblock
-	formatB  bool
+	formatB  bool    // backpointer values of format B (bucket_gen, flags)
+	dialect  Dialect // the tools' text
 	shift    uint
 	devNames []string
 	extra    []uint8
 }
 
+// Dialect returns the dialect the printer writes.
+func (p *Printer) Dialect() Dialect { return p.dialect }
+
 // NewPrinter returns a printer for the keys of fs.
 func NewPrinter(fs *btreeio.FS) *Printer {
-	p := &Printer{sb: fs.SB, formatB: fs.SB.FormatB(), shift: fs.SB.ExtentBPShift(), extra: fs.SB.ExtentTypeU64s}
+	p := &Printer{sb: fs.SB, formatB: fs.SB.FormatB(), dialect: DialectFor(fs.SB.Version), shift: fs.SB.ExtentBPShift(), extra: fs.SB.ExtentTypeU64s}
 	p.devNames = make([]string, len(fs.Devices))
 	for i, d := range fs.Devices {
 		if d != nil {
@@ -94,7 +141,7 @@ func (p *Printer) AppendKey(b []byte, btree bp.BtreeID, k *bp.Key, val []byte) [
 	if len(val) == 0 {
 		return b
 	}
-	if p.formatB {
+	if p.dialect == DialectV136 {
 		b = append(b, "  : "...)
 	} else {
 		b = append(b, ": "...)

@@ -133,3 +133,20 @@ func TestListedWhiteouts(t *testing.T) {
 		}
 	}
 }
+
+// TestDialectFor: each metadata version gets the text of the tools of its
+// era (the v128-* dumps are v1.25's, the v139-* ones v1.39's).
+func TestDialectFor(t *testing.T) {
+	for _, tc := range []struct {
+		v    uint16
+		want listfmt.Dialect
+	}{
+		{1<<10 | 9, listfmt.DialectV19}, {1<<10 | 13, listfmt.DialectV19},
+		{1<<10 | 14, listfmt.DialectV125}, {1<<10 | 28, listfmt.DialectV125},
+		{1<<10 | 29, listfmt.DialectV136}, {1<<10 | 36, listfmt.DialectV136}, {1<<10 | 39, listfmt.DialectV136},
+	} {
+		if got := listfmt.DialectFor(tc.v); got != tc.want {
+			t.Errorf("DialectFor(%s) = %s, want %s", bp.VersionString(tc.v), got, tc.want)
+		}
+	}
+}

@@ -18,7 +18,7 @@ func (p *Printer) appendPtrsValue(b []byte, k *bp.Key, val []byte) []byte {
 	switch k.Type {
 	case bp.KeyBtreePtrV2:
 		v, _ := bp.DecodeBtreePtrV2(val)
-		if p.formatB {
+		if p.dialect == DialectV136 {
 			b = append(b, "\n  "...)
 		}
 		b = append(b, "seq "...)
@@ -45,7 +45,7 @@ func (p *Printer) appendPtrsValue(b []byte, k *bp.Key, val []byte) []byte {
 		off := it.Offset()
 		e, ok, err := it.Next()
 		if err != nil && off+8 <= len(entries) {
-			if p.formatB {
+			if p.dialect == DialectV136 {
 				b = append(b, "\n  (unknown extent entry "...)
 			} else {
 				if !first {
@@ -59,7 +59,7 @@ func (p *Printer) appendPtrsValue(b []byte, k *bp.Key, val []byte) []byte {
 		if !ok {
 			break
 		}
-		if p.formatB {
+		if p.dialect == DialectV136 {
 			b = append(b, "\n  "...)
 		} else if !first {
 			b = append(b, ' ')
@@ -98,7 +98,7 @@ func (p *Printer) appendEntry(b []byte, e bp.Entry, size uint32) []byte {
 		ptr := bp.DecodePtr(binary.LittleEndian.Uint64(e.Words))
 		b = append(b, "ptr: "...)
 		m := p.sb.Member(ptr.Dev)
-		if m != nil && p.formatB {
+		if m != nil && p.dialect == DialectV136 {
 			name := fmt.Sprintf("dev-%d", ptr.Dev)
 			if int(ptr.Dev) < len(p.devNames) && p.devNames[ptr.Dev] != "" {
 				name = p.devNames[ptr.Dev]
@@ -116,20 +116,20 @@ func (p *Printer) appendEntry(b []byte, e bp.Entry, size uint32) []byte {
 		}
 		b = append(b, " gen "...)
 		b = appendUint(b, uint64(ptr.Gen))
-		if m != nil && p.formatB && m.Durability() != 1 {
+		if m != nil && p.dialect >= DialectV125 && m.Durability() != 1 {
 			b = append(b, " d="...)
 			b = appendUint(b, uint64(m.Durability()))
 		}
 		if ptr.Cached {
 			b = append(b, " cached"...)
 		}
-		if ptr.Unwritten && (m != nil || p.formatB) {
+		if ptr.Unwritten && (m != nil || p.dialect == DialectV136) {
 			b = append(b, " unwritten"...)
 		}
 		return b
 	case bp.EntryCRC32, bp.EntryCRC64, bp.EntryCRC128:
 		c := bp.DecodeCRC(e, size)
-		if p.formatB {
+		if p.dialect == DialectV136 {
 			b = append(b, "crc"...)
 			b = appendUint(b, []uint64{0, 32, 64, 128}[e.Type])
 			b = append(b, ": c_size "...)
@@ -154,7 +154,7 @@ func (p *Printer) appendEntry(b []byte, e bp.Entry, size uint32) []byte {
 		return b
 	case bp.EntryStripePtr:
 		s := bp.DecodeStripePtr(e)
-		if p.formatB {
+		if p.dialect == DialectV136 {
 			b = append(b, "stripe_ptr: idx "...)
 		} else {
 			b = append(b, "ec: idx "...)
@@ -196,7 +196,7 @@ func (p *Printer) appendAllocV4(b []byte, k *bp.Key, val []byte) []byte {
 		}
 		return 0
 	}
-	if p.formatB {
+	if p.dialect >= DialectV125 {
 		const w = 20
 		b = line(b, "journal_seq_nonempty", w, a.JournalSeqNonempty)
 		if len(val) > 48 {
@@ -209,7 +209,14 @@ func (p *Printer) appendAllocV4(b []byte, k *bp.Key, val []byte) []byte {
 			b = line(b, "stripe_sectors", w, uint64(a.StripeSectors))
 		}
 		b = line(b, "cached_sectors", w, uint64(a.CachedSectors))
-		b = line(b, "stripe_refcount", w, uint64(a.StripeRefcount))
+		if p.dialect == DialectV136 {
+			b = line(b, "stripe_refcount", w, uint64(a.StripeRefcount))
+		} else {
+			// Before 1.35 the same bytes are the stripe index and
+			// the stripe's redundancy.
+			b = line(b, "stripe", w, uint64(a.StripeRefcount))
+			b = line(b, "stripe_redundancy", w, uint64(a.StripeRedundancy))
+		}
 		b = line(b, "io_time[READ]", w, a.IOTime[0])
 		b = line(b, "io_time[WRITE]", w, a.IOTime[1])
 		if k.Pos.Inode < 256 && p.sb.Member(uint8(k.Pos.Inode)) != nil {

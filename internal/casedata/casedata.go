@@ -11,6 +11,7 @@ package casedata
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -123,30 +124,46 @@ func Require(tb testing.TB) string {
 	return ""
 }
 
-// Cases lists the names of the case directories under cases/, sorted.
+// caseGroups are the folders of the testdata root that hold cases judged
+// by the real fsck of the tools that made them: cases/ (bcachefs-tools
+// v1.36.1 and, the a-* ones, v1.9.4) and versions/ (v1.25.3, the v128-*
+// ones, and v1.39.2, the v139-* ones). Case names are unique across them.
+var caseGroups = []string{"cases", "versions"}
+
+// Cases lists the names of the case directories of every case group
+// (cases/, then versions/), each group sorted by name.
 func Cases(tb testing.TB) []string {
 	tb.Helper()
-	casesDir := filepath.Join(Require(tb), "cases")
-	entries, err := os.ReadDir(casesDir)
-	if err != nil {
-		tb.Fatalf("testdata: listing cases: %v", err)
-	}
+	root := Require(tb)
 	var names []string
-	for _, e := range entries {
-		if e.IsDir() {
-			names = append(names, e.Name())
+	for _, g := range caseGroups {
+		entries, err := os.ReadDir(filepath.Join(root, g))
+		if errors.Is(err, os.ErrNotExist) && g != caseGroups[0] {
+			continue // an older copy of the test data
+		}
+		if err != nil {
+			tb.Fatalf("testdata: listing %s: %v", g, err)
+		}
+		for _, e := range entries {
+			if e.IsDir() {
+				names = append(names, e.Name())
+			}
 		}
 	}
 	return names // os.ReadDir returns entries sorted by name
 }
 
-// CaseDir returns the directory of the named case, failing the test if it
-// does not exist.
+// CaseDir returns the directory of the named case, whichever case group
+// holds it, failing the test if none does.
 func CaseDir(tb testing.TB, name string) string {
 	tb.Helper()
-	dir := filepath.Join(Require(tb), "cases", name)
-	if !isDir(dir) {
-		tb.Fatalf("testdata: case %q: directory %s not found", name, dir)
+	root := Require(tb)
+	for _, g := range caseGroups {
+		dir := filepath.Join(root, g, name)
+		if isDir(dir) {
+			return dir
+		}
 	}
-	return dir
+	tb.Fatalf("testdata: case %q: no directory of that name in %v under %s", name, caseGroups, root)
+	return ""
 }
