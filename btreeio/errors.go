@@ -16,6 +16,9 @@ var (
 	ErrTruncated   = fmt.Errorf("%w: truncated", ErrCorrupt)
 	ErrEncrypted   = errors.New("encrypted filesystem whose key is sealed with a passphrase, which bpcheck does not take")
 	ErrUnsupported = errors.New("unsupported")
+	// ErrNewerVersion is returned by CheckVersion for a filesystem newer
+	// than any bpcheck knows.
+	ErrNewerVersion = errors.New("newer metadata version than bpcheck knows")
 )
 
 // Error describes a problem with an on-disk structure: which device, at

@@ -152,6 +152,24 @@ func Assemble(devs []*Device) (*FS, error) {
 	return fs, nil
 }
 
+// CheckVersion refuses a filesystem whose metadata version is newer than
+// bp.VersionKnown: its keys may carry what bpcheck does not know, so its
+// findings could be wrong. The error wraps ErrNewerVersion.
+func (fs *FS) CheckVersion() error {
+	if fs.SB.Version <= bp.VersionKnown {
+		return nil
+	}
+	dev := ""
+	for _, d := range fs.Devices {
+		if d != nil {
+			dev = d.Path + " "
+			break
+		}
+	}
+	return fmt.Errorf("%w: %shas metadata version %s, newer than %s, the newest bpcheck knows (%s)",
+		ErrNewerVersion, dev, bp.VersionString(fs.SB.Version), bp.VersionString(bp.VersionKnown), bp.EraOf(bp.VersionKnown).Tools)
+}
+
 // Close closes every device.
 func (fs *FS) Close() error {
 	fs.closeReaders()

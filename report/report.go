@@ -108,10 +108,13 @@ func Sort(fs []Finding) {
 
 // Summary is the end-of-run summary.
 type Summary struct {
-	Devices      int    `json:"devices"`
-	Clean        bool   `json:"fs_clean"`
-	FormatB      bool   `json:"format_b"`
-	Version      string `json:"version"`
+	Devices int    `json:"devices"`
+	Clean   bool   `json:"fs_clean"`
+	FormatB bool   `json:"format_b"`
+	Version string `json:"version"`
+	// Rules names the fsck whose judgement the findings follow: the
+	// bcachefs-tools release of the metadata version's era.
+	Rules        string `json:"rules"`
 	Passes       int    `json:"passes"`
 	Shards       int    `json:"shards"`
 	Workers      int    `json:"workers"`
@@ -238,6 +241,9 @@ func WriteTextSummary(w io.Writer, s *Summary) error {
 		s.Nodes, s.NodeBytes, s.LoadNodes, s.LoadBytes, s.Keys, s.Pointers, s.Backpointers, s.AllocKeys, s.Buckets)
 	fmt.Fprintf(&b, "Filesystem: version %s (format %s), %d device(s), %s\n", s.Version, map[bool]string{true: "B", false: "A"}[s.FormatB], s.Devices,
 		map[bool]string{true: "clean", false: fmt.Sprintf("not clean: %d journal keys overlaid", s.JournalKeys)}[s.Clean])
+	if s.Rules != "" {
+		fmt.Fprintf(&b, "Rules: those of the fsck of %s\n", s.Rules)
+	}
 	for _, n := range s.Notes {
 		fmt.Fprintf(&b, "Note: %s\n", n)
 	}

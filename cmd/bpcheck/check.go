@@ -67,6 +67,14 @@ Options:
                      under the check; prefer a snapshot)
   --timeout DUR      stop after DUR (e.g. 30m) with a partial report, exit 32;
                      Ctrl-C and SIGTERM do the same
+  --allow-newer      check a filesystem whose metadata version is newer than
+                     1.39, the newest bpcheck knows (refused by default,
+                     exit 16), with the rules of 1.39
+
+Findings are judged as the real fsck of the filesystem's era judges them:
+bcachefs-tools v1.9.4 for metadata up to 1.13, v1.25.3 for 1.14-1.28,
+v1.36.1 for 1.29-1.36, v1.39.2 for 1.37-1.39 (the summary's "Rules" line,
+"rules" in JSON).
 
 Examples:
   bpcheck check /dev/sdb
@@ -114,6 +122,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	ioMode := fl.String("io", "auto", "how prefetched leaves are read: auto (io_uring, else a pread pool), uring, pool, threads")
 	direct := directMode("auto")
 	fl.Var(&direct, "direct", "read btree nodes with O_DIRECT: auto (block devices), true, false")
+	allowNewer := fl.Bool("allow-newer", false, "read a filesystem whose metadata version is newer than bpcheck knows")
 	if err := fl.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -135,7 +144,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 			return exitUsage
 		}
 	}
-	fs, code := openFS(fl.Args(), stderr)
+	fs, code := openFS(fl.Args(), *allowNewer, stderr)
 	if fs == nil {
 		return code
 	}
@@ -259,6 +268,7 @@ func check(ctx context.Context, fs *btreeio.FS, opt pipeline.Options, out checkO
 	sb := fs.SB
 	s := &report.Summary{
 		Devices: len(fs.Devices), Clean: sb.IsClean(), FormatB: sb.FormatB(), Version: bp.VersionString(sb.Version),
+		Rules:  bp.EraOf(sb.Version).String(),
 		Passes: res.Passes, Shards: res.Shards, Workers: opt.Workers, MemoryBudget: opt.MemoryBudget,
 		Nodes: res.Stats.Nodes, NodeBytes: res.Stats.NodeBytes, LoadNodes: res.Stats.LoadNodes, LoadBytes: res.Stats.LoadBytes, Keys: res.Stats.Keys, Extents: res.Stats.Extents,
 		Pointers: res.Stats.Pointers, Backpointers: res.Stats.Backpointers, AllocKeys: res.Stats.AllocKeys,

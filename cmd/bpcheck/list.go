@@ -18,11 +18,14 @@ Prints the keys of one btree in key order, in the text form of
 ` + "`bcachefs list`" + `: one "u64s N type T inode:offset:snapshot len L ver V"
 line per key followed by its value. Key values are printed in full for
 extents, btree pointers, alloc, backpointers and reflink; other key types
-show type and position.
+show type and position. The text is that of the tools of the filesystem's
+era: bcachefs-tools v1.9 for metadata up to 1.13, v1.25 for 1.14-1.28,
+v1.36 (the same as v1.39) for newer.
 
 Options:
   -b BTREE   btree to list (extents, alloc, backpointers, ...; default extents)
   -l LEVEL   list the keys of nodes at this level (default 0: leaf keys)
+  --allow-newer  read metadata newer than 1.39 (refused by default, exit 16)
 
 Example:
   bpcheck list -b backpointers /dev/sdb /dev/sdc
@@ -34,6 +37,7 @@ func runList(args []string, stdout, stderr io.Writer) int {
 	fl.Usage = func() { fmt.Fprint(stderr, listUsage) }
 	btree := fl.String("b", "extents", "btree to list")
 	level := fl.Uint("l", 0, "level")
+	allowNewer := fl.Bool("allow-newer", false, "read a filesystem whose metadata version is newer than bpcheck knows")
 	if err := fl.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -42,7 +46,7 @@ func runList(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bpcheck: unknown btree %q\n", *btree)
 		return exitUsage
 	}
-	fs, code := openFS(fl.Args(), stderr)
+	fs, code := openFS(fl.Args(), *allowNewer, stderr)
 	if fs == nil {
 		return code
 	}

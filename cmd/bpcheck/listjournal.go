@@ -20,6 +20,7 @@ and btree keys, then which entries recovery would replay and why.
 
 Options:
   -a   print every entry found, not only the replayed ones
+  --allow-newer  read metadata newer than 1.39 (refused by default, exit 16)
 
 Example:
   bpcheck list-journal /dev/sdb
@@ -34,10 +35,11 @@ func runListJournal(args []string, stdout, stderr io.Writer) int {
 	fl.SetOutput(stderr)
 	fl.Usage = func() { fmt.Fprint(stderr, listJournalUsage) }
 	all := fl.Bool("a", false, "print every entry found")
+	allowNewer := fl.Bool("allow-newer", false, "read a filesystem whose metadata version is newer than bpcheck knows")
 	if err := fl.Parse(args); err != nil {
 		return exitUsage
 	}
-	fs, code := openFS(fl.Args(), stderr)
+	fs, code := openFS(fl.Args(), *allowNewer, stderr)
 	if fs == nil {
 		return code
 	}

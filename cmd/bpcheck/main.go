@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 
+	"bpcheck/bp"
 	"bpcheck/btreeio"
 )
 
@@ -24,7 +25,8 @@ const exitCodesHelp = `Exit codes:
   0   no problems found
   4   problems found and left uncorrected
   8   operational error (cannot read a device or node, key needs a passphrase)
-  16  usage error (bad arguments, not a bcachefs device, incomplete device set)
+  16  usage error (bad arguments, not a bcachefs device, incomplete device set,
+      metadata newer than bpcheck knows without --allow-newer)
   32  interrupted (partial report)
 Codes add up: 12 = problems found and something could not be read.
 `
@@ -103,7 +105,9 @@ func exitCodeFor(err error) int {
 	return exitOperational
 }
 
-func openFS(args []string, stderr io.Writer) (*btreeio.FS, int) {
+// openFS opens the devices of one filesystem. A filesystem newer than
+// bpcheck knows is refused (exit 16) unless allowNewer.
+func openFS(args []string, allowNewer bool, stderr io.Writer) (*btreeio.FS, int) {
 	paths := btreeio.SplitDevices(args)
 	if len(paths) == 0 {
 		fmt.Fprintln(stderr, "bpcheck: no device given")
@@ -113,6 +117,14 @@ func openFS(args []string, stderr io.Writer) (*btreeio.FS, int) {
 	if err != nil {
 		fmt.Fprintf(stderr, "bpcheck: %v\n", err)
 		return nil, exitCodeFor(err)
+	}
+	if err := fs.CheckVersion(); err != nil {
+		if !allowNewer {
+			fmt.Fprintf(stderr, "bpcheck: %v: pass --allow-newer to try anyway\n", err)
+			fs.Close()
+			return nil, exitUsage
+		}
+		fmt.Fprintf(stderr, "bpcheck: warning: %v: read with the rules of %s as --allow-newer asks\n", err, bp.VersionString(bp.VersionKnown))
 	}
 	return fs, exitClean
 }

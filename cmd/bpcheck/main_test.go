@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -16,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"bpcheck/btreeio"
 	"bpcheck/internal/casedata"
 	"bpcheck/report"
 )
@@ -58,6 +60,8 @@ var goldenCases = []goldenCase{
 	{"corrupt-mixed", exitProblems},
 	{"a-corrupt", exitProblems},
 	{"corrupt-missing-alloc", exitProblems},
+	{"v128-corrupt-mixed", exitProblems},
+	{"v139-corrupt-mixed", exitProblems},
 }
 
 // runDependent are the parts of a check's output that change from run to
@@ -464,6 +468,7 @@ func TestExitCodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	nonexistent := filepath.Join(dir, "no-such-device.img")
+	newer := withVersion(t, tiny, 1<<10|40)
 
 	check := func(args ...string) []string { return append([]string{"check"}, args...) }
 	tests := []struct {
@@ -497,6 +502,11 @@ func TestExitCodes(t *testing.T) {
 		{"usage/two-filesystems", check(tiny, small), exitUsage, "belongs to filesystem"},
 		{"usage/list-unknown-btree", []string{"list", "-b", "frobnicate", tiny}, exitUsage, `unknown btree "frobnicate"`},
 		{"usage/show-super-not-bcachefs", []string{"show-super", zeros}, exitUsage, "not a bcachefs"},
+		{"usage/newer-version", check(newer), exitUsage, "has metadata version 1.40, newer than 1.39, the newest bpcheck knows (bcachefs-tools v1.39.2): pass --allow-newer"},
+		{"usage/newer-version-list", []string{"list", newer}, exitUsage, "pass --allow-newer"},
+		{"usage/newer-version-list-journal", []string{"list-journal", newer}, exitUsage, "pass --allow-newer"},
+		{"clean/newer-version-allowed", check("--allow-newer", newer), exitClean, "warning: newer metadata version than bpcheck knows"},
+		{"clean/newer-version-list-allowed", []string{"list", "--allow-newer", newer}, exitClean, "read with the rules of 1.39"},
 
 		{"operational/nonexistent", check(nonexistent), exitOperational, "no such file or directory"},
 		{"operational/nonexistent-member", check(tiny, nonexistent), exitOperational, "no such file or directory"},
@@ -517,6 +527,26 @@ func TestExitCodes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// withVersion returns a copy of the image at path whose primary superblock
+// says metadata version v (checksum resealed).
+func withVersion(t *testing.T, path string, v uint16) string {
+	t.Helper()
+	img, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb := img[4096:]
+	binary.LittleEndian.PutUint16(sb[16:], v)
+	if err := btreeio.SealSuperblock(sb); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "newer.img")
+	if err := os.WriteFile(out, img, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 // TestHelp checks that help exits 0 and documents the exit codes.
