@@ -1064,6 +1064,15 @@ func TestDecodeBtreePtrV2AndStripe(t *testing.T) {
 	if err != nil || st != wantS || len(ptrs) != 24 || &ptrs[0] != &s[8] {
 		t.Errorf("DecodeStripe = %+v, %d ptr bytes, %v", st, len(ptrs), err)
 	}
+	if st.NeedsReconcile() {
+		t.Error("algorithm 2 read as needs_reconcile")
+	}
+	for b, want := range map[byte]bool{0x10: true, 0x12: true, 0xe0: false, 0xef: false, 0xf0: true} {
+		st := bp.Stripe{Algorithm: b}
+		if st.NeedsReconcile() != want {
+			t.Errorf("byte 2 %#02x: NeedsReconcile %v, want %v (algorithm:4 | needs_reconcile:1 | can_widen:3)", b, !want, want)
+		}
+	}
 	if _, _, err := bp.DecodeStripe(s[:31]); !errors.Is(err, bp.ErrKey) {
 		t.Errorf("stripe cut in its pointers: %v", err)
 	}

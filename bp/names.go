@@ -188,6 +188,10 @@ const (
 	VersionInodeHasCaseInsensitive uint16 = 1<<10 | 28
 	VersionBucketStripeIndex       uint16 = 1<<10 | 35
 	VersionErasureCoding           uint16 = 1<<10 | 37
+	// VersionNeedDiscardByJournalSeq (1.38) also makes an alloc key's
+	// data type "multiple" sticky: a bucket holding data of two types is
+	// marked so instead of being an error.
+	VersionNeedDiscardByJournalSeq uint16 = 1<<10 | 38
 	// VersionPerDevFragmentationLRU (1.39) is the newest version bpcheck
 	// knows (bcachefs-tools v1.39); newer filesystems are refused unless
 	// the user allows them.

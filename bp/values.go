@@ -190,13 +190,21 @@ const StripeHeaderBytes = 8
 
 // Stripe is the header of a stripe value.
 type Stripe struct {
-	Sectors     uint16
+	Sectors uint16
+	// Algorithm is byte 2 as stored: the algorithm alone before 1.37;
+	// from 1.37 algorithm:4 | needs_reconcile:1 | can_widen:3.
 	Algorithm   uint8
 	NrBlocks    uint8
 	NrRedundant uint8
 	CsumGranBit uint8
 	CsumType    uint8
 }
+
+// NeedsReconcile reports the needs_reconcile bit of a 1.37+ stripe (bit 4
+// of byte 2), which gives its blocks' backpointers on rotational members
+// RECONCILE_PHYS hipri. Before 1.37 the byte is the algorithm (0, Reed-
+// Solomon), so callers gate it by version.
+func (s *Stripe) NeedsReconcile() bool { return s.Algorithm>>4&1 != 0 }
 
 // DecodeStripe decodes a stripe value header and returns it with the bytes
 // of its block pointers (8 each).

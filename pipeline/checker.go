@@ -113,6 +113,7 @@ func newChecker(fs *btreeio.FS, opt Options) *checker {
 		CheckStripe:         true,
 		StripeSectors:       sb.Version >= bp.VersionBucketStripeSectors,
 		CheckStripeRefcount: sb.Version >= bp.VersionBucketStripeIndex,
+		MultipleSticky:      sb.Version >= bp.VersionNeedDiscardByJournalSeq,
 	}
 	c.cfg.CheckDup = c.checkDup
 	for i := range sb.Members {

@@ -365,6 +365,12 @@ func (e *emitter) emitStripePtrs(btree bp.BtreeID, k *bp.Key, val []byte) error 
 			e.stats.PerDev[ptr.Dev].Pointers++
 		}
 		v := bp.Backpointer{BtreeID: btree, Level: 0, DataType: bp.DataUser, BucketGen: ptr.Gen, BucketLen: k.Size, Pos: k.Pos}
+		if c.fs.SB.Version >= bp.VersionErasureCoding && c.rotational[ptr.Dev] && st.NeedsReconcile() {
+			// 1.37+: a stripe that needs reconciling is hipri work
+			// (bch2_bkey_reconcile_work_id), recorded in its blocks'
+			// backpointers on rotational members.
+			v.Flags |= 1
+		}
 		var sectors, count uint32
 		if i >= int(st.NrBlocks)-int(st.NrRedundant) {
 			v.DataType = bp.DataParity

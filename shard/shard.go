@@ -132,6 +132,10 @@ type Config struct {
 	// CheckCached: compare cached_sectors (format B ≥ 1.21 keeps
 	// backpointers for cached pointers; the sums are checked in both).
 	CheckCached bool
+	// MultipleSticky: a bucket whose pointers are of two dirty data types
+	// should be "multiple", and an alloc key that says "multiple" keeps it
+	// (1.38+: alloc_data_type, bucket_ref_update).
+	MultipleSticky bool
 	// CheckDup judges two pointers claiming the same backpointer
 	// position: r, whose expected backpointer differs from the stored
 	// one, and the key the stored backpointer names, which has a pointer
@@ -475,6 +479,8 @@ func (s *Shard) apply(r *Ref) {
 			b.dirty += uint64(r.Sectors)
 			if b.hint == bp.DataFree || b.hint == bp.DataCached {
 				b.hint = r.DataType
+			} else if s.cfg.MultipleSticky && b.hint != r.DataType && b.hint != bp.DataParity && b.hint != bp.DataStripe {
+				b.hint = bp.DataMultiple
 			}
 			if r.DataType == bp.DataStripe {
 				s.stripeBlock(r.Bucket).ecSectors += uint64(r.Sectors)
@@ -588,8 +594,10 @@ func (s *Shard) finishStripeBlocks(lost *Lost) {
 }
 
 // allocDataType is the data type a bucket should have (alloc_data_type).
-func allocDataType(a *bp.AllocV4, stripes uint32, dirty, cached, stripe uint64, hint bp.DataType) bp.DataType {
+func allocDataType(a *bp.AllocV4, multipleSticky bool, stripes uint32, dirty, cached, stripe uint64, hint bp.DataType) bp.DataType {
 	switch {
+	case multipleSticky && a.DataType == bp.DataMultiple:
+		return bp.DataMultiple
 	case stripes != 0:
 		if hint == bp.DataParity {
 			return hint
@@ -677,7 +685,7 @@ func (s *Shard) Finish(lost *Lost) []report.Finding {
 		if stripesLost && (b.stripes > 0 || b.a.StripeRefcount != 0 || b.a.DataType == bp.DataStripe || b.a.DataType == bp.DataParity) {
 			continue // its stripe references may sit in the lost nodes
 		}
-		want := allocDataType(&b.a, b.stripes, b.dirty, b.cached, b.stripe, b.hint)
+		want := allocDataType(&b.a, cfg.MultipleSticky, b.stripes, b.dirty, b.cached, b.stripe, b.hint)
 		gen := b.a.Gen
 		add := func(code, field string, got, should string) {
 			s.findings = append(s.findings, report.Finding{Code: code, Dev: int(dev), Bucket: bucket, Got: got, Want: should,

@@ -170,3 +170,46 @@ func TestStripesLost(t *testing.T) {
 		t.Errorf("stripes lost: %d findings, want 1 (the user bucket's dirty sectors)", n)
 	}
 }
+
+// TestMultipleSticky follows v1.38's alloc_data_type: a bucket holding
+// btree and user data is "multiple" whatever order its pointers come in,
+// and an alloc key that says "multiple" keeps it; before 1.38 "multiple"
+// is wrong for a user bucket.
+func TestMultipleSticky(t *testing.T) {
+	user := Ref{Kind: RefPtr, DataType: bp.DataUser, Sectors: 8, Bucket: MakeBucketKey(0, 1)}
+	btree := Ref{Kind: RefPtr, DataType: bp.DataBtree, Sectors: 8, Bucket: MakeBucketKey(0, 1)}
+	run := func(sticky bool, stored bp.DataType, refs ...Ref) string {
+		cfg := testConfig(128)
+		cfg.MultipleSticky = sticky
+		s := New(cfg, MakeBucketKey(0, 0), MakeBucketKey(1, 0))
+		var sectors uint32
+		for _, r := range refs {
+			sectors += r.Sectors
+		}
+		s.AddAlloc(MakeBucketKey(0, 1), bp.AllocV4{DataType: stored, DirtySectors: sectors})
+		s.Apply(refs)
+		var out []string
+		for _, f := range s.Finish(nil) {
+			out = append(out, f.Code+" "+f.Got+"->"+f.Want)
+		}
+		return fmt.Sprint(out)
+	}
+	for _, tc := range []struct {
+		sticky bool
+		stored bp.DataType
+		refs   []Ref
+		want   string
+	}{
+		{true, bp.DataMultiple, []Ref{user, btree}, "[]"},
+		{true, bp.DataMultiple, []Ref{btree, user}, "[]"},
+		{true, bp.DataMultiple, []Ref{user}, "[]"},
+		{true, bp.DataUser, []Ref{user, btree}, "[alloc_key_data_type_wrong user->multiple]"},
+		{true, bp.DataUser, []Ref{btree, user}, "[alloc_key_data_type_wrong user->multiple]"},
+		{false, bp.DataMultiple, []Ref{user}, "[alloc_key_data_type_wrong multiple->user]"},
+		{false, bp.DataUser, []Ref{user, user}, "[]"},
+	} {
+		if got := run(tc.sticky, tc.stored, tc.refs...); got != tc.want {
+			t.Errorf("sticky %v, stored %s, %d refs: %s, want %s", tc.sticky, tc.stored, len(tc.refs), got, tc.want)
+		}
+	}
+}
