@@ -143,3 +143,19 @@ func (g *Geometry) NeedsBP(d *DecodedPtr) bool {
 	}
 	return true
 }
+
+// OldLayoutB reports whether a backpointer value read from a format B
+// filesystem still has the format A layout: bytes 3..7, where format B
+// keeps bucket_gen and flags, hold the 40-bit bucket_offset that format A
+// stored, and it equals bucketOffset, the offset the key's position gives
+// (position - bucket start << ShiftA). Filesystems upgraded to 1.14 from
+// older metadata can keep such values (the upgrade of bcachefs-tools v1.20
+// to v1.25 left them). A zero offset reads the same in both layouts and is
+// never reported.
+func OldLayoutB(val []byte, bucketOffset uint64) bool {
+	if len(val) < BackpointerBytes || bucketOffset == 0 || bucketOffset >= 1<<40 {
+		return false
+	}
+	stored := uint64(val[3]) | uint64(val[4])<<8 | uint64(val[5])<<16 | uint64(val[6])<<24 | uint64(val[7])<<32
+	return stored == bucketOffset
+}

@@ -63,6 +63,22 @@ type Finding struct {
 	Got, Want string
 	// Detail is a human-readable explanation.
 	Detail string
+	// OldLayout marks a backpointer finding whose stored value has the
+	// layout of metadata before 1.14 on a newer filesystem (left by an
+	// upgrade; see OldLayoutNote).
+	OldLayout bool
+}
+
+// OldLayoutDetail is appended to the detail of a finding about a
+// backpointer that keeps the pre-1.14 value layout.
+const OldLayoutDetail = "; the stored value has the layout of metadata before 1.14 (a 40-bit bucket_offset where bucket_gen and flags now are)"
+
+// OldLayoutNote explains the findings marked OldLayout in the summary.
+func OldLayoutNote(n int) string {
+	return fmt.Sprintf("%d finding(s) concern backpointers that keep the value layout of metadata before 1.14 "+
+		"at their right positions: an upgrade from 1.13 or older left them (bcachefs-tools v1.20 to v1.25.x "+
+		"upgrade without rewriting them). The fsck of the filesystem's era reports them the same way; "+
+		"its `fsck -y` deletes them and writes them anew in the 1.14 layout", n)
 }
 
 // Compare orders findings deterministically: by device and bucket, then
@@ -290,11 +306,12 @@ type jsonFinding struct {
 	Got         string  `json:"got,omitempty"`
 	Want        string  `json:"want,omitempty"`
 	Detail      string  `json:"detail,omitempty"`
+	OldLayout   bool    `json:"old_layout,omitempty"`
 }
 
 // WriteJSON writes a finding as one JSON line.
 func WriteJSON(w io.Writer, f *Finding) error {
-	j := jsonFinding{MessageType: "finding", Code: f.Code, KeyType: f.KeyType, Got: f.Got, Want: f.Want, Detail: f.Detail}
+	j := jsonFinding{MessageType: "finding", Code: f.Code, KeyType: f.KeyType, Got: f.Got, Want: f.Want, Detail: f.Detail, OldLayout: f.OldLayout}
 	if f.Dev >= 0 {
 		d, b := f.Dev, f.Bucket
 		j.Dev, j.Bucket = &d, &b

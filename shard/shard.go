@@ -530,9 +530,27 @@ func (s *Shard) resolveMismatches() {
 		f := s.ptrFinding(report.PtrToMissingBackpointer, r, "backpointer does not match the pointer")
 		f.Got = s.cfg.Describe(r.BPPos(), e.Val[:])
 		f.Want = s.cfg.Describe(r.BPPos(), want[:])
+		if s.oldLayout(e) && string(e.Val[:3]) == string(want[:3]) && string(e.Val[8:]) == string(want[8:]) {
+			f.OldLayout = true
+			f.Detail += report.OldLayoutDetail
+		}
 		s.findings = append(s.findings, f)
 	}
 	s.pending = nil
+}
+
+// oldLayout reports whether a stored backpointer of a format B filesystem
+// with the format A shift keeps the format A value layout (bp.OldLayoutB).
+func (s *Shard) oldLayout(e *BPEntry) bool {
+	if !s.cfg.FormatB || s.cfg.Shift != bp.ShiftA {
+		return false
+	}
+	bs, ok := s.cfg.BucketSize(uint64(e.Dev))
+	if !ok || bs == 0 {
+		return false
+	}
+	start := (e.Off >> bp.ShiftA) / uint64(bs) * uint64(bs) << bp.ShiftA
+	return bp.OldLayoutB(e.Val[:], e.Off-start)
 }
 
 func (s *Shard) ptrFinding(code string, r *Ref, detail string) report.Finding {
@@ -666,6 +684,10 @@ func (s *Shard) Finish(lost *Lost) []report.Finding {
 			} else {
 				f.Detail = "backpointer doesn't match btree node it points to"
 			}
+		}
+		if s.oldLayout(e) {
+			f.OldLayout = true
+			f.Detail += report.OldLayoutDetail
 		}
 		s.findings = append(s.findings, f)
 	}

@@ -213,3 +213,44 @@ func TestMultipleSticky(t *testing.T) {
 		}
 	}
 }
+
+// TestOldLayoutBackpointers: on a format B filesystem with shift 10 (one
+// upgraded from format A), a stored backpointer whose bytes 3..7 hold the
+// format A bucket_offset of its position is still reported both ways, as
+// the real fsck reports it, and marked as the old layout; other bad
+// values are not marked.
+func TestOldLayoutBackpointers(t *testing.T) {
+	cfg := testConfig(128)
+	cfg.Shift = bp.ShiftA
+	const bucket, sector = 3, 40 // the pointer's sector within the bucket
+	off := (uint64(bucket)*128 + sector) << bp.ShiftA
+	want := bp.Backpointer{BtreeID: bp.BtreeExtents, DataType: bp.DataUser, BucketGen: 0, BucketLen: 8, Pos: bp.Pos{Inode: 4096, Offset: 8, Snapshot: 1}}
+	var wantVal, oldVal, badVal [bp.BackpointerBytes]byte
+	want.Encode(wantVal[:], true)
+	old := want
+	old.BucketOffset = sector << bp.ShiftA
+	old.Encode(oldVal[:], false) // format A bytes
+	badVal = wantVal
+	badVal[4] = 0x55
+	for _, tc := range []struct {
+		name   string
+		stored [bp.BackpointerBytes]byte
+		marked bool
+	}{{"old layout", oldVal, true}, {"other bytes", badVal, false}} {
+		s := New(cfg, MakeBucketKey(0, 0), MakeBucketKey(1, 0))
+		s.AddAlloc(MakeBucketKey(0, bucket), bp.AllocV4{DataType: bp.DataUser, DirtySectors: 8})
+		s.AddBP(0, off, tc.stored[:])
+		s.Apply([]Ref{{Kind: RefPtr, NeedsBP: true, DataType: bp.DataUser, Sectors: 8, Bucket: MakeBucketKey(0, bucket), BPOff: off, BPVal: wantVal}})
+		var got []string
+		for _, f := range s.Finish(nil) {
+			got = append(got, fmt.Sprintf("%s %v", f.Code, f.OldLayout))
+		}
+		w := fmt.Sprintf("[ptr_to_missing_backpointer %v backpointer_to_missing_ptr %v]", tc.marked, tc.marked)
+		if fmt.Sprint(got) != w {
+			t.Errorf("%s: findings %v, want %s", tc.name, got, w)
+		}
+	}
+	if bp.OldLayoutB(wantVal[:], 0) || !bp.OldLayoutB(oldVal[:], sector<<bp.ShiftA) || bp.OldLayoutB(oldVal[:], sector<<bp.ShiftA+1) {
+		t.Error("OldLayoutB misreads the bytes")
+	}
+}

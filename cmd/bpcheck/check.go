@@ -299,6 +299,9 @@ func check(ctx context.Context, fs *btreeio.FS, opt pipeline.Options, out checkO
 		s.MemoryBudget = out.budget
 	}
 	s.CountByCode(res.Findings)
+	if n := countOldLayout(res.Findings); n > 0 {
+		s.Notes = append(s.Notes, report.OldLayoutNote(n))
+	}
 	code := exitClean
 	if len(res.Findings) > 0 {
 		code |= exitProblems
@@ -340,4 +343,16 @@ func check(ctx context.Context, fs *btreeio.FS, opt pipeline.Options, out checkO
 		report.WriteTextSummary(w, s)
 	}
 	return code
+}
+
+// countOldLayout counts the findings about backpointers that keep the
+// pre-1.14 value layout.
+func countOldLayout(fs []report.Finding) int {
+	n := 0
+	for i := range fs {
+		if fs[i].OldLayout {
+			n++
+		}
+	}
+	return n
 }
