@@ -17,3 +17,22 @@ func TestMemberBucketOf(t *testing.T) {
 		t.Fatalf("bucket size 0: bucket %d, want 0", got)
 	}
 }
+
+// TestMemberDeletedSlot: from 1.27 a removed member's slot keeps the
+// deleted UUID (BCH_SB_MEMBER_DELETED_UUID); such a slot, like an empty
+// one, is no member.
+func TestMemberDeletedSlot(t *testing.T) {
+	live := Member{UUID: [16]byte{1, 2, 3}}
+	deleted := Member{UUID: [16]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xd9, 0x6a, 0x60, 0xcf, 0x80, 0x3d, 0xf7, 0xef}}
+	nearly := deleted
+	nearly.UUID[15] = 0xee
+	for _, tc := range []struct {
+		name string
+		m    Member
+		want bool
+	}{{"live", live, true}, {"empty", Member{}, false}, {"deleted", deleted, false}, {"one byte off the deleted uuid", nearly, true}} {
+		if got := tc.m.Exists(); got != tc.want {
+			t.Errorf("%s: Exists() = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
