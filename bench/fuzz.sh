@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FUZZTIME=${FUZZTIME:-60s}
-TARGETS=${TARGETS:-"./bp:FuzzDecodeKey ./bp:FuzzExtentEntries ./bp:FuzzValues ./btreeio:FuzzSuperblock ./btreeio:FuzzNode ./btreeio:FuzzJournal ./csum:FuzzCRC64 ./csum:FuzzCRC64Fast ./pipeline:FuzzImage ./pipeline:FuzzFastEmit ./pipeline:FuzzPackedLeaf"}
+TARGETS=${TARGETS:-"./bp:FuzzDecodeKey ./bp:FuzzExtentEntries ./bp:FuzzValues ./btreeio:FuzzSuperblock ./btreeio:FuzzNode ./btreeio:FuzzJournal ./btreeio:FuzzCryptField ./csum:FuzzCRC64 ./csum:FuzzCRC64Fast ./pipeline:FuzzImage ./pipeline:FuzzFastEmit ./pipeline:FuzzPackedLeaf"}
 status=0
 for t in $TARGETS; do
   pkg=${t%%:*}

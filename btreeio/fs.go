@@ -10,6 +10,7 @@ import (
 
 	"bpcheck/aio"
 	"bpcheck/bp"
+	"bpcheck/csum"
 )
 
 // FS is an opened bcachefs filesystem: its member devices and the
@@ -150,6 +151,29 @@ func Assemble(devs []*Device) (*FS, error) {
 		return nil, fmt.Errorf("%w: filesystem %s is incomplete: missing %s", ErrDeviceSet, UUIDString(sb.UUID), strings.Join(missing, ", "))
 	}
 	return fs, nil
+}
+
+// KeySealed reports whether the filesystem's key is sealed with a
+// passphrase and not unlocked yet: nodes and journal entries cannot be
+// read before Unlock.
+func (fs *FS) KeySealed() bool { return fs.SB.KeySealed() }
+
+// Unlock unseals the key of an encrypted filesystem with the passphrase's
+// key, in every member's superblock (they hold the same key). A key that
+// does not unseal it is ErrWrongPassphrase.
+func (fs *FS) Unlock(passphraseKey *csum.Key) error {
+	if err := fs.SB.Unlock(passphraseKey); err != nil {
+		return err
+	}
+	for _, d := range fs.Devices {
+		if d == nil || d.SB == fs.SB || d.SB.Crypt == nil {
+			continue
+		}
+		if err := d.SB.Unlock(passphraseKey); err != nil {
+			return fmt.Errorf("%s: %w", d.Path, err)
+		}
+	}
+	return nil
 }
 
 // CheckVersion refuses a filesystem whose metadata version is newer than

@@ -162,9 +162,11 @@ type Superblock struct {
 	Clean          *Clean
 	Blacklist      []JournalBucketRange // journal_seq_blacklist ranges {start, end}
 	ExtentTypeU64s []uint8
-	// CryptKey is the encryption key of an encrypted filesystem whose key
-	// is stored unencrypted in the superblock (no passphrase needed).
+	// CryptKey is the encryption key of an encrypted filesystem: stored
+	// unencrypted in the superblock, or unsealed by Unlock.
 	CryptKey *csum.Key
+	// Crypt is the crypt field of an encrypted filesystem.
+	Crypt *CryptField
 }
 
 // Clean is the clean section: the btree roots at the last clean shutdown.
@@ -568,18 +570,46 @@ func (sb *Superblock) parseMembers(f *SBField, start, size int) error {
 // ("bch**key" as a little-endian u64).
 const keyMagicPlain = 0x79656b2a2a686362
 
-// loadKey takes the encryption key from the crypt field when it is stored
-// in plain text; a key sealed with a passphrase is refused.
+// loadKey decodes the crypt field and takes the encryption key from it
+// when it is stored in plain text; a key sealed with a passphrase waits
+// for Unlock.
 func (sb *Superblock) loadKey() error {
 	f := sb.Field(FieldCrypt)
-	if f == nil || len(f.Data) < 64 {
-		return fmt.Errorf("%w: encryption type %d but no usable crypt field", ErrEncrypted, sb.EncryptionType())
+	if f == nil {
+		return fmt.Errorf("%w: encryption type %d but no crypt field", ErrCorrupt, sb.EncryptionType())
 	}
-	if binary.LittleEndian.Uint64(f.Data[24:]) != keyMagicPlain {
-		return fmt.Errorf("%w (encryption type %d)", ErrEncrypted, sb.EncryptionType())
+	c, err := ParseCryptField(f.Data)
+	if err != nil {
+		return err
 	}
-	var k csum.Key
-	copy(k[:], f.Data[32:64])
+	sb.Crypt = &c
+	if !c.Sealed() {
+		var k csum.Key
+		copy(k[:], c.Key[8:])
+		sb.CryptKey = &k
+	}
+	return nil
+}
+
+// KeySealed reports whether the filesystem is encrypted with a key that
+// needs the passphrase (Unlock) before any node or journal entry reads.
+func (sb *Superblock) KeySealed() bool { return sb.Crypt != nil && sb.CryptKey == nil }
+
+// Unlock unseals the filesystem key with the passphrase's key (see
+// CryptField.PassphraseKey, or the key `bcachefs unlock` put in the
+// kernel keyring). A key that does not unseal it is ErrWrongPassphrase,
+// naming the filesystem by its external uuid.
+func (sb *Superblock) Unlock(passphraseKey *csum.Key) error {
+	if sb.Crypt == nil {
+		return fmt.Errorf("filesystem %s is not encrypted", UUIDString(sb.UserUUID))
+	}
+	k, err := sb.Crypt.Unseal(passphraseKey, sb.UUID)
+	if errors.Is(err, ErrWrongPassphrase) {
+		return fmt.Errorf("%w for %s", ErrWrongPassphrase, UUIDString(sb.UserUUID))
+	}
+	if err != nil {
+		return err
+	}
 	sb.CryptKey = &k
 	return nil
 }

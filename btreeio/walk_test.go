@@ -41,7 +41,23 @@ func openCase(tb testing.TB, name string) *btreeio.FS {
 		tb.Fatalf("open %s: %v", name, err)
 	}
 	tb.Cleanup(func() { fs.Close() })
+	unlockCase(tb, fs, name)
 	return fs
+}
+
+// unlockCase unseals the key of an encrypted case with its passphrase.
+func unlockCase(tb testing.TB, fs *btreeio.FS, name string) {
+	tb.Helper()
+	if !fs.KeySealed() {
+		return
+	}
+	k, err := fs.SB.Crypt.PassphraseKey(casedata.Passphrase(tb, name))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := fs.Unlock(&k); err != nil {
+		tb.Fatalf("case %s: %v", name, err)
+	}
 }
 
 // TestKeyCounts walks every btree of every clean case and compares the

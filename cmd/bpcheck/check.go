@@ -70,6 +70,16 @@ Options:
   --allow-newer      check a filesystem whose metadata version is newer than
                      1.39, the newest bpcheck knows (refused by default,
                      exit 16), with the rules of 1.39
+  --key-file FILE    encrypted filesystem: the key derived from the passphrase
+  --passphrase-file FILE  encrypted filesystem: the passphrase (first line)
+
+Encrypted filesystems: the key is taken from --key-file FILE (the 32-byte
+key the passphrase derives, as the kernel keyring holds it), else from the
+kernel keyring (the "user" key bcachefs:UUID that "bcachefs unlock" adds,
+searched in the session, user and user-session keyrings), else from the
+passphrase in --passphrase-file FILE (its first line) or typed on the
+terminal (echo off). A run without a terminal never waits for input. A
+wrong passphrase or no key is exit 8; nothing is ever written.
 
 Findings are judged as the real fsck of the filesystem's era judges them:
 bcachefs-tools v1.9.4 for metadata up to 1.13, v1.25.3 for 1.14-1.28,
@@ -122,7 +132,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	ioMode := fl.String("io", "auto", "how prefetched leaves are read: auto (io_uring, else a pread pool), uring, pool, threads")
 	direct := directMode("auto")
 	fl.Var(&direct, "direct", "read btree nodes with O_DIRECT: auto (block devices), true, false")
-	allowNewer := fl.Bool("allow-newer", false, "read a filesystem whose metadata version is newer than bpcheck knows")
+	openOpt := addOpenFlags(fl)
 	if err := fl.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -144,7 +154,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 			return exitUsage
 		}
 	}
-	fs, code := openFS(fl.Args(), *allowNewer, stderr)
+	fs, code := openFS(fl.Args(), openOpt, stderr)
 	if fs == nil {
 		return code
 	}

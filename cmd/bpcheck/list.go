@@ -26,6 +26,9 @@ Options:
   -b BTREE   btree to list (extents, alloc, backpointers, ...; default extents)
   -l LEVEL   list the keys of nodes at this level (default 0: leaf keys)
   --allow-newer  read metadata newer than 1.39 (refused by default, exit 16)
+  --key-file FILE, --passphrase-file FILE
+                 the key of an encrypted filesystem, as for check (the
+                 kernel keyring and a terminal prompt are tried too)
 
 Example:
   bpcheck list -b backpointers /dev/sdb /dev/sdc
@@ -37,7 +40,7 @@ func runList(args []string, stdout, stderr io.Writer) int {
 	fl.Usage = func() { fmt.Fprint(stderr, listUsage) }
 	btree := fl.String("b", "extents", "btree to list")
 	level := fl.Uint("l", 0, "level")
-	allowNewer := fl.Bool("allow-newer", false, "read a filesystem whose metadata version is newer than bpcheck knows")
+	openOpt := addOpenFlags(fl)
 	if err := fl.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -46,7 +49,7 @@ func runList(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bpcheck: unknown btree %q\n", *btree)
 		return exitUsage
 	}
-	fs, code := openFS(fl.Args(), *allowNewer, stderr)
+	fs, code := openFS(fl.Args(), openOpt, stderr)
 	if fs == nil {
 		return code
 	}

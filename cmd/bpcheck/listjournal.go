@@ -21,6 +21,8 @@ and btree keys, then which entries recovery would replay and why.
 Options:
   -a   print every entry found, not only the replayed ones
   --allow-newer  read metadata newer than 1.39 (refused by default, exit 16)
+  --key-file FILE, --passphrase-file FILE
+                 the key of an encrypted filesystem, as for check
 
 Example:
   bpcheck list-journal /dev/sdb
@@ -35,11 +37,11 @@ func runListJournal(args []string, stdout, stderr io.Writer) int {
 	fl.SetOutput(stderr)
 	fl.Usage = func() { fmt.Fprint(stderr, listJournalUsage) }
 	all := fl.Bool("a", false, "print every entry found")
-	allowNewer := fl.Bool("allow-newer", false, "read a filesystem whose metadata version is newer than bpcheck knows")
+	openOpt := addOpenFlags(fl)
 	if err := fl.Parse(args); err != nil {
 		return exitUsage
 	}
-	fs, code := openFS(fl.Args(), *allowNewer, stderr)
+	fs, code := openFS(fl.Args(), openOpt, stderr)
 	if fs == nil {
 		return code
 	}

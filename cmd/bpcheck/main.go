@@ -4,12 +4,14 @@ package main
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 
 	"bpcheck/bp"
 	"bpcheck/btreeio"
+	"bpcheck/unlock"
 )
 
 // Exit codes, following fsck(8).
@@ -24,7 +26,8 @@ const (
 const exitCodesHelp = `Exit codes:
   0   no problems found
   4   problems found and left uncorrected
-  8   operational error (cannot read a device or node, key needs a passphrase)
+  8   operational error (cannot read a device or node; encrypted filesystem
+      whose key was not given or whose passphrase is wrong)
   16  usage error (bad arguments, not a bcachefs device, incomplete device set,
       metadata newer than bpcheck knows without --allow-newer)
   32  interrupted (partial report)
@@ -105,9 +108,29 @@ func exitCodeFor(err error) int {
 	return exitOperational
 }
 
-// openFS opens the devices of one filesystem. A filesystem newer than
-// bpcheck knows is refused (exit 16) unless allowNewer.
-func openFS(args []string, allowNewer bool, stderr io.Writer) (*btreeio.FS, int) {
+// openOptions are the flags every command that reads a filesystem takes.
+type openOptions struct {
+	// allowNewer reads a filesystem newer than bpcheck knows.
+	allowNewer bool
+	// keyFile and passphraseFile unlock an encrypted filesystem (see
+	// package unlock; the kernel keyring and a terminal prompt come too).
+	keyFile, passphraseFile string
+}
+
+// addOpenFlags defines the flags of openOptions on fl.
+func addOpenFlags(fl *flag.FlagSet) *openOptions {
+	o := &openOptions{}
+	fl.BoolVar(&o.allowNewer, "allow-newer", false, "read a filesystem whose metadata version is newer than bpcheck knows")
+	fl.StringVar(&o.keyFile, "key-file", "", "encrypted filesystem: file with the 32-byte key derived from the passphrase")
+	fl.StringVar(&o.passphraseFile, "passphrase-file", "", "encrypted filesystem: file whose first line is the passphrase")
+	return o
+}
+
+// openFS opens the devices of one filesystem and unlocks its key if it
+// is encrypted. A filesystem newer than bpcheck knows is refused (exit 16)
+// unless allowed; a key that cannot be had is an operational error (8).
+func openFS(args []string, o *openOptions, stderr io.Writer) (*btreeio.FS, int) {
+	allowNewer := o.allowNewer
 	paths := btreeio.SplitDevices(args)
 	if len(paths) == 0 {
 		fmt.Fprintln(stderr, "bpcheck: no device given")
@@ -125,6 +148,11 @@ func openFS(args []string, allowNewer bool, stderr io.Writer) (*btreeio.FS, int)
 			return nil, exitUsage
 		}
 		fmt.Fprintf(stderr, "bpcheck: warning: %v: read with the rules of %s as --allow-newer asks\n", err, bp.VersionString(bp.VersionKnown))
+	}
+	if _, err := unlock.Unlock(fs, unlock.Options{KeyFile: o.keyFile, PassphraseFile: o.passphraseFile, Terminal: os.Stdin, Prompt: stderr}); err != nil {
+		fmt.Fprintf(stderr, "bpcheck: %v\n", err)
+		fs.Close()
+		return nil, exitOperational
 	}
 	return fs, exitClean
 }

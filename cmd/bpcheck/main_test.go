@@ -469,6 +469,13 @@ func TestExitCodes(t *testing.T) {
 	}
 	nonexistent := filepath.Join(dir, "no-such-device.img")
 	newer := withVersion(t, tiny, 1<<10|40)
+	encSmall := casedata.CaseImages(t, "enc-small")[0]
+	encCorrupt := casedata.CaseImages(t, "enc-corrupt")[0]
+	passFile := filepath.Join(casedata.CaseDir(t, "enc-corrupt"), "passphrase.txt")
+	wrongPass := filepath.Join(dir, "wrong-passphrase.txt")
+	if err := os.WriteFile(wrongPass, []byte("not it\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 
 	check := func(args ...string) []string { return append([]string{"check"}, args...) }
 	tests := []struct {
@@ -505,6 +512,13 @@ func TestExitCodes(t *testing.T) {
 		{"usage/newer-version", check(newer), exitUsage, "has metadata version 1.40, newer than 1.39, the newest bpcheck knows (bcachefs-tools v1.39.2): pass --allow-newer"},
 		{"usage/newer-version-list", []string{"list", newer}, exitUsage, "pass --allow-newer"},
 		{"usage/newer-version-list-journal", []string{"list-journal", newer}, exitUsage, "pass --allow-newer"},
+		{"problems/encrypted", check("--passphrase-file", passFile, encCorrupt), exitProblems, ""},
+		{"clean/encrypted", check("--passphrase-file", passFile, encSmall), exitClean, ""},
+		{"clean/encrypted-list", []string{"list", "--passphrase-file", passFile, "-b", "backpointers", encSmall}, exitClean, ""},
+		{"clean/encrypted-list-journal", []string{"list-journal", "--passphrase-file", passFile, encSmall}, exitClean, ""},
+		{"operational/encrypted-no-key", check(encSmall), exitOperational, "is encrypted with a passphrase: give --key-file FILE"},
+		{"operational/encrypted-wrong-passphrase", check("--passphrase-file", wrongPass, encSmall), exitOperational, "wrong passphrase for "},
+		{"operational/encrypted-list-no-key", []string{"list", encSmall}, exitOperational, "--passphrase-file"},
 		{"clean/newer-version-allowed", check("--allow-newer", newer), exitClean, "warning: newer metadata version than bpcheck knows"},
 		{"clean/newer-version-list-allowed", []string{"list", "--allow-newer", newer}, exitClean, "read with the rules of 1.39"},
 

@@ -89,7 +89,12 @@ func printSuper(w io.Writer, d *btreeio.Device) {
 	fmt.Fprintf(w, "Metadata checksum:          %s\n", optName(csumOptNames, sb.MetaCsumOpt()))
 	fmt.Fprintf(w, "Data checksum:              %s\n", optName(csumOptNames, sb.DataCsumOpt()))
 	fmt.Fprintf(w, "Encoded extent max:         %d bytes\n", btreeio.SectorSize<<sb.EncodedExtentMaxBits())
-	fmt.Fprintf(w, "Encrypted:                  %v\n", sb.Encrypted())
+	switch {
+	case sb.Crypt != nil:
+		fmt.Fprintf(w, "Encrypted:                  yes, %s\n", sb.Crypt)
+	default:
+		fmt.Fprintf(w, "Encrypted:                  %v\n", sb.Encrypted())
+	}
 	fmt.Fprintf(w, "Clean:                      %v\n", sb.IsClean())
 	var feats []string
 	for i, n := range featureNames {

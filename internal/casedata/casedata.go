@@ -126,12 +126,29 @@ func Require(tb testing.TB) string {
 
 // caseGroups are the folders of the testdata root that hold cases judged
 // by the real fsck of the tools that made them: cases/ (bcachefs-tools
-// v1.36.1 and, the a-* ones, v1.9.4) and versions/ (v1.25.3, the v128-*
-// ones, and v1.39.2, the v139-* ones). Case names are unique across them.
-var caseGroups = []string{"cases", "versions"}
+// v1.36.1 and, the a-* ones, v1.9.4), versions/ (v1.25.3, the v128-*
+// ones, and v1.39.2, the v139-* ones) and encrypted/ (v1.36.1, sealed
+// with the passphrase in passphrase.txt: see Passphrase). Case names are
+// unique across them.
+var caseGroups = []string{"cases", "versions", "encrypted"}
+
+// Passphrase returns the passphrase of an encrypted case (the first line
+// of its passphrase.txt), or nil for a case without one.
+func Passphrase(tb testing.TB, name string) []byte {
+	tb.Helper()
+	b, err := os.ReadFile(filepath.Join(CaseDir(tb, name), "passphrase.txt"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		tb.Fatalf("testdata: case %s: %v", name, err)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	return []byte(line)
+}
 
 // Cases lists the names of the case directories of every case group
-// (cases/, then versions/), each group sorted by name.
+// (cases/, versions/, then encrypted/), each group sorted by name.
 func Cases(tb testing.TB) []string {
 	tb.Helper()
 	root := Require(tb)

@@ -1,0 +1,215 @@
+package unlock_test
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"bpcheck/btreeio"
+	"bpcheck/csum"
+	"bpcheck/internal/casedata"
+	"bpcheck/unlock"
+)
+
+// open opens enc-small (sealed with its passphrase) and returns it with
+// the passphrase.
+func open(t *testing.T) (*btreeio.FS, []byte) {
+	t.Helper()
+	fs, err := btreeio.Open(casedata.CaseImages(t, "enc-small"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fs.Close() })
+	if !fs.KeySealed() {
+		t.Fatal("enc-small: key not sealed")
+	}
+	return fs, casedata.Passphrase(t, "enc-small")
+}
+
+// readable reports whether the unlocked filesystem reads: its roots load
+// and a walk of the extents btree sees keys.
+func readable(t *testing.T, fs *btreeio.FS) {
+	t.Helper()
+	if fs.KeySealed() {
+		t.Fatal("still sealed")
+	}
+	if err := fs.LoadRoots(); err != nil {
+		t.Fatal(err)
+	}
+	r := fs.Roots[0]
+	if _, err := fs.ReadNode(r.Btree, r.Level, &r.Key, r.Val); err != nil {
+		t.Fatalf("root of %s after unlocking: %v", r.Btree, err)
+	}
+}
+
+func writeFile(t *testing.T, name string, b []byte) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestPassphraseFile(t *testing.T) {
+	fs, pass := open(t)
+	src, err := unlock.Unlock(fs, unlock.Options{NoKeyring: true, PassphraseFile: writeFile(t, "p", append(pass, "\nignored second line\n"...))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(src, "passphrase file ") {
+		t.Errorf("source %q", src)
+	}
+	readable(t, fs)
+}
+
+func TestWrongPassphrase(t *testing.T) {
+	fs, pass := open(t)
+	_, err := unlock.Unlock(fs, unlock.Options{NoKeyring: true, PassphraseFile: writeFile(t, "p", append(pass, 'x'))})
+	want := "wrong passphrase for " + btreeio.UUIDString(fs.SB.UserUUID)
+	if !errors.Is(err, btreeio.ErrWrongPassphrase) || err.Error() != want {
+		t.Fatalf("error %q, want %q", err, want)
+	}
+	if !fs.KeySealed() {
+		t.Error("a wrong passphrase unsealed the key")
+	}
+}
+
+// TestNoSource: without a key file, keyring key, passphrase file or
+// terminal, Unlock returns at once naming the three ways.
+func TestNoSource(t *testing.T) {
+	fs, _ := open(t)
+	devNull, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer devNull.Close()
+	_, err = unlock.Unlock(fs, unlock.Options{NoKeyring: true, Terminal: devNull})
+	if !errors.Is(err, unlock.ErrNoKey) {
+		t.Fatalf("error %v, want ErrNoKey", err)
+	}
+	for _, s := range []string{"--key-file", "bcachefs unlock", "--passphrase-file"} {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("error does not name %q: %v", s, err)
+		}
+	}
+}
+
+func passphraseKey(t *testing.T, fs *btreeio.FS, pass []byte) csum.Key {
+	t.Helper()
+	k, err := fs.SB.Crypt.PassphraseKey(pass)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func TestKeyFile(t *testing.T) {
+	fs, pass := open(t)
+	k := passphraseKey(t, fs, pass)
+	for _, tc := range []struct {
+		name string
+		data []byte
+		err  string
+	}{
+		{"short", k[:31], "holds 31 bytes; a key is 32 raw bytes"},
+		{"long", append(k[:], '\n'), "holds more than 32 bytes"},
+		{"empty", nil, "holds 0 bytes"},
+		{"wrong key", make([]byte, 32), "wrong passphrase for"},
+	} {
+		_, err := unlock.Unlock(fs, unlock.Options{NoKeyring: true, KeyFile: writeFile(t, tc.name, tc.data)})
+		if err == nil || !strings.Contains(err.Error(), tc.err) {
+			t.Errorf("%s: error %v, want one containing %q", tc.name, err, tc.err)
+		}
+		if err != nil && strings.Contains(err.Error(), string(pass)) {
+			t.Errorf("%s: the error shows the passphrase", tc.name)
+		}
+	}
+	if !fs.KeySealed() {
+		t.Fatal("a bad key file unsealed the key")
+	}
+	src, err := unlock.Unlock(fs, unlock.Options{NoKeyring: true, KeyFile: writeFile(t, "good", k[:])})
+	if err != nil || !strings.HasPrefix(src, "key file ") {
+		t.Fatalf("good key file: %q, %v", src, err)
+	}
+	readable(t, fs)
+}
+
+// inNewSessionKeyring runs f on a thread of its own that joins a new,
+// empty session keyring, so the test adds nothing to the keyrings of the
+// machine; the thread ends with f. It skips the test where the kernel has
+// no keyrings. f must not call t.Fatal or t.Skip (another goroutine).
+func inNewSessionKeyring(t *testing.T, f func()) {
+	skip := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
+		if _, err := unix.KeyctlJoinSessionKeyring(fmt.Sprintf("bpcheck-test-%d-%s", os.Getpid(), t.Name())); err != nil {
+			skip <- err
+			return
+		}
+		f()
+		skip <- nil
+	}()
+	if err := <-skip; err != nil {
+		t.Skipf("no kernel keyring here: %v", err)
+	}
+}
+
+func TestKeyring(t *testing.T) {
+	fs, pass := open(t)
+	k := passphraseKey(t, fs, pass)
+	desc := "bcachefs:" + btreeio.UUIDString(fs.SB.UserUUID)
+	inNewSessionKeyring(t, func() {
+		// A key of the wrong length is refused by name.
+		id, err := unix.AddKey("user", desc, k[:16], unix.KEY_SPEC_SESSION_KEYRING)
+		if err != nil {
+			t.Errorf("adding a key: %v", err)
+			return
+		}
+		_, err = unlock.Unlock(fs, unlock.Options{})
+		if err == nil || !strings.Contains(err.Error(), "is 16 bytes; a bcachefs passphrase key is 32") {
+			t.Errorf("16-byte keyring key: %v", err)
+		}
+		if _, err := unix.KeyctlInt(unix.KEYCTL_UNLINK, id, unix.KEY_SPEC_SESSION_KEYRING, 0, 0); err != nil {
+			t.Errorf("unlinking: %v", err)
+			return
+		}
+		// The right key unlocks without asking for anything.
+		if _, err := unix.AddKey("user", desc, k[:], unix.KEY_SPEC_SESSION_KEYRING); err != nil {
+			t.Errorf("adding a key: %v", err)
+			return
+		}
+		src, err := unlock.Unlock(fs, unlock.Options{})
+		if err != nil || !strings.HasPrefix(src, "kernel keyring") {
+			t.Errorf("keyring: %q, %v", src, err)
+		}
+	})
+	readable(t, fs)
+}
+
+// TestKeyringStaleThenPassphrase: a keyring key that does not unseal
+// (a stale one) leaves the passphrase to try.
+func TestKeyringStaleThenPassphrase(t *testing.T) {
+	fs, pass := open(t)
+	desc := "bcachefs:" + btreeio.UUIDString(fs.SB.UserUUID)
+	inNewSessionKeyring(t, func() {
+		if _, err := unix.AddKey("user", desc, make([]byte, 32), unix.KEY_SPEC_SESSION_KEYRING); err != nil {
+			t.Errorf("adding a key: %v", err)
+			return
+		}
+		if _, err := unlock.Unlock(fs, unlock.Options{}); !errors.Is(err, btreeio.ErrWrongPassphrase) {
+			t.Errorf("stale key alone: %v", err)
+		}
+		src, err := unlock.Unlock(fs, unlock.Options{PassphraseFile: writeFile(t, "p", pass)})
+		if err != nil || !strings.HasPrefix(src, "passphrase file") {
+			t.Errorf("stale key, then passphrase: %q, %v", src, err)
+		}
+	})
+	readable(t, fs)
+}
