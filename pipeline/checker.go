@@ -114,6 +114,7 @@ func newChecker(fs *btreeio.FS, opt Options) *checker {
 		StripeSectors:       sb.Version >= bp.VersionBucketStripeSectors,
 		CheckStripeRefcount: sb.Version >= bp.VersionBucketStripeIndex,
 		MultipleSticky:      sb.Version >= bp.VersionNeedDiscardByJournalSeq,
+		ECFlags:             sb.Version >= bp.VersionErasureCoding,
 	}
 	c.cfg.CheckDup = c.checkDup
 	for i := range sb.Members {

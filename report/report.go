@@ -63,22 +63,53 @@ type Finding struct {
 	Got, Want string
 	// Detail is a human-readable explanation.
 	Detail string
-	// OldLayout marks a backpointer finding whose stored value has the
-	// layout of metadata before 1.14 on a newer filesystem (left by an
-	// upgrade; see OldLayoutNote).
-	OldLayout bool
+	// Leftover names what an upgrade left in the stored backpointer this
+	// finding is about (LeftoverLayout114, LeftoverECFlags137), or "".
+	// The finding stands, as the fsck of the era reports it; the
+	// summary notes explain it (LeftoverNote).
+	Leftover string
 }
 
-// OldLayoutDetail is appended to the detail of a finding about a
-// backpointer that keeps the pre-1.14 value layout.
-const OldLayoutDetail = "; the stored value has the layout of metadata before 1.14 (a 40-bit bucket_offset where bucket_gen and flags now are)"
+// Upgrade leftovers: stored backpointers as an older metadata version
+// wrote them, on a filesystem upgraded past it.
+const (
+	// LeftoverLayout114: the value keeps the layout of metadata before
+	// 1.14 (a 40-bit bucket_offset in bytes 3..7, where 1.14 keeps
+	// bucket_gen and flags) at its right position.
+	LeftoverLayout114 = "layout before 1.14"
+	// LeftoverECFlags137: the backpointer of an erasure-coded pointer
+	// lacks the erasure-coding flags 1.37 added.
+	LeftoverECFlags137 = "erasure-coding flags missing (written before 1.37)"
+)
 
-// OldLayoutNote explains the findings marked OldLayout in the summary.
-func OldLayoutNote(n int) string {
-	return fmt.Sprintf("%d finding(s) concern backpointers that keep the value layout of metadata before 1.14 "+
-		"at their right positions: an upgrade from 1.13 or older left them (bcachefs-tools v1.20 to v1.25.x "+
-		"upgrade without rewriting them). The fsck of the filesystem's era reports them the same way; "+
-		"its `fsck -y` deletes them and writes them anew in the 1.14 layout", n)
+// leftoverDetails are appended to a finding's detail per leftover kind.
+var leftoverDetails = map[string]string{
+	LeftoverLayout114:  "; the stored value has the layout of metadata before 1.14 (a 40-bit bucket_offset where bucket_gen and flags now are)",
+	LeftoverECFlags137: "; the stored value lacks the erasure-coding flags that metadata 1.37 added (written before 1.37)",
+}
+
+// MarkLeftover marks f as concerning an upgrade leftover of kind and says
+// so in its detail.
+func MarkLeftover(f *Finding, kind string) {
+	f.Leftover = kind
+	f.Detail += leftoverDetails[kind]
+}
+
+// LeftoverNote explains n findings of one leftover kind in the summary.
+func LeftoverNote(kind string, n int) string {
+	switch kind {
+	case LeftoverLayout114:
+		return fmt.Sprintf("%d finding(s) concern backpointers that keep the value layout of metadata before 1.14 "+
+			"at their right positions: an upgrade from 1.13 or older left them (the 1.14 upgrade of bcachefs-tools "+
+			"v1.20 to v1.25.x does not rewrite them). The fsck of the filesystem's era reports them the same way, "+
+			"and its `fsck -y` deletes them and writes them anew in the 1.14 layout", n)
+	case LeftoverECFlags137:
+		return fmt.Sprintf("%d finding(s) concern backpointers of erasure-coded pointers written before metadata 1.37, "+
+			"without the erasure-coding flags 1.37 added: the upgrade to 1.37 does not rewrite them. The fsck of "+
+			"bcachefs-tools v1.37 and later compares all 32 bytes and calls them wrong (when it looks at their buckets); "+
+			"its `fsck -y` writes them anew with the flags", n)
+	}
+	return fmt.Sprintf("%d finding(s): %s", n, kind)
 }
 
 // Compare orders findings deterministically: by device and bucket, then
@@ -306,12 +337,12 @@ type jsonFinding struct {
 	Got         string  `json:"got,omitempty"`
 	Want        string  `json:"want,omitempty"`
 	Detail      string  `json:"detail,omitempty"`
-	OldLayout   bool    `json:"old_layout,omitempty"`
+	Leftover    string  `json:"upgrade_leftover,omitempty"`
 }
 
 // WriteJSON writes a finding as one JSON line.
 func WriteJSON(w io.Writer, f *Finding) error {
-	j := jsonFinding{MessageType: "finding", Code: f.Code, KeyType: f.KeyType, Got: f.Got, Want: f.Want, Detail: f.Detail, OldLayout: f.OldLayout}
+	j := jsonFinding{MessageType: "finding", Code: f.Code, KeyType: f.KeyType, Got: f.Got, Want: f.Want, Detail: f.Detail, Leftover: f.Leftover}
 	if f.Dev >= 0 {
 		d, b := f.Dev, f.Bucket
 		j.Dev, j.Bucket = &d, &b

@@ -136,6 +136,10 @@ type Config struct {
 	// should be "multiple", and an alloc key that says "multiple" keeps it
 	// (1.38+: alloc_data_type, bucket_ref_update).
 	MultipleSticky bool
+	// ECFlags: backpointers of erasure-coded pointers carry the flags
+	// ERASURE_CODED and STRIPE_PTR (1.37+); a stored one without them is
+	// an upgrade leftover.
+	ECFlags bool
 	// CheckDup judges two pointers claiming the same backpointer
 	// position: r, whose expected backpointer differs from the stored
 	// one, and the key the stored backpointer names, which has a pointer
@@ -530,13 +534,41 @@ func (s *Shard) resolveMismatches() {
 		f := s.ptrFinding(report.PtrToMissingBackpointer, r, "backpointer does not match the pointer")
 		f.Got = s.cfg.Describe(r.BPPos(), e.Val[:])
 		f.Want = s.cfg.Describe(r.BPPos(), want[:])
-		if s.oldLayout(e) && string(e.Val[:3]) == string(want[:3]) && string(e.Val[8:]) == string(want[8:]) {
-			f.OldLayout = true
-			f.Detail += report.OldLayoutDetail
+		if kind := s.leftover(e, &want); kind != "" {
+			report.MarkLeftover(&f, kind)
 		}
 		s.findings = append(s.findings, f)
 	}
 	s.pending = nil
+}
+
+// leftover says what an upgrade left in stored backpointer e (a
+// report.Leftover* kind), or "". want is the value a pointer expects
+// there, nil for a backpointer no pointer claims: the stored value alone
+// is judged then.
+func (s *Shard) leftover(e *BPEntry, want *[bp.BackpointerBytes]byte) string {
+	if s.oldLayout(e) && (want == nil || string(e.Val[:3]) == string(want[:3]) && string(e.Val[8:]) == string(want[8:])) {
+		return report.LeftoverLayout114
+	}
+	if s.cfg.ECFlags && s.cfg.FormatB {
+		v, err := bp.DecodeBackpointer(e.Val[:], true)
+		if err != nil || v.Flags&(bp.BPFlagErasureCoded|bp.BPFlagStripePtr) != 0 || v.DataType != bp.DataStripe {
+			return ""
+		}
+		if want == nil {
+			return report.LeftoverECFlags137
+		}
+		w, err := bp.DecodeBackpointer(want[:], true)
+		if err == nil && w.Flags&bp.BPFlagErasureCoded != 0 {
+			v.Flags |= w.Flags & (bp.BPFlagErasureCoded | bp.BPFlagStripePtr)
+			var fixed [bp.BackpointerBytes]byte
+			v.Encode(fixed[:], true)
+			if fixed == *want {
+				return report.LeftoverECFlags137
+			}
+		}
+	}
+	return ""
 }
 
 // oldLayout reports whether a stored backpointer of a format B filesystem
@@ -685,9 +717,8 @@ func (s *Shard) Finish(lost *Lost) []report.Finding {
 				f.Detail = "backpointer doesn't match btree node it points to"
 			}
 		}
-		if s.oldLayout(e) {
-			f.OldLayout = true
-			f.Detail += report.OldLayoutDetail
+		if kind := s.leftover(e, nil); kind != "" {
+			report.MarkLeftover(&f, kind)
 		}
 		s.findings = append(s.findings, f)
 	}

@@ -6,6 +6,7 @@ import (
 	"unsafe"
 
 	"bpcheck/bp"
+	"bpcheck/report"
 )
 
 // TestEntrySizes keeps the planner's per-entry costs true to the structs.
@@ -243,7 +244,7 @@ func TestOldLayoutBackpointers(t *testing.T) {
 		s.Apply([]Ref{{Kind: RefPtr, NeedsBP: true, DataType: bp.DataUser, Sectors: 8, Bucket: MakeBucketKey(0, bucket), BPOff: off, BPVal: wantVal}})
 		var got []string
 		for _, f := range s.Finish(nil) {
-			got = append(got, fmt.Sprintf("%s %v", f.Code, f.OldLayout))
+			got = append(got, fmt.Sprintf("%s %v", f.Code, f.Leftover == report.LeftoverLayout114))
 		}
 		w := fmt.Sprintf("[ptr_to_missing_backpointer %v backpointer_to_missing_ptr %v]", tc.marked, tc.marked)
 		if fmt.Sprint(got) != w {
@@ -252,5 +253,49 @@ func TestOldLayoutBackpointers(t *testing.T) {
 	}
 	if bp.OldLayoutB(wantVal[:], 0) || !bp.OldLayoutB(oldVal[:], sector<<bp.ShiftA) || bp.OldLayoutB(oldVal[:], sector<<bp.ShiftA+1) {
 		t.Error("OldLayoutB misreads the bytes")
+	}
+}
+
+// TestECFlagsLeftover: from 1.37 the backpointer of an erasure-coded
+// pointer carries ERASURE_CODED; one stored without it (written before
+// 1.37, kept by the upgrade) is reported both ways, as the v1.37+ fsck
+// reports it, and marked as an upgrade leftover; other bad values are not.
+func TestECFlagsLeftover(t *testing.T) {
+	cfg := testConfig(128)
+	cfg.ECFlags = true
+	cfg.Shift = 16
+	const bucket = 5
+	off := uint64(bucket*128+16) << 16
+	want := bp.Backpointer{BtreeID: bp.BtreeExtents, DataType: bp.DataStripe, BucketLen: 8, Flags: bp.BPFlagErasureCoded, Pos: bp.Pos{Inode: 4096, Offset: 8, Snapshot: 1}}
+	var wantVal, oldVal, badVal [bp.BackpointerBytes]byte
+	want.Encode(wantVal[:], true)
+	old := want
+	old.Flags = 0
+	old.Encode(oldVal[:], true)
+	bad := old
+	bad.BucketLen = 16
+	bad.Encode(badVal[:], true)
+	for _, tc := range []struct {
+		name   string
+		stored [bp.BackpointerBytes]byte
+		marked bool
+	}{{"flags missing", oldVal, true}, {"flags and length wrong", badVal, false}} {
+		s := New(cfg, MakeBucketKey(0, 0), MakeBucketKey(1, 0))
+		s.AddAlloc(MakeBucketKey(0, bucket), bp.AllocV4{DataType: bp.DataUser, StripeSectors: 8})
+		s.AddBP(0, off, tc.stored[:])
+		s.Apply([]Ref{{Kind: RefPtr, NeedsBP: true, DataType: bp.DataStripe, Sectors: 8, Bucket: MakeBucketKey(0, bucket), BPOff: off, BPVal: wantVal}})
+		var got []string
+		for _, f := range s.Finish(nil) {
+			got = append(got, fmt.Sprintf("%s %v", f.Code, f.Leftover == report.LeftoverECFlags137))
+		}
+		w := fmt.Sprintf("[ptr_to_missing_backpointer %v backpointer_to_missing_ptr %v]", tc.marked, tc.marked)
+		if tc.name != "flags missing" {
+			// An unclaimed stripe backpointer without flags is a
+			// leftover by its value alone.
+			w = "[ptr_to_missing_backpointer false backpointer_to_missing_ptr true]"
+		}
+		if fmt.Sprint(got) != w {
+			t.Errorf("%s: findings %v, want %s", tc.name, got, w)
+		}
 	}
 }

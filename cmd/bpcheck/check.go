@@ -309,9 +309,7 @@ func check(ctx context.Context, fs *btreeio.FS, opt pipeline.Options, out checkO
 		s.MemoryBudget = out.budget
 	}
 	s.CountByCode(res.Findings)
-	if n := countOldLayout(res.Findings); n > 0 {
-		s.Notes = append(s.Notes, report.OldLayoutNote(n))
-	}
+	s.Notes = append(s.Notes, leftoverNotes(res.Findings)...)
 	code := exitClean
 	if len(res.Findings) > 0 {
 		code |= exitProblems
@@ -355,14 +353,20 @@ func check(ctx context.Context, fs *btreeio.FS, opt pipeline.Options, out checkO
 	return code
 }
 
-// countOldLayout counts the findings about backpointers that keep the
-// pre-1.14 value layout.
-func countOldLayout(fs []report.Finding) int {
-	n := 0
+// leftoverNotes explains the findings about upgrade leftovers, one note
+// per kind.
+func leftoverNotes(fs []report.Finding) []string {
+	counts := map[string]int{}
 	for i := range fs {
-		if fs[i].OldLayout {
-			n++
+		if k := fs[i].Leftover; k != "" {
+			counts[k]++
 		}
 	}
-	return n
+	var notes []string
+	for _, k := range []string{report.LeftoverLayout114, report.LeftoverECFlags137} {
+		if counts[k] > 0 {
+			notes = append(notes, report.LeftoverNote(k, counts[k]))
+		}
+	}
+	return notes
 }
