@@ -150,3 +150,23 @@ func TestDialectFor(t *testing.T) {
 		}
 	}
 }
+
+// TestBackpointerStripeFlag: the v1.37+ tools end a backpointer whose
+// STRIPE_PTR flag is set with " stripe" (the flag exists from 1.37).
+func TestBackpointerStripeFlag(t *testing.T) {
+	v := bp.Backpointer{BtreeID: bp.BtreeExtents, DataType: bp.DataStripe, BucketLen: 8,
+		Flags: bp.BPFlagErasureCoded | bp.BPFlagStripePtr, Pos: bp.Pos{Inode: 4096, Offset: 8, Snapshot: 1}}
+	val := make([]byte, bp.BackpointerBytes)
+	v.Encode(val, true)
+	k := bp.Key{U64s: 9, Type: bp.KeyBackpointer, Pos: bp.Pos{Inode: 5 << 8, Offset: 16 << 16}}
+	for _, tc := range []struct {
+		version uint16
+		suffix  bool
+	}{{1<<10 | 36, false}, {1<<10 | 39, true}} {
+		fs := &btreeio.FS{SB: &btreeio.Superblock{Version: tc.version, Flags: [7]uint64{6: 16 << 40}}}
+		got := string(listfmt.NewPrinter(fs).AppendKey(nil, bp.BtreeBackpointers, &k, val))
+		if strings.HasSuffix(got, " stripe") != tc.suffix {
+			t.Errorf("metadata %s: %q", bp.VersionString(tc.version), got)
+		}
+	}
+}

@@ -324,5 +324,9 @@ func (p *Printer) appendBackpointer(b []byte, k *bp.Key, val []byte) []byte {
 	if p.formatB && v.Flags&bp.BPFlagReconcileMask != 0 {
 		b = append(b, " phys"...)
 	}
+	if p.formatB && v.Flags&bp.BPFlagStripePtr != 0 && p.sb.Version >= bp.VersionErasureCoding {
+		// v1.37+ tools (the bit exists from 1.37)
+		b = append(b, " stripe"...)
+	}
 	return b
 }

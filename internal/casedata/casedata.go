@@ -147,19 +147,43 @@ func Passphrase(tb testing.TB, name string) []byte {
 	return []byte(line)
 }
 
-// Cases lists the names of the case directories of every case group
-// (cases/, versions/, then encrypted/), each group sorted by name.
-func Cases(tb testing.TB) []string {
+// repoGroups are the case groups this repository holds itself, under
+// testdata/ at the module root: cases made here with the real
+// bcachefs-tools of their era (bench/mkcase), judged by that era's fsck,
+// in the layout of the shared ones.
+var repoGroups = []string{"versions"}
+
+// groupDirs returns every case group directory, the shared ones first
+// (cases/, versions/, encrypted/), then the repository's, with a label
+// for messages.
+func groupDirs(tb testing.TB) []string {
 	tb.Helper()
 	root := Require(tb)
-	var names []string
+	var dirs []string
 	for _, g := range caseGroups {
-		entries, err := os.ReadDir(filepath.Join(root, g))
-		if errors.Is(err, os.ErrNotExist) && g != caseGroups[0] {
-			continue // an older copy of the test data
+		dirs = append(dirs, filepath.Join(root, g))
+	}
+	if pr := projectRoot(); pr != "" {
+		for _, g := range repoGroups {
+			dirs = append(dirs, filepath.Join(pr, "testdata", g))
+		}
+	}
+	return dirs
+}
+
+// Cases lists the names of the case directories of every case group
+// (shared cases/, versions/, encrypted/, then the repository's
+// testdata/versions/), each group sorted by name.
+func Cases(tb testing.TB) []string {
+	tb.Helper()
+	var names []string
+	for i, dir := range groupDirs(tb) {
+		entries, err := os.ReadDir(dir)
+		if errors.Is(err, os.ErrNotExist) && i > 0 {
+			continue // an older copy of the test data, or no cases of the repository's yet
 		}
 		if err != nil {
-			tb.Fatalf("testdata: listing %s: %v", g, err)
+			tb.Fatalf("testdata: listing %s: %v", dir, err)
 		}
 		for _, e := range entries {
 			if e.IsDir() {
@@ -174,13 +198,13 @@ func Cases(tb testing.TB) []string {
 // holds it, failing the test if none does.
 func CaseDir(tb testing.TB, name string) string {
 	tb.Helper()
-	root := Require(tb)
-	for _, g := range caseGroups {
-		dir := filepath.Join(root, g, name)
+	dirs := groupDirs(tb)
+	for _, g := range dirs {
+		dir := filepath.Join(g, name)
 		if isDir(dir) {
 			return dir
 		}
 	}
-	tb.Fatalf("testdata: case %q: no directory of that name in %v under %s", name, caseGroups, root)
+	tb.Fatalf("testdata: case %q: no directory of that name in %v", name, dirs)
 	return ""
 }
