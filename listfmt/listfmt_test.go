@@ -65,6 +65,15 @@ func TestListMatchesBcachefs(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer fs.Close()
+			if fs.KeySealed() {
+				k, err := fs.SB.Crypt.PassphraseKey(casedata.Passphrase(t, name))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := fs.Unlock(&k); err != nil {
+					t.Fatal(err)
+				}
+			}
 			if err := fs.LoadRoots(); err != nil {
 				if errors.Is(err, btreeio.ErrUnclean) {
 					t.Skipf("journal replay not implemented: %v", err)

@@ -16,12 +16,13 @@ const listSuffix = ".txt.zst"
 // nodesDump is the dump of btree node info, which is not a key listing.
 const nodesDump = "btree_nodes"
 
-// ListDump returns the decompressed text of cases/<name>/list/<btree>.txt.zst,
-// the `bcachefs list -b <btree>` output of a case. ok is false when the case
+// ListDump returns the decompressed text of <case>/list/<btree>.txt.zst
+// (or the repository's testdata/lists/<case>/<btree>.txt.zst), the
+// `bcachefs list -b <btree>` output of a case. ok is false when the case
 // has no such dump. Use btree "btree_nodes" for the node-level dump.
 func ListDump(tb testing.TB, name, btree string) (dump string, ok bool) {
 	tb.Helper()
-	path := filepath.Join(CaseDir(tb, name), "list", btree+listSuffix)
+	path := filepath.Join(listDir(tb, name), btree+listSuffix)
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 		return "", false
 	} else if err != nil {
@@ -39,7 +40,7 @@ func ListDump(tb testing.TB, name, btree string) (dump string, ok bool) {
 // directory.
 func ListDumps(tb testing.TB, name string) []string {
 	tb.Helper()
-	dir := filepath.Join(CaseDir(tb, name), "list")
+	dir := listDir(tb, name)
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -86,4 +87,22 @@ func SplitKeys(dump string) []string {
 	}
 	flush()
 	return keys
+}
+
+// listDir is where a case's `bcachefs list` dumps are: its own list/
+// folder, else the repository's testdata/lists/<name>/ (dumps made here
+// by the real tools of the case's era for shared cases that come without
+// them, such as the encrypted ones).
+func listDir(tb testing.TB, name string) string {
+	tb.Helper()
+	dir := filepath.Join(CaseDir(tb, name), "list")
+	if isDir(dir) {
+		return dir
+	}
+	if pr := projectRoot(); pr != "" {
+		if d := filepath.Join(pr, "testdata", "lists", name); isDir(d) {
+			return d
+		}
+	}
+	return dir
 }
