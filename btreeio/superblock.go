@@ -167,6 +167,8 @@ type Superblock struct {
 	CryptKey *csum.Key
 	// Crypt is the crypt field of an encrypted filesystem.
 	Crypt *CryptField
+	// Ext is the ext field, nil when absent.
+	Ext *Ext
 }
 
 // Clean is the clean section: the btree roots at the last clean shutdown.
@@ -202,6 +204,47 @@ func (sb *Superblock) EncryptionType() uint8 { return uint8(sb.Flags[1] >> 10 & 
 
 // EncodedExtentMaxBits is log2 of the maximum encoded extent in sectors.
 func (sb *Superblock) EncodedExtentMaxBits() uint8 { return uint8(sb.Flags[1] >> 14 & 0x3f) }
+
+// Ext is the superblock's ext field (type 13): recovery passes a mount
+// or fsck must still run, the errors they will fix without reporting, and
+// the btrees that lost data.
+type Ext struct {
+	// RecoveryPassesRequired is a bitmap of stable recovery pass ids.
+	RecoveryPassesRequired [2]uint64
+	// ErrorsSilent is a bitmap of fsck error ids (bch_sb_error_id) that
+	// the pending passes fix silently.
+	ErrorsSilent [8]uint64
+	// BtreesLostData is a bitmap of btree ids.
+	BtreesLostData uint64
+}
+
+// Silent reports whether fsck error id id is marked silent.
+func (e *Ext) Silent(id int) bool {
+	return id >= 0 && id < 512 && e.ErrorsSilent[id/64]>>(id%64)&1 != 0
+}
+
+// PassesPending reports whether recovery passes are still required.
+func (e *Ext) PassesPending() bool { return e.RecoveryPassesRequired != [2]uint64{} }
+
+// parseExt decodes the ext field into sb.Ext when present (words a short
+// field lacks read as zero).
+func (sb *Superblock) parseExt() {
+	f := sb.Field(FieldExt)
+	if f == nil || len(f.Data) <= 8 {
+		return
+	}
+	var raw [8 + 8*11]byte
+	copy(raw[:], f.Data)
+	le := binary.LittleEndian
+	e := &Ext{BtreesLostData: le.Uint64(raw[8+8*10:])}
+	for i := range e.RecoveryPassesRequired {
+		e.RecoveryPassesRequired[i] = le.Uint64(raw[8+8*i:])
+	}
+	for i := range e.ErrorsSilent {
+		e.ErrorsSilent[i] = le.Uint64(raw[8+16+8*i:])
+	}
+	sb.Ext = e
+}
 
 // VersionUpgradeComplete is the last version whose upgrade completed.
 func (sb *Superblock) VersionUpgradeComplete() uint16 {
@@ -457,6 +500,7 @@ func ParseSuperblock(raw []byte) (*Superblock, error) {
 	if err := sb.parseFields(); err != nil {
 		return nil, err
 	}
+	sb.parseExt()
 	if sb.Encrypted() {
 		if err := sb.loadKey(); err != nil {
 			return sb, err

@@ -68,6 +68,10 @@ type Finding struct {
 	// The finding stands, as the fsck of the era reports it; the
 	// summary notes explain it (LeftoverNote).
 	Leftover string
+	// Silenced says why the next mount or fsck would fix this finding
+	// without reporting it (see Silencer), or "". Silenced findings are
+	// reported but do not count for the exit code.
+	Silenced string
 }
 
 // Upgrade leftovers: stored backpointers as an older metadata version
@@ -171,15 +175,18 @@ type Summary struct {
 	Nodes          int64 `json:"nodes"`
 	NodeBytes      int64 `json:"node_bytes"`
 	// LoadNodes and LoadBytes count the backpointer and alloc leaves read.
-	LoadNodes    int64              `json:"load_nodes"`
-	LoadBytes    int64              `json:"load_bytes"`
-	Keys         int64              `json:"keys"`
-	Extents      int64              `json:"extents"`
-	Pointers     int64              `json:"pointers"`
-	Backpointers int64              `json:"backpointers"`
-	AllocKeys    int64              `json:"alloc_keys"`
-	Buckets      int64              `json:"buckets"`
-	Findings     int                `json:"findings"`
+	LoadNodes    int64 `json:"load_nodes"`
+	LoadBytes    int64 `json:"load_bytes"`
+	Keys         int64 `json:"keys"`
+	Extents      int64 `json:"extents"`
+	Pointers     int64 `json:"pointers"`
+	Backpointers int64 `json:"backpointers"`
+	AllocKeys    int64 `json:"alloc_keys"`
+	Buckets      int64 `json:"buckets"`
+	Findings     int   `json:"findings"`
+	// Silenced counts the findings the next mount or fsck fixes without
+	// reporting them (Finding.Silenced); they do not set exit code 4.
+	Silenced     int                `json:"silenced"`
 	ByCode       map[string]int     `json:"by_code"`
 	Errors       int                `json:"errors"`
 	Seconds      float64            `json:"seconds"`
@@ -261,6 +268,9 @@ func WriteText(w io.Writer, f *Finding) error {
 	if f.Got != "" || f.Want != "" {
 		fmt.Fprintf(&b, "\n  got:  %s\n  want: %s", orNone(f.Got), orNone(f.Want))
 	}
+	if f.Silenced != "" {
+		fmt.Fprintf(&b, "\n  silenced: %s", f.Silenced)
+	}
 	b.WriteByte('\n')
 	_, err := io.WriteString(w, b.String())
 	return err
@@ -277,6 +287,9 @@ func orNone(s string) string {
 func WriteTextSummary(w io.Writer, s *Summary) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nSummary: %d finding(s)", s.Findings)
+	if s.Silenced > 0 {
+		fmt.Fprintf(&b, " (%d silenced)", s.Silenced)
+	}
 	if s.Errors > 0 {
 		fmt.Fprintf(&b, ", %d read error(s)", s.Errors)
 	}
@@ -338,11 +351,12 @@ type jsonFinding struct {
 	Want        string  `json:"want,omitempty"`
 	Detail      string  `json:"detail,omitempty"`
 	Leftover    string  `json:"upgrade_leftover,omitempty"`
+	Silenced    string  `json:"silenced,omitempty"`
 }
 
 // WriteJSON writes a finding as one JSON line.
 func WriteJSON(w io.Writer, f *Finding) error {
-	j := jsonFinding{MessageType: "finding", Code: f.Code, KeyType: f.KeyType, Got: f.Got, Want: f.Want, Detail: f.Detail, Leftover: f.Leftover}
+	j := jsonFinding{MessageType: "finding", Code: f.Code, KeyType: f.KeyType, Got: f.Got, Want: f.Want, Detail: f.Detail, Leftover: f.Leftover, Silenced: f.Silenced}
 	if f.Dev >= 0 {
 		d, b := f.Dev, f.Bucket
 		j.Dev, j.Bucket = &d, &b

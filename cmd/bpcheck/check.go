@@ -310,8 +310,15 @@ func check(ctx context.Context, fs *btreeio.FS, opt pipeline.Options, out checkO
 	}
 	s.CountByCode(res.Findings)
 	s.Notes = append(s.Notes, leftoverNotes(res.Findings)...)
+	sil := report.Silencer{UpgradeComplete: sb.VersionUpgradeComplete(), Version: sb.Version}
+	if sb.Ext != nil {
+		sil.Silent = sb.Ext.Silent // as the kernel reads it: set only while passes are pending
+	}
+	if s.Silenced = sil.Mark(res.Findings); s.Silenced > 0 {
+		s.Notes = append(s.Notes, report.SilencedNote(s.Silenced))
+	}
 	code := exitClean
-	if len(res.Findings) > 0 {
+	if len(res.Findings) > s.Silenced {
 		code |= exitProblems
 	}
 	if len(res.Errors) > 0 {

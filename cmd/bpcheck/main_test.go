@@ -469,6 +469,16 @@ func TestExitCodes(t *testing.T) {
 	}
 	nonexistent := filepath.Join(dir, "no-such-device.img")
 	newer := withVersion(t, tiny, 1<<10|40)
+	// corrupt-missing-bp as the kernel leaves it while check_extents_to_backpointers
+	// (stable pass 14) is pending with ptr_to_missing_backpointer (147) silent,
+	// and as an unfinished upgrade from 1.13 leaves it: the real v1.36.1 fsck
+	// -n reports nothing on either and exits 0.
+	missingBP := casedata.CaseImages(t, "corrupt-missing-bp")[0]
+	silent := withSB(t, missingBP, func(sb []byte) { setExtBits(t, sb, 147, 14) })
+	upgrading := withSB(t, missingBP, func(sb []byte) {
+		w := binary.LittleEndian.Uint64(sb[144+40:])
+		binary.LittleEndian.PutUint64(sb[144+40:], w&^0xffff|1<<10|13)
+	})
 	encSmall := casedata.CaseImages(t, "enc-small")[0]
 	encCorrupt := casedata.CaseImages(t, "enc-corrupt")[0]
 	passFile := filepath.Join(casedata.CaseDir(t, "enc-corrupt"), "passphrase.txt")
@@ -512,6 +522,9 @@ func TestExitCodes(t *testing.T) {
 		{"usage/newer-version", check(newer), exitUsage, "has metadata version 1.40, newer than 1.39, the newest bpcheck knows (bcachefs-tools v1.39.2): pass --allow-newer"},
 		{"usage/newer-version-list", []string{"list", newer}, exitUsage, "pass --allow-newer"},
 		{"usage/newer-version-list-journal", []string{"list-journal", newer}, exitUsage, "pass --allow-newer"},
+		{"problems/missing-bp", check(missingBP), exitProblems, ""},
+		{"clean/errors-silent", check(silent), exitClean, ""},
+		{"clean/upgrade-unfinished", check(upgrading), exitClean, ""},
 		{"problems/encrypted", check("--passphrase-file", passFile, encCorrupt), exitProblems, ""},
 		{"clean/encrypted", check("--passphrase-file", passFile, encSmall), exitClean, ""},
 		{"clean/encrypted-list", []string{"list", "--passphrase-file", passFile, "-b", "backpointers", encSmall}, exitClean, ""},
@@ -547,20 +560,50 @@ func TestExitCodes(t *testing.T) {
 // says metadata version v (checksum resealed).
 func withVersion(t *testing.T, path string, v uint16) string {
 	t.Helper()
+	return withSB(t, path, func(sb []byte) { binary.LittleEndian.PutUint16(sb[16:], v) })
+}
+
+// withSB returns a copy of the image at path whose primary superblock
+// edit changed (checksum resealed).
+func withSB(t *testing.T, path string, edit func(sb []byte)) string {
+	t.Helper()
 	img, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	sb := img[4096:]
-	binary.LittleEndian.PutUint16(sb[16:], v)
+	edit(sb)
 	if err := btreeio.SealSuperblock(sb); err != nil {
 		t.Fatal(err)
 	}
-	out := filepath.Join(t.TempDir(), "newer.img")
+	out := filepath.Join(t.TempDir(), "edited.img")
 	if err := os.WriteFile(out, img, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// setExtBits sets error id errID in the ext field's errors_silent and
+// stable recovery pass pass in its recovery_passes_required, as the
+// kernel leaves them while passes are pending.
+func setExtBits(t *testing.T, sb []byte, errID, pass int) {
+	t.Helper()
+	le := binary.LittleEndian
+	for off := 752; off+8 <= 752+8*int(le.Uint32(sb[124:])); {
+		n := 8 * int(le.Uint32(sb[off:]))
+		if le.Uint32(sb[off+4:]) == btreeio.FieldExt {
+			w := off + 8 + 16 + 8*(errID/64)
+			le.PutUint64(sb[w:], le.Uint64(sb[w:])|1<<(errID%64))
+			w = off + 8 + 8*(pass/64)
+			le.PutUint64(sb[w:], le.Uint64(sb[w:])|1<<(pass%64))
+			return
+		}
+		if n == 0 {
+			break
+		}
+		off += n
+	}
+	t.Fatal("no ext field")
 }
 
 // TestHelp checks that help exits 0 and documents the exit codes.

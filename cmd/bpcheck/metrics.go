@@ -39,6 +39,7 @@ func metricsText(s *report.Summary, fsUUID string, now time.Time) string {
 		fmt.Fprintf(&b, "bpcheck_findings{%s,code=%q} %d\n", l, c, s.ByCode[c])
 	}
 	gauge("bpcheck_findings_total", "All findings of the last check.", s.Findings)
+	gauge("bpcheck_findings_silenced", "Findings the next mount or fsck fixes without reporting them (pending recovery passes, unfinished upgrade).", s.Silenced)
 	gauge("bpcheck_read_errors", "Nodes or devices that could not be read in the last check.", s.Errors)
 	gauge("bpcheck_nodes_scanned", "Btree nodes read.", s.Nodes)
 	gauge("bpcheck_node_bytes_scanned", "Bytes of btree nodes holding pointers read.", s.NodeBytes)

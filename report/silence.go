@@ -1,0 +1,93 @@
+package report
+
+import (
+	"fmt"
+
+	"bpcheck/bp"
+)
+
+// ErrorIDs are the stable fsck error ids (bch_sb_error_id, the same in
+// bcachefs-tools v1.25 to v1.39) of the codes bpcheck reports: the bits of
+// the superblock's errors_silent.
+var ErrorIDs = map[string]int{
+	BtreeNodeBadMagic:                    32,
+	"bset_bad_csum":                      42,
+	"btree_node_read_error":              62,
+	AllocKeyDataTypeWrong:                106,
+	AllocKeyDirtySectorsWrong:            108,
+	AllocKeyCachedSectorsWrong:           109,
+	AllocKeyStripeWrong:                  110,
+	"backpointer_bucket_offset_wrong":    125,
+	BackpointerToMissingDevice:           126,
+	BackpointerToMissingAlloc:            127,
+	BackpointerToMissingPtr:              128,
+	"ptr_to_invalid_device":              142,
+	PtrToMissingBackpointer:              147,
+	PtrToMissingAllocKey:                 148,
+	"stripe_sector_count_wrong":          169,
+	"dup_backpointer_to_bad_csum_extent": 265,
+	AllocKeyStripeSectorsWrong:           271,
+}
+
+// UpgradeStep is an entry of the kernel's upgrade table that names codes
+// bpcheck reports: a filesystem whose upgrade to Version has not
+// completed gets the step's recovery passes at its next mount or fsck,
+// which fix errors of those codes without reporting them.
+type UpgradeStep struct {
+	Version uint16
+	Name    string
+	Codes   []string
+}
+
+// UpgradeSteps are the steps of the upgrade table (bcachefs-tools v1.25
+// to v1.39, sb/downgrade.c) whose silenced errors bpcheck reports.
+var UpgradeSteps = []UpgradeStep{
+	{bp.VersionBackpointerBucketGen, "backpointer_bucket_gen", []string{BackpointerToMissingPtr, PtrToMissingBackpointer}},
+	{bp.VersionCachedBackpointers, "cached_backpointers", []string{PtrToMissingBackpointer}},
+	{bp.VersionStripeBackpointers, "stripe_backpointers", []string{PtrToMissingBackpointer}},
+}
+
+// Silencer says which findings the next mount or fsck of the filesystem
+// would fix without reporting them: codes whose bit is set in the
+// superblock's errors_silent while recovery passes are pending, and codes
+// an unfinished upgrade step silences (version_upgrade_complete below the
+// step's version, the superblock's version at or above it).
+type Silencer struct {
+	// Silent reports whether an error id is set in errors_silent (nil:
+	// none is).
+	Silent func(id int) bool
+	// UpgradeComplete and Version are the superblock's.
+	UpgradeComplete, Version uint16
+}
+
+// Mark sets Silenced on the findings it applies to and returns how many.
+func (s *Silencer) Mark(fs []Finding) int {
+	n := 0
+	for i := range fs {
+		f := &fs[i]
+		if id, ok := ErrorIDs[f.Code]; ok && s.Silent != nil && s.Silent(id) {
+			f.Silenced = "marked silent in the superblock (errors_silent) until the recovery passes it requires have run"
+		}
+		for _, st := range UpgradeSteps {
+			if f.Silenced != "" || s.UpgradeComplete >= st.Version || s.Version < st.Version {
+				continue
+			}
+			for _, c := range st.Codes {
+				if c == f.Code {
+					f.Silenced = fmt.Sprintf("expected while the upgrade to %s (%s) is not complete: it repairs these silently",
+						bp.VersionString(st.Version), st.Name)
+				}
+			}
+		}
+		if f.Silenced != "" {
+			n++
+		}
+	}
+	return n
+}
+
+// SilencedNote explains n silenced findings in the summary.
+func SilencedNote(n int) string {
+	return fmt.Sprintf("%d finding(s) are silenced: the next mount or fsck fixes them without reporting them "+
+		"(errors_silent of pending recovery passes, or an unfinished upgrade); they do not count for the exit code", n)
+}
