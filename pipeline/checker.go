@@ -41,6 +41,9 @@ type checker struct {
 	rotational [256]bool
 	// loadNodes, loadBytes count the loaders' leaves (Stats.Load*).
 	loadNodes, loadBytes atomic.Int64
+	// stripeBPs are the backpointers device-255 erasure-coded pointers
+	// need (first pass; stripebp.go).
+	stripeBPs []stripeBP
 }
 
 // nodeLost records a node that could not be read: its subtree's range goes

@@ -295,6 +295,11 @@ func (e *emitter) emitKeyPtrs(btree bp.BtreeID, level uint8, k *bp.Key, val []by
 		}
 		m := c.fs.SB.Member(d.Ptr.Dev)
 		if m == nil {
+			if d.Ptr.Dev == 0xff && d.HasStripe && e.count && c.stripeBPsChecked() {
+				// A removed device's erasure-coded pointer: its
+				// backpointer is in stripe_backpointers.
+				c.addStripeBP(btree, level, k, d)
+			}
 			if d.Ptr.Dev != 0xff && e.count && e.pass == 0 {
 				c.addFinding(report.Finding{Code: report.PtrToInvalidDevice, Dev: -1, Btree: btree.Name(c.fs.SB.Version), Level: int(level), Pos: k.Pos,
 					KeyType: k.Type.String(), Detail: fmt.Sprintf("pointer to device %d, which is not a member", d.Ptr.Dev)})

@@ -74,6 +74,9 @@ func Run(ctx context.Context, fs *btreeio.FS, opt Options) (*Result, error) {
 				p.pass.Store(int32(pi + 1))
 			}
 			err = c.runPass(ctx, pi, spans, tasks)
+			if err == nil && pi == 0 {
+				c.checkStripeBPs() // while the first pass's lost ranges hold
+			}
 		}
 		if err != nil {
 			if ctx.Err() == nil {
