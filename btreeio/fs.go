@@ -203,6 +203,9 @@ func (fs *FS) Close() error {
 			if err := d.Close(); err != nil && first == nil {
 				first = err
 			}
+			if k := d.SB.CryptKey; k != nil && d.SB.Crypt != nil && d.SB.Crypt.Sealed() {
+				clear(k[:]) // an unsealed key does not outlive the filesystem
+			}
 		}
 	}
 	return first

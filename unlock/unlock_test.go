@@ -213,3 +213,20 @@ func TestKeyringStaleThenPassphrase(t *testing.T) {
 	})
 	readable(t, fs)
 }
+
+// TestKeyZeroedOnClose: the unsealed key is zeroed when the filesystem is
+// closed.
+func TestKeyZeroedOnClose(t *testing.T) {
+	fs, pass := open(t)
+	if _, err := unlock.Unlock(fs, unlock.Options{NoKeyring: true, PassphraseFile: writeFile(t, "p", pass)}); err != nil {
+		t.Fatal(err)
+	}
+	k := fs.SB.CryptKey
+	if *k == (csum.Key{}) {
+		t.Fatal("no key after unlocking")
+	}
+	fs.Close()
+	if *k != (csum.Key{}) {
+		t.Error("the key survived Close")
+	}
+}
