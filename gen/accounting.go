@@ -57,6 +57,14 @@ func accPosSnapshot(id uint32) bp.Pos {
 	return accountingPos(raw)
 }
 
+// accPosSnapshotBtree is 1.39's snapshot counter of one btree.
+func accPosSnapshotBtree(id uint32, btree bp.BtreeID) bp.Pos {
+	raw := [20]byte{accSnapshot}
+	binary.LittleEndian.PutUint32(raw[1:], id)
+	binary.LittleEndian.PutUint32(raw[5:], uint32(btree))
+	return accountingPos(raw)
+}
+
 func accPosBtree(id bp.BtreeID) bp.Pos {
 	raw := [20]byte{accBtree}
 	binary.LittleEndian.PutUint32(raw[1:], uint32(id))
@@ -178,11 +186,29 @@ func (g *generator) accountingKeys(nodes []*nodeInfo, state []nodeAlloc) []tailK
 			add(accPosDevDataType(i, bp.DataStripe), d.stripeBuckets, d.stripeSectors, full-min(full, d.stripeSectors))
 		}
 	}
-	if userTotal > 0 {
+	if g.f.accSnapshotPerBtree {
+		// 1.39: per (snapshot, btree) nr_keys, key bytes and sectors
+		// (the extents' pointers that are not erasure coded).
+		for i, id := range []bp.BtreeID{bp.BtreeExtents, bp.BtreeInodes, btreeDirents} {
+			c := g.snapKeys[i]
+			if c.keys == 0 {
+				continue
+			}
+			var sectors uint64
+			if id == bp.BtreeExtents {
+				sectors = userTotal
+			}
+			add(accPosSnapshotBtree(math.MaxUint32, id), c.keys, c.bytes, sectors)
+		}
+	} else if userTotal > 0 {
 		add(accPosSnapshot(math.MaxUint32), userTotal)
 	}
 	for id, a := range btrees {
-		add(accPosBtree(id), a.sectors, a.nodes, a.interior)
+		if g.f.accBtreeCounters == 1 {
+			add(accPosBtree(id), a.sectors)
+		} else {
+			add(accPosBtree(id), a.sectors, a.nodes, a.interior)
+		}
 	}
 	sort.Slice(keys, func(a, b int) bool { return keys[a].pos.Less(keys[b].pos) })
 	return keys

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"math/bits"
 	"sort"
 
 	"bpcheck/bp"
@@ -30,12 +31,11 @@ import (
 const (
 	// btreeBucketToStripe is the bucket_to_stripe btree's id.
 	btreeBucketToStripe bp.BtreeID = 26
-	// ecCsumGranBits is csum_granularity_bits as ec_stripe_key_init
-	// sets it: ilog2(encoded_extent_max >> 9).
-	ecCsumGranBits = 9
 	// inodeOptErasureCode is Inode_opt_erasure_code, the bit of
 	// bi_fields_set for an erasure_code option set on the inode.
 	inodeOptErasureCode = 8
+	// inodeOptDataReplicas is Inode_opt_data_replicas.
+	inodeOptDataReplicas = 4
 	// maxECDevices is BCH_BKEY_PTRS_MAX: a stripe has at most 16 blocks.
 	maxECDevices = 16
 )
@@ -127,7 +127,7 @@ func (g *generator) closeForStripes(d *device) error {
 		return err
 	}
 	if dirty > 0 && dirty < d.bucketSectors {
-		g.ec.lru = append(g.ec.lru, tailKey{pos: bp.Pos{Inode: 0xffff<<48 | dirty<<31/d.bucketSectors, Offset: uint64(d.idx)<<48 | d.dataBucket}})
+		g.ec.lru = append(g.ec.lru, tailKey{pos: g.fragLRUPos(d, d.dataBucket, dirty)})
 	}
 	d.dataOpen = false
 	d.dataBucket++
@@ -144,23 +144,28 @@ func (g *generator) takeBucket(d *device) (uint64, error) {
 	return b, nil
 }
 
-// ecAllocVal is the alloc_v4 value of a stripe block's bucket.
-func ecAllocVal(dt bp.DataType, dirty, stripeSectors, jseq, wtime uint64) []byte {
+// ecAllocVal is the alloc_v4 value of a stripe block's bucket of stripe
+// idx: a stripe refcount of 1, or before 1.35 the stripe's index and
+// redundancy (1).
+func (g *generator) ecAllocVal(idx uint64, dt bp.DataType, dirty, stripeSectors, jseq, wtime uint64) []byte {
 	a := bp.AllocV4{JournalSeqNonempty: jseq, Flags: bp.AllocFlags(true, true, 8), DataType: dt,
 		DirtySectors: uint32(dirty), StripeSectors: uint32(stripeSectors), StripeRefcount: 1, IOTime: [2]uint64{1, wtime}}
+	if g.f.allocStripeIdx {
+		a.StripeRefcount, a.StripeRedundancy = uint32(idx), 1
+	}
 	var v [bp.AllocV4Bytes]byte
 	a.Put(v[:])
 	return v[:]
 }
 
 // stripeBP is the backpointer of block b of stripe st (bucket of ptr).
-func stripeBP(st *ecStripe, b, nData int, sectors uint64) (bp.Pos, bp.Backpointer) {
+func (g *generator) stripeBP(st *ecStripe, b, nData int, sectors uint64) (bp.Pos, bp.Backpointer) {
 	p := st.ptrs[b]
 	dt := bp.DataUser
 	if b >= nData {
 		dt = bp.DataParity
 	}
-	return bp.Pos{Inode: uint64(p.Dev), Offset: (p.Offset+sectors)<<extentBPShift - 1},
+	return bp.Pos{Inode: uint64(p.Dev), Offset: (p.Offset+sectors)<<g.f.shift - 1},
 		bp.Backpointer{BtreeID: bp.BtreeStripes, DataType: dt, Pos: stripePos(st.idx)}
 }
 
@@ -210,14 +215,14 @@ func (g *generator) addStripes() error {
 				if fault == KindWrongStripeBlockCount {
 					st.counts[b] = uint16(wrongBy(used))
 					sp := stripePos(st.idx)
-					g.findings = append(g.findings, finding(report.StripeSectorCountWrong, d.idx, bucket, nil, bp.BtreeStripes, 0, &sp,
+					g.findings = append(g.findings, g.finding(report.StripeSectorCountWrong, d.idx, bucket, nil, bp.BtreeStripes, 0, &sp,
 						fmt.Sprintf("stripe block %d has wrong sector count", b)))
 				}
 				stored = used
 				dt = bp.DataStripe
 				if fault == KindWrongStripeSectors {
 					stored = wrongBy(used)
-					g.findings = append(g.findings, finding(report.AllocKeyStripeSectorsWrong, d.idx, bucket, nil, 0, 0, nil,
+					g.findings = append(g.findings, g.finding(report.AllocKeyStripeSectorsWrong, d.idx, bucket, nil, 0, 0, nil,
 						fmt.Sprintf("stripe_sectors %d, want %d", stored, used)))
 				}
 				d.stripeBuckets++
@@ -226,15 +231,15 @@ func (g *generator) addStripes() error {
 				stored = bs
 				if fault == KindWrongParitySectors {
 					stored = wrongBy(bs)
-					g.findings = append(g.findings, finding(report.AllocKeyDirtySectorsWrong, d.idx, bucket, nil, 0, 0, nil,
+					g.findings = append(g.findings, g.finding(report.AllocKeyDirtySectorsWrong, d.idx, bucket, nil, 0, 0, nil,
 						fmt.Sprintf("dirty_sectors %d, want %d", stored, bs)))
 				}
 				d.parityBuckets++
 			}
-			pos, v := stripeBP(&st, b, ec.nData, bs)
+			pos, v := g.stripeBP(&st, b, ec.nData, bs)
 			if fault == KindMissingStripeBP {
 				sp := stripePos(st.idx)
-				g.findings = append(g.findings, finding(report.PtrToMissingBackpointer, d.idx, bucket, &pos, bp.BtreeStripes, 0, &sp,
+				g.findings = append(g.findings, g.finding(report.PtrToMissingBackpointer, d.idx, bucket, &pos, bp.BtreeStripes, 0, &sp,
 					"stripe block backpointer dropped"))
 			} else if err := g.bps[d.idx].add(pos, 0, bp.KeyBackpointer, g.bpVal(&v)); err != nil {
 				return err
@@ -244,15 +249,27 @@ func (g *generator) addStripes() error {
 			}
 			var val []byte
 			if dt == bp.DataStripe {
-				val = ecAllocVal(dt, 0, stored, g.journalSeq, g.src.clock)
+				val = g.ecAllocVal(st.idx, dt, 0, stored, g.journalSeq, g.src.clock)
 			} else {
-				val = ecAllocVal(dt, stored, 0, g.journalSeq, g.src.clock)
+				val = g.ecAllocVal(st.idx, dt, stored, 0, g.journalSeq, g.src.clock)
 			}
 			if err := g.alloc[d.idx].add(bp.Pos{Inode: uint64(d.idx), Offset: bucket}, 0, bp.KeyAllocV4, val); err != nil {
 				return err
 			}
 		}
 		ec.stripes = append(ec.stripes, st)
+	}
+	if len(ec.stripes) > 0 {
+		// bch2_bkey_to_replicas of a stripe: every device, nr_required
+		// the data blocks; parity for the stripe, user for its extents.
+		devs := make([]uint8, nd)
+		for i := range devs {
+			devs[i] = uint8(i)
+		}
+		g.noteReplicasReq(bp.DataParity, devs, uint8(ec.nData))
+		if ec.userSectors > 0 {
+			g.noteReplicasReq(bp.DataUser, devs, uint8(ec.nData))
+		}
 	}
 	if ec.left > 0 {
 		ec.left = 0
@@ -281,6 +298,7 @@ func (g *generator) addECExtent(st *ecStripe, b int, off uint64, size uint32) er
 	g.scratch, _ = c.AppendCRC(g.scratch[:0])
 	g.scratch = appendU64(g.scratch, stripePtrEntry(uint8(b), 1, st.idx))
 	g.scratch = appendU64(g.scratch, bp.Ptr{Offset: off, Dev: dev}.Encode())
+	g.snapKeys[0].add(len(g.scratch))
 	if err := g.ext.add(pos, size, bp.KeyExtent, g.scratch); err != nil {
 		return err
 	}
@@ -290,8 +308,11 @@ func (g *generator) addECExtent(st *ecStripe, b int, off uint64, size uint32) er
 	}
 	ec.userSectors += uint64(size)
 	g.src.clock += uint64(size)
-	bpPos := bp.Pos{Inode: uint64(dev), Offset: off << extentBPShift}
+	bpPos := bp.Pos{Inode: uint64(dev), Offset: off << g.f.shift}
 	v := bp.Backpointer{BtreeID: bp.BtreeExtents, DataType: bp.DataStripe, BucketLen: size, Pos: pos}
+	if g.f.ecBPFlags {
+		v.Flags |= bp.BPFlagErasureCoded
+	}
 	if err := g.bps[dev].add(bpPos, 0, bp.KeyBackpointer, g.bpVal(&v)); err != nil {
 		return err
 	}
@@ -311,14 +332,14 @@ func stripePtrEntry(block, redundancy uint8, idx uint64) uint64 {
 // algorithm 0, blocks, redundancy 1, csum granularity, csum type none (so
 // no checksums), no disk label, the block pointers, then a u16 sector
 // count per block, padded to whole u64s (stripe_val_u64s).
-func stripeVal(st *ecStripe, sectors uint64) []byte {
+func stripeVal(st *ecStripe, sectors uint64, csumGranBits uint8) []byte {
 	nb := len(st.ptrs)
 	n := 8 + 8*nb + 2*nb
 	v := make([]byte, (n+7)/8*8)
 	binary.LittleEndian.PutUint16(v[0:], uint16(sectors))
 	v[3] = byte(nb)
 	v[4] = 1
-	v[5] = ecCsumGranBits
+	v[5] = csumGranBits
 	for i, p := range st.ptrs {
 		binary.LittleEndian.PutUint64(v[8+8*i:], p.Encode())
 	}
@@ -328,13 +349,19 @@ func stripeVal(st *ecStripe, sectors uint64) []byte {
 	return v
 }
 
+// csumGranBits is csum_granularity_bits as ec_stripe_key_init sets it:
+// ilog2(encoded_extent_max >> 9).
+func (g *generator) csumGranBits() uint8 {
+	return uint8(bits.Len64(uint64(g.f.encodedExtMax)>>9) - 1)
+}
+
 // stripeKeys are the stripes btree's keys.
 func (g *generator) stripeKeys() []tailKey {
 	var keys []tailKey
 	for i := range g.ec.stripes {
 		st := &g.ec.stripes[i]
 		bs := g.devs[st.ptrs[0].Dev].bucketSectors
-		keys = append(keys, tailKey{pos: stripePos(st.idx), typ: bp.KeyStripe, val: stripeVal(st, bs)})
+		keys = append(keys, tailKey{pos: stripePos(st.idx), typ: bp.KeyStripe, val: stripeVal(st, bs, g.csumGranBits())})
 	}
 	return keys
 }

@@ -39,7 +39,7 @@ func TestECStructure(t *testing.T) {
 			t.Fatalf("stripe key %s type %s size %d", k.Key.Pos, k.Key.Type, k.Key.Size)
 		}
 		if uint64(st.Sectors) != bs || st.Algorithm != 0 || int(st.NrBlocks) != nd || st.NrRedundant != 1 ||
-			st.CsumGranBit != ecCsumGranBits || st.CsumType != 0 {
+			st.CsumGranBit != 9 || st.CsumType != 0 {
 			t.Fatalf("stripe %d: %+v", idx, st)
 		}
 		if want := (8 + 10*nd + 7) / 8 * 8; len(k.Val) != want {

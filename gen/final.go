@@ -51,7 +51,7 @@ func (g *generator) finish() (*Manifest, error) {
 		ids = append(ids, int(id))
 	}
 	sort.Ints(ids)
-	m := &Manifest{Params: g.p, UUID: btreeio.UUIDString(g.uuid), Version: bp.VersionString(metadataVersion),
+	m := &Manifest{Params: g.p, UUID: btreeio.UUIDString(g.uuid), Version: bp.VersionString(g.f.version),
 		Btrees: map[string]BtreeCounts{}, Extents: g.extents, Inodes: g.inodes, Injected: g.injected, MetadataBytes: written}
 	for _, id := range ids {
 		r := res.roots[bp.BtreeID(id)]
@@ -66,7 +66,7 @@ func (g *generator) finish() (*Manifest, error) {
 				c.Keys += int64(n.keys)
 			}
 		}
-		m.Btrees[r.btree.Name(metadataVersion)] = c
+		m.Btrees[r.btree.Name(g.f.version)] = c
 	}
 	for i, d := range g.devs {
 		m.Files = append(m.Files, fmt.Sprintf("dev%d.img", i))

@@ -12,8 +12,9 @@ import (
 )
 
 // The namespace: the root directory (inode 4096 of subvolume 1, snapshot
-// U32_MAX), lost+found (the first inode bcachefs allocates, 2^31, as
-// `bcachefs format` makes it), then nrDirs directories d00000, d00001, …
+// U32_MAX), lost+found (the first inode bcachefs allocates, as
+// `bcachefs format` makes it: 2^31, or 4097 in 1.28, where inodes_32bit
+// is on by default), then nrDirs directories d00000, d00001, …
 // in the root and the files f000000000, … in them, filesPerDir to a
 // directory in inode order. Inode numbers are dense: lost+found, the
 // directories, then the files. The directories are made before the files
@@ -25,10 +26,11 @@ import (
 // filesPerDir is the most files a directory gets.
 const filesPerDir = 1 << 16
 
-const (
-	lostFoundIno = 1 << 31
-	firstDirIno  = lostFoundIno + 1
-)
+// lostFoundIno is lost+found's inode number in p's version.
+func lostFoundIno(p *Params) uint64 { return mustFormat(p).lostFound }
+
+// firstDirIno is the inode number of the first directory.
+func firstDirIno(p *Params) uint64 { return lostFoundIno(p) + 1 }
 
 // pendingDirent is a dirent of the open directory.
 type pendingDirent struct {
@@ -63,7 +65,7 @@ func nrDirsFor(p *Params) uint64 {
 }
 
 // firstFileIno is the inode number of the first file.
-func firstFileIno(p *Params) uint64 { return firstDirIno + nrDirsFor(p) }
+func firstFileIno(p *Params) uint64 { return firstDirIno(p) + nrDirsFor(p) }
 
 // hashSeed is the str_hash seed of inode ino (random in bcachefs; here a
 // function of the seed).
@@ -98,11 +100,13 @@ func (g *generator) addInode(ns *namespace, ino uint64, in *inode) error {
 	ns.val = appendInodeV3(ns.val[:0], in)
 	ns.nrInodes++
 	ns.nextIno = max(ns.nextIno, ino+1)
+	g.snapKeys[1].add(len(ns.val))
 	return ns.inodes.add(bp.Pos{Inode: 0, Offset: ino, Snapshot: math.MaxUint32}, 0, keyInodeV3, ns.val)
 }
 
 func (g *generator) addDirent(ns *namespace, dir, off, target uint64, dtype uint8, name []byte) error {
 	ns.val = appendDirent(ns.val[:0], target, dtype, name)
+	g.snapKeys[2].add(len(ns.val))
 	return ns.dirents.add(bp.Pos{Inode: dir, Offset: off, Snapshot: math.MaxUint32}, 0, keyDirent, ns.val)
 }
 
@@ -110,6 +114,7 @@ func (g *generator) addDirent(ns *namespace, dir, off, target uint64, dtype uint
 // directories (inodes and the root's dirents).
 func (g *generator) startNamespace() error {
 	ns := &namespace{nrDirs: nrDirsFor(&g.p), firstFile: firstFileIno(&g.p), used: newOffsetSet(filesPerDir)}
+	lostFoundIno, firstDirIno := lostFoundIno(&g.p), firstDirIno(&g.p)
 	ns.inodes = newBtreeWriter(g, bp.BtreeInodes, 0, bp.PosMin)
 	ns.dirents = newBtreeWriter(g, btreeDirents, 0, bp.PosMin)
 	g.ns = ns
@@ -218,7 +223,7 @@ func (g *generator) fileDone(ino, sectors uint64) error {
 		}
 		ns.curDir = dir
 	}
-	dirIno := firstDirIno + dir
+	dirIno := firstDirIno(&g.p) + dir
 	ns.name = fileName(ns.name, k)
 	off := ns.used.probe(direntHash(g.hashSeed(dirIno), ns.name))
 	ns.pending = append(ns.pending, pendingDirent{off: off, ino: ino, idx: k})
@@ -232,6 +237,13 @@ func (g *generator) fileDone(ino, sectors uint64) error {
 		// that its erasure-coded extents need no reconcile work.
 		in.f[fErasureCode] = 1 + 1
 		in.f[fFieldsSet] = 1 << inodeOptErasureCode
+		if g.f.ecInodeReplicas {
+			in.f[fDataReplicas] = 2 + 1
+			in.f[fFieldsSet] |= 1 << inodeOptDataReplicas
+		}
+		if g.f.inodeOptsFlag {
+			in.flags |= inodeHasInodeOpts
+		}
 	}
 	return g.addInode(ns, ino, &in)
 }
@@ -243,7 +255,7 @@ func (g *generator) flushDirents() error {
 	slices.SortFunc(p, func(a, b pendingDirent) int { return cmp.Compare(a.off, b.off) })
 	for _, d := range p {
 		ns.name = fileName(ns.name, d.idx)
-		if err := g.addDirent(ns, firstDirIno+ns.curDir, d.off, d.ino, dtReg, ns.name); err != nil {
+		if err := g.addDirent(ns, firstDirIno(&g.p)+ns.curDir, d.off, d.ino, dtReg, ns.name); err != nil {
 			return err
 		}
 	}
@@ -255,22 +267,46 @@ func (g *generator) flushDirents() error {
 // Values of the subvolume and snapshot btrees.
 
 // snapshotVal is the root snapshot: a subvolume snapshot (flags SUBVOL)
-// of subvolume 1 in tree 1, no parent or children.
-func snapshotVal() []byte {
-	b := make([]byte, 56)
+// of subvolume 1 in tree 1, no parent or children. From 1.39 the value
+// also has a state (after btime): live, the SUBVOL flag kept as its
+// legacy shadow.
+func snapshotVal(f *format) []byte {
+	n := 56
+	if f.stateCodewords {
+		n = 64
+	}
+	b := make([]byte, n)
 	binary.LittleEndian.PutUint32(b[0:], 1<<1)
 	binary.LittleEndian.PutUint32(b[16:], rootSubvol)
 	binary.LittleEndian.PutUint32(b[20:], 1)
+	if f.stateCodewords {
+		binary.LittleEndian.PutUint32(b[56:], snapshotStateLive)
+	}
 	return b
 }
 
-// subvolumeVal is the root subvolume: snapshot U32_MAX, root inode.
-func subvolumeVal() []byte {
-	b := make([]byte, 40)
+// subvolumeVal is the root subvolume: snapshot U32_MAX, root inode; from
+// 1.39 with state live (after otime).
+func subvolumeVal(f *format) []byte {
+	n := 40
+	if f.stateCodewords {
+		n = 48
+	}
+	b := make([]byte, n)
 	binary.LittleEndian.PutUint32(b[4:], math.MaxUint32)
 	binary.LittleEndian.PutUint64(b[8:], rootIno)
+	if f.stateCodewords {
+		binary.LittleEndian.PutUint32(b[40:], subvolumeStateLive)
+	}
 	return b
 }
+
+// The live states of snapshots and subvolumes (1.39: BCH_SNAPSHOT_STATES,
+// BCH_SUBVOLUME_STATES).
+const (
+	snapshotStateLive  = 0x757c47a2
+	subvolumeStateLive = 0x4ad5447e
+)
 
 // snapshotTreeVal is snapshot tree 1: master subvolume 1, root snapshot
 // U32_MAX.

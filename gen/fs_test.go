@@ -283,8 +283,8 @@ func TestFsValuesRealImage(t *testing.T) {
 		val  []byte
 		mask func([]byte) []byte
 	}{
-		{btreeSnapshots, keySnapshot, bp.Pos{Offset: math.MaxUint32}, snapshotVal(), func(b []byte) []byte { return zero(b, 40) }},
-		{btreeSubvolumes, keySubvolume, bp.Pos{Offset: rootSubvol}, subvolumeVal(), func(b []byte) []byte { return zero(b, 24) }},
+		{btreeSnapshots, keySnapshot, bp.Pos{Offset: math.MaxUint32}, snapshotVal(format136), func(b []byte) []byte { return zero(b, 40) }},
+		{btreeSubvolumes, keySubvolume, bp.Pos{Offset: rootSubvol}, subvolumeVal(format136), func(b []byte) []byte { return zero(b, 24) }},
 		{btreeSnapshotTrees, keySnapshotTree, bp.Pos{Offset: 1}, snapshotTreeVal(), nil},
 		{btreeLoggedOps, keyInodeAllocCursor, bp.Pos{Inode: 1}, inodeCursorVal(2147483685), nil},
 	} {

@@ -1,8 +1,9 @@
 // Package gen writes synthetic bcachefs filesystems: sparse device images
 // in the on-disk format of bcachefs-tools v1.36.1 (metadata version 1.36,
-// backpointer format B, extent_bp_shift 16) holding only metadata, with
-// optional injected faults, and a manifest that lists the findings
-// `bpcheck check` must report for them.
+// backpointer format B, extent_bp_shift 16; Params.MetadataVersion also
+// offers 1.28 as v1.25.3 writes it and 1.39 as v1.39.2 writes it) holding
+// only metadata, with optional injected faults, and a manifest that lists
+// the findings `bpcheck check` must report for them.
 //
 // Data regions are never written: they are holes that read as zeros, and
 // every extent carries the crc32c checksum of those zeros. Keys are made in
@@ -36,6 +37,7 @@ const journalSeq = 1
 
 type generator struct {
 	p           Params
+	f           *format
 	dir         string
 	devs        []*device
 	files       []*os.File
@@ -76,6 +78,10 @@ type generator struct {
 	injected  map[string]int
 	extents   int64
 	inodes    int64
+	// snapKeys counts the keys and their unpacked bytes in the btrees
+	// with snapshots (extents, inodes, dirents), for 1.39's per-btree
+	// snapshot accounting.
+	snapKeys [3]keyCount
 
 	// node writing
 	jobs    chan *nodeJob
@@ -85,6 +91,15 @@ type generator struct {
 	freeBuf chan *nodeBuf
 	scratch []byte
 	bpScr   [bp.BackpointerBytes]byte
+}
+
+// keyCount is the number of keys of a btree and their bytes unpacked
+// (bkey_bytes: header and value).
+type keyCount struct{ keys, bytes uint64 }
+
+func (c *keyCount) add(valBytes int) {
+	c.keys++
+	c.bytes += uint64(bp.KeyBytes + valBytes)
 }
 
 type nodeJob struct {
@@ -124,7 +139,7 @@ func Generate(dir string, p Params) (*Manifest, error) {
 }
 
 func newGenerator(dir string, p Params) (*generator, error) {
-	g := &generator{p: p, dir: dir, journalSeq: journalSeq, replicaSets: map[string][]byte{}, seenSets: map[int]bool{},
+	g := &generator{p: p, f: mustFormat(&p), dir: dir, journalSeq: journalSeq, replicaSets: map[string][]byte{}, seenSets: map[int]bool{},
 		injected: map[string]int{}}
 	r := newRNG(p.Seed, 0)
 	g.uuid, g.userUUID = r.uuid(), r.uuid()
@@ -268,7 +283,8 @@ func (g *generator) makeNode(btree bp.BtreeID, level uint8, n *nodeBuf, max bp.P
 		return info
 	}
 	j := &nodeJob{nb: n, f: fs.Done(), ptrs: ptrs,
-		h: nodeHeader{magic: g.bsetMagic, btree: btree, level: level, min: n.min, max: max, seq: info.seq, journalSeq: g.journalSeq}}
+		h: nodeHeader{magic: g.bsetMagic, btree: btree, level: level, min: n.min, max: max, seq: info.seq, journalSeq: g.journalSeq,
+			version: g.f.version}}
 	g.jobs <- j
 	return info
 }
@@ -328,6 +344,12 @@ func (g *generator) generate() (*Manifest, error) {
 			}
 		}
 	}
+	// The journal entry is written to the first Replicas devices.
+	jdevs := make([]uint8, p.Replicas)
+	for i := range jdevs {
+		jdevs[i] = uint8(i)
+	}
+	g.noteReplicasReq(bp.DataJournal, jdevs, 1)
 	g.userByFirst = make([]uint64, len(g.devs))
 	if err := g.startNamespace(); err != nil {
 		return nil, err
@@ -393,6 +415,8 @@ func (g *generator) csumOfZeros(sectors uint32) uint64 {
 	return v
 }
 
+// noteReplicas records a replica set of data type dt (for the
+// superblock's replicas section): devices devs, one of them required.
 func (g *generator) noteReplicas(dt bp.DataType, devs []uint8) {
 	// Replica sets follow from the first device (the rotation start).
 	k := int(dt)<<8 | int(devs[0])
@@ -400,9 +424,16 @@ func (g *generator) noteReplicas(dt bp.DataType, devs []uint8) {
 		return
 	}
 	g.seenSets[k] = true
+	g.noteReplicasReq(dt, devs, 1)
+}
+
+// noteReplicasReq records a replica set with nr_required given, as
+// struct bch_replicas_entry_v1 (data type, nr_devs, nr_required, sorted
+// devices).
+func (g *generator) noteReplicasReq(dt bp.DataType, devs []uint8, required uint8) {
 	s := append([]uint8(nil), devs...)
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	e := append([]byte{byte(dt), byte(len(s))}, s...)
+	e := append([]byte{byte(dt), byte(len(s)), required}, s...)
 	g.replicaSets[string(e)] = e
 }
 
@@ -413,8 +444,8 @@ func (g *generator) bpVal(v *bp.Backpointer) []byte {
 }
 
 // dataBP is the backpointer of replica j of extent x.
-func dataBP(x *extent, j int) (bp.Pos, bp.Backpointer) {
-	return bp.Pos{Inode: uint64(x.dev[j]), Offset: x.off[j] << extentBPShift},
+func (g *generator) dataBP(x *extent, j int) (bp.Pos, bp.Backpointer) {
+	return bp.Pos{Inode: uint64(x.dev[j]), Offset: x.off[j] << g.f.shift},
 		bp.Backpointer{BtreeID: bp.BtreeExtents, DataType: bp.DataUser, BucketLen: x.size, Pos: x.pos}
 }
 
@@ -422,6 +453,7 @@ func (g *generator) addExtent(i int64, x *extent) error {
 	kind, j := g.inj.at(i, x, g)
 	g.noteReplicas(bp.DataUser, x.dev[:x.n])
 	g.scratch = extentVal(g.scratch[:0], x, g.csumOfZeros(x.size))
+	g.snapKeys[0].add(len(g.scratch))
 	if err := g.ext.add(x.pos, x.size, bp.KeyExtent, g.scratch); err != nil {
 		return err
 	}
@@ -437,20 +469,20 @@ func (g *generator) addExtent(i int64, x *extent) error {
 	}
 	for r := 0; r < x.n; r++ {
 		d := int(x.dev[r])
-		pos, v := dataBP(x, r)
+		pos, v := g.dataBP(x, r)
 		bucket := x.off[r] / g.devs[d].bucketSectors
 		if r == j {
 			switch kind {
 			case KindMissingBP:
-				g.findings = append(g.findings, finding(report.PtrToMissingBackpointer, d, bucket, &pos, bp.BtreeExtents, 0, &x.pos, "backpointer dropped"))
+				g.findings = append(g.findings, g.finding(report.PtrToMissingBackpointer, d, bucket, &pos, bp.BtreeExtents, 0, &x.pos, "backpointer dropped"))
 				continue
 			case KindWrongBP:
 				want := v
 				v.BucketLen += blockSectors
 				g.findings = append(g.findings,
-					finding(report.PtrToMissingBackpointer, d, bucket, &pos, bp.BtreeExtents, 0, &x.pos,
+					g.finding(report.PtrToMissingBackpointer, d, bucket, &pos, bp.BtreeExtents, 0, &x.pos,
 						fmt.Sprintf("stored bucket_len %d, want %d", v.BucketLen, want.BucketLen)),
-					finding(report.BackpointerToMissingPtr, d, bucket, &pos, bp.BtreeExtents, 0, &x.pos, "stored backpointer has a wrong bucket_len"))
+					g.finding(report.BackpointerToMissingPtr, d, bucket, &pos, bp.BtreeExtents, 0, &x.pos, "stored backpointer has a wrong bucket_len"))
 			}
 		}
 		if err := g.bps[d].add(pos, 0, bp.KeyBackpointer, g.bpVal(&v)); err != nil {
@@ -463,7 +495,7 @@ func (g *generator) addExtent(i int64, x *extent) error {
 			if err := g.bps[d].add(dpos, 0, bp.KeyBackpointer, g.bpVal(&dv)); err != nil {
 				return err
 			}
-			g.findings = append(g.findings, finding(report.BackpointerToMissingPtr, d, bucket, &dpos, bp.BtreeExtents, 0, &target, "backpointer without an extent"))
+			g.findings = append(g.findings, g.finding(report.BackpointerToMissingPtr, d, bucket, &dpos, bp.BtreeExtents, 0, &target, "backpointer without an extent"))
 		}
 	}
 	switch kind {
@@ -481,6 +513,7 @@ func (g *generator) addDup(x *extent) error {
 	y := *x
 	y.pos = bp.Pos{Inode: g.src.newInode(), Offset: uint64(x.size), Snapshot: math.MaxUint32}
 	g.scratch = extentVal(g.scratch[:0], &y, g.csumOfZeros(y.size)^0x0bad0c5)
+	g.snapKeys[0].add(len(g.scratch))
 	if err := g.ext.add(y.pos, y.size, bp.KeyExtent, g.scratch); err != nil {
 		return err
 	}
@@ -494,8 +527,8 @@ func (g *generator) addDup(x *extent) error {
 		d := g.devs[y.dev[r]]
 		d.dataDup += uint64(y.size)
 		d.dupTotal += uint64(y.size)
-		pos, _ := dataBP(&y, r)
-		g.findings = append(g.findings, finding(report.DupBackpointerToBadCsumExtent, d.idx, y.off[r]/d.bucketSectors, &pos,
+		pos, _ := g.dataBP(&y, r)
+		g.findings = append(g.findings, g.finding(report.DupBackpointerToBadCsumExtent, d.idx, y.off[r]/d.bucketSectors, &pos,
 			bp.BtreeExtents, 0, &y.pos, "duplicate extent with a bad data checksum"))
 	}
 	return nil
@@ -536,7 +569,7 @@ func (g *generator) noteWrongDirty(d *device, stored uint64) {
 	}
 	g.wrongDirt[d.idx] = false
 	want := d.dataUsed + d.dataDup
-	g.findings = append(g.findings, finding(report.AllocKeyDirtySectorsWrong, d.idx, d.dataBucket, nil, 0, 0, nil,
+	g.findings = append(g.findings, g.finding(report.AllocKeyDirtySectorsWrong, d.idx, d.dataBucket, nil, 0, 0, nil,
 		fmt.Sprintf("dirty_sectors %d, want %d", stored, want)))
 }
 

@@ -76,46 +76,56 @@ func findingKeys(fs []Finding) []string {
 // read errors, for one pass and for many.
 func TestGenerateCheck(t *testing.T) {
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			dir := t.TempDir()
-			m, err := Generate(dir, c.p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(c.p.Inject) == 0 && len(m.Findings) != 0 {
-				t.Fatalf("no faults asked for, manifest lists %d findings", len(m.Findings))
-			}
-			for k, n := range c.p.Inject {
-				if m.Injected[k] != n {
-					t.Errorf("fault %s: asked %d, injected %d", k, n, m.Injected[k])
-				}
-			}
-			fs := open(t, dir, m)
-			want := findingKeys(m.Findings)
-			for _, budget := range []int64{0, 64 << 10} {
-				res, err := pipeline.Run(context.Background(), fs, pipeline.Options{Workers: 2, MemoryBudget: budget})
-				if err != nil {
-					t.Fatal(err)
-				}
-				for _, e := range res.Errors {
-					t.Errorf("read error: %v", e)
-				}
-				got := make([]Finding, len(res.Findings))
-				for i := range res.Findings {
-					got[i] = FindingFromReport(&res.Findings[i])
-				}
-				if g := findingKeys(got); strings.Join(g, "\n") != strings.Join(want, "\n") {
-					t.Errorf("budget %d (%d passes): findings differ\ngot:\n  %s\nwant:\n  %s", budget, res.Passes,
-						strings.Join(g, "\n  "), strings.Join(want, "\n  "))
-				}
-				if budget != 0 && res.Passes < 2 {
-					t.Errorf("budget %d: %d pass(es), want several", budget, res.Passes)
-				}
-			}
-			checkStructure(t, fs, m)
-			checkSparse(t, dir, m)
-		})
+		t.Run(c.name, func(t *testing.T) { generateAndCheck(t, c.p) })
 	}
+}
+
+// generateAndCheck generates p and checks it with bpcheck (findings
+// exactly the manifest's, no read errors, one pass and several), its
+// structure and its sparseness.
+func generateAndCheck(t *testing.T, p Params) *Manifest {
+	t.Helper()
+	dir := t.TempDir()
+	m, err := Generate(dir, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Inject) == 0 && len(m.Findings) != 0 {
+		t.Fatalf("no faults asked for, manifest lists %d findings", len(m.Findings))
+	}
+	for k, n := range p.Inject {
+		if m.Injected[k] != n {
+			t.Errorf("fault %s: asked %d, injected %d", k, n, m.Injected[k])
+		}
+	}
+	fs := open(t, dir, m)
+	if got, want := bp.VersionString(fs.SB.Version), mustFormat(&p).name; got != want || m.Version != want {
+		t.Errorf("superblock version %s, manifest %s, want %s", got, m.Version, want)
+	}
+	want := findingKeys(m.Findings)
+	for _, budget := range []int64{0, 64 << 10} {
+		res, err := pipeline.Run(context.Background(), fs, pipeline.Options{Workers: 2, MemoryBudget: budget})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range res.Errors {
+			t.Errorf("read error: %v", e)
+		}
+		got := make([]Finding, len(res.Findings))
+		for i := range res.Findings {
+			got[i] = FindingFromReport(&res.Findings[i])
+		}
+		if g := findingKeys(got); strings.Join(g, "\n") != strings.Join(want, "\n") {
+			t.Errorf("budget %d (%d passes): findings differ\ngot:\n  %s\nwant:\n  %s", budget, res.Passes,
+				strings.Join(g, "\n  "), strings.Join(want, "\n  "))
+		}
+		if budget != 0 && res.Passes < 2 {
+			t.Errorf("budget %d: %d pass(es), want several", budget, res.Passes)
+		}
+	}
+	checkStructure(t, fs, m)
+	checkSparse(t, dir, m)
+	return m
 }
 
 // checkSparse: the images hold only what the manifest says was written

@@ -34,6 +34,10 @@ const (
 	inodeFieldsStart = 6
 	inodeV3Bytes     = inodeFieldsStart * 8
 
+	// inodeHasInodeOpts is BCH_INODE_has_inode_opts (1.39): some
+	// inode option field is set.
+	inodeHasInodeOpts = 1 << 12
+
 	modeDir = 0o40000
 	modeReg = 0o100000
 )

@@ -94,13 +94,13 @@ func FindingFromReport(r *report.Finding) Finding {
 }
 
 // finding builds a report.Finding for the manifest (sorted like bpcheck's).
-func finding(code string, dev int, bucket uint64, bpPos *bp.Pos, btree bp.BtreeID, level int, pos *bp.Pos, detail string) report.Finding {
+func (g *generator) finding(code string, dev int, bucket uint64, bpPos *bp.Pos, btree bp.BtreeID, level int, pos *bp.Pos, detail string) report.Finding {
 	f := report.Finding{Code: code, Dev: dev, Bucket: bucket, Level: level, Detail: detail}
 	if bpPos != nil {
 		f.BP, f.HasBP = *bpPos, true
 	}
 	if pos != nil {
-		f.Btree, f.Pos = btree.Name(metadataVersion), *pos
+		f.Btree, f.Pos = btree.Name(g.f.version), *pos
 	}
 	return f
 }

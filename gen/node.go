@@ -134,6 +134,7 @@ type nodeHeader struct {
 	min, max   bp.Pos
 	seq        uint64
 	journalSeq uint64
+	version    uint16 // metadata version of the bset
 }
 
 // encodeNode writes the node (header, one bset of packed keys, crc32c
@@ -150,7 +151,7 @@ func encodeNode(buf []byte, h *nodeHeader, n *nodeBuf, f *bp.Format) (int, error
 	le.PutUint64(buf[136:], h.seq)
 	le.PutUint64(buf[144:], h.journalSeq)
 	le.PutUint32(buf[152:], uint32(csum.CRC32CNonzero))
-	le.PutUint16(buf[156:], metadataVersion)
+	le.PutUint16(buf[156:], h.version)
 	p := nodeHeaderBytes
 	for i := range n.keys {
 		k := &n.keys[i]

@@ -26,8 +26,9 @@ type Params struct {
 	// Extents is the number of extents to write (0: an empty filesystem).
 	Extents int64 `json:"extents"`
 	// ExtentMin and ExtentMax bound the extent size in sectors (defaults 8
-	// and 128); sizes are whole 4 KiB blocks. An extent never crosses a
-	// bucket, so some are cut short at bucket ends, as bcachefs does.
+	// and 128, or the bucket size if that is smaller); sizes are whole 4
+	// KiB blocks. An extent never crosses a bucket, so some are cut short
+	// at bucket ends, as bcachefs does.
 	ExtentMin uint32 `json:"extent_min"`
 	ExtentMax uint32 `json:"extent_max"`
 	// ExtentsPerFile is the most extents one file (inode) gets (default 4).
@@ -44,6 +45,13 @@ type Params struct {
 	ECStripes int `json:"ec_stripes,omitempty"`
 	// Inject asks for faults: kind → count (see Kinds).
 	Inject map[string]int `json:"inject,omitempty"`
+	// MetadataVersion is the on-disk format to write: "1.28"
+	// (bcachefs-tools v1.25.3), "1.36" (v1.36.1) or "1.39" (v1.39.2); see
+	// MetadataVersions. Empty means DefaultMetadataVersion (1.36), and
+	// WithDefaults leaves it empty, so that the manifests of 1.36
+	// filesystems stay as they were; the manifest's version field names
+	// the version written.
+	MetadataVersion string `json:"metadata_version,omitempty"`
 }
 
 // Fault kinds that Inject takes, and the finding bpcheck reports for each.
@@ -97,17 +105,12 @@ var Kinds = []string{KindMissingBP, KindDanglingBP, KindWrongBP, KindMissingAllo
 
 // Fixed facts of the generated filesystems.
 const (
-	sectorSize      = 512
-	blockSectors    = 8 // 4 KiB blocks, as on the real images
-	sbMaxSizeBits   = 11
-	sbSectors       = 1 << sbMaxSizeBits
-	minNBuckets     = 512 // BCH_MIN_NR_NBUCKETS
-	journalMin      = 8   // BCH_JOURNAL_BUCKETS_MIN
-	defaultNodeMax  = 256 << 10
-	encodedExtMax   = 256 << 10 // encoded_extent_max default: 512 sectors
-	maxNodeSize     = 1 << 20
-	metadataVersion = 1<<10 | 36 // no_sb_user_data_replicas (1.36)
-	extentBPShift   = 16
+	sectorSize     = 512
+	blockSectors   = 8 // 4 KiB blocks, as on the real images
+	sbMaxSizeBits  = 11
+	sbSectors      = 1 << sbMaxSizeBits
+	journalMin     = 8 // BCH_JOURNAL_BUCKETS_MIN
+	defaultNodeMax = 256 << 10
 )
 
 // WithDefaults returns p with every zero field set to its default.
@@ -124,17 +127,22 @@ func (p Params) WithDefaults() Params {
 	if p.ExtentMin == 0 {
 		p.ExtentMin = blockSectors
 	}
-	if p.ExtentMax == 0 {
-		p.ExtentMax = max(128, p.ExtentMin)
-	}
 	if p.ExtentsPerFile == 0 {
 		p.ExtentsPerFile = 4
 	}
 	if p.BucketSize == 0 {
 		p.BucketSize = pickBucketSize(p)
 	}
+	if p.ExtentMax == 0 {
+		// 128 sectors, or the bucket size if smaller (1.39 picks 32 KiB
+		// buckets for 64 MiB devices).
+		p.ExtentMax = max(min(128, uint32(p.BucketSize/sectorSize)), p.ExtentMin)
+	}
 	if p.BtreeNodeSize == 0 {
 		p.BtreeNodeSize = min(defaultNodeMax, p.BucketSize)
+		if f := formatOf(p.MetadataVersion); f != nil && p.BtreeNodeSize < f.minNodeSize {
+			p.BtreeNodeSize = f.minNodeSize
+		}
 	}
 	return p
 }
@@ -153,33 +161,22 @@ func roundDownPow2(v int64) int64 {
 	return 1 << (63 - bits.LeadingZeros64(uint64(v)))
 }
 
-// pickBucketSize follows bch2_pick_bucket_size and dev_bucket_size_clamp of
-// bcachefs-tools v1.36.1, without the term that depends on the RAM of the
-// machine formatting: at least 4 × encoded_extent_max, larger for large
-// filesystems (up to 2 MiB at 2 TiB), at most 1/2048 of the device, and
-// raised towards 64 KiB while the device keeps 512 buckets.
+// pickBucketSize is the bucket size bcachefs format of p's version
+// picks (see the versions' pickBucket functions).
 func pickBucketSize(p Params) int64 {
-	total := p.DeviceSize * int64(max(p.Devices, 1))
-	b := int64(blockSectors * sectorSize)
-	if p.BtreeNodeSize != 0 {
-		b = max(b, p.BtreeNodeSize)
+	f := formatOf(p.MetadataVersion)
+	if f == nil {
+		f = formatOf("")
 	}
-	b = max(b, 4*encodedExtMax)
-	b = max(b, min(2<<20, total/(1<<20)))
-	b = roundUpPow2(b)
-	maxSize := roundDownPow2(p.DeviceSize / (minNBuckets * 4))
-	if p.BtreeNodeSize != 0 {
-		maxSize = max(maxSize, p.BtreeNodeSize)
-	}
-	b = min(b, maxSize)
-	for b < 64<<10 && p.DeviceSize/(b*2) >= minNBuckets {
-		b *= 2
-	}
-	return max(b, blockSectors*sectorSize)
+	return f.pickBucket(p, f)
 }
 
 // Validate checks p (after WithDefaults).
 func (p *Params) Validate() error {
+	if err := checkVersion(p.MetadataVersion); err != nil {
+		return err
+	}
+	f := mustFormat(p)
 	switch {
 	case p.Devices < 1 || p.Devices > 64:
 		return fmt.Errorf("devices %d: must be 1..64", p.Devices)
@@ -187,12 +184,13 @@ func (p *Params) Validate() error {
 		return fmt.Errorf("replicas %d: must be 1..min(4, devices %d)", p.Replicas, p.Devices)
 	case p.BucketSize%(blockSectors*sectorSize) != 0 || p.BucketSize/sectorSize > 65535 || p.BucketSize <= 0:
 		return fmt.Errorf("bucket size %d: must be a multiple of 4096 and at most 65535 sectors", p.BucketSize)
-	case p.BtreeNodeSize < blockSectors*sectorSize || p.BtreeNodeSize > maxNodeSize || p.BtreeNodeSize&(p.BtreeNodeSize-1) != 0:
-		return fmt.Errorf("btree node size %d: must be a power of two in 4 KiB..1 MiB", p.BtreeNodeSize)
+	case p.BtreeNodeSize < f.minNodeSize || p.BtreeNodeSize > f.maxNodeSize || p.BtreeNodeSize&(p.BtreeNodeSize-1) != 0:
+		return fmt.Errorf("btree node size %d: must be a power of two in %d KiB..%d KiB (metadata %s)", p.BtreeNodeSize,
+			f.minNodeSize>>10, f.maxNodeSize>>10, f.name)
 	case p.BtreeNodeSize > p.BucketSize:
 		return fmt.Errorf("btree node size %d is larger than the bucket size %d", p.BtreeNodeSize, p.BucketSize)
-	case p.DeviceSize%sectorSize != 0 || p.DeviceSize/p.BucketSize < minNBuckets:
-		return fmt.Errorf("device size %d: must be a multiple of 512 bytes holding at least %d buckets of %d bytes", p.DeviceSize, minNBuckets, p.BucketSize)
+	case p.DeviceSize%sectorSize != 0 || p.DeviceSize/p.BucketSize < f.minNBuckets:
+		return fmt.Errorf("device size %d: must be a multiple of 512 bytes holding at least %d buckets of %d bytes", p.DeviceSize, f.minNBuckets, p.BucketSize)
 	case p.Extents < 0:
 		return fmt.Errorf("extents %d: must not be negative", p.Extents)
 	case p.ExtentsPerFile < 1:
@@ -205,7 +203,7 @@ func (p *Params) Validate() error {
 		return fmt.Errorf("ec stripes need replicas 1 (erasure-coded extents have one pointer), not %d", p.Replicas)
 	}
 	lo, hi := roundUp(uint64(p.ExtentMin), blockSectors), p.ExtentMax/blockSectors*blockSectors
-	maxExt := min(uint32(p.BucketSize/sectorSize), encodedExtMax/sectorSize)
+	maxExt := min(uint32(p.BucketSize/sectorSize), uint32(f.encodedExtMax/sectorSize))
 	if lo > uint64(hi) || hi == 0 || hi > maxExt {
 		return fmt.Errorf("extent size %d-%d sectors: must hold a whole 4 KiB block and stay within %d sectors (bucket size and encoded_extent_max)", p.ExtentMin, p.ExtentMax, maxExt)
 	}

@@ -14,24 +14,21 @@ import (
 
 // Superblock and journal encoding, following the superblocks that
 // bcachefs-tools v1.36.1 writes (checked byte for byte against the tiny,
-// small and two-dev cases of the test data).
+// small and two-dev cases of the test data), and those of v1.25.3 and
+// v1.39.2 for the other versions (the versions/ cases): what differs is
+// in the version's format (version.go).
 
 const (
 	sbHeaderBytes = 752
-	memberBytes   = 224 // struct bch_member as v1.36.1 writes it
-	cleanU64s     = 468 // size of the clean section on the real images
-	countersU64s  = 131
+	// memberV1Bytes is BCH_MEMBER_V1_BYTES: the part of a member that
+	// the members_v1 field keeps.
+	memberV1Bytes = 56
 	// baseTime is the fixed "now" of every generated filesystem
 	// (2026-01-01T00:00:00Z), so that images do not depend on the clock.
 	baseTime = 1767225600
 	// sbSeq is the superblock write sequence number.
 	sbSeq = 8
 )
-
-// memberFlags is the member flags word of the real images: state rw,
-// discard, data allowed journal|btree|user, durability 1, freespace
-// initialized, rotational (set).
-const memberFlags = 0x3600e4000
 
 // downgradeField is the downgrade section bcachefs-tools v1.36.1 writes
 // (a fixed table for metadata version 1.36), copied from the real images.
@@ -78,6 +75,7 @@ const (
 	jeUsage         = 5
 	jeClock         = 7
 	jeDatetime      = 12
+	jeRewindLimit   = 14
 	usageKeyVersion = 2
 )
 
@@ -108,6 +106,12 @@ func rootEntries(b []byte, roots []root) []byte {
 func (g *generator) jset(roots []root) []byte {
 	var e []byte
 	e = appendJEntry(e, jeBtreeKeys, 0, 0, nil)
+	if g.f.rewindLimit {
+		// The oldest seq a rewind may go back to: this entry.
+		var r [8]byte
+		binary.LittleEndian.PutUint64(r[:], g.journalSeq)
+		e = appendJEntry(e, jeRewindLimit, 0, 0, r[:])
+	}
 	e = rootEntries(e, roots)
 	var t [8]byte
 	binary.LittleEndian.PutUint64(t[:], baseTime)
@@ -119,8 +123,8 @@ func (g *generator) jset(roots []root) []byte {
 	le := binary.LittleEndian
 	le.PutUint64(b[16:], g.jsetMagic)
 	le.PutUint64(b[24:], g.journalSeq)
-	le.PutUint32(b[32:], metadataVersion)
-	le.PutUint32(b[36:], uint32(csum.CRC32CNonzero))
+	le.PutUint32(b[32:], uint32(g.f.version))
+	le.PutUint32(b[36:], g.f.jsetFlags)
 	le.PutUint32(b[40:], uint32(len(e)/8))
 	le.PutUint64(b[48:], g.journalSeq) // last_seq
 	copy(b[56:], e)
@@ -164,13 +168,20 @@ func btreeBitmap(nodes [][2]uint64) (uint8, uint64) {
 	return uint8(shift), bm
 }
 
-// replicaEntries is the replicas_v0 payload: one entry per set of devices
-// holding user data or btree nodes, sorted and laid out in eytzinger order
-// as bcachefs keeps them.
-func replicaEntries(sets map[string][]byte) []byte {
+// replicasField is the superblock's replicas section: one entry per set
+// of devices holding data of a type the version keeps there, sorted (as
+// struct bch_replicas_entry_v1, whose nr_required follows nr_devs) and
+// laid out in eytzinger order as bcachefs keeps them. sets holds the
+// entries in v1 form. All entries requiring one device give replicas_v0
+// (no nr_required); otherwise the v1 replicas field.
+func replicasField(sets map[string][]byte, keep func(bp.DataType, uint8) bool) (uint32, []byte) {
 	keys := make([]string, 0, len(sets))
-	for k := range sets {
-		keys = append(keys, k)
+	v1 := false
+	for k, e := range sets {
+		if keep(bp.DataType(e[0]), e[2]) {
+			keys = append(keys, k)
+			v1 = v1 || e[2] != 1
+		}
 	}
 	sort.Strings(keys)
 	e := make([]string, len(keys))
@@ -188,22 +199,30 @@ func replicaEntries(sets map[string][]byte) []byte {
 	walk(0)
 	var b []byte
 	for _, k := range e {
-		b = append(b, sets[k]...)
+		ent := sets[k]
+		if !v1 {
+			b = append(append(b, ent[:2]...), ent[3:]...)
+		} else {
+			b = append(b, ent...)
+		}
 	}
-	return b
+	if v1 {
+		return btreeio.FieldReplicas, b
+	}
+	return btreeio.FieldReplicasV0, b
 }
 
 // superblock builds the superblock of device d (header and fields) for the
 // copy at sector offset.
 func (g *generator) superblock(d *device, roots []root, offset uint64) []byte {
 	le := binary.LittleEndian
+	f := g.f
 	var fields []byte
 
-	// members_v2
-	mem := make([]byte, 8+len(g.devs)*memberBytes)
-	le.PutUint16(mem[0:], memberBytes)
+	mb := f.memberBytes
+	members := make([]byte, len(g.devs)*mb)
 	for i, m := range g.devs {
-		b := mem[8+i*memberBytes:]
+		b := members[i*mb:]
 		copy(b[0:16], g.memberUUID[i][:])
 		le.PutUint64(b[16:], m.nbuckets)
 		le.PutUint16(b[24:], 0)
@@ -211,40 +230,69 @@ func (g *generator) superblock(d *device, roots []root, offset uint64) []byte {
 		shift, bm := btreeBitmap(g.devNodes[i])
 		b[28] = shift
 		le.PutUint64(b[32:], baseTime)
-		le.PutUint64(b[40:], memberFlags)
+		le.PutUint64(b[40:], f.memberFlags)
 		le.PutUint64(b[120:], sbSeq)
 		le.PutUint64(b[128:], bm)
 		if g.journalOn(i) {
 			le.PutUint32(b[136:], 0)
 			le.PutUint32(b[140:], uint32(len(g.jsetBytes)/sectorSize))
 		}
-		copy(b[144:160], fmt.Sprintf("dev%d.img", i))
+		if f.memberName {
+			copy(b[144:160], fmt.Sprintf("dev%d.img", i))
+		}
 	}
-	fields = appendField(fields, btreeio.FieldMembersV2, mem)
 
-	// clean
-	clean := make([]byte, 16)
-	le.PutUint64(clean[8:], g.journalSeq)
-	clean = superEntries(clean, g.writeClock)
-	clean = rootEntries(clean, roots)
-	if want := (cleanU64s - 1) * 8; len(clean) < want {
-		clean = append(clean, make([]byte, want-len(clean))...)
+	for _, kind := range f.fields {
+		switch kind {
+		case sfMembersV2:
+			mem := make([]byte, 8, 8+len(members))
+			le.PutUint16(mem[0:], uint16(mb))
+			fields = appendField(fields, btreeio.FieldMembersV2, append(mem, members...))
+		case sfMembersV1:
+			var mem []byte
+			for i := range g.devs {
+				mem = append(mem, members[i*mb:i*mb+memberV1Bytes]...)
+			}
+			fields = appendField(fields, btreeio.FieldMembersV1, mem)
+		case sfClean:
+			clean := make([]byte, 16)
+			le.PutUint64(clean[8:], g.journalSeq)
+			clean = superEntries(clean, g.writeClock)
+			clean = rootEntries(clean, roots)
+			if want := (f.cleanU64s - 1) * 8; len(clean) < want {
+				clean = append(clean, make([]byte, want-len(clean))...)
+			}
+			fields = appendField(fields, btreeio.FieldClean, clean)
+		case sfCounters:
+			fields = appendField(fields, 10, make([]byte, (f.countersU64s-1)*8))
+		case sfErrors:
+			fields = appendField(fields, btreeio.FieldErrors, nil)
+		case sfErrorsV2:
+			fields = appendField(fields, fieldErrorsV2, nil)
+		case sfExt:
+			ext := make([]byte, f.extBytes)
+			if f.extFlags0 != 0 {
+				le.PutUint64(ext[88:], f.extFlags0)
+			}
+			fields = appendField(fields, btreeio.FieldExt, ext)
+		case sfExtentTypeU64s:
+			fields = append(fields, extentTypeU64sField...)
+		case sfJournalV2:
+			var j [16]byte
+			le.PutUint64(j[0:], d.journalStart)
+			le.PutUint64(j[8:], d.journalNr)
+			fields = appendField(fields, btreeio.FieldJournalV2, j[:])
+		case sfDowngrade:
+			fields = append(fields, f.downgrade...)
+		case sfReplicas:
+			typ, b := replicasField(g.replicaSets, f.sbReplicas)
+			fields = appendField(fields, typ, b)
+		}
 	}
-	fields = appendField(fields, btreeio.FieldClean, clean)
-	fields = appendField(fields, 10, make([]byte, (countersU64s-1)*8)) // counters
-	fields = appendField(fields, btreeio.FieldErrors, nil)
-	fields = appendField(fields, btreeio.FieldExt, make([]byte, 88))
-	fields = append(fields, extentTypeU64sField...)
-	var j [16]byte
-	le.PutUint64(j[0:], d.journalStart)
-	le.PutUint64(j[8:], d.journalNr)
-	fields = appendField(fields, btreeio.FieldJournalV2, j[:])
-	fields = append(fields, downgradeField...)
-	fields = appendField(fields, btreeio.FieldReplicasV0, replicaEntries(g.replicaSets))
 
 	sb := make([]byte, sbHeaderBytes+len(fields))
-	le.PutUint16(sb[16:], metadataVersion)
-	le.PutUint16(sb[18:], metadataVersion)
+	le.PutUint16(sb[16:], f.version)
+	le.PutUint16(sb[18:], f.version)
 	copy(sb[24:40], btreeio.MagicBCHFS[:])
 	copy(sb[40:56], g.uuid[:])
 	copy(sb[56:72], g.userUUID[:])
@@ -256,13 +304,13 @@ func (g *generator) superblock(d *device, roots []root, offset uint64) []byte {
 	le.PutUint32(sb[124:], uint32(len(fields)/8))
 	le.PutUint64(sb[128:], baseTime*1e9)
 	le.PutUint32(sb[140:], 1)
-	flags := g.sbFlags()
-	for i, f := range flags {
-		le.PutUint64(sb[144+8*i:], f)
+	flags := f.flags(g)
+	for i, fl := range flags {
+		le.PutUint64(sb[144+8*i:], fl)
 	}
 	le.PutUint64(sb[200:], baseTime)
-	le.PutUint64(sb[208:], 0xfba80)
-	le.PutUint64(sb[224:], 0x1f)
+	le.PutUint64(sb[208:], f.features)
+	le.PutUint64(sb[224:], f.compat)
 	copy(sb[240:sbHeaderBytes], g.layout(d))
 	copy(sb[sbHeaderBytes:], fields)
 	sum, _ := csum.Compute(csum.CRC32CNonzero, sb[16:])
@@ -282,24 +330,4 @@ func (g *generator) layout(d *device) []byte {
 		binary.LittleEndian.PutUint64(b[24+8*i:], o)
 	}
 	return b
-}
-
-// sbFlags are the flag words of the real images, with this filesystem's
-// node size and replicas.
-func (g *generator) sbFlags() [7]uint64 {
-	r := uint64(g.p.Replicas)
-	var f [7]uint64
-	f[0] = 1 | 1<<1 | uint64(csum.CRC32CNonzero)<<2 | 1<<8 | g.nodeSectors<<12 | 8<<28 |
-		1<<40 | 1<<44 | r<<48 | r<<52 | 1<<56 | 1<<63
-	f[1] = 0x1124002
-	f[3] = 0xfa00000000
-	incompat := uint64(1<<10 | 33)
-	if len(g.devs) > 1 {
-		f[3] |= 1 << 63
-		incompat = metadataVersion
-	}
-	f[4] = 0x100000064
-	f[5] = metadataVersion | 30<<16 | incompat<<32 | metadataVersion<<48
-	f[6] = 0xc1e0 | extentBPShift<<40
-	return f
 }

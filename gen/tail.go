@@ -125,8 +125,8 @@ func (g *generator) droppedNodes(stable, n int) map[int]bool {
 	return out
 }
 
-func nodeBP(n *nodeInfo, p bp.Ptr, nodeSectors uint64) (bp.Pos, bp.Backpointer) {
-	return bp.Pos{Inode: uint64(p.Dev), Offset: p.Offset << extentBPShift},
+func (g *generator) nodeBP(n *nodeInfo, p bp.Ptr, nodeSectors uint64) (bp.Pos, bp.Backpointer) {
+	return bp.Pos{Inode: uint64(p.Dev), Offset: p.Offset << g.f.shift},
 		bp.Backpointer{BtreeID: n.btree, Level: n.level + 1, DataType: bp.DataBtree, BucketLen: uint32(nodeSectors), Pos: n.max}
 }
 
@@ -188,10 +188,10 @@ func (g *generator) buildTail(prev []*nodeInfo, write bool) (*tailResult, error)
 	}
 	for _, n := range all {
 		for j, p := range n.ptrs {
-			pos, b := nodeBP(n, p, g.nodeSectors)
+			pos, b := g.nodeBP(n, p, g.nodeSectors)
 			if dropped[n.global] && j == n.global%len(n.ptrs) {
 				bucket := p.Offset / g.devs[p.Dev].bucketSectors
-				res.findings = append(res.findings, finding(report.PtrToMissingBackpointer, int(p.Dev), bucket, &pos, n.btree, int(n.level)+1, &n.max,
+				res.findings = append(res.findings, g.finding(report.PtrToMissingBackpointer, int(p.Dev), bucket, &pos, n.btree, int(n.level)+1, &n.max,
 					"btree node backpointer dropped"))
 				continue
 			}
@@ -214,16 +214,16 @@ func (g *generator) buildTail(prev []*nodeInfo, write bool) (*tailResult, error)
 		if b >= state[i].lowest(d) {
 			return nil, fmt.Errorf("%w: no free bucket left on device %d for a missing_alloc fault", errDeviceFull, i)
 		}
-		pos := bp.Pos{Inode: uint64(i), Offset: b * d.bucketSectors << extentBPShift}
+		pos := bp.Pos{Inode: uint64(i), Offset: b * d.bucketSectors << g.f.shift}
 		val := bp.Backpointer{BtreeID: bp.BtreeExtents, DataType: bp.DataUser, BucketLen: blockSectors, Pos: orphan}
 		addBP(pos, &val)
-		res.findings = append(res.findings, finding(report.BackpointerToMissingAlloc, i, b, &pos, bp.BtreeExtents, 0, &orphan, "backpointer in a bucket without alloc key"))
+		res.findings = append(res.findings, g.finding(report.BackpointerToMissingAlloc, i, b, &pos, bp.BtreeExtents, 0, &orphan, "backpointer in a bucket without alloc key"))
 	}
 	for m := 0; m < g.p.Inject[KindMissingDevice]; m++ {
-		pos := bp.Pos{Inode: uint64(nd), Offset: uint64(m+1) * blockSectors << extentBPShift}
+		pos := bp.Pos{Inode: uint64(nd), Offset: uint64(m+1) * blockSectors << g.f.shift}
 		val := bp.Backpointer{BtreeID: bp.BtreeExtents, DataType: bp.DataUser, BucketLen: blockSectors, Pos: orphan}
 		addBP(pos, &val)
-		res.findings = append(res.findings, finding(report.BackpointerToMissingDevice, -1, 0, &pos, bp.BtreeExtents, 0, &orphan, "backpointer for a device that does not exist"))
+		res.findings = append(res.findings, g.finding(report.BackpointerToMissingDevice, -1, 0, &pos, bp.BtreeExtents, 0, &orphan, "backpointer for a device that does not exist"))
 	}
 	for i := range tailBPs {
 		s := tailBPs[i]
@@ -241,14 +241,13 @@ func (g *generator) buildTail(prev []*nodeInfo, write bool) (*tailResult, error)
 		add := func(b uint64, dt bp.DataType, dirty, jseq, wtime uint64) {
 			tailAlloc[i] = append(tailAlloc[i], tailKey{pos: bp.Pos{Inode: uint64(i), Offset: b}, val: allocVal(nil, dt, dirty, jseq, wtime)})
 			if (dt == bp.DataUser || dt == bp.DataBtree) && dirty > 0 && dirty < d.bucketSectors {
-				idx := dirty << 31 / d.bucketSectors
-				lru = append(lru, tailKey{pos: bp.Pos{Inode: 0xffff<<48 | idx, Offset: uint64(i)<<48 | b}})
+				lru = append(lru, tailKey{pos: g.fragLRUPos(d, b, dirty)})
 			}
 		}
 		if d.dataOpen {
 			dirty := g.dataBucketDirty(d)
 			if g.wrongDirt[i] {
-				res.findings = append(res.findings, finding(report.AllocKeyDirtySectorsWrong, i, d.dataBucket, nil, 0, 0, nil,
+				res.findings = append(res.findings, g.finding(report.AllocKeyDirtySectorsWrong, i, d.dataBucket, nil, 0, 0, nil,
 					fmt.Sprintf("dirty_sectors %d, want %d", dirty, d.dataUsed+d.dataDup)))
 			}
 			add(d.dataBucket, bp.DataUser, dirty, g.journalSeq, g.src.clock)
@@ -288,8 +287,10 @@ func (g *generator) buildTail(prev []*nodeInfo, write bool) (*tailResult, error)
 		if err := g.smallBtree(res, t, bp.BtreeStripes, g.stripeKeys()); err != nil {
 			return nil, err
 		}
-		if err := g.smallBtree(res, t, btreeBucketToStripe, g.bucketToStripeKeys()); err != nil {
-			return nil, err
+		if g.f.bucketToStripe {
+			if err := g.smallBtree(res, t, btreeBucketToStripe, g.bucketToStripeKeys()); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if err := g.fsBtrees(res, t); err != nil {
@@ -302,6 +303,19 @@ func (g *generator) buildTail(prev []*nodeInfo, write bool) (*tailResult, error)
 	return res, nil
 }
 
+// fragLRUPos is the position of the fragmentation lru entry of bucket b
+// of d holding dirty sectors (alloc_lru_idx_fragmentation): lru id
+// 0xffff, the one fragmentation lru, before 1.39; 8192 + device from 1.39
+// (per_dev_fragmentation_lru); the offset is bucket_to_u64.
+func (g *generator) fragLRUPos(d *device, b, dirty uint64) bp.Pos {
+	idx := dirty << 31 / d.bucketSectors
+	id := uint64(0xffff)
+	if g.f.perDevFragLRU {
+		id = 1<<13 + uint64(d.idx)
+	}
+	return bp.Pos{Inode: id<<48 | idx, Offset: uint64(d.idx)<<48 | b}
+}
+
 // fsBtrees writes the root snapshot, snapshot tree, subvolume and the
 // inode allocation cursor.
 func (g *generator) fsBtrees(res *tailResult, t *tailSink) error {
@@ -309,10 +323,10 @@ func (g *generator) fsBtrees(res *tailResult, t *tailSink) error {
 		id  bp.BtreeID
 		key tailKey
 	}{
-		{btreeSubvolumes, tailKey{pos: bp.Pos{Offset: rootSubvol}, typ: keySubvolume, val: subvolumeVal()}},
-		{btreeSnapshots, tailKey{pos: bp.Pos{Offset: math.MaxUint32}, typ: keySnapshot, val: snapshotVal()}},
+		{btreeSubvolumes, tailKey{pos: bp.Pos{Offset: rootSubvol}, typ: keySubvolume, val: subvolumeVal(g.f)}},
+		{btreeSnapshots, tailKey{pos: bp.Pos{Offset: math.MaxUint32}, typ: keySnapshot, val: snapshotVal(g.f)}},
 		{btreeSnapshotTrees, tailKey{pos: bp.Pos{Offset: 1}, typ: keySnapshotTree, val: snapshotTreeVal()}},
-		{btreeLoggedOps, tailKey{pos: bp.Pos{Inode: 1}, typ: keyInodeAllocCursor, val: inodeCursorVal(g.ns.nextIno)}},
+		{btreeLoggedOps, tailKey{pos: bp.Pos{Inode: 1, Offset: g.f.inodeCursor}, typ: keyInodeAllocCursor, val: inodeCursorVal(g.ns.nextIno)}},
 	} {
 		if err := g.smallBtree(res, t, b.id, []tailKey{b.key}); err != nil {
 			return err

@@ -9,6 +9,7 @@
 //	go run ./bench/suite                       # 1M extents (quick)
 //	go run ./bench/suite -extents 1000000,10000000 -devices 2
 //	go run ./bench/suite -extents 100000000 -devices 4 -keep /big/dir
+//	go run ./bench/suite -metadata-version 1.28 -out /tmp/bench128.md
 package main
 
 import (
@@ -29,6 +30,10 @@ import (
 
 	"bpcheck/gen"
 )
+
+// metadataVersion is the gen.Params.MetadataVersion of the filesystems
+// ("": the default, 1.36).
+var metadataVersion string
 
 type result struct {
 	Extents     int64   `json:"extents"`
@@ -51,7 +56,11 @@ func main() {
 	keep := flag.String("keep", "", "directory for the images (kept); default a temp dir, removed")
 	out := flag.String("out", "docs/bench.md", "report to write")
 	reps := flag.Int("reps", 3, "runs per configuration (the fastest is kept)")
+	version := flag.String("metadata-version", gen.DefaultMetadataVersion, "metadata version of the filesystems: "+strings.Join(gen.MetadataVersions, ", "))
 	flag.Parse()
+	if *version != gen.DefaultMetadataVersion {
+		metadataVersion = *version
+	}
 	if err := run(*sizes, *devices, *keep, *out, *reps); err != nil {
 		fmt.Fprintln(os.Stderr, "suite:", err)
 		os.Exit(1)
@@ -78,10 +87,14 @@ func run(sizes string, devices int, keep, out string, reps int) error {
 		if err != nil {
 			return fmt.Errorf("bad extent count %q", s)
 		}
-		dir := filepath.Join(base, fmt.Sprintf("ext%d-dev%d", n, devices))
+		name := fmt.Sprintf("ext%d-dev%d", n, devices)
+		if metadataVersion != "" {
+			name += "-v" + metadataVersion
+		}
+		dir := filepath.Join(base, name)
 		os.MkdirAll(dir, 0o755)
 		p := gen.Params{Devices: devices, Extents: n, Seed: 1,
-			DeviceSize: deviceSize(n, devices)}
+			DeviceSize: deviceSize(n, devices), MetadataVersion: metadataVersion}
 		t0 := time.Now()
 		m, err := gen.Generate(dir, p)
 		if err != nil {

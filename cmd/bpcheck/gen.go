@@ -14,17 +14,19 @@ import (
 const genUsage = `Usage: bpcheck gen --out DIR [options]
 
 Writes a synthetic bcachefs filesystem (metadata version 1.36, format B
-backpointers) into DIR: dev0.img, dev1.img, ... as sparse files holding
-only metadata (superblocks, a journal entry, and btree nodes for extents,
-backpointers, alloc, freespace, lru, the root snapshot, snapshot tree and
-subvolume, inodes and dirents of the files that own the extents, disk
-accounting, and with --ec-stripes the stripes and bucket_to_stripe
-btrees: the real bcachefs fsck -n finds no error in an image without
-faults), and DIR/manifest.json with the
-parameters, key counts and, for every injected fault, the finding
-` + "`bpcheck check --json`" + ` reports for it. Data is never written: it reads as
-zeros, and every extent carries the crc32c checksum of those zeros. The
-same options give byte-identical images.
+backpointers, as bcachefs-tools v1.36.1 writes it; --metadata-version
+1.28 or 1.39 writes the format of v1.25.3 or v1.39.2 instead) into DIR:
+dev0.img, dev1.img, ... as sparse files holding only metadata
+(superblocks, a journal entry, and btree nodes for extents, backpointers,
+alloc, freespace, lru, the root snapshot, snapshot tree and subvolume,
+inodes and dirents of the files that own the extents, disk accounting,
+and with --ec-stripes the stripes btree (and from 1.36 bucket_to_stripe):
+the real bcachefs fsck -n of the version's era finds no error in an image
+without faults), and DIR/manifest.json with the parameters, key counts and, for
+every injected fault, the finding ` + "`bpcheck check --json`" + ` reports
+for it. Data is never written: it reads as zeros, and every extent
+carries the crc32c checksum of those zeros. The same options give
+byte-identical images.
 
 Options:
   --out DIR                directory to write (created if needed)
@@ -42,6 +44,9 @@ Options:
                            device each, devices-1 data blocks filled with the
                            extents of further files, and one parity block
   --seed S                 random seed (default 1)
+  --metadata-version V     on-disk format: 1.28 (as bcachefs-tools v1.25.3
+                           writes it), 1.36 (v1.36.1) or 1.39 (v1.39.2)
+                           (default 1.36)
   --inject KIND=COUNT,...  faults to inject; kinds:
       missing_bp           drop an extent backpointer (ptr_to_missing_backpointer)
       dangling_bp          extra backpointer without extent (backpointer_to_missing_ptr)
@@ -85,6 +90,7 @@ func runGen(args []string, stdout, stderr io.Writer) int {
 	replicas := fl.Int("replicas", 1, "replicas")
 	ecStripes := fl.Int("ec-stripes", 0, "erasure-coded stripes")
 	seed := fl.Uint64("seed", 1, "seed")
+	version := fl.String("metadata-version", gen.DefaultMetadataVersion, "metadata version: "+strings.Join(gen.MetadataVersions, ", "))
 	inject := fl.String("inject", "", "faults: KIND=COUNT,...")
 	if err := fl.Parse(args); err != nil {
 		return exitUsage
@@ -98,6 +104,11 @@ func runGen(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	p := gen.Params{Devices: *devices, Extents: *extents, ExtentsPerFile: *perFile, Replicas: *replicas, ECStripes: *ecStripes, Seed: *seed}
+	if *version != gen.DefaultMetadataVersion {
+		// The default stays implicit, so that 1.36 manifests are as
+		// they were.
+		p.MetadataVersion = *version
+	}
 	var err error
 	if p.DeviceSize, err = gen.ParseSize(*devSize); err != nil {
 		return usageErr("--device-size: %v", err)
@@ -136,8 +147,8 @@ func runGen(args []string, stdout, stderr io.Writer) int {
 		return exitOperational
 	}
 	el := time.Since(start)
-	fmt.Fprintf(stdout, "wrote %s: %d device(s) of %d bytes, bucket %d, btree node %d; %d extents in %d files; %.2f s (%.0f extents/s)\n",
-		*out, full.Devices, full.DeviceSize, full.BucketSize, full.BtreeNodeSize, m.Extents, m.Inodes, el.Seconds(), float64(m.Extents)/el.Seconds())
+	fmt.Fprintf(stdout, "wrote %s: metadata %s, %d device(s) of %d bytes, bucket %d, btree node %d; %d extents in %d files; %.2f s (%.0f extents/s)\n",
+		*out, m.Version, full.Devices, full.DeviceSize, full.BucketSize, full.BtreeNodeSize, m.Extents, m.Inodes, el.Seconds(), float64(m.Extents)/el.Seconds())
 	for _, name := range sortedKeys(m.Btrees) {
 		c := m.Btrees[name]
 		fmt.Fprintf(stdout, "  %-14s %10d keys %7d nodes, root level %d\n", name, c.Keys, c.Nodes, c.RootLevel)
