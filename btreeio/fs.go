@@ -43,6 +43,9 @@ func (fs *FS) loadJournalRoots() error {
 	if len(j.Replay) == 0 {
 		return fmt.Errorf("%w; no journal entry can be replayed (%s)", ErrUnclean, j.Summary())
 	}
+	if err := j.rewound(); err != nil {
+		return err
+	}
 	roots, err := j.Roots()
 	if err != nil {
 		return err
@@ -255,6 +258,9 @@ var ErrUnclean = errors.New("filesystem was not cleanly unmounted: its btree roo
 const (
 	JEntryBtreeKeys = 0
 	JEntryBtreeRoot = 1
+	// JEntryRewind (1.39) records a range of seqs whose btree updates a
+	// journal rewind undoes (from the overwrite entries).
+	JEntryRewind = 15
 )
 
 // JEntry is one jset_entry.

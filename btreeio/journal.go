@@ -397,3 +397,24 @@ func (j *Journal) Summary() string {
 	}
 	return b.String()
 }
+
+// rewound refuses a journal with rewind ranges (1.39 rewind entries):
+// recovery then replays the keys of the rewound seqs from their overwrite
+// entries, newest first, which bpcheck does not do; its overlay would be
+// wrong, and so would the findings.
+func (j *Journal) rewound() error {
+	for _, js := range j.Replay {
+		for _, e := range js.Entries {
+			if e.Type != JEntryRewind {
+				continue
+			}
+			var from, to uint64
+			if len(e.Payload) >= 16 {
+				from, to = binary.LittleEndian.Uint64(e.Payload), binary.LittleEndian.Uint64(e.Payload[8:])
+			}
+			return &Error{Dev: js.Dev, Offset: js.Offset, What: "journal entry", Level: -1,
+				Err: fmt.Errorf("%w: seq %d records a journal rewind (seqs %d-%d undone); bpcheck does not replay a rewound journal", ErrUnsupported, js.Seq, to+1, from)}
+		}
+	}
+	return nil
+}

@@ -7,10 +7,12 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 
 	"bpcheck/bp"
 	"bpcheck/btreeio"
+	"bpcheck/csum"
 	"bpcheck/internal/casedata"
 )
 
@@ -198,4 +200,58 @@ func TestJournalDamaged(t *testing.T) {
 			t.Log(j.Summary())
 		})
 	}
+}
+
+// TestJournalRewindRefused: a journal holding a rewind entry (1.39) is
+// replayed from its overwrite entries by recovery, which bpcheck does not
+// do: loading the roots fails with ErrUnsupported, naming the entry, where
+// a guess would give wrong findings.
+func TestJournalRewindRefused(t *testing.T) {
+	casedata.Require(t)
+	fs := openCase(t, "v139-unclean")
+	if err := fs.LoadRoots(); err != nil {
+		t.Fatal(err)
+	}
+	src := casedata.CaseImages(t, "v139-unclean")[0]
+	img, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	js := fs.Journal.Replay[len(fs.Journal.Replay)-1]
+	var at int64 = -1
+	for _, e := range js.Entries {
+		if e.Type == 9 && len(e.Payload) >= 16 { // a log entry, made a rewind entry
+			at = js.Offset + 56 + int64(e.Offset)
+			break
+		}
+	}
+	if at < 0 || img[at+4] != 9 {
+		t.Fatalf("no log entry found in jset seq %d", js.Seq)
+	}
+	le := binary.LittleEndian
+	img[at+4] = btreeio.JEntryRewind
+	le.PutUint64(img[at+8:], js.Seq)    // from
+	le.PutUint64(img[at+16:], js.Seq-1) // to
+	end := js.Offset + 56 + 8*int64(le.Uint32(img[js.Offset+40:]))
+	ct := csum.Type(le.Uint32(img[js.Offset+36:]) & 0xf)
+	sum, err := csum.Compute(ct, img[js.Offset+16:end])
+	if err != nil {
+		t.Fatal(err)
+	}
+	le.PutUint64(img[js.Offset:], sum.Lo)
+	le.PutUint64(img[js.Offset+8:], sum.Hi)
+	path := filepath.Join(t.TempDir(), "dev0.img")
+	if err := os.WriteFile(path, img, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rw, err := btreeio.Open([]string{path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rw.Close()
+	err = rw.LoadRoots()
+	if !errors.Is(err, btreeio.ErrUnsupported) || !strings.Contains(err.Error(), "journal rewind") {
+		t.Fatalf("LoadRoots of a rewound journal: %v", err)
+	}
+	t.Log(err)
 }
