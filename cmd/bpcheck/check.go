@@ -63,6 +63,9 @@ Options:
                      (--direct) for every device, false never; a scan then
                      neither evicts nor relies on cached pages. Unaligned
                      or refused reads fall back to buffered ones
+  --ionice CLASS     I/O scheduling class of the reads: idle (served only
+                     when no other process wants the disk), best-effort
+                     (its lowest level) or none (the default: inherited)
   --force            check a mounted device (warns: a live filesystem changes
                      under the check; prefer a snapshot)
   --timeout DUR      stop after DUR (e.g. 30m) with a partial report, exit 32;
@@ -130,6 +133,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	noProgress := fl.Bool("no-progress", false, "no live progress line on a terminal")
 	prefetch := fl.Int("prefetch", pipeline.DefaultPrefetch, "leaves each walk reads ahead (0: none)")
 	ioMode := fl.String("io", "auto", "how prefetched leaves are read: auto (io_uring, else a pread pool), uring, pool, threads")
+	ionice := fl.String("ionice", "none", "I/O scheduling class of the check's reads: idle, best-effort (lowest level) or none")
 	direct := directMode("auto")
 	fl.Var(&direct, "direct", "read btree nodes with O_DIRECT: auto (block devices), true, false")
 	openOpt := addOpenFlags(fl)
@@ -144,6 +148,14 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	if *workers < 1 {
 		fmt.Fprintln(stderr, "bpcheck: --workers must be at least 1")
 		return exitUsage
+	}
+	if _, ok := ioniceClasses[*ionice]; !ok {
+		fmt.Fprintf(stderr, "bpcheck: --ionice %q: want idle, best-effort or none\n", *ionice)
+		return exitUsage
+	}
+	if err := setIOPriority(*ionice); err != nil {
+		fmt.Fprintf(stderr, "bpcheck: %v\n", err)
+		return exitOperational
 	}
 	if m := mountedDevices(btreeio.SplitDevices(fl.Args())); len(m) > 0 {
 		for dev, mp := range m {
@@ -346,7 +358,7 @@ func check(ctx context.Context, fs *btreeio.FS, opt pipeline.Options, out checkO
 		}
 	}
 	if out.metricsFile != "" {
-		if err := writeMetrics(out.metricsFile, metricsText(s, btreeio.UUIDString(sb.UserUUID), time.Now())); err != nil {
+		if err := writeMetrics(out.metricsFile, s, btreeio.UUIDString(sb.UserUUID), time.Now()); err != nil {
 			fmt.Fprintf(stderr, "bpcheck: %v\n", err)
 			code |= exitOperational
 			s.ExitCode = code

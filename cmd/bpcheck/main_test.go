@@ -511,6 +511,8 @@ func TestExitCodes(t *testing.T) {
 		{"usage/bad-memory-percent", check("--memory", "150%", tiny), exitUsage, "bad memory percentage"},
 		{"usage/zero-workers", check("--workers", "0", tiny), exitUsage, "--workers must be at least 1"},
 		{"usage/bad-direct", check("--direct=sometimes", tiny), exitUsage, "want auto, true or false"},
+		{"usage/bad-ionice", check("--ionice", "sometimes", tiny), exitUsage, "want idle, best-effort or none"},
+		{"clean/ionice-idle", check("--ionice", "idle", tiny), exitClean, ""},
 		{"usage/no-device", check(), exitUsage, "no device given"},
 		{"usage/not-bcachefs", check(zeros), exitUsage, "not a bcachefs"},
 		{"usage/incomplete-set", check(twoDev[0]), exitUsage, "incomplete"},
@@ -540,6 +542,7 @@ func TestExitCodes(t *testing.T) {
 		{"operational/list-nonexistent", []string{"list", nonexistent}, exitOperational, "no such file or directory"},
 		{"operational/show-super-nonexistent", []string{"show-super", nonexistent}, exitOperational, "no such file or directory"},
 	}
+	t.Cleanup(func() { resetIOPriority(t) }) // clean/ionice-idle
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			r := runCLI(t, tc.args...)

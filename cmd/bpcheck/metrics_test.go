@@ -58,20 +58,39 @@ func TestMetricsFile(t *testing.T) {
 	want := map[string]float64{"ptr_to_missing_backpointer": 5, "backpointer_to_missing_ptr": 6, "alloc_key_dirty_sectors_wrong": 7,
 		"alloc_key_data_type_wrong": 1, "ptr_to_missing_alloc_key": 1}
 	for code, n := range want {
-		if got := value("bpcheck_findings", "code", code); got != n {
-			t.Errorf("findings{code=%s} = %v, want %v", code, got, n)
+		if got := value("bpcheck_findings", "error_type", code); got != n {
+			t.Errorf("findings{error_type=%s} = %v, want %v", code, got, n)
 		}
 	}
-	for name, v := range map[string]float64{"bpcheck_findings_total": 20, "bpcheck_exit_code": 4, "bpcheck_passes": 1,
-		"bpcheck_pointers_scanned": 5402, "bpcheck_backpointers_scanned": 5403, "bpcheck_read_errors": 0} {
+	for name, v := range map[string]float64{"bpcheck_findings_silenced": 0, "bpcheck_exit_code": 4, "bpcheck_passes": 1,
+		"bpcheck_pointers_checked": 5402, "bpcheck_backpointers_checked": 5403, "bpcheck_read_errors": 0} {
 		if got := value(name); got != v {
 			t.Errorf("%s = %v, want %v", name, got, v)
 		}
 	}
+	// The node_exporter bcachefs collector's labels: uuid on every
+	// metric, device per member.
+	for name, fam := range fams {
+		for _, m := range fam.GetMetric() {
+			hasUUID := false
+			for _, lp := range m.GetLabel() {
+				hasUUID = hasUUID || lp.GetName() == "uuid" && lp.GetValue() != ""
+			}
+			if !hasUUID {
+				t.Errorf("%s has no uuid label", name)
+			}
+		}
+	}
+	if got := value("bpcheck_device_findings", "device", "1", "error_type", "ptr_to_missing_alloc_key"); got != 1 {
+		t.Errorf("device_findings{device=1,error_type=ptr_to_missing_alloc_key} = %v, want 1", got)
+	}
+	if got := value("bpcheck_info", "version", "1.36"); got != 1 {
+		t.Errorf("bpcheck_info{version=1.36} = %v", got)
+	}
 	if value("bpcheck_peak_memory_bytes") <= 0 || value("bpcheck_last_success_timestamp_seconds") <= 0 {
 		t.Error("peak memory or last success missing")
 	}
-	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(path), ".*tmp*")); len(left) != 0 {
-		t.Errorf("temporary files left: %v", left)
+	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(path), "*")); len(left) != 1 {
+		t.Errorf("files beside the metrics file (temporary files left?): %v", left)
 	}
 }
