@@ -7,6 +7,7 @@ import (
 	"bpcheck/bp"
 	"bpcheck/btreeio"
 	"bpcheck/internal/casedata"
+	"bpcheck/unlock"
 )
 
 // countVisitor counts leaf keys and nodes, and fails on unreadable nodes.
@@ -48,14 +49,7 @@ func openCase(tb testing.TB, name string) *btreeio.FS {
 // unlockCase unseals the key of an encrypted case with its passphrase.
 func unlockCase(tb testing.TB, fs *btreeio.FS, name string) {
 	tb.Helper()
-	if !fs.KeySealed() {
-		return
-	}
-	k, err := fs.SB.Crypt.PassphraseKey(casedata.Passphrase(tb, name))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := fs.Unlock(&k); err != nil {
+	if err := unlock.WithPassphrase(fs, casedata.Passphrase(tb, name)); err != nil {
 		tb.Fatalf("case %s: %v", name, err)
 	}
 }

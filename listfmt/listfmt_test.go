@@ -9,6 +9,7 @@ import (
 	"bpcheck/btreeio"
 	"bpcheck/internal/casedata"
 	"bpcheck/listfmt"
+	"bpcheck/unlock"
 )
 
 // fullText lists the btrees whose values bpcheck prints in full; for the
@@ -65,14 +66,8 @@ func TestListMatchesBcachefs(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer fs.Close()
-			if fs.KeySealed() {
-				k, err := fs.SB.Crypt.PassphraseKey(casedata.Passphrase(t, name))
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := fs.Unlock(&k); err != nil {
-					t.Fatal(err)
-				}
+			if err := unlock.WithPassphrase(fs, casedata.Passphrase(t, name)); err != nil {
+				t.Fatal(err)
 			}
 			if err := fs.LoadRoots(); err != nil {
 				if errors.Is(err, btreeio.ErrUnclean) {

@@ -15,6 +15,7 @@ import (
 	"bpcheck/internal/hugemem"
 	"bpcheck/pipeline"
 	"bpcheck/report"
+	"bpcheck/unlock"
 )
 
 // bpCodes are the findings of the backpointer passes, compared exactly.
@@ -110,14 +111,8 @@ func runCase(t *testing.T, name string, opt pipeline.Options) *pipeline.Result {
 		t.Fatal(err)
 	}
 	defer fs.Close()
-	if fs.KeySealed() {
-		k, err := fs.SB.Crypt.PassphraseKey(casedata.Passphrase(t, name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := fs.Unlock(&k); err != nil {
-			t.Fatal(err)
-		}
+	if err := unlock.WithPassphrase(fs, casedata.Passphrase(t, name)); err != nil {
+		t.Fatal(err)
 	}
 	if err := fs.LoadRoots(); err != nil {
 		if errors.Is(err, btreeio.ErrUnclean) {

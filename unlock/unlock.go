@@ -90,15 +90,25 @@ func Unlock(fs *btreeio.FS, opt Options) (source string, err error) {
 			"unlock it with `bcachefs unlock` (the kernel keyring), or give --passphrase-file FILE (or run on a terminal to be asked)", ErrNoKey, uuid)
 	}
 	defer clear(pass)
-	k, err := fs.SB.Crypt.PassphraseKey(pass)
-	if err != nil {
-		return "", err
-	}
-	defer clear(k[:])
-	if err := fs.Unlock(&k); err != nil {
+	if err := WithPassphrase(fs, pass); err != nil {
 		return "", err
 	}
 	return src, nil
+}
+
+// WithPassphrase unseals the key of fs with a passphrase the caller holds
+// (nothing is asked or read); a filesystem whose key is not sealed is left
+// as it is. The passphrase is not kept.
+func WithPassphrase(fs *btreeio.FS, passphrase []byte) error {
+	if !fs.KeySealed() {
+		return nil
+	}
+	k, err := fs.SB.Crypt.PassphraseKey(passphrase)
+	if err != nil {
+		return err
+	}
+	defer clear(k[:])
+	return fs.Unlock(&k)
 }
 
 // readKeyFile reads a raw 32-byte key.
