@@ -105,8 +105,9 @@ func LeftoverNote(kind string, n int) string {
 	case LeftoverLayout114:
 		return fmt.Sprintf("%d finding(s) concern backpointers that keep the value layout of metadata before 1.14 "+
 			"at their right positions: an upgrade from 1.13 or older left them (the 1.14 upgrade of bcachefs-tools "+
-			"v1.20 to v1.25.x does not rewrite them). The fsck of the filesystem's era reports them the same way, "+
-			"and its `fsck -y` deletes them and writes them anew in the 1.14 layout", n)
+			"v1.25.3 does not rewrite them, by its sources nor does any tools release from v1.20 to v1.25.x). The fsck "+
+			"of the filesystem's era reports them the same way, and its `fsck -y` deletes them and writes them anew "+
+			"in the 1.14 layout", n)
 	case LeftoverECFlags137:
 		return fmt.Sprintf("%d finding(s) concern backpointers of erasure-coded pointers written before metadata 1.37, "+
 			"without the erasure-coding flags 1.37 added: the upgrade to 1.37 does not rewrite them. The fsck of "+
