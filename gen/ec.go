@@ -294,12 +294,15 @@ func (g *generator) addECExtent(st *ecStripe, b int, off uint64, size uint32) er
 	ec.off += uint64(size)
 	ec.left--
 	pos := bp.Pos{Inode: ec.ino, Offset: ec.off, Snapshot: math.MaxUint32}
-	c := bp.CRC{CsumType: dataCsumType, CompressedSize: size, UncompressedSize: size, CsumLo: g.csumOfZeros(size)}
-	g.scratch, _ = c.AppendCRC(g.scratch[:0])
+	var ver uint64
+	var err error
+	if g.scratch, ver, err = g.appendDataCRC(g.scratch[:0], size, false); err != nil {
+		return err
+	}
 	g.scratch = appendU64(g.scratch, stripePtrEntry(uint8(b), 1, st.idx))
 	g.scratch = appendU64(g.scratch, bp.Ptr{Offset: off, Dev: dev}.Encode())
 	g.snapKeys[0].add(len(g.scratch))
-	if err := g.ext.add(pos, size, bp.KeyExtent, g.scratch); err != nil {
+	if err := g.ext.addVer(pos, size, ver, bp.KeyExtent, g.scratch); err != nil {
 		return err
 	}
 	g.extents++

@@ -114,13 +114,16 @@ func (s *extentSource) next(x *extent) error {
 	return nil
 }
 
-// extentVal appends the value of extent x: one crc entry (crc32c of the
-// data, which reads as zeros) and its pointers.
-func extentVal(b []byte, x *extent, csumLo uint64) []byte {
-	c := bp.CRC{CsumType: dataCsumType, CompressedSize: x.size, UncompressedSize: x.size, CsumLo: csumLo}
-	b, _ = c.AppendCRC(b)
+// extentVal appends the value of extent x: one crc entry (the checksum
+// of the data, which reads as zeros, spoilt if bad; see appendDataCRC)
+// and its pointers. It returns the extent's key version.
+func (g *generator) extentVal(b []byte, x *extent, bad bool) ([]byte, uint64, error) {
+	b, ver, err := g.appendDataCRC(b, x.size, bad)
+	if err != nil {
+		return b, 0, err
+	}
 	for j := 0; j < x.n; j++ {
 		b = appendU64(b, bp.Ptr{Offset: x.off[j], Dev: x.dev[j]}.Encode())
 	}
-	return b
+	return b, ver, nil
 }

@@ -52,7 +52,8 @@ func (g *generator) finish() (*Manifest, error) {
 	}
 	sort.Ints(ids)
 	m := &Manifest{Params: g.p, UUID: btreeio.UUIDString(g.uuid), Version: bp.VersionString(g.f.version),
-		Btrees: map[string]BtreeCounts{}, Extents: g.extents, Inodes: g.inodes, Injected: g.injected, MetadataBytes: written}
+		Btrees: map[string]BtreeCounts{}, Extents: g.extents, Inodes: g.inodes, Injected: g.injected, MetadataBytes: written,
+		KeySealed: g.p.Encrypted && g.p.Passphrase != ""}
 	for _, id := range ids {
 		r := res.roots[bp.BtreeID(id)]
 		g.roots = append(g.roots, root{btree: r.btree, level: r.level, key: rootKey(r)})
@@ -101,7 +102,16 @@ func (g *generator) journalOn(i int) bool { return i < g.p.Replicas }
 
 // writeMetadata writes the journal entry and every superblock copy.
 func (g *generator) writeMetadata(m *Manifest) error {
-	g.jsetBytes = g.jset(g.roots)
+	var err error
+	if g.jsetBytes, err = g.jset(g.roots); err != nil {
+		return err
+	}
+	if g.crypt != nil {
+		// The sealed key (scrypt ran while the btrees were written).
+		if g.cryptField, err = g.crypt.wait(); err != nil {
+			return err
+		}
+	}
 	for i, d := range g.devs {
 		f := g.files[i]
 		if g.journalOn(i) {

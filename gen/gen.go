@@ -6,7 +6,11 @@
 // the findings `bpcheck check` must report for them.
 //
 // Data regions are never written: they are holes that read as zeros, and
-// every extent carries the crc32c checksum of those zeros. Keys are made in
+// every extent carries the crc32c checksum of those zeros. With
+// Params.Encrypted the filesystem is written as `bcachefs format
+// --encrypted` sets it up: btree nodes and the journal entry encrypted
+// and MAC'd, and extents carrying the chacha20_poly1305_80 MAC of the
+// zeros under their nonce (see crypt.go). Keys are made in
 // key order and streamed into btree nodes (packed with the format bcachefs
 // would compute for each node), so memory stays bounded by the number of
 // nodes, not of keys. The same parameters give byte-identical images.
@@ -55,6 +59,12 @@ type generator struct {
 	seenSets    map[int]bool
 	devNodes    [][][2]uint64
 	roots       []root
+	// crypt is the key of an encrypted filesystem (nil: not encrypted);
+	// keyVersion the last key version given to an extent (the journal's
+	// key_version).
+	crypt      *cryptState
+	cryptField []byte // the crypt field, key sealed
+	keyVersion uint64
 
 	src *extentSource
 	ns  *namespace
@@ -125,6 +135,9 @@ func Generate(dir string, p Params) (*Manifest, error) {
 	if cerr := g.closeFiles(); err == nil {
 		err = cerr
 	}
+	if g.crypt != nil {
+		g.crypt.wait() // no sealing goroutine outlives Generate
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -150,6 +163,9 @@ func newGenerator(dir string, p Params) (*generator, error) {
 	for i := 0; i < p.Devices; i++ {
 		g.devs = append(g.devs, newDevice(i, &p))
 		g.memberUUID = append(g.memberUUID, r.uuid())
+	}
+	if p.Encrypted {
+		g.crypt = newCrypt(&p, g.uuid)
 	}
 	g.devNodes = make([][][2]uint64, p.Devices)
 	g.wrongDirt = make([]bool, p.Devices)
@@ -284,7 +300,7 @@ func (g *generator) makeNode(btree bp.BtreeID, level uint8, n *nodeBuf, max bp.P
 	}
 	j := &nodeJob{nb: n, f: fs.Done(), ptrs: ptrs,
 		h: nodeHeader{magic: g.bsetMagic, btree: btree, level: level, min: n.min, max: max, seq: info.seq, journalSeq: g.journalSeq,
-			version: g.f.version}}
+			version: g.f.version, key: g.cryptKey()}}
 	g.jobs <- j
 	return info
 }
@@ -395,6 +411,37 @@ func (g *generator) generate() (*Manifest, error) {
 	return g.finish()
 }
 
+// cryptKey is the filesystem's key, nil when it is not encrypted.
+func (g *generator) cryptKey() *csum.Key {
+	if g.crypt == nil {
+		return nil
+	}
+	return &g.crypt.key
+}
+
+// appendDataCRC appends the crc entry of an extent of size sectors whose
+// data reads as zeros: crc32c of the zeros, or on an encrypted
+// filesystem the extent gets the next key version (returned) and the
+// chacha20_poly1305_80 MAC of the zeros under its nonce (crc64). bad
+// spoils the checksum.
+func (g *generator) appendDataCRC(b []byte, size uint32, bad bool) ([]byte, uint64, error) {
+	var spoil uint64
+	if bad {
+		spoil = 0x0bad0c5
+	}
+	if g.crypt == nil {
+		c := bp.CRC{CsumType: dataCsumType, CompressedSize: size, UncompressedSize: size, CsumLo: g.csumOfZeros(size) ^ spoil}
+		b, _ = c.AppendCRC(b)
+		return b, 0, nil
+	}
+	g.keyVersion++
+	lo, hi, err := zerosMAC(&g.crypt.key, g.keyVersion, size)
+	if err != nil {
+		return b, 0, err
+	}
+	return appendCRC64(b, dataCsumEncrypted, size, lo^spoil, hi), g.keyVersion, nil
+}
+
 // csumOfZeros is the crc32c (bcachefs data checksum type crc32c) of
 // sectors of zeros: what a reader computes over the holes.
 func (g *generator) csumOfZeros(sectors uint32) uint64 {
@@ -452,9 +499,13 @@ func (g *generator) dataBP(x *extent, j int) (bp.Pos, bp.Backpointer) {
 func (g *generator) addExtent(i int64, x *extent) error {
 	kind, j := g.inj.at(i, x, g)
 	g.noteReplicas(bp.DataUser, x.dev[:x.n])
-	g.scratch = extentVal(g.scratch[:0], x, g.csumOfZeros(x.size))
+	var ver uint64
+	var err error
+	if g.scratch, ver, err = g.extentVal(g.scratch[:0], x, false); err != nil {
+		return err
+	}
 	g.snapKeys[0].add(len(g.scratch))
-	if err := g.ext.add(x.pos, x.size, bp.KeyExtent, g.scratch); err != nil {
+	if err := g.ext.addVer(x.pos, x.size, ver, bp.KeyExtent, g.scratch); err != nil {
 		return err
 	}
 	g.extents++
@@ -512,9 +563,13 @@ func (g *generator) addExtent(i int64, x *extent) error {
 func (g *generator) addDup(x *extent) error {
 	y := *x
 	y.pos = bp.Pos{Inode: g.src.newInode(), Offset: uint64(x.size), Snapshot: math.MaxUint32}
-	g.scratch = extentVal(g.scratch[:0], &y, g.csumOfZeros(y.size)^0x0bad0c5)
+	var ver uint64
+	var err error
+	if g.scratch, ver, err = g.extentVal(g.scratch[:0], &y, true); err != nil {
+		return err
+	}
 	g.snapKeys[0].add(len(g.scratch))
-	if err := g.ext.add(y.pos, y.size, bp.KeyExtent, g.scratch); err != nil {
+	if err := g.ext.addVer(y.pos, y.size, ver, bp.KeyExtent, g.scratch); err != nil {
 		return err
 	}
 	g.extents++

@@ -18,6 +18,7 @@ import (
 	"bpcheck/btreeio"
 	"bpcheck/listfmt"
 	"bpcheck/pipeline"
+	"bpcheck/unlock"
 )
 
 // allFaults asks for every fault kind.
@@ -40,7 +41,16 @@ var cases = []struct {
 	{"3dev-ec", Params{Devices: 3, DeviceSize: 128 << 20, Extents: 2000, ECStripes: 6, Seed: 7}},
 	{"4dev-ec-faults", Params{Devices: 4, DeviceSize: 128 << 20, BtreeNodeSize: 16 << 10, Extents: 3000, ExtentMax: 64,
 		ECStripes: 10, Seed: 8, Inject: withFaults(allFaults, map[string]int{KindWrongStripeSectors: 2, KindWrongParitySectors: 2, KindMissingStripeBP: 3, KindWrongStripeBlockCount: 2})}},
+	// Encrypted: the key sealed with a passphrase, or in plain text.
+	{"2dev-r2-enc-faults", Params{Devices: 2, Replicas: 2, DeviceSize: 256 << 20, Extents: 2500, BtreeNodeSize: 8192, Seed: 9, Inject: allFaults,
+		Encrypted: true, Passphrase: testPassphrase}},
+	{"1dev-enc-plain-key", Params{DeviceSize: 256 << 20, Extents: 3000, Seed: 10, Encrypted: true}},
+	{"3dev-ec-enc-faults", Params{Devices: 3, DeviceSize: 128 << 20, BtreeNodeSize: 16 << 10, Extents: 2000, ExtentMax: 64, ECStripes: 6, Seed: 12,
+		Encrypted: true, Inject: map[string]int{KindMissingBP: 1, KindWrongStripeSectors: 1, KindWrongParitySectors: 1, KindMissingStripeBP: 1, KindWrongStripeBlockCount: 1}}},
 }
+
+// testPassphrase seals the key of the encrypted test filesystems.
+const testPassphrase = "correct horse battery"
 
 // withFaults returns the union of fault maps.
 func withFaults(ms ...map[string]int) map[string]int {
@@ -53,13 +63,37 @@ func withFaults(ms ...map[string]int) map[string]int {
 	return out
 }
 
+// open opens the generated filesystem; an encrypted one is unlocked with
+// its passphrase (m.Params, as Generate returned it), given in a file as
+// to `bpcheck check --passphrase-file`.
 func open(t *testing.T, dir string, m *Manifest) *btreeio.FS {
 	t.Helper()
 	var paths []string
 	for _, f := range m.Files {
 		paths = append(paths, filepath.Join(dir, f))
 	}
-	return openImages(t, paths)
+	if !m.Params.Encrypted {
+		return openImages(t, paths)
+	}
+	fs, err := btreeio.Open(paths)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fs.Close() })
+	if fs.KeySealed() != m.KeySealed || m.KeySealed != (m.Params.Passphrase != "") {
+		t.Fatalf("key sealed %v, manifest %v, passphrase given %v", fs.KeySealed(), m.KeySealed, m.Params.Passphrase != "")
+	}
+	pf := filepath.Join(t.TempDir(), "passphrase.txt")
+	if err := os.WriteFile(pf, []byte(m.Params.Passphrase+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := unlock.Unlock(fs, unlock.Options{PassphraseFile: pf, NoKeyring: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := fs.LoadRoots(); err != nil {
+		t.Fatal(err)
+	}
+	return fs
 }
 
 func findingKeys(fs []Finding) []string {
@@ -237,8 +271,12 @@ func checkStructure(t *testing.T, fs *btreeio.FS, m *Manifest) {
 	if n := strings.Count(out.String(), "\nu64s ") + 1; int64(n) != m.Extents {
 		t.Errorf("list -b extents: %d keys, want %d", n, m.Extents)
 	}
-	if !strings.Contains(out.String(), "csum crc32c 0:0  compress none") {
+	if !m.Params.Encrypted && !strings.Contains(out.String(), "csum crc32c 0:0  compress none") {
 		t.Errorf("list -b extents: no crc32c entry of zeros in\n%.400s", out.String())
+	}
+	if m.Params.Encrypted && (!strings.Contains(out.String(), "csum chacha20_poly1305_80 ") ||
+		!strings.Contains(out.String(), " ver 1  : durability") && !strings.Contains(out.String(), " ver 1: durability")) {
+		t.Errorf("list -b extents: no chacha20_poly1305_80 checksum or no version 1 in\n%.400s", out.String())
 	}
 }
 
@@ -316,6 +354,21 @@ func TestExtentsRoundTrip(t *testing.T) {
 				if k.Key.Type != bp.KeyExtent || k.Key.Pos != x.pos || k.Key.Size != x.size {
 					t.Fatalf("extent %d: %s %s len %d, generated %s len %d", i, k.Key.Type, k.Key.Pos, k.Key.Size, x.pos, x.size)
 				}
+				// Encrypted: key versions 1, 2, … in key order, and the
+				// MAC of the zeros under the key and that version.
+				wantCRC := bp.CRC{Kind: bp.EntryCRC32, CsumType: dataCsumType}
+				if p.Encrypted {
+					if k.Key.Version != (bp.Version{Lo: uint64(i + 1)}) {
+						t.Fatalf("extent %d: version %+v, want %d", i, k.Key.Version, i+1)
+					}
+					lo, hi, err := zerosMAC(fs.SB.CryptKey, uint64(i+1), x.size)
+					if err != nil {
+						t.Fatal(err)
+					}
+					wantCRC = bp.CRC{Kind: bp.EntryCRC64, CsumType: uint8(dataCsumEncrypted), CsumLo: lo, CsumHi: hi}
+				} else if k.Key.Version != (bp.Version{}) {
+					t.Fatalf("extent %d: version %+v", i, k.Key.Version)
+				}
 				it := bp.NewPtrIter(k.Val, k.Key.Size, nil)
 				for j := 0; ; j++ {
 					d, ok, err := it.Next()
@@ -329,7 +382,8 @@ func TestExtentsRoundTrip(t *testing.T) {
 						break
 					}
 					if d.Ptr.Dev != x.dev[j] || d.Ptr.Offset != x.off[j] || d.Ptr.Gen != 0 || d.Ptr.Cached ||
-						d.CRC.Kind != bp.EntryCRC32 || d.CRC.CsumType != dataCsumType || d.CRC.CompressedSize != x.size || d.CRC.CsumLo != 0 {
+						d.CRC.Kind != wantCRC.Kind || d.CRC.CsumType != wantCRC.CsumType || d.CRC.CompressedSize != x.size ||
+						d.CRC.CsumLo != wantCRC.CsumLo || d.CRC.CsumHi != wantCRC.CsumHi {
 						t.Fatalf("extent %d pointer %d: %+v, want dev %d offset %d", i, j, d, x.dev[j], x.off[j])
 					}
 				}
@@ -405,6 +459,7 @@ func TestParamErrors(t *testing.T) {
 		{Params{DeviceSize: 64 << 20, ECStripes: -1}, "must not be negative"},
 		{Params{DeviceSize: 64 << 20, Inject: map[string]int{KindMissingStripeBP: 1}}, "needs ec stripes"},
 		{Params{Devices: 3, DeviceSize: 64 << 20, ECStripes: 2, Inject: map[string]int{KindWrongParitySectors: 3}}, "only 2 stripe blocks"},
+		{Params{DeviceSize: 64 << 20, Passphrase: "x"}, "a passphrase is for an encrypted filesystem"},
 	} {
 		_, err := Generate(t.TempDir(), c.p)
 		if err == nil || !strings.Contains(err.Error(), c.want) {

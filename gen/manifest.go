@@ -19,9 +19,12 @@ type Manifest struct {
 	Inodes  int64                  `json:"inodes"`
 	// MetadataBytes is what was written: btree nodes (every replica),
 	// superblocks and journal entries.
-	MetadataBytes int64          `json:"metadata_bytes"`
-	Injected      map[string]int `json:"injected"`
-	Findings      []Finding      `json:"findings"`
+	MetadataBytes int64 `json:"metadata_bytes"`
+	// KeySealed says the key of an encrypted filesystem is sealed with
+	// a passphrase (not stored in plain text).
+	KeySealed bool           `json:"key_sealed,omitempty"`
+	Injected  map[string]int `json:"injected"`
+	Findings  []Finding      `json:"findings"`
 }
 
 // BtreeCounts are the keys and nodes of one btree.

@@ -25,6 +25,7 @@ type gkey struct {
 	pos  bp.Pos
 	size uint32
 	typ  bp.KeyType
+	ver  uint64 // version.lo
 	voff uint32
 	vlen uint32 // bytes, a multiple of 8
 }
@@ -70,9 +71,9 @@ var fieldWidths = [4]uint64{64, 64, 32, 32}
 
 // keyU64sWith returns the key_u64s of the node's format if it also held
 // a key at pos of the given size (bch2_bkey_format_done's sizing: each
-// field's range in bits, 4 spare bits for the size field). Keys made here
-// all have version 0, so the version fields take no bits.
-func (n *nodeBuf) keyU64sWith(pos bp.Pos, size uint32) int {
+// field's range in bits, 4 spare bits for the size field). Only the
+// extents of encrypted filesystems have versions (version.lo).
+func (n *nodeBuf) keyU64sWith(pos bp.Pos, size uint32, ver uint64) int {
 	v := [4]uint64{pos.Inode, pos.Offset, uint64(pos.Snapshot), uint64(size)}
 	total := uint64(24)
 	for i := range v {
@@ -83,6 +84,10 @@ func (n *nodeBuf) keyU64sWith(pos bp.Pos, size uint32) int {
 		}
 		total += b
 	}
+	// version.lo (0 but for the extents of encrypted filesystems);
+	// version.hi is always 0.
+	lo, hi := min(n.fs.Min[bp.FieldVersionLo], ver), max(n.fs.Max[bp.FieldVersionLo], ver)
+	total += uint64(bits.Len64(hi - lo))
 	return int((total + 63) / 64)
 }
 
@@ -92,15 +97,17 @@ func (n *nodeBuf) fits(ku, vlen, limit int) bool {
 	return (len(n.keys)+1)*ku+n.valU64s+vlen/8 <= limit
 }
 
-// add appends a key; ku is keyU64sWith(pos, size).
-func (n *nodeBuf) add(pos bp.Pos, size uint32, typ bp.KeyType, val []byte, ku int) {
+// add appends a key; ku is keyU64sWith(pos, size, ver).
+func (n *nodeBuf) add(pos bp.Pos, size uint32, ver uint64, typ bp.KeyType, val []byte, ku int) {
 	n.keyU64s = ku
 	v := [4]uint64{pos.Inode, pos.Offset, uint64(pos.Snapshot), uint64(size)}
 	for i := range v {
 		n.fs.Min[i] = min(n.fs.Min[i], v[i])
 		n.fs.Max[i] = max(n.fs.Max[i], v[i])
 	}
-	n.keys = append(n.keys, gkey{pos: pos, size: size, typ: typ, voff: uint32(len(n.vals)), vlen: uint32(len(val))})
+	n.fs.Min[bp.FieldVersionLo] = min(n.fs.Min[bp.FieldVersionLo], ver)
+	n.fs.Max[bp.FieldVersionLo] = max(n.fs.Max[bp.FieldVersionLo], ver)
+	n.keys = append(n.keys, gkey{pos: pos, size: size, typ: typ, ver: ver, voff: uint32(len(n.vals)), vlen: uint32(len(val))})
 	n.vals = append(n.vals, val...)
 	n.valU64s += len(val) / 8
 }
@@ -108,7 +115,7 @@ func (n *nodeBuf) add(pos bp.Pos, size uint32, typ bp.KeyType, val []byte, ku in
 // addAll appends keys of node src.
 func (n *nodeBuf) addAll(src *nodeBuf, keys []gkey) {
 	for _, k := range keys {
-		n.add(k.pos, k.size, k.typ, src.vals[k.voff:k.voff+k.vlen], n.keyU64sWith(k.pos, k.size))
+		n.add(k.pos, k.size, k.ver, k.typ, src.vals[k.voff:k.voff+k.vlen], n.keyU64sWith(k.pos, k.size, k.ver))
 	}
 }
 
@@ -135,10 +142,14 @@ type nodeHeader struct {
 	seq        uint64
 	journalSeq uint64
 	version    uint16 // metadata version of the bset
+	// key, when set, encrypts the bset and MACs it
+	// (chacha20_poly1305_128); else crc32c_nonzero.
+	key *csum.Key
 }
 
 // encodeNode writes the node (header, one bset of packed keys, crc32c
-// checksum) into buf and returns the bytes used, padded to the block size.
+// checksum, or encrypted and MAC'd with h.key) into buf and returns the
+// bytes used, padded to the block size.
 func encodeNode(buf []byte, h *nodeHeader, n *nodeBuf, f *bp.Format) (int, error) {
 	le := binary.LittleEndian
 	clear(buf[:nodeHeaderBytes])
@@ -150,12 +161,16 @@ func encodeNode(buf []byte, h *nodeHeader, n *nodeBuf, f *bp.Format) (int, error
 	f.Put(buf[80:])
 	le.PutUint64(buf[136:], h.seq)
 	le.PutUint64(buf[144:], h.journalSeq)
-	le.PutUint32(buf[152:], uint32(csum.CRC32CNonzero))
+	ct := csum.CRC32CNonzero
+	if h.key != nil {
+		ct = metaCsumEncrypted
+	}
+	le.PutUint32(buf[152:], uint32(ct))
 	le.PutUint16(buf[156:], h.version)
 	p := nodeHeaderBytes
 	for i := range n.keys {
 		k := &n.keys[i]
-		key := bp.Key{Type: k.typ, Pos: k.pos, Size: k.size}
+		key := bp.Key{Type: k.typ, Pos: k.pos, Size: k.size, Version: bp.Version{Lo: k.ver}}
 		m, ok := f.PackKey(buf[p:], &key, int(k.vlen/8))
 		if !ok {
 			return 0, fmt.Errorf("key %s does not fit the node format", k.pos)
@@ -168,12 +183,18 @@ func encodeNode(buf []byte, h *nodeHeader, n *nodeBuf, f *bp.Format) (int, error
 		return 0, fmt.Errorf("node of %d u64s overflows", u64s)
 	}
 	le.PutUint16(buf[158:], uint16(u64s))
-	sum, err := csum.Compute(csum.CRC32CNonzero, buf[16:p])
-	if err != nil {
-		return 0, err
+	if h.key != nil {
+		if err := sealNode(h.key, buf, p, h.seq, h.journalSeq); err != nil {
+			return 0, err
+		}
+	} else {
+		sum, err := csum.Compute(csum.CRC32CNonzero, buf[16:p])
+		if err != nil {
+			return 0, err
+		}
+		le.PutUint64(buf[0:], sum.Lo)
+		le.PutUint64(buf[8:], sum.Hi)
 	}
-	le.PutUint64(buf[0:], sum.Lo)
-	le.PutUint64(buf[8:], sum.Hi)
 	end := int(sectorsFor(u64s)) * sectorSize
 	clear(buf[p:end])
 	return end, nil

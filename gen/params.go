@@ -52,6 +52,17 @@ type Params struct {
 	// filesystems stay as they were; the manifest's version field names
 	// the version written.
 	MetadataVersion string `json:"metadata_version,omitempty"`
+	// Encrypted writes the filesystem as `bcachefs format --encrypted`
+	// does: a ChaCha20 key in the crypt field (derived from Seed, so that
+	// the same parameters give the same images), btree node bsets and
+	// journal entries encrypted and MAC'd (chacha20_poly1305_128), extents
+	// with chacha20_poly1305_80 data checksums and key versions 1, 2, …
+	Encrypted bool `json:"encrypted,omitempty"`
+	// Passphrase seals the key of an encrypted filesystem (scrypt N=2^14
+	// r=2^3 p=2^4, as format); empty stores the key in plain text, as
+	// `bcachefs format --encrypted --no_passphrase`. Never written to the
+	// manifest.
+	Passphrase string `json:"-"`
 }
 
 // Fault kinds that Inject takes, and the finding bpcheck reports for each.
@@ -201,6 +212,8 @@ func (p *Params) Validate() error {
 		return fmt.Errorf("ec stripes need 3..%d devices (one block per device, one of them parity), not %d", maxECDevices, p.Devices)
 	case p.ECStripes > 0 && p.Replicas != 1:
 		return fmt.Errorf("ec stripes need replicas 1 (erasure-coded extents have one pointer), not %d", p.Replicas)
+	case p.Passphrase != "" && !p.Encrypted:
+		return errors.New("a passphrase is for an encrypted filesystem (Encrypted)")
 	}
 	lo, hi := roundUp(uint64(p.ExtentMin), blockSectors), p.ExtentMax/blockSectors*blockSectors
 	maxExt := min(uint32(p.BucketSize/sectorSize), uint32(f.encodedExtMax/sectorSize))

@@ -81,8 +81,10 @@ const (
 
 // superEntries are the entries bch2_journal_super_entries_add_common
 // writes: key_version usage, the read and write clocks, then the roots.
-func superEntries(b []byte, writeClock uint64) []byte {
-	b = appendJEntry(b, jeUsage, usageKeyVersion, 0, make([]byte, 8))
+func superEntries(b []byte, keyVersion, writeClock uint64) []byte {
+	var kv [8]byte
+	binary.LittleEndian.PutUint64(kv[:], keyVersion)
+	b = appendJEntry(b, jeUsage, usageKeyVersion, 0, kv[:])
 	for rw := uint64(0); rw < 2; rw++ {
 		var c [16]byte
 		c[0] = byte(rw)
@@ -102,8 +104,9 @@ func rootEntries(b []byte, roots []root) []byte {
 }
 
 // jset builds the journal entry seq that a clean shutdown leaves: every
-// root, the time, the key version and the clocks, as on the real images.
-func (g *generator) jset(roots []root) []byte {
+// root, the time, the key version and the clocks, as on the real images;
+// encrypted and MAC'd on an encrypted filesystem.
+func (g *generator) jset(roots []root) ([]byte, error) {
 	var e []byte
 	e = appendJEntry(e, jeBtreeKeys, 0, 0, nil)
 	if g.f.rewindLimit {
@@ -116,7 +119,7 @@ func (g *generator) jset(roots []root) []byte {
 	var t [8]byte
 	binary.LittleEndian.PutUint64(t[:], baseTime)
 	e = appendJEntry(e, jeDatetime, 0, 0, t[:])
-	e = superEntries(e, g.writeClock)
+	e = superEntries(e, g.keyVersion, g.writeClock)
 	n := 56 + len(e)
 	size := int(roundUp(uint64(n), blockSectors*sectorSize))
 	b := make([]byte, size)
@@ -124,14 +127,24 @@ func (g *generator) jset(roots []root) []byte {
 	le.PutUint64(b[16:], g.jsetMagic)
 	le.PutUint64(b[24:], g.journalSeq)
 	le.PutUint32(b[32:], uint32(g.f.version))
-	le.PutUint32(b[36:], g.f.jsetFlags)
+	flags := g.f.jsetFlags
+	if g.crypt != nil {
+		flags = flags&^0xf | uint32(metaCsumEncrypted)
+	}
+	le.PutUint32(b[36:], flags)
 	le.PutUint32(b[40:], uint32(len(e)/8))
 	le.PutUint64(b[48:], g.journalSeq) // last_seq
 	copy(b[56:], e)
+	if g.crypt != nil {
+		if err := sealJset(&g.crypt.key, b, n, g.journalSeq); err != nil {
+			return nil, err
+		}
+		return b, nil
+	}
 	sum, _ := csum.Compute(csum.CRC32CNonzero, b[16:n])
 	le.PutUint64(b[0:], sum.Lo)
 	le.PutUint64(b[8:], sum.Hi)
-	return b
+	return b, nil
 }
 
 func appendField(b []byte, typ uint32, payload []byte) []byte {
@@ -248,6 +261,11 @@ func (g *generator) superblock(d *device, roots []root, offset uint64) []byte {
 			mem := make([]byte, 8, 8+len(members))
 			le.PutUint16(mem[0:], uint16(mb))
 			fields = appendField(fields, btreeio.FieldMembersV2, append(mem, members...))
+			if g.crypt != nil {
+				// bch_sb_crypt_init adds the crypt field right after
+				// members_v2 (in the images of all three eras).
+				fields = append(fields, g.cryptField...)
+			}
 		case sfMembersV1:
 			var mem []byte
 			for i := range g.devs {
@@ -257,7 +275,7 @@ func (g *generator) superblock(d *device, roots []root, offset uint64) []byte {
 		case sfClean:
 			clean := make([]byte, 16)
 			le.PutUint64(clean[8:], g.journalSeq)
-			clean = superEntries(clean, g.writeClock)
+			clean = superEntries(clean, g.keyVersion, g.writeClock)
 			clean = rootEntries(clean, roots)
 			if want := (f.cleanU64s - 1) * 8; len(clean) < want {
 				clean = append(clean, make([]byte, want-len(clean))...)
@@ -305,6 +323,9 @@ func (g *generator) superblock(d *device, roots []root, offset uint64) []byte {
 	le.PutUint64(sb[128:], baseTime*1e9)
 	le.PutUint32(sb[140:], 1)
 	flags := f.flags(g)
+	if g.crypt != nil {
+		flags[1] |= 1 << sbEncryptionTypeShift
+	}
 	for i, fl := range flags {
 		le.PutUint64(sb[144+8*i:], fl)
 	}

@@ -134,24 +134,41 @@ func sbField(sb *btreeio.Superblock, typ uint32) []byte {
 // TestVersionSuperblockLikeReal generates a filesystem of each real
 // image's shape and compares the superblocks: version, field order and
 // sizes, member size and flags, flag words, features, the downgrade
-// table, the ext field and the data types of the replicas section.
+// table, the ext field and the data types of the replicas section; for
+// the encrypted image also the crypt field's flags and the checksum
+// types of the journal entry and the root nodes.
 func TestVersionSuperblockLikeReal(t *testing.T) {
 	for _, c := range []struct {
-		real     string
-		v        string
-		devices  int
-		replicas int
+		real      string
+		v         string
+		devices   int
+		replicas  int
+		size      int64
+		encrypted bool
 	}{
-		{"small", MetadataVersion136, 1, 1},
-		{"v128-small", MetadataVersion128, 1, 1},
-		{"v128-two-dev", MetadataVersion128, 2, 2},
-		{"v139-small", MetadataVersion139, 1, 1},
-		{"v139-two-dev", MetadataVersion139, 2, 2},
+		{"small", MetadataVersion136, 1, 1, 256 << 20, false},
+		{"v128-small", MetadataVersion128, 1, 1, 256 << 20, false},
+		{"v128-two-dev", MetadataVersion128, 2, 2, 256 << 20, false},
+		{"v139-small", MetadataVersion139, 1, 1, 256 << 20, false},
+		{"v139-two-dev", MetadataVersion139, 2, 2, 256 << 20, false},
+		{"enc-small", MetadataVersion136, 1, 1, 128 << 20, true},
 	} {
 		t.Run(c.real, func(t *testing.T) {
 			realFS := openImages(t, casedata.CaseImages(t, c.real))
+			if c.encrypted {
+				k, err := realFS.SB.Crypt.PassphraseKey(casedata.Passphrase(t, c.real))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := realFS.Unlock(&k); err != nil {
+					t.Fatal(err)
+				}
+			}
 			dir := t.TempDir()
-			p := Params{Devices: c.devices, Replicas: c.replicas, DeviceSize: 256 << 20, Extents: 2000, Seed: 3}
+			p := Params{Devices: c.devices, Replicas: c.replicas, DeviceSize: c.size, Extents: 2000, Seed: 3}
+			if c.encrypted {
+				p.Encrypted, p.Passphrase = true, testPassphrase
+			}
 			if c.v != DefaultMetadataVersion {
 				p.MetadataVersion = c.v
 			}
@@ -224,6 +241,61 @@ func TestVersionSuperblockLikeReal(t *testing.T) {
 			rj, gj := realFS.ReadJournal(), genFS.ReadJournal()
 			if len(rj.Errors)+len(gj.Errors) != 0 || len(gj.Replay) != 1 {
 				t.Fatalf("journal: real %v, generated %v", rj.Errors, gj.Errors)
+			}
+			if !c.encrypted {
+				return
+			}
+			rc, gc := sbField(r, btreeio.FieldCrypt), sbField(g, btreeio.FieldCrypt)
+			if len(rc) != len(gc) || !bytes.Equal(rc[:24], gc[:24]) {
+				t.Errorf("crypt field header, flags, kdf_flags % x, real % x", gc[:min(24, len(gc))], rc[:min(24, len(rc))])
+			}
+			// The checksum (and encryption) types of the newest jset and
+			// of the extents root's first bset, as on disk.
+			jsetFlags := func(fs *btreeio.FS) uint32 {
+				d := fs.Devices[0]
+				bucket := int64(d.SB.Members[0].BucketSize) * 512
+				buf := make([]byte, 4096)
+				le := binary.LittleEndian
+				best, flags := uint64(0), uint32(0)
+				for _, jr := range d.SB.Journal {
+					for b := jr.Start; b < jr.Start+jr.Nr; b++ {
+						for off := int64(0); off < bucket; off += 4096 {
+							if _, err := d.ReadAt(buf, int64(b)*bucket+off); err != nil {
+								t.Fatal(err)
+							}
+							// The newest flushed entry (not JSET_NO_FLUSH).
+							if le.Uint64(buf[16:]) == fs.SB.JsetMagic() && le.Uint64(buf[24:]) >= best && le.Uint32(buf[36:])&(1<<5) == 0 {
+								best, flags = le.Uint64(buf[24:]), le.Uint32(buf[36:])
+							}
+						}
+					}
+				}
+				return flags
+			}
+			if rf, gf := jsetFlags(realFS), jsetFlags(genFS); rf != gf {
+				t.Errorf("jset flags %#x, real %#x", gf, rf)
+			}
+			bsetFlags := func(fs *btreeio.FS) uint32 {
+				for _, rt := range fs.Roots {
+					if rt.Btree != bp.BtreeExtents {
+						continue
+					}
+					it := bp.NewPtrIter(rt.Val[bp.BtreePtrV2Bytes:], 0, nil)
+					d, ok, err := it.Next()
+					if err != nil || !ok {
+						t.Fatalf("extents root pointer: %v", err)
+					}
+					buf := make([]byte, 512)
+					if _, err := fs.Devices[d.Ptr.Dev].ReadAt(buf, int64(d.Ptr.Offset)*512); err != nil {
+						t.Fatal(err)
+					}
+					return binary.LittleEndian.Uint32(buf[152:])
+				}
+				t.Fatal("no extents root")
+				return 0
+			}
+			if rf, gf := bsetFlags(realFS), bsetFlags(genFS); rf != gf {
+				t.Errorf("bset flags %#x, real %#x", gf, rf)
 			}
 		})
 	}

@@ -69,16 +69,22 @@ func (w *btreeWriter) cloneTo(s sink) *btreeWriter {
 }
 
 func (w *btreeWriter) add(pos bp.Pos, size uint32, typ bp.KeyType, val []byte) error {
+	return w.addVer(pos, size, 0, typ, val)
+}
+
+// addVer adds a key of version ver (version.lo; the extents of encrypted
+// filesystems).
+func (w *btreeWriter) addVer(pos bp.Pos, size uint32, ver uint64, typ bp.KeyType, val []byte) error {
 	n := w.cur
-	ku := n.keyU64sWith(pos, size)
+	ku := n.keyU64sWith(pos, size, ver)
 	if len(n.keys) > 0 && !n.fits(ku, len(val), n.goalU64s) {
 		if err := w.flush(w.last); err != nil {
 			return err
 		}
 		w.cur.reset(w.last.Successor())
-		ku = w.cur.keyU64sWith(pos, size)
+		ku = w.cur.keyU64sWith(pos, size, ver)
 	}
-	w.cur.add(pos, size, typ, val, ku)
+	w.cur.add(pos, size, ver, typ, val, ku)
 	w.last = pos
 	return nil
 }

@@ -14,7 +14,10 @@
 // btree bitmap note; a faulty one the fault's message, and every finding
 // of its manifest named in the output (backpointer key, bucket, stripe
 // key or duplicate extent). -keep DIR keeps the images and each run's
-// fsck.txt; -only runs the images whose name contains a string.
+// fsck.txt; -only runs the images whose name contains a string;
+// -encrypted generates every image encrypted, its key sealed with the
+// passphrase in passphrase.txt next to the images, which the fsck reads
+// on stdin.
 //
 // The fault-free images are the generator's bar (docs/bench.md, gen/README.md).
 package main
@@ -71,7 +74,11 @@ func main() {
 	only := flag.String("only", "", "run only the images whose name or fault kind contains this")
 	keep := flag.String("keep", "", "directory for the images (kept); default a temp dir, removed")
 	timeout := flag.Duration("timeout", 2*time.Minute, "time limit per fsck run")
+	encrypted := flag.Bool("encrypted", false, "generate encrypted images (passphrase on the fsck's stdin)")
 	flag.Parse()
+	if *encrypted {
+		passphrase = "correct horse battery"
+	}
 	if *fsck == "" {
 		fmt.Fprintln(os.Stderr, "usage: realfsck -fsck /path/to/bcachefs [-keep DIR]")
 		os.Exit(16)
@@ -324,8 +331,15 @@ func verdict(ok bool, err error, out string) string {
 	return "NOT as expected: " + strings.Join(lines, " / ")
 }
 
+// passphrase, when set (-encrypted), encrypts every image: it seals the
+// key and is given to the fsck on stdin.
+var passphrase string
+
 // genAndCheck generates p into dir and runs the real fsck on it.
 func genAndCheck(fsck, dir string, p gen.Params, timeout time.Duration) (int, string, error) {
+	if passphrase != "" {
+		p.Encrypted, p.Passphrase = true, passphrase
+	}
 	if _, err := gen.Generate(dir, p); err != nil {
 		return -1, "", fmt.Errorf("generate: %w", err)
 	}
@@ -350,6 +364,13 @@ func genAndCheck(fsck, dir string, p gen.Params, timeout time.Duration) (int, st
 	}
 	cmd := exec.CommandContext(ctx, name, cmdArgs...)
 	cmd.Dir = dir
+	if passphrase != "" {
+		pf := filepath.Join(dir, "passphrase.txt")
+		if err := os.WriteFile(pf, []byte(passphrase+"\n"), 0o600); err != nil {
+			return -1, "", err
+		}
+		cmd.Stdin = strings.NewReader(passphrase + "\n")
+	}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()

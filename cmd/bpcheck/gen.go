@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -25,8 +26,9 @@ the real bcachefs fsck -n of the version's era finds no error in an image
 without faults), and DIR/manifest.json with the parameters, key counts and, for
 every injected fault, the finding ` + "`bpcheck check --json`" + ` reports
 for it. Data is never written: it reads as zeros, and every extent
-carries the crc32c checksum of those zeros. The same options give
-byte-identical images.
+carries the crc32c checksum of those zeros (with --encrypted, the
+chacha20_poly1305_80 MAC the kernel computes when it reads them). The
+same options (and passphrase) give byte-identical images.
 
 Options:
   --out DIR                directory to write (created if needed)
@@ -47,6 +49,17 @@ Options:
   --metadata-version V     on-disk format: 1.28 (as bcachefs-tools v1.25.3
                            writes it), 1.36 (v1.36.1) or 1.39 (v1.39.2)
                            (default 1.36)
+  --encrypted              encrypt as bcachefs format --encrypted: btree nodes
+                           and journal entries encrypted with ChaCha20 and
+                           MAC'd with Poly1305, extents with
+                           chacha20_poly1305_80 checksums; the filesystem key
+                           is derived from the seed (format picks it at
+                           random), so the images are reproducible
+  --passphrase-file FILE   with --encrypted: seal the key with the first line
+                           of FILE (scrypt N=2^14 r=2^3 p=2^4, as format);
+                           bpcheck check and bcachefs fsck ask for it
+  --no-passphrase          with --encrypted: store the key in plain text
+                           (format --no_passphrase)
   --inject KIND=COUNT,...  faults to inject; kinds:
       missing_bp           drop an extent backpointer (ptr_to_missing_backpointer)
       dangling_bp          extra backpointer without extent (backpointer_to_missing_ptr)
@@ -71,6 +84,8 @@ Example:
   bpcheck gen --out /tmp/fs --devices 2 --replicas 2 --device-size 4G \
       --extents 1000000 --inject missing_bp=3,dangling_bp=2
   bpcheck check --json /tmp/fs/dev0.img /tmp/fs/dev1.img
+  bpcheck gen --out /tmp/enc --encrypted --passphrase-file pass.txt
+  bpcheck check --passphrase-file pass.txt /tmp/enc/dev0.img
 
 Exit codes: 0 written, 8 could not write, 16 usage error.
 `
@@ -92,6 +107,9 @@ func runGen(args []string, stdout, stderr io.Writer) int {
 	seed := fl.Uint64("seed", 1, "seed")
 	version := fl.String("metadata-version", gen.DefaultMetadataVersion, "metadata version: "+strings.Join(gen.MetadataVersions, ", "))
 	inject := fl.String("inject", "", "faults: KIND=COUNT,...")
+	encrypted := fl.Bool("encrypted", false, "encrypt the filesystem")
+	passFile := fl.String("passphrase-file", "", "file whose first line seals the key")
+	noPass := fl.Bool("no-passphrase", false, "store the key in plain text")
 	if err := fl.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -136,6 +154,27 @@ func runGen(args []string, stdout, stderr io.Writer) int {
 	if p.Inject, err = gen.ParseInject(*inject); err != nil {
 		return usageErr("--inject: %v", err)
 	}
+	switch {
+	case !*encrypted && (*passFile != "" || *noPass):
+		return usageErr("--passphrase-file and --no-passphrase need --encrypted")
+	case *encrypted && (*passFile != "") == *noPass:
+		return usageErr("--encrypted needs --passphrase-file FILE or --no-passphrase")
+	case *encrypted:
+		p.Encrypted = true
+		if *passFile != "" {
+			b, err := os.ReadFile(*passFile)
+			if err != nil {
+				return usageErr("--passphrase-file: %v", err)
+			}
+			// The first line, as bpcheck check and bcachefs read it.
+			line, _, _ := strings.Cut(string(b), "\n")
+			clear(b)
+			if line == "" {
+				return usageErr("--passphrase-file %s: the first line is empty (use --no-passphrase for a key in plain text)", *passFile)
+			}
+			p.Passphrase = line
+		}
+	}
 	full := p.WithDefaults()
 	if err := full.Validate(); err != nil {
 		return usageErr("%v", err)
@@ -152,6 +191,13 @@ func runGen(args []string, stdout, stderr io.Writer) int {
 	for _, name := range sortedKeys(m.Btrees) {
 		c := m.Btrees[name]
 		fmt.Fprintf(stdout, "  %-14s %10d keys %7d nodes, root level %d\n", name, c.Keys, c.Nodes, c.RootLevel)
+	}
+	if m.Params.Encrypted {
+		how := "key stored in plain text"
+		if m.KeySealed {
+			how = "key sealed with the passphrase"
+		}
+		fmt.Fprintf(stdout, "encrypted (chacha20/poly1305), %s\n", how)
 	}
 	if len(m.Findings) > 0 {
 		fmt.Fprintf(stdout, "injected %s: %d expected finding(s) in manifest.json\n", gen.InjectString(m.Injected), len(m.Findings))
