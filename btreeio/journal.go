@@ -54,6 +54,9 @@ type Journal struct {
 	// KeysRead counts btree keys in the replayed entries before
 	// deduplication.
 	KeysRead int
+	// version is the filesystem's metadata version (the overlay of
+	// accounting keys depends on the tools' era).
+	version uint16
 }
 
 // JournalKey is one key from a btree_keys journal entry.
@@ -69,7 +72,7 @@ type JournalKey struct {
 // ReadJournal reads the journal buckets of every member device and
 // selects the entries to replay (format.md §8.2, §8.5).
 func (fs *FS) ReadJournal() *Journal {
-	j := &Journal{}
+	j := &Journal{version: fs.SB.Version}
 	bySeq := map[uint64]*Jset{}
 	for idx, d := range fs.Devices {
 		if d == nil {
@@ -363,15 +366,19 @@ func (j *Journal) overlay(n *Node) {
 			out = append(out, n.Keys[a])
 			a++
 		default:
-			if a < len(n.Keys) && n.Keys[a].Key.Pos == jk[b].Key.Pos {
-				a++
-			}
 			// Accounting keys are deltas and stay apart in the
 			// journal (compact keeps them all); a walk of the
 			// btree sees the newest of a position, as `bcachefs
 			// list` shows it.
 			for b+1 < len(jk) && jk[b+1].Key.Pos == jk[b].Key.Pos {
 				b++
+			}
+			if jk[b].Key.Type == bp.KeyAccounting && j.accountingConsumed(&jk[b], n.Keys, a) {
+				b++
+				continue
+			}
+			if a < len(n.Keys) && n.Keys[a].Key.Pos == jk[b].Key.Pos {
+				a++
 			}
 			if jk[b].Key.Type != bp.KeyDeleted {
 				out = append(out, NodeKey{Key: jk[b].Key, Val: jk[b].Val})
@@ -417,4 +424,25 @@ func (j *Journal) rewound() error {
 		}
 	}
 	return nil
+}
+
+// accountingConsumed reports whether the tools of metadata up to 1.28
+// (bcachefs-tools v1.25) leave journal accounting key k out of what a
+// walk sees: their accounting_read takes the journal's accounting keys
+// into memory and drops those of the types not kept in memory (inum) and
+// those the btree's key already holds (its version not older), so the
+// btree's key shows. Newer tools keep them all. keys and a are the node's
+// keys and the merge's place in them.
+func (j *Journal) accountingConsumed(k *JournalKey, keys []NodeKey, a int) bool {
+	if j.version > bp.VersionInodeHasCaseInsensitive {
+		return false
+	}
+	if t := k.Key.Pos.Inode >> 56; t >= 8 { // inum (8) and unknown types
+		return true
+	}
+	if a < len(keys) && keys[a].Key.Pos == k.Key.Pos {
+		bv, jv := keys[a].Key.Version, k.Key.Version
+		return bv.Hi > jv.Hi || bv.Hi == jv.Hi && bv.Lo >= jv.Lo
+	}
+	return false
 }

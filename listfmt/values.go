@@ -163,6 +163,20 @@ func (p *Printer) appendEntry(b []byte, e bp.Entry, size uint32) []byte {
 		b = append(b, " block "...)
 		b = appendUint(b, uint64(s.Block))
 		return b
+	case bp.EntryReconcile:
+		if p.dialect == DialectV136 {
+			return appendReconcile(append(b, "reconcile: "...), binary.LittleEndian.Uint64(e.Words))
+		}
+	case bp.EntryReconcileBP:
+		if p.dialect == DialectV136 {
+			b = append(b, "reconcile_bp: idx "...)
+			return appendUint(b, binary.LittleEndian.Uint64(e.Words)>>9)
+		}
+	case bp.EntryFlags:
+		if p.dialect == DialectV136 {
+			b = append(b, "flags: "...)
+			return appendBitflags(b, extentFlagNames, binary.LittleEndian.Uint64(e.Words)>>7)
+		}
 	}
 	b = append(b, "(entry type "...)
 	b = appendUint(b, uint64(e.Type))
@@ -327,6 +341,91 @@ func (p *Printer) appendBackpointer(b []byte, k *bp.Key, val []byte) []byte {
 	if p.formatB && v.Flags&bp.BPFlagStripePtr != 0 && p.sb.Version >= bp.VersionErasureCoding {
 		// v1.37+ tools (the bit exists from 1.37)
 		b = append(b, " stripe"...)
+	}
+	return b
+}
+
+// Names the v1.36 tools print for reconcile options (BCH_RECONCILE_OPTS),
+// checksum options, compression options and extent flags.
+var (
+	reconcileOptNames   = []string{"data_replicas", "data_checksum", "erasure_code", "background_compression", "background_target", "promote_target"}
+	csumOptNames        = []string{"none", "crc32c", "crc64", "xxhash"}
+	compressionOptNames = []string{"none", "lz4", "gzip", "zstd"}
+	extentFlagNames     = []string{"poisoned"}
+)
+
+// appendBitflags appends the names of the bits set in v, comma-separated,
+// as the kernel's prt_bitflags does.
+func appendBitflags(b []byte, names []string, v uint64) []byte {
+	first := true
+	for i := 0; v != 0 && i < 64; i++ {
+		if v&(1<<i) == 0 {
+			continue
+		}
+		v &^= 1 << i
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		if i < len(names) {
+			b = append(b, names[i]...)
+		} else {
+			b = appendUint(b, uint64(i))
+		}
+	}
+	return b
+}
+
+// appendOptName appends names[v], or the number when it has no name.
+func appendOptName(b []byte, names []string, v uint64) []byte {
+	if v < uint64(len(names)) {
+		return append(b, names[v]...)
+	}
+	return appendUint(b, v)
+}
+
+// appendReconcile prints a reconcile extent entry (first word w) as the
+// v1.36 tools do (bch2_extent_reconcile_to_text). Targets are printed as
+// their numbers: the tools name them from the superblock's disk groups.
+func appendReconcile(b []byte, w uint64) []byte {
+	bit := func(n uint) bool { return w>>n&1 != 0 }
+	field := func(shift, bits uint) uint64 { return w >> shift & (1<<bits - 1) }
+	fromInode := func(b []byte, n uint) []byte {
+		if bit(n) {
+			b = append(b, " (inode)"...)
+		}
+		return b
+	}
+	b = append(b, "need_rb="...)
+	b = appendBitflags(b, reconcileOptNames, field(17, 5))
+	if bit(15) {
+		b = append(b, " hipri"...)
+	}
+	if bit(16) {
+		b = append(b, " pending"...)
+	}
+	b = append(b, " replicas="...)
+	b = fromInode(appendUint(b, field(28, 3)), 22)
+	b = append(b, " checksum="...)
+	b = fromInode(appendOptName(b, csumOptNames, field(31, 4)), 23)
+	if c := field(36, 8); c != 0 || bit(25) {
+		b = append(b, " background_compression="...)
+		b = appendOptName(b, compressionOptNames, c&0xf)
+		if c>>4 != 0 {
+			b = append(b, ':')
+			b = appendUint(b, c>>4)
+		}
+		b = fromInode(b, 25)
+	}
+	if t := field(44, 10); t != 0 || bit(26) {
+		b = fromInode(appendUint(append(b, " background_target="...), t), 26)
+	}
+	if t := field(54, 10); t != 0 || bit(27) {
+		b = fromInode(appendUint(append(b, " promote_target="...), t), 27)
+	}
+	if bit(35) || bit(24) {
+		b = append(b, " ec="...)
+		b = fromInode(appendUint(b, field(35, 1)), 24)
 	}
 	return b
 }
