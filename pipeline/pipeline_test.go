@@ -439,3 +439,39 @@ func TestDirectSameFindings(t *testing.T) {
 		})
 	}
 }
+
+// TestUpgradeLeftovers: on the real upgraded filesystems, the findings the
+// upgrade left behind are marked as such: every extent backpointer of
+// a-two-dev upgraded 1.9 -> 1.28 by v1.25.3 keeps the pre-1.14 layout (the
+// two node backpointers left by the upgrade's root rewrite are not), and
+// every one of the 1.36 erasure-coded filesystem upgraded to 1.39 by
+// v1.39.2 lacks the 1.37 flags.
+func TestUpgradeLeftovers(t *testing.T) {
+	casedata.Require(t)
+	for _, tc := range []struct {
+		name string
+		kind string
+	}{
+		{"v128-up-a-two-dev", report.LeftoverLayout114},
+		{"v139-up-ec", report.LeftoverECFlags137},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := runCase(t, tc.name, pipeline.Options{})
+			marked := 0
+			for _, f := range res.Findings {
+				switch {
+				case f.Level == 0 && f.Leftover != tc.kind:
+					t.Errorf("not marked %q: %s %s", tc.kind, f.Code, f.BP)
+				case f.Level > 0 && f.Leftover != "":
+					t.Errorf("node backpointer marked %q: %s %s", f.Leftover, f.Code, f.BP)
+				case f.Leftover != "":
+					marked++
+				}
+			}
+			if marked == 0 {
+				t.Error("nothing marked")
+			}
+			t.Logf("%d of %d findings marked %q", marked, len(res.Findings), tc.kind)
+		})
+	}
+}
