@@ -61,8 +61,24 @@ func (fs *FS) asyncLeaves(id bp.BtreeID, kids []*NodeKey, v Visitor) (bool, erro
 		sync bool
 		// deferred: not read yet, the page cache was expected to hold it
 		deferred bool
+		// want is how many bytes of the node are read (readBytes)
+		want int
+		// i is the leaf (index in kids) the slot holds
+		i int
 	}
-	slots := make([]slot, len(kids))
+	// The slots of the leaves between the one visited and the last one
+	// started, in a ring: at most Prefetch ahead of the one visited, so
+	// Prefetch+1 slots (a slot per leaf was fresh memory for every walk).
+	ring := make([]slot, min(len(kids), fs.Prefetch+1))
+	at := func(i int) *slot { return &ring[i%len(ring)] }
+	// complete records the result of a read; a result for a leaf whose
+	// slot was taken over (a read left behind by a failed reader) is
+	// dropped.
+	complete := func(x aio.Result) {
+		if s := at(int(x.Tag)); s.i == int(x.Tag) {
+			s.res, s.done = x, true
+		}
+	}
 	// warm is what the last read of a leaf found: the page cache held it
 	// (readCached) or not. While leaves come from the page cache there is
 	// nothing to wait for, and reading them ahead only copies them out of
@@ -75,11 +91,12 @@ func (fs *FS) asyncLeaves(id bp.BtreeID, kids []*NodeKey, v Visitor) (bool, erro
 	// issue reads slot i into a fresh buffer: at once when cached, else
 	// through the reader.
 	issue := func(i int) {
-		s := &slots[i]
+		s := at(i)
 		s.n = fs.getNode(nodeBytes)
-		f := s.dev.nodeFile(s.n.buf[:nodeBytes], s.off)
+		buf := s.n.buf[:s.want]
+		f := s.dev.nodeFile(buf, s.off)
 		if f != s.dev.direct {
-			if n, ok := cacheRead(f, s.n.buf[:nodeBytes], s.off); ok {
+			if n, ok := cacheRead(f, buf, s.off); ok {
 				// In the page cache: read at once, nothing to wait for.
 				s.res, s.done = aio.Result{Tag: uint64(i), N: n}, true
 				warm = true
@@ -87,7 +104,7 @@ func (fs *FS) asyncLeaves(id bp.BtreeID, kids []*NodeKey, v Visitor) (bool, erro
 			}
 		}
 		warm = false
-		if err := r.Submit([]aio.Request{{File: f, Off: s.off, Buf: s.n.buf[:nodeBytes], Tag: uint64(i)}}); err != nil {
+		if err := r.Submit([]aio.Request{{File: f, Off: s.off, Buf: buf, Tag: uint64(i)}}); err != nil {
 			fs.Release(s.n)
 			s.n, s.sync = nil, true
 			healthy = false
@@ -96,7 +113,8 @@ func (fs *FS) asyncLeaves(id bp.BtreeID, kids []*NodeKey, v Visitor) (bool, erro
 		inFlight++
 	}
 	start := func(i int) {
-		s := &slots[i]
+		s := at(i)
+		*s = slot{i: i}
 		k := kids[i]
 		exp, err := ExpectFromKey(id, 0, &k.Key, k.Val)
 		if err != nil {
@@ -106,7 +124,7 @@ func (fs *FS) asyncLeaves(id bp.BtreeID, kids []*NodeKey, v Visitor) (bool, erro
 		if fs.Journal != nil {
 			exp.MaxJournalSeq = fs.Journal.End
 		}
-		s.exp = exp
+		s.exp, s.want = exp, readBytes(exp, nodeBytes)
 		entries, _, err := bp.ValueEntries(k.Key.Type, k.Val)
 		if err != nil {
 			s.sync = true
@@ -146,35 +164,35 @@ func (fs *FS) asyncLeaves(id bp.BtreeID, kids []*NodeKey, v Visitor) (bool, erro
 				// the buffers still in its hands are left to the GC.
 				healthy = false
 				for j := from; j < next; j++ {
-					if !slots[j].done && slots[j].n != nil {
-						held = append(held, slots[j].n)
-						slots[j].n = nil
+					if s := at(j); !s.done && s.n != nil {
+						held = append(held, s.n)
+						s.n = nil
 					}
 				}
 				break
 			}
 			inFlight -= len(res)
 			for _, x := range res {
-				slots[x.Tag].done = true
+				complete(x)
 			}
 		}
 		for j := from; j < next; j++ {
-			if slots[j].n != nil {
-				fs.Release(slots[j].n)
-				slots[j].n = nil
+			if s := at(j); s.n != nil {
+				fs.Release(s.n)
+				s.n = nil
 			}
 		}
 	}
 	for i := range kids {
-		s := &slots[i]
+		s := at(i)
 		if s.deferred {
 			s.deferred = false
 			issue(i)
 			if !warm {
 				// A miss: read the deferred leaves after it ahead.
 				for j := i + 1; j < next; j++ {
-					if slots[j].deferred {
-						slots[j].deferred = false
+					if at(j).deferred {
+						at(j).deferred = false
 						issue(j)
 					}
 				}
@@ -189,7 +207,7 @@ func (fs *FS) asyncLeaves(id bp.BtreeID, kids []*NodeKey, v Visitor) (bool, erro
 			}
 			inFlight -= len(res)
 			for _, x := range res {
-				slots[x.Tag].res, slots[x.Tag].done = x, true
+				complete(x)
 			}
 		}
 		if next < len(kids) {
@@ -197,7 +215,7 @@ func (fs *FS) asyncLeaves(id bp.BtreeID, kids []*NodeKey, v Visitor) (bool, erro
 			next++
 		}
 		var n *Node
-		if !s.sync && s.n != nil && s.res.Err == nil && s.res.N == nodeBytes {
+		if !s.sync && s.n != nil && s.res.Err == nil && s.res.N == s.want {
 			pn, err := parseNodeInto(s.n, fs.SB, s.dev.Path, s.off, s.n.buf[:nodeBytes], s.exp, packed)
 			if err == nil {
 				n = pn

@@ -379,7 +379,7 @@ func (fs *FS) ReadNode(btree bp.BtreeID, level uint8, k *bp.Key, val []byte) (*N
 		off := int64(d.Ptr.Offset) * SectorSize
 		n := fs.getNode(nodeBytes)
 		buf := n.buf[:nodeBytes]
-		if _, err := dev.readNodeAt(buf, off); err != nil {
+		if _, err := dev.readNodeAt(buf[:readBytes(exp, nodeBytes)], off); err != nil {
 			fs.Release(n)
 			errs = append(errs, &Error{Dev: dev.Path, Offset: off, What: "btree node", Btree: btree.Name(fs.SB.Version), Level: int(level), Err: err})
 			continue
@@ -408,13 +408,31 @@ func (fs *FS) ReadNode(btree bp.BtreeID, level uint8, k *bp.Key, val []byte) (*N
 	return nil, &NodeRangeError{Min: min, Max: k.Pos, Err: errors.Join(errs...)}
 }
 
+// readBytes is how much of a node of nodeBytes is read: the sectors its
+// pointer says were written (btree_ptr_v2), rounded up to nodeAlign (a
+// multiple of the block size, and aligned for O_DIRECT), or the whole
+// node when the pointer does not say. Its parse reads no further
+// (parseNodeInto stops at the sectors written that the pointer gives), so
+// the rest of the buffer, stale bytes of an earlier node, is never read.
+// A real filesystem's nodes are written in part: 28 KiB of 64 KiB on
+// average on a 1.35 M-extent image.
+func readBytes(exp NodeExpect, nodeBytes int) int {
+	w := int(exp.SectorsWritten) * SectorSize
+	if w <= 0 || w >= nodeBytes {
+		return nodeBytes
+	}
+	return min(nodeBytes, (w+nodeAlign-1)/nodeAlign*nodeAlign)
+}
+
 // getNode returns a node from the pool with a buffer of at least size
 // bytes.
 func (fs *FS) getNode(size int) *Node {
 	if n, ok := fs.nodePool.Get().(*Node); ok && cap(n.buf) >= size {
 		return n
 	}
-	return &Node{buf: aio.AlignedBuf(size, nodeAlign)}
+	n := &Node{buf: aio.AlignedBuf(size, nodeAlign)}
+	aio.Prefault(n.buf) // fresh memory that reads fill: populated at once
+	return n
 }
 
 // Release returns a node read by ReadNode to the filesystem's pool. The

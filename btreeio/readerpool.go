@@ -36,8 +36,11 @@ func (fs *FS) getReader() (aio.Reader, error) {
 	}
 	backend, depth := p.backend, p.depth
 	p.mu.Unlock()
-	return aio.New(aio.Options{Backend: backend, QueueDepth: depth})
+	return newReader(aio.Options{Backend: backend, QueueDepth: depth})
 }
+
+// newReader makes the async readers; tests replace it to inject failures.
+var newReader = aio.New
 
 // putReader returns r for reuse. healthy must say that no read is in
 // flight and no call failed; otherwise r is closed.

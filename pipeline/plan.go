@@ -104,7 +104,7 @@ func makePlan(fs *btreeio.FS, budget int64, nShards int) (*Plan, []error) {
 	// Unit spans: cut at every leaf end, every device start and every
 	// chunk of buckets, so that no unit is large.
 	const chunk = 1 << 16
-	cuts := map[shard.BucketKey]int64{}
+	cuts := make(map[shard.BucketKey]int64, len(lv.leaves)+64)
 	for _, l := range lv.leaves {
 		cuts[l.end] += l.cost
 	}

@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"math/bits"
 	"sync"
+	"sync/atomic"
 
+	"bpcheck/aio"
 	"bpcheck/bp"
 	"bpcheck/btreeio"
 	"bpcheck/report"
@@ -20,7 +22,11 @@ import (
 const batchSize = 1024
 
 // batchPool recycles record batches between producers and shards.
-var batchPool = sync.Pool{New: func() any { b := make([]shard.Ref, 0, batchSize); return &b }}
+var batchPool = sync.Pool{New: func() any {
+	b := make([]shard.Ref, 0, batchSize)
+	aio.Prefault(b) // fresh memory about to be filled: populated at once
+	return &b
+}}
 
 func getBatch() []shard.Ref { return (*batchPool.Get().(*[]shard.Ref))[:0] }
 
@@ -136,6 +142,10 @@ type emitter struct {
 	pass   int
 	// his holds the shards' upper bucket bounds (shards[i].Hi), in order.
 	his []shard.BucketKey
+	// apply, when set, lets the producer apply a full batch to a loaded
+	// shard itself while nobody else applies to it (see runPass), instead
+	// of handing it to the shard's worker.
+	apply *applyLocks
 	// pk is the producer's scratch for keys decoded from a packed leaf
 	// (the key being emitted and the one after it).
 	pk [2]bp.Key
@@ -147,6 +157,26 @@ type emitter struct {
 	ptrIt bp.PtrIter
 	ptr   bp.DecodedPtr
 	bpv   bp.Backpointer
+}
+
+// applyLocks serialise the application of records to the shards of a
+// pass: each shard's worker and the producers that apply batches
+// themselves take mu[i] to apply to shard i, which they may do once
+// loaded[i] is set.
+type applyLocks struct {
+	mu     []sync.Mutex
+	loaded []atomic.Bool
+}
+
+// inlineApply lets producers apply batches themselves (tests turn it off
+// to compare); appliedInline counts the batches they applied.
+var (
+	inlineApply   = true
+	appliedInline atomic.Int64
+)
+
+func newApplyLocks(n int) *applyLocks {
+	return &applyLocks{mu: make([]sync.Mutex, n), loaded: make([]atomic.Bool, n)}
 }
 
 // newEmitter returns an emitter of records for the shards of one pass,
@@ -205,7 +235,14 @@ func (e *emitter) slot(bucket shard.BucketKey) (i int, r *shard.Ref) {
 	}
 	b := e.bufs[i]
 	if len(b) == cap(b) { // a batch not yet taken, or a short one
-		b = append(b, shard.Ref{})[:len(b)]
+		if cap(b) == 0 {
+			// A whole batch at once: grown record by record, the first
+			// batch of each shard was reallocated a dozen times (fresh
+			// memory, page faults).
+			b = getBatch()
+		} else {
+			b = append(b, shard.Ref{})[:len(b)]
+		}
 		e.bufs[i] = b
 	}
 	// The batch's header is left as it is until commit: rewriting it for
@@ -224,6 +261,25 @@ func (e *emitter) commit(i int) error {
 
 func (e *emitter) flushOne(i int) error {
 	if len(e.bufs[i]) == 0 {
+		return nil
+	}
+	if a := e.apply; a != nil && inlineApply && a.loaded[i].Load() && a.mu[i].TryLock() {
+		// The shard is loaded and nobody applies to it: apply the batch
+		// here. Handing every batch over woke the shard's worker for
+		// each (and parked it again): most of a check's thread wakeups
+		// and context switches. The order in which records reach a
+		// shard does not change its findings. A producer that never
+		// blocks on a channel still stops at a cancel here.
+		select {
+		case <-e.ctx.Done():
+			a.mu[i].Unlock()
+			return e.ctx.Err()
+		default:
+		}
+		e.shards[i].Apply(e.bufs[i])
+		a.mu[i].Unlock()
+		e.bufs[i] = e.bufs[i][:0]
+		appliedInline.Add(1)
 		return nil
 	}
 	select {

@@ -155,6 +155,10 @@ func (c *checker) runPass(ctx context.Context, pass int, spans []span, tasks []t
 	var loading atomic.Int32
 	loading.Store(int32(len(shards)))
 	var t1 time.Time // when the last shard was loaded
+	// A loaded shard takes records from its worker and from producers
+	// that apply their batches themselves (emitter.flushOne), one at a
+	// time.
+	al := newApplyLocks(len(shards))
 	loadSem := make(chan struct{}, c.opt.Workers)
 	for i, sh := range shards {
 		loaded[i] = make(chan struct{})
@@ -175,6 +179,7 @@ func (c *checker) runPass(ctx context.Context, pass int, spans []span, tasks []t
 			}
 			c.addMetadataRefs([]*shard.Shard{sh}, max(lo, sh.Lo), min(hi, sh.Hi))
 			close(loaded[i])
+			al.loaded[i].Store(true)
 			if loading.Add(-1) == 0 {
 				t1 = time.Now()
 				c.opt.Progress.setStage(StageProduce)
@@ -187,7 +192,7 @@ func (c *checker) runPass(ctx context.Context, pass int, spans []span, tasks []t
 	var shardWG sync.WaitGroup
 	for i := range shards {
 		chans[i] = make(chan []shard.Ref, 8)
-		sh, ch, ready, done := shards[i], chans[i], loaded[i], ended[i]
+		sh, ch, ready, done, mu := shards[i], chans[i], loaded[i], ended[i], &al.mu[i]
 		shardWG.Add(1)
 		go func() {
 			defer shardWG.Done()
@@ -208,7 +213,9 @@ func (c *checker) runPass(ctx context.Context, pass int, spans []span, tasks []t
 				return
 			}
 			for batch := range ch {
+				mu.Lock()
 				sh.Apply(batch)
+				mu.Unlock()
 				putBatch(batch)
 			}
 		}()
@@ -230,6 +237,7 @@ func (c *checker) runPass(ctx context.Context, pass int, spans []span, tasks []t
 	for w := 0; w < c.opt.Workers; w++ {
 		g.Go(func() error {
 			e := newEmitter(gctx, c, shards, chans, lo, hi, pass)
+			e.apply = al
 			for t := range taskCh {
 				if err := c.runTask(e, t); err != nil {
 					return err

@@ -9,7 +9,9 @@ package shard
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 	"slices"
+	"unsafe"
 
 	"bpcheck/bp"
 	"bpcheck/internal/hugemem"
@@ -206,14 +208,33 @@ func New(cfg *Config, lo, hi BucketKey) *Shard {
 func (s *Shard) Reserve(bps, allocs int) {
 	if bps > cap(s.bps) {
 		s.bpsArr.Free()
-		s.bpsArr = hugemem.Alloc[BPEntry](bps)
+		s.bpsArr = hugemem.Alloc[BPEntry](hugeCap(bps, unsafe.Sizeof(BPEntry{})))
 		s.bps = s.bpsArr.S
 	}
 	if allocs > cap(s.buckets) {
 		s.bucketsArr.Free()
-		s.bucketsArr = hugemem.Alloc[bucketState](allocs)
+		s.bucketsArr = hugemem.Alloc[bucketState](hugeCap(allocs, unsafe.Sizeof(bucketState{})))
 		s.buckets = s.bucketsArr.S
 	}
+}
+
+// hugePage is the size of the huge pages hugemem asks for.
+const hugePage = 2 << 20
+
+// hugeCap is how many entries of size bytes to reserve for n: n, or,
+// when the array is mapped on huge pages (hugemem.MinBytes or more),
+// enough more that the first n entries lie in whole huge pages of the
+// range hugemem advises (a huge page is used only for a 2 MiB page that
+// lies wholly in it). The part of the last one past an array of exactly
+// n entries was faulted in 4 KiB at a time: ~650 page faults, of ~25 µs
+// each on the 2-vCPU VM, for the alloc arrays of a 1.35 M-extent check.
+func hugeCap(n int, size uintptr) int {
+	b := int64(n) * int64(size)
+	if n <= 0 || b < hugemem.MinBytes || b > math.MaxInt64/2 {
+		return n
+	}
+	r := (b + hugePage - 1) / hugePage * hugePage
+	return int((r + int64(size) - 1) / int64(size))
 }
 
 // Release frees the arrays Reserve made. The shard, and anything Finish

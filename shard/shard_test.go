@@ -6,6 +6,7 @@ import (
 	"unsafe"
 
 	"bpcheck/bp"
+	"bpcheck/internal/hugemem"
 	"bpcheck/report"
 )
 
@@ -297,5 +298,40 @@ func TestECFlagsLeftover(t *testing.T) {
 		if fmt.Sprint(got) != w {
 			t.Errorf("%s: findings %v, want %s", tc.name, got, w)
 		}
+	}
+}
+
+// TestHugeCap checks the reservation of arrays mapped on huge pages: the
+// first n entries lie in whole 2 MiB pages of the range (hugemem advises
+// exactly the array), with less than a huge page to spare; small arrays
+// are reserved as asked.
+func TestHugeCap(t *testing.T) {
+	for _, c := range []struct {
+		n    int
+		size uintptr
+	}{
+		{0, 48}, {1, 48}, {1000, 48}, {hugemem.MinBytes/48 - 1, 48},
+		{hugemem.MinBytes / 48, 48}, {739031, 48}, {745155, 48}, {47639, 120}, {45181, 120},
+		{hugePage / 120 * 3, 120}, {hugePage / 48 * 4, 48}, {1 << 22, 120},
+	} {
+		got := hugeCap(c.n, c.size)
+		b := int64(c.n) * int64(c.size)
+		if b < hugemem.MinBytes {
+			if got != c.n {
+				t.Errorf("hugeCap(%d, %d) = %d, want %d (not mapped)", c.n, c.size, got, c.n)
+			}
+			continue
+		}
+		whole := (b + hugePage - 1) / hugePage * hugePage
+		if got < c.n || int64(got)*int64(c.size) < whole || int64(got)*int64(c.size) >= whole+int64(c.size) {
+			t.Errorf("hugeCap(%d, %d) = %d: %d bytes for %d, whole huge pages %d", c.n, c.size, got, int64(got)*int64(c.size), b, whole)
+		}
+	}
+	// The shard reserves with it.
+	s := New(&Config{}, 0, 1)
+	defer s.Release()
+	s.Reserve(hugemem.MinBytes/BPEntrySize+1, 10)
+	if c := cap(s.bps); c != hugeCap(hugemem.MinBytes/BPEntrySize+1, BPEntrySize) {
+		t.Errorf("Reserve: backpointer capacity %d, want %d", c, hugeCap(hugemem.MinBytes/BPEntrySize+1, BPEntrySize))
 	}
 }
