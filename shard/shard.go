@@ -174,6 +174,10 @@ type Shard struct {
 	cfg       *Config
 	bps       []BPEntry
 	devCounts map[uint32]int // backpointers per device (Finish)
+	// leftovers are the stored backpointers a pointer found with an
+	// upgrade's leftover value (resolveMismatches): their
+	// backpointer_to_missing_ptr half is marked too (Finish).
+	leftovers map[int]string
 	buckets   []bucketState  // sorted by key: alloc keys, then buckets with refs but no alloc key appended
 	// the arrays Reserve made, possibly outside the Go heap (Release
 	// frees them)
@@ -557,6 +561,10 @@ func (s *Shard) resolveMismatches() {
 		f.Want = s.cfg.Describe(r.BPPos(), want[:])
 		if kind := s.leftover(e, &want); kind != "" {
 			report.MarkLeftover(&f, kind)
+			if s.leftovers == nil {
+				s.leftovers = map[int]string{}
+			}
+			s.leftovers[m.entry] = kind
 		}
 		s.findings = append(s.findings, f)
 	}
@@ -564,20 +572,16 @@ func (s *Shard) resolveMismatches() {
 }
 
 // leftover says what an upgrade left in stored backpointer e (a
-// report.Leftover* kind), or "". want is the value a pointer expects
-// there, nil for a backpointer no pointer claims: the stored value alone
-// is judged then.
+// report.Leftover* kind) when a pointer expects want there, or "": the
+// value differs from want only as the upgrade left it.
 func (s *Shard) leftover(e *BPEntry, want *[bp.BackpointerBytes]byte) string {
-	if s.oldLayout(e) && (want == nil || string(e.Val[:3]) == string(want[:3]) && string(e.Val[8:]) == string(want[8:])) {
+	if s.oldLayout(e) && string(e.Val[:3]) == string(want[:3]) && string(e.Val[8:]) == string(want[8:]) {
 		return report.LeftoverLayout114
 	}
 	if s.cfg.ECFlags && s.cfg.FormatB {
 		v, err := bp.DecodeBackpointer(e.Val[:], true)
 		if err != nil || v.Flags&(bp.BPFlagErasureCoded|bp.BPFlagStripePtr) != 0 || v.DataType != bp.DataStripe {
 			return ""
-		}
-		if want == nil {
-			return report.LeftoverECFlags137
 		}
 		w, err := bp.DecodeBackpointer(want[:], true)
 		if err == nil && w.Flags&bp.BPFlagErasureCoded != 0 {
@@ -738,7 +742,9 @@ func (s *Shard) Finish(lost *Lost) []report.Finding {
 				f.Detail = "backpointer doesn't match btree node it points to"
 			}
 		}
-		if kind := s.leftover(e, nil); kind != "" {
+		if kind := s.leftovers[i]; kind != "" {
+			// The half a pointer found with a leftover value; one no
+			// pointer claims is an orphan, whatever its layout.
 			report.MarkLeftover(&f, kind)
 		}
 		s.findings = append(s.findings, f)

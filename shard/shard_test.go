@@ -290,11 +290,6 @@ func TestECFlagsLeftover(t *testing.T) {
 			got = append(got, fmt.Sprintf("%s %v", f.Code, f.Leftover == report.LeftoverECFlags137))
 		}
 		w := fmt.Sprintf("[ptr_to_missing_backpointer %v backpointer_to_missing_ptr %v]", tc.marked, tc.marked)
-		if tc.name != "flags missing" {
-			// An unclaimed stripe backpointer without flags is a
-			// leftover by its value alone.
-			w = "[ptr_to_missing_backpointer false backpointer_to_missing_ptr true]"
-		}
 		if fmt.Sprint(got) != w {
 			t.Errorf("%s: findings %v, want %s", tc.name, got, w)
 		}
@@ -333,5 +328,26 @@ func TestHugeCap(t *testing.T) {
 	s.Reserve(hugemem.MinBytes/BPEntrySize+1, 10)
 	if c := cap(s.bps); c != hugeCap(hugemem.MinBytes/BPEntrySize+1, BPEntrySize) {
 		t.Errorf("Reserve: backpointer capacity %d, want %d", c, hugeCap(hugemem.MinBytes/BPEntrySize+1, BPEntrySize))
+	}
+}
+
+// TestOrphanNotLeftover: a backpointer no pointer claims (its extent is
+// gone) is an orphan, not an upgrade leftover, even when its value lacks
+// the 1.37 flags (v139-up-ec-corrupt: a deleted erasure-coded extent).
+func TestOrphanNotLeftover(t *testing.T) {
+	cfg := testConfig(128)
+	cfg.ECFlags = true
+	cfg.Shift = 16
+	v := bp.Backpointer{BtreeID: bp.BtreeExtents, DataType: bp.DataStripe, BucketLen: 8, Pos: bp.Pos{Inode: 4096, Offset: 8, Snapshot: 1}}
+	var val [bp.BackpointerBytes]byte
+	v.Encode(val[:], true)
+	s := New(cfg, MakeBucketKey(0, 0), MakeBucketKey(1, 0))
+	s.AddAlloc(MakeBucketKey(0, 5), bp.AllocV4{DataType: bp.DataStripe, StripeSectors: 8})
+	s.AddBP(0, uint64(5*128+16)<<16, val[:])
+	s.Apply([]Ref{{Kind: RefPtr, DataType: bp.DataStripe, Sectors: 8, Bucket: MakeBucketKey(0, 5)}})
+	for _, f := range s.Finish(nil) {
+		if f.Code == report.BackpointerToMissingPtr && f.Leftover != "" {
+			t.Errorf("orphan marked %q", f.Leftover)
+		}
 	}
 }
