@@ -38,7 +38,7 @@ def expected(d):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--bpcheck", default="/tmp/h4/bpcheck")
+    ap.add_argument("--bpcheck", default=os.environ.get("BPCHECK", "bpcheck"), help="bpcheck binary (default $BPCHECK or bpcheck in PATH)")
     ap.add_argument("cases", nargs="+")
     a = ap.parse_args()
     bad = 0
