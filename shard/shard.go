@@ -178,7 +178,7 @@ type Shard struct {
 	// upgrade's leftover value (resolveMismatches): their
 	// backpointer_to_missing_ptr half is marked too (Finish).
 	leftovers map[int]string
-	buckets   []bucketState  // sorted by key: alloc keys, then buckets with refs but no alloc key appended
+	buckets   []bucketState // sorted by key: alloc keys, then buckets with refs but no alloc key appended
 	// the arrays Reserve made, possibly outside the Go heap (Release
 	// frees them)
 	bpsArr     *hugemem.Array[BPEntry]
