@@ -64,6 +64,8 @@ def main():
     ap.add_argument("--files", type=int, required=True)
     ap.add_argument("--large", type=int, default=0)
     ap.add_argument("--content", choices=("pool", "blocks"), default="pool")
+    ap.add_argument("--max-kib", type=int, default=64,
+                    help="largest regular file (KiB); small for encrypted cases, whose data does not compress")
     a = ap.parse_args()
     global MODE
     MODE = a.content
@@ -85,7 +87,7 @@ def main():
             size = 0
             empty += 1
         else:
-            size = rng.randint(1024, 64 * 1024)
+            size = rng.randint(1024, a.max_kib * 1024)
         with open(p, "wb") as f:
             f.write(content(rng, i, size))
         files.append(p)
@@ -115,7 +117,7 @@ def main():
     nd = sum(len(ds) for _, ds, _ in os.walk(a.dir))
     print(json.dumps({"seed": a.seed, "regular_files": a.files + a.large, "large_files": a.large,
                       "empty_files": empty, "hardlinks": hard, "symlinks": sym, "dirs": nd,
-                      "bytes": nbytes, "file_size_kib": [1, 64],
+                      "bytes": nbytes, "file_size_kib": [1, a.max_kib],
                       "large_size_mib": [0.25, 1.0] if a.large else None}))
 
 

@@ -99,6 +99,25 @@ CASES["v128-unclean"] = dict(
     what="deletions left only in the journal: 2 extents deleted with triggers, 2 user "
          "backpointers and 1 extent deleted without; each delete-key run SIGKILLed 3 s after "
          "its journal flush, before shutdown")
+ENC_PASS = "correct horse battery"
+CASES["enc-two-dev"] = dict(
+    tool="v1.36.1", devs=2, size_mib=64, fmt=["--replicas=2"], passphrase=ENC_PASS,
+    tree=dict(seed=1371, files=25, max_kib=2), ops=[],
+    what="encrypted (format --encrypted, passphrase on stdin, populated by `populate`), 2 devices, --replicas=2, clean")
+CASES["enc-unclean"] = dict(
+    tool="v1.36.1", devs=1, size_mib=64, fmt=[], passphrase=ENC_PASS,
+    tree=dict(seed=1372, files=36, max_kib=2), seed=1373, unclean=True,
+    notes=["v1.36.1 leaves the superblock marked clean (Clean: 1) after delete-key -U's SIGKILL, unencrypted too: bch2_write_super() returns early until BCH_FS_may_upgrade_downgrade is set, so the RW session never writes the dirty flag. fsck therefore prints 'recovering from clean shutdown, journal seq N', but it reads and replays the journal, and list_journal of the final image shows the deletions there as overwrites (extent 2147483687:8, backpointers 0:448790528:0 and 0:463994880:0 of the last runs)."],
+    ops=[("extent_consistent", 2), ("bp_user", 2), ("extent", 1)],
+    what="encrypted, 1 device; deletions left only in the journal: 2 extents deleted with triggers, 2 user "
+         "backpointers and 1 extent deleted without; each delete-key run SIGKILLed 3 s after its journal "
+         "flush, before shutdown")
+CASES["enc-lz4"] = dict(
+    tool="v1.36.1", devs=1, size_mib=64, passphrase=ENC_PASS,
+    fmt=["--compression=lz4", "--metadata_checksum=crc64", "--data_checksum=xxhash"],
+    tree=dict(seed=1374, files=28, max_kib=4), ops=[],
+    notes=["format --encrypted accepts --compression=lz4 --metadata_checksum=crc64 --data_checksum=xxhash and records them in the superblock, but encryption replaces both checksum types on disk (chacha20_poly1305_80 for data, encrypted metadata), and every extent is marked 'compress incompressible': the files are at most 4 KiB (block size 4 KiB), so lz4 cannot save a block. (The non-encrypted v128-lz4, files up to 64 KiB, shows the same: copy_fs writes end up incompressible.)"],
+    what="encrypted, lz4 compression (crc64/xxhash checksum options given; encryption overrides the data checksum), clean")
 CASES["v136-ec"] = dict(
     tool="v1.36.1", devs=4, size_mib=64,
     fmt=["--erasure_code", "--replicas=2", "--rotational=0"],
@@ -155,6 +174,7 @@ CASES["v128-up-a-two-dev"] = dict(
 # running the tools
 
 LOG = None
+PASSPHRASE = None   # set by make_case for encrypted cases (spec "passphrase")
 
 
 def log(*a):
@@ -170,8 +190,12 @@ def run(ver, args, cwd, timeout=900, stdin=None, separate=False):
     On a timeout the tool is killed and rc is None (the output so far is returned)."""
     cmd = ["stdbuf", "-oL", TOOLS[ver]] + args
     t0 = time.time()
+    # encrypted cases: every command of the real tools gets the passphrase on stdin (one line);
+    # the library reads it (bch2_request_key -> read_passphrase) when the key is not in a keyring
+    io = dict(input=(PASSPHRASE + "\n").encode()) if PASSPHRASE is not None and stdin is None \
+        else dict(stdin=stdin or subprocess.DEVNULL)
     try:
-        p = subprocess.run(cmd, cwd=cwd, stdin=stdin or subprocess.DEVNULL,
+        p = subprocess.run(cmd, cwd=cwd, **io,
                            stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE if separate else subprocess.STDOUT,
                            timeout=timeout)
@@ -578,6 +602,13 @@ def make_case(name, out_root, work_root, keep=False):
     case["name"] = name
     case["set"] = "public"
     notes = []
+    global PASSPHRASE
+    PASSPHRASE = spec.get("passphrase")
+    if PASSPHRASE is None and "base" in spec:
+        PASSPHRASE = CASES[spec["base"]].get("passphrase")
+    if PASSPHRASE is not None:
+        case["passphrase"] = PASSPHRASE
+        case["passphrase_note"] = "every command of the real tools (format, populate, delete-key, list, show-super, fsck) got it on stdin, one line"
 
     # ---- base
     if "base" in spec:
@@ -613,14 +644,23 @@ def make_case(name, out_root, work_root, keep=False):
         t = spec["tree"]
         content = t.get("content", "pool")
         src = os.path.join(work_root, "src-%d-%d-%d-%s" % (t["seed"], t["files"], t.get("large", 0), content))
+        mk = t.get("max_kib", 64)
+        if mk != 64:
+            src += "-k%d" % mk
         sp = subprocess.run([sys.executable, os.path.join(HERE, "gen_tree.py"), src, "--seed", str(t["seed"]),
-                             "--files", str(t["files"]), "--large", str(t.get("large", 0)), "--content", content],
+                             "--files", str(t["files"]), "--large", str(t.get("large", 0)), "--content", content,
+                             "--max-kib", str(mk)],
                             stdout=subprocess.PIPE) if not os.path.exists(src) else None
         summ_path = src + ".json"
         if sp is not None:
             open(summ_path, "wb").write(sp.stdout)
         summary = json.load(open(summ_path))
-        fmt_args = ["format", "--force"] + spec["fmt"] + ["--source=" + src] + imgs(n)
+        if PASSPHRASE is not None:
+            # upstream format --encrypted does not initialize the fs and ignores --source:
+            # format, then our `populate` (mains/populate.c: bch2_fs_open + copy_fs as format does)
+            fmt_args = ["format", "--force", "--encrypted"] + spec["fmt"] + imgs(n)
+        else:
+            fmt_args = ["format", "--force"] + spec["fmt"] + ["--source=" + src] + imgs(n)
         for attempt in range(4):
             for f in imgs(n):
                 p = os.path.join(img, f)
@@ -628,6 +668,9 @@ def make_case(name, out_root, work_root, keep=False):
                     os.unlink(p)
                 subprocess.run(["truncate", "-s", "%dM" % spec["size_mib"], p], check=True)
             rc, out, dt = run(ver, fmt_args, img)
+            if rc == 0 and PASSPHRASE is not None:
+                rc, pout, dt = run(ver, ["populate", "--source=" + src] + imgs(n), img)
+                out += "\n=== bcachefs populate --source=SRC ===\n" + pout
             open(os.path.join(wd, "format.txt"), "w").write(out)
             if rc == 0:
                 break
@@ -639,11 +682,15 @@ def make_case(name, out_root, work_root, keep=False):
         case["format_options"] = spec["fmt"]
         case["format_command"] = "bcachefs format --force %s--source=SRC %s" % (
             "".join(o + " " for o in spec["fmt"]), " ".join(imgs(n)))
+        if PASSPHRASE is not None:
+            case["format_command"] = ("bcachefs format --force --encrypted %s%s && bcachefs populate --source=SRC %s"
+                                      "  (passphrase on stdin; populate: /work/realtools/mains/populate.c)") % (
+                "".join(o + " " for o in spec["fmt"]), " ".join(imgs(n)), " ".join(imgs(n)))
         case["format_tool"] = TOOL_NAME[ver]
         case["image_size_mib"] = spec["size_mib"]
         case["source_tree"] = {"generator": "bench/mkcase/gen_tree.py",
                                "args": {"seed": t["seed"], "files": t["files"], "large": t.get("large", 0),
-                                        "content": content},
+                                        "content": content, "max_kib": mk},
                                "summary": summary}
 
     # ---- preparation
@@ -889,6 +936,8 @@ def make_case(name, out_root, work_root, keep=False):
     notes += spec.get("notes", [])
     if notes:
         case["notes"] = notes
+    if PASSPHRASE is not None:
+        open(os.path.join(od, "passphrase.txt"), "w").write(PASSPHRASE + "\n")
     json.dump(exp, open(os.path.join(od, "expect.json"), "w"), indent=1)
     open(os.path.join(od, "expect.json"), "a").write("\n")
     json.dump(truth, open(os.path.join(od, "truth.json"), "w"), indent=1)

@@ -50,7 +50,9 @@ def main():
                 out = os.path.join(t, f[:-4])
                 subprocess.run(["zstd", "-q", "-d", "--long=27", os.path.join(d, f), "-o", out], check=True)
                 devs.append(out)
-            p = subprocess.run([a.bpcheck, "check", "--json"] + devs, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            pp = os.path.join(d, "passphrase.txt")   # encrypted cases (enc-*)
+            pf = ["--passphrase-file", pp] if os.path.exists(pp) else []
+            p = subprocess.run([a.bpcheck, "check", "--json"] + pf + devs, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         got, galloc, other, summ = [], [], [], None
         for line in p.stdout.decode().split("\n"):
             if not line.strip():
