@@ -628,8 +628,10 @@ func (sb *Superblock) loadKey() error {
 	}
 	sb.Crypt = &c
 	if !c.Sealed() {
-		var k csum.Key
-		copy(k[:], c.Key[8:])
+		k, err := c.Unseal(nil, sb.UUID) // a plain key needs no passphrase
+		if err != nil {
+			return err
+		}
 		sb.CryptKey = &k
 	}
 	return nil
