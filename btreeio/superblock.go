@@ -120,6 +120,11 @@ func (m *Member) Durability() uint {
 	return d - 1
 }
 
+// FreespaceInitialized reports BCH_MEMBER_FREESPACE_INITIALIZED: the
+// member's freespace and need_discard btrees were built from its alloc
+// keys (fsck compares them only then).
+func (m *Member) FreespaceInitialized() bool { return m.Flags>>30&1 != 0 }
+
 // Rotational reports the format B ROTATIONAL flag.
 func (m *Member) Rotational() bool { return m.Flags>>32&1 != 0 }
 

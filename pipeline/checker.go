@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"bpcheck/allocinfo"
 	"bpcheck/bp"
 	"bpcheck/btreeio"
 	"bpcheck/listfmt"
@@ -44,6 +45,10 @@ type checker struct {
 	// stripeBPs are the backpointers device-255 erasure-coded pointers
 	// need (first pass; stripebp.go).
 	stripeBPs []stripeBP
+	// allocRules are the era's rules for the allocator's derived btrees;
+	// passKeys holds the current pass's keys of them (allocinfo.go).
+	allocRules *allocinfo.Rules
+	passKeys   *allocinfo.Keys
 }
 
 // nodeLost records a node that could not be read: its subtree's range goes
@@ -120,6 +125,7 @@ func newChecker(fs *btreeio.FS, opt Options) *checker {
 		ECFlags:             sb.Version >= bp.VersionErasureCoding,
 	}
 	c.cfg.CheckDup = c.checkDup
+	c.allocRules = allocRules(fs)
 	for i := range sb.Members {
 		if i < len(c.rotational) && sb.Members[i].Exists() && sb.Members[i].Rotational() {
 			c.rotational[i] = true

@@ -6,6 +6,7 @@ package pipeline
 import (
 	"fmt"
 
+	"bpcheck/allocinfo"
 	"bpcheck/bp"
 	"bpcheck/btreeio"
 	"bpcheck/report"
@@ -275,6 +276,9 @@ type allocLoader struct {
 	lo, hi shard.BucketKey
 	pass   int
 	si     int
+	// keys: the pass's derived-btree keys, told where alloc leaves end
+	// and which alloc nodes were lost.
+	keys *allocinfo.Keys
 }
 
 func (l *allocLoader) Node(n *btreeio.Node) error {
@@ -285,6 +289,9 @@ func (l *allocLoader) Node(n *btreeio.Node) error {
 	l.c.loadNodes.Add(1)
 	l.c.loadBytes.Add(int64(n.SectorsWritten) * btreeio.SectorSize)
 	l.c.loadedNodeProblems(n)
+	if l.keys != nil {
+		l.keys.AddAllocLeaf(n.Max)
+	}
 	for i := range n.Keys {
 		k := &n.Keys[i]
 		if k.Key.Type != bp.KeyAllocV4 {
@@ -311,11 +318,14 @@ func (l *allocLoader) Node(n *btreeio.Node) error {
 
 func (l *allocLoader) NodeError(btree bp.BtreeID, level uint8, parent *bp.Key, err error) error {
 	l.c.nodeLost(&l.c.lost.Alloc, btree, level, parent, err)
+	if l.keys != nil {
+		l.keys.Lost(bp.BtreeAlloc)
+	}
 	return nil
 }
 
 func (c *checker) loadAlloc(pass int, shards []*shard.Shard, lo, hi shard.BucketKey) error {
-	l := &allocLoader{c: c, shards: shards, lo: lo, hi: hi, pass: pass}
+	l := &allocLoader{c: c, shards: shards, lo: lo, hi: hi, pass: pass, keys: c.passKeys}
 	plo := bp.Pos{Inode: uint64(lo.Dev()), Offset: lo.Bucket()}
 	phi := bp.Pos{Inode: uint64(hi.Dev()), Offset: hi.Bucket()}
 	if hi == ^shard.BucketKey(0) {

@@ -46,8 +46,10 @@ type Stats struct {
 	// PerDev counts per member device: pointers into it (from keys read
 	// in pass 0) and its backpointers.
 	PerDev [256]DevStats
-	// LoadNodes and LoadBytes count the backpointer and alloc leaves the
-	// loaders read (all passes; a leaf straddling two shards counts twice).
+	// LoadNodes and LoadBytes count the leaves the loaders read: the
+	// backpointers, alloc and derived (lru, freespace, need_discard,
+	// bucket_gens) btrees (all passes; a leaf straddling two shards
+	// counts twice).
 	LoadNodes, LoadBytes int64
 }
 

@@ -256,6 +256,8 @@ func split(res *pipeline.Result) (bps, allocs, other []string) {
 			bps = append(bps, bpKey(f.Code, f.BP.String(), f.Btree, f.Level, f.Pos.String()))
 		case allocCodes[f.Code]:
 			allocs = append(allocs, fmt.Sprintf("%s %d:%d", f.Code, f.Dev, f.Bucket))
+		case derivedCodes[f.Code]:
+			other = append(other, "derived "+derivedKey(f))
 		default:
 			other = append(other, f.Code+" "+f.Detail)
 		}
@@ -306,15 +308,18 @@ func TestCasesMatchFsck(t *testing.T) {
 			if wantAlloc, ok := expectedAlloc(t, name); ok {
 				diff(t, "alloc findings", allocs, wantAlloc, nil)
 			}
-			var stripes []string
+			var stripes, derived []string
 			for _, o := range other {
 				if strings.HasPrefix(o, report.StripeSectorCountWrong+" ") {
 					stripes = append(stripes, o)
+				} else if d, ok := strings.CutPrefix(o, "derived "); ok {
+					derived = append(derived, d)
 				} else {
 					t.Errorf("other finding: %s", o)
 				}
 			}
 			diff(t, "stripe findings", stripes, expectedStripes(t, name), nil)
+			diff(t, "allocator findings (lru, freespace, need_discard, bucket_gens)", derived, expectedDerived(t, name), nil)
 			t.Logf("%d findings (%d bp, %d alloc); %d passes, %d shards; stats %+v", len(res.Findings), len(bps), len(allocs), res.Passes, res.Shards, res.Stats)
 		})
 	}

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"sort"
 
+	"bpcheck/allocinfo"
 	"bpcheck/bp"
 	"bpcheck/btreeio"
 	"bpcheck/shard"
@@ -132,7 +133,10 @@ func makePlan(fs *btreeio.FS, budget int64, nShards int) (*Plan, []error) {
 		if k <= lo && k != lo {
 			continue
 		}
-		hi := k + 1
+		// Cut after the leaf's last bucket, rounded up to a group of 256
+		// buckets: allocinfo judges bucket_gens keys and alloc holes
+		// in such groups, which must not span shards.
+		hi := roundGroup(k + 1)
 		if k == endKey(fs) {
 			hi = k
 		}
@@ -265,6 +269,17 @@ func spreadAllocs(fs *btreeio.FS, units []span) {
 	for i := range units {
 		units[i].allocs = min(units[i].allocs, int64(est[i])+1)
 	}
+}
+
+// roundGroup rounds k up to the next group of allocinfo.GensPerKey
+// buckets of its device.
+func roundGroup(k shard.BucketKey) shard.BucketKey {
+	const g = allocinfo.GensPerKey
+	b := (k.Bucket() + g - 1) / g * g
+	if b >= 1<<48 {
+		return shard.MakeBucketKey(uint64(k.Dev())+1, 0)
+	}
+	return shard.MakeBucketKey(uint64(k.Dev()), b)
 }
 
 // allocCost is the memory the alloc keys of buckets [lo, hi) pin.

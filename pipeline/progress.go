@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"fmt"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -129,7 +130,8 @@ func (c *checker) countNodes() map[bp.BtreeID]nodeCounter {
 
 // planProgress sets the total number of node reads of the whole check:
 // per pass the pointer btrees' nodes (all of the data btrees, the interior
-// nodes of the others) plus the backpointer and alloc leaves of the pass.
+// nodes of the others) plus the backpointer and alloc leaves of the pass
+// and the leaves of the allocator's derived btrees.
 func (c *checker) planProgress(p *Progress, passes int) {
 	if p == nil {
 		return
@@ -143,6 +145,9 @@ func (c *checker) planProgress(p *Progress, passes int) {
 		}
 		if id == bp.BtreeBackpointers || id == bp.BtreeAlloc {
 			once += n.leaves // the loaders count leaves only
+		}
+		if slices.Contains(derivedBtrees, id) {
+			perPass += n.leaves // read whole by every pass
 		}
 	}
 	p.nodesTotal.Store(perPass*int64(passes) + once)

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"bpcheck/allocinfo"
 	"bpcheck/bp"
 	"bpcheck/btreeio"
 	"bpcheck/report"
@@ -137,6 +138,8 @@ func (c *checker) runPass(ctx context.Context, pass int, spans []span, tasks []t
 		}
 	}()
 	lo, hi := spans[0].lo, spans[len(spans)-1].hi
+	keys := allocinfo.NewKeys(lo, hi, c.fs.SB.Version >= bp.VersionNeedDiscardByJournalSeq)
+	c.passKeys = keys
 	t0 := time.Now()
 	c.opt.Progress.setStage(StageLoad)
 	// Loading and producing overlap: the producers start at once, and each
@@ -187,6 +190,9 @@ func (c *checker) runPass(ctx context.Context, pass int, spans []span, tasks []t
 			return nil
 		})
 	}
+
+	// The allocator's derived btrees, read whole (they are small).
+	g.Go(func() error { return c.loadDerived(keys) })
 
 	chans := make([]chan []shard.Ref, len(shards))
 	var shardWG sync.WaitGroup
@@ -273,12 +279,14 @@ func (c *checker) runPass(ctx context.Context, pass int, spans []span, tasks []t
 	}
 	// Shards finish in parallel: each judges its own buckets (duplicate
 	// claims read the filesystem, which is safe for concurrent use).
+	keys.Seal()
 	found := make([][]report.Finding, len(shards))
 	var fg errgroup.Group
 	fg.SetLimit(c.opt.Workers)
 	for i, sh := range shards {
 		fg.Go(func() error {
 			found[i] = sh.Finish(&c.lost)
+			found[i] = append(found[i], allocinfo.Judge(c.allocRules, keys, sh.Lo, sh.Hi, sh.Corrected(&c.lost))...)
 			return nil
 		})
 	}

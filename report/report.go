@@ -39,6 +39,25 @@ const (
 	BtreeNodeBadMagic             = "btree_node_bad_magic"
 	DupBackpointerToBadCsumExtent = "dup_backpointer_to_bad_csum_extent"
 	DupExtentsToReflink           = "dup_extents_to_reflink"
+
+	// The allocator's derived btrees (check_alloc_info, check_lrus,
+	// check_alloc_to_lru_refs) and the disk accounting.
+	AllocKeyFragmentationLRUWrong             = "alloc_key_fragmentation_lru_wrong"
+	AllocKeyToMissingLRUEntry                 = "alloc_key_to_missing_lru_entry"
+	AllocKeyCachedButReadTimeZero             = "alloc_key_cached_but_read_time_zero"
+	LRUEntryBad                               = "lru_entry_bad"
+	LRUEntryToInvalidBucket                   = "lru_entry_to_invalid_bucket"
+	NeedDiscardKeyWrong                       = "need_discard_key_wrong"
+	FreespaceKeyWrong                         = "freespace_key_wrong"
+	FreespaceHoleMissing                      = "freespace_hole_missing"
+	BucketGensKeyWrong                        = "bucket_gens_key_wrong"
+	BucketGensHoleWrong                       = "bucket_gens_hole_wrong"
+	BucketGensToInvalidDev                    = "bucket_gens_to_invalid_dev"
+	BucketGensToInvalidBuckets                = "bucket_gens_to_invalid_buckets"
+	BucketGensNonzeroForInvalidBuckets        = "bucket_gens_nonzero_for_invalid_buckets"
+	NeedDiscardFreespaceKeyToInvalidDevBucket = "need_discard_freespace_key_to_invalid_dev_bucket"
+	NeedDiscardFreespaceKeyBad                = "need_discard_freespace_key_bad"
+	AccountingMismatch                        = "accounting_mismatch"
 )
 
 // Finding is one problem found.
@@ -175,7 +194,9 @@ type Summary struct {
 	EstimatedBytes int64 `json:"estimated_bytes"`
 	Nodes          int64 `json:"nodes"`
 	NodeBytes      int64 `json:"node_bytes"`
-	// LoadNodes and LoadBytes count the backpointer and alloc leaves read.
+	// LoadNodes and LoadBytes count the leaves the loaders read: backpointers,
+	// alloc, and the allocator's derived btrees (lru, freespace,
+	// need_discard, bucket_gens).
 	LoadNodes    int64 `json:"load_nodes"`
 	LoadBytes    int64 `json:"load_bytes"`
 	Keys         int64 `json:"keys"`
@@ -212,28 +233,44 @@ type DevSummary struct {
 
 // Advice says, per finding code, what bcachefs fsck does about it.
 var Advice = map[string]string{
-	PtrToMissingBackpointer:       "`bcachefs fsck -y` recreates the backpointer from the pointer (check_extents_to_backpointers).",
-	BackpointerToMissingPtr:       "`bcachefs fsck -y` deletes the backpointer: no key points at that space (check_backpointers_to_extents).",
-	BackpointerToMissingAlloc:     "`bcachefs fsck -y` deletes the backpointer: its bucket has no alloc key (check_btree_backpointers).",
-	BackpointerToMissingDevice:    "`bcachefs fsck -y` deletes the backpointer: its device is not a member (check_btree_backpointers).",
-	BackpointerBucketOffsetWrong:  "`bcachefs fsck -y` deletes the invalid backpointer key and recreates it from the pointer.",
-	BackpointerLevelBad:           "`bcachefs fsck -y` deletes the invalid backpointer key.",
-	BackpointerDevBad:             "`bcachefs fsck -y` deletes the invalid backpointer key.",
-	PtrToMissingAllocKey:          "`bcachefs fsck -y` recreates the alloc key from the pointers (check_allocations).",
-	AllocKeyDirtySectorsWrong:     "`bcachefs fsck -y` rewrites the alloc key's dirty_sectors from the pointers (check_allocations).",
-	AllocKeyCachedSectorsWrong:    "`bcachefs fsck -y` rewrites the alloc key's cached_sectors from the pointers (check_allocations).",
-	AllocKeyStripeSectorsWrong:    "`bcachefs fsck -y` rewrites the alloc key's stripe_sectors (check_allocations).",
-	AllocKeyStripeWrong:           "`bcachefs fsck -y` rewrites the alloc key's stripe_refcount (check_allocations).",
-	StripeSectorCountWrong:        "`bcachefs fsck -y` rewrites the stripe key's block sector counts from the erasure-coded extents (check_allocations).",
-	AllocKeyDataTypeWrong:         "`bcachefs fsck -y` rewrites the alloc key's data type (check_allocations).",
-	PtrGenNewerThanBucket:         "`bcachefs fsck -y` raises the bucket generation or drops the pointer (check_allocations).",
-	StaleDirtyPtr:                 "`bcachefs fsck -y` drops the stale dirty pointer: its data is lost (check_allocations).",
-	PtrToInvalidDevice:            "`bcachefs fsck -y` drops the pointer to the missing device.",
-	BtreeNodeReadError:            "the node could not be read from any replica; `bcachefs fsck -y` drops it and may need btree topology repair (its keys are lost).",
-	BsetBadCsum:                   "the node's checksum is bad on every replica; `bcachefs fsck -y` drops the bad bset or node (its keys are lost).",
-	BtreeNodeBadMagic:             "the pointer leads to something that is not this btree node; `bcachefs fsck -y` drops it (topology repair).",
-	DupBackpointerToBadCsumExtent: "`bcachefs fsck -y` drops the pointer of the extent whose data checksum is bad.",
-	DupExtentsToReflink:           "`bcachefs fsck -y` (newest) converts the shared range into a reflink extent referenced by both files.",
+	PtrToMissingBackpointer:                   "`bcachefs fsck -y` recreates the backpointer from the pointer (check_extents_to_backpointers).",
+	BackpointerToMissingPtr:                   "`bcachefs fsck -y` deletes the backpointer: no key points at that space (check_backpointers_to_extents).",
+	BackpointerToMissingAlloc:                 "`bcachefs fsck -y` deletes the backpointer: its bucket has no alloc key (check_btree_backpointers).",
+	BackpointerToMissingDevice:                "`bcachefs fsck -y` deletes the backpointer: its device is not a member (check_btree_backpointers).",
+	BackpointerBucketOffsetWrong:              "`bcachefs fsck -y` deletes the invalid backpointer key and recreates it from the pointer.",
+	BackpointerLevelBad:                       "`bcachefs fsck -y` deletes the invalid backpointer key.",
+	BackpointerDevBad:                         "`bcachefs fsck -y` deletes the invalid backpointer key.",
+	PtrToMissingAllocKey:                      "`bcachefs fsck -y` recreates the alloc key from the pointers (check_allocations).",
+	AllocKeyDirtySectorsWrong:                 "`bcachefs fsck -y` rewrites the alloc key's dirty_sectors from the pointers (check_allocations).",
+	AllocKeyCachedSectorsWrong:                "`bcachefs fsck -y` rewrites the alloc key's cached_sectors from the pointers (check_allocations).",
+	AllocKeyStripeSectorsWrong:                "`bcachefs fsck -y` rewrites the alloc key's stripe_sectors (check_allocations).",
+	AllocKeyStripeWrong:                       "`bcachefs fsck -y` rewrites the alloc key's stripe_refcount (check_allocations).",
+	StripeSectorCountWrong:                    "`bcachefs fsck -y` rewrites the stripe key's block sector counts from the erasure-coded extents (check_allocations).",
+	AllocKeyDataTypeWrong:                     "`bcachefs fsck -y` rewrites the alloc key's data type (check_allocations).",
+	PtrGenNewerThanBucket:                     "`bcachefs fsck -y` raises the bucket generation or drops the pointer (check_allocations).",
+	StaleDirtyPtr:                             "`bcachefs fsck -y` drops the stale dirty pointer: its data is lost (check_allocations).",
+	PtrToInvalidDevice:                        "`bcachefs fsck -y` drops the pointer to the missing device.",
+	BtreeNodeReadError:                        "the node could not be read from any replica; `bcachefs fsck -y` drops it and may need btree topology repair (its keys are lost).",
+	BsetBadCsum:                               "the node's checksum is bad on every replica; `bcachefs fsck -y` drops the bad bset or node (its keys are lost).",
+	BtreeNodeBadMagic:                         "the pointer leads to something that is not this btree node; `bcachefs fsck -y` drops it (topology repair).",
+	DupBackpointerToBadCsumExtent:             "`bcachefs fsck -y` drops the pointer of the extent whose data checksum is bad.",
+	DupExtentsToReflink:                       "`bcachefs fsck -y` (newest) converts the shared range into a reflink extent referenced by both files.",
+	AllocKeyFragmentationLRUWrong:             "`bcachefs fsck -y` rewrites the alloc key's fragmentation_lru from its sector counts (check_allocations).",
+	AllocKeyToMissingLRUEntry:                 "`bcachefs fsck -y` adds the LRU entry (check_alloc_to_lru_refs); copygc does not see the bucket until then.",
+	AllocKeyCachedButReadTimeZero:             "`bcachefs fsck -y` sets the bucket's read time to now and adds its read LRU entry (check_alloc_to_lru_refs).",
+	LRUEntryBad:                               "`bcachefs fsck -y` deletes the LRU entry (check_lrus).",
+	LRUEntryToInvalidBucket:                   "`bcachefs fsck -y` deletes the LRU entry (check_lrus).",
+	NeedDiscardKeyWrong:                       "`bcachefs fsck -y` sets or clears the bucket's need_discard key (check_alloc_info).",
+	FreespaceKeyWrong:                         "`bcachefs fsck -y` sets or clears the bucket's freespace key (check_alloc_info); the allocator trusts it.",
+	FreespaceHoleMissing:                      "`bcachefs fsck -y` adds a freespace key over the empty buckets (check_alloc_info); until then they are never allocated.",
+	BucketGensKeyWrong:                        "`bcachefs fsck -y` writes the alloc key's gen into bucket_gens (check_alloc_info).",
+	BucketGensHoleWrong:                       "`bcachefs fsck -y` zeroes the gen of the bucket with no alloc key (check_alloc_info).",
+	BucketGensToInvalidDev:                    "`bcachefs fsck -y` deletes the bucket_gens key (check_alloc_info).",
+	BucketGensToInvalidBuckets:                "`bcachefs fsck -y` deletes the bucket_gens key (check_alloc_info).",
+	BucketGensNonzeroForInvalidBuckets:        "`bcachefs fsck -y` zeroes the gens of buckets that do not exist (check_alloc_info).",
+	NeedDiscardFreespaceKeyToInvalidDevBucket: "`bcachefs fsck -y` deletes the entry (check_alloc_info).",
+	NeedDiscardFreespaceKeyBad:                "`bcachefs fsck -y` deletes the entry: its bucket is not in that state (check_alloc_info).",
+	AccountingMismatch:                        "`bcachefs fsck -y` writes the difference into the accounting btree (check_allocations); `df` and the allocator's counters are off until then.",
 }
 
 // CountByCode fills s.Findings and s.ByCode from findings.
@@ -298,7 +335,7 @@ func WriteTextSummary(w io.Writer, s *Summary) error {
 	for _, c := range sortedKeys(s.ByCode) {
 		fmt.Fprintf(&b, "  %-34s %d\n", c, s.ByCode[c])
 	}
-	fmt.Fprintf(&b, "Scanned: %d nodes with pointers (%d bytes), %d backpointer and alloc leaves (%d bytes), %d keys, %d pointers, %d backpointers, %d alloc keys, %d buckets\n",
+	fmt.Fprintf(&b, "Scanned: %d nodes with pointers (%d bytes), %d backpointer, alloc and allocator leaves (%d bytes), %d keys, %d pointers, %d backpointers, %d alloc keys, %d buckets\n",
 		s.Nodes, s.NodeBytes, s.LoadNodes, s.LoadBytes, s.Keys, s.Pointers, s.Backpointers, s.AllocKeys, s.Buckets)
 	fmt.Fprintf(&b, "Filesystem: version %s (format %s), %d device(s), %s\n", s.Version, map[bool]string{true: "B", false: "A"}[s.FormatB], s.Devices,
 		map[bool]string{true: "clean", false: fmt.Sprintf("not clean: %d journal keys overlaid", s.JournalKeys)}[s.Clean])

@@ -27,6 +27,23 @@ var ErrorIDs = map[string]int{
 	StripeSectorCountWrong:        169,
 	DupBackpointerToBadCsumExtent: 265,
 	AllocKeyStripeSectorsWrong:    271,
+
+	AllocKeyCachedButReadTimeZero:             104,
+	AllocKeyToMissingLRUEntry:                 105,
+	NeedDiscardKeyWrong:                       114,
+	FreespaceKeyWrong:                         115,
+	FreespaceHoleMissing:                      116,
+	BucketGensKeyWrong:                        118,
+	BucketGensHoleWrong:                       119,
+	BucketGensToInvalidDev:                    120,
+	BucketGensToInvalidBuckets:                121,
+	BucketGensNonzeroForInvalidBuckets:        122,
+	NeedDiscardFreespaceKeyToInvalidDevBucket: 123,
+	NeedDiscardFreespaceKeyBad:                124,
+	LRUEntryToInvalidBucket:                   130,
+	LRUEntryBad:                               131,
+	AccountingMismatch:                        272,
+	AllocKeyFragmentationLRUWrong:             276,
 }
 
 // UpgradeStep is an entry of the kernel's upgrade table that names codes
@@ -45,6 +62,11 @@ var UpgradeSteps = []UpgradeStep{
 	{bp.VersionBackpointerBucketGen, "backpointer_bucket_gen", []string{BackpointerToMissingPtr, PtrToMissingBackpointer}},
 	{bp.VersionCachedBackpointers, "cached_backpointers", []string{PtrToMissingBackpointer}},
 	{bp.VersionStripeBackpointers, "stripe_backpointers", []string{PtrToMissingBackpointer}},
+	{1<<10 | 12, "rebalance_work_acct_fix", []string{AccountingMismatch}},
+	{1<<10 | 15, "disk_accounting_big_endian", []string{AccountingMismatch}},
+	{1<<10 | 31, "btree_node_accounting", []string{AccountingMismatch}},
+	{bp.VersionNeedDiscardByJournalSeq, "need_discard_by_journal_seq", []string{NeedDiscardFreespaceKeyBad, NeedDiscardKeyWrong, NeedDiscardFreespaceKeyToInvalidDevBucket}},
+	{bp.VersionPerDevFragmentationLRU, "per_dev_fragmentation_lru", []string{LRUEntryBad, AllocKeyToMissingLRUEntry, AccountingMismatch}},
 }
 
 // Silencer says which findings the next mount or fsck of the filesystem

@@ -1,0 +1,265 @@
+// Package allocinfo judges the btrees the allocator derives from the alloc
+// keys — lru, freespace, need_discard and bucket_gens — against the alloc
+// state the pointers imply, as bcachefs fsck's check_alloc_info,
+// check_lrus and check_alloc_to_lru_refs do after check_allocations has
+// corrected the alloc keys in memory (in `-n` mode too: its repairs are
+// made in memory, without triggers, so the derived btrees are judged
+// against the corrected keys, not the stale ones on disk).
+//
+// A pass hands the keys of those btrees that concern its bucket range to
+// a Keys, and each shard's corrected buckets (shard.Corrected) to Judge.
+package allocinfo
+
+import (
+	"cmp"
+	"slices"
+	"sort"
+	"sync"
+
+	"bpcheck/bp"
+	"bpcheck/shard"
+)
+
+// Btree ids of the derived btrees.
+const (
+	BtreeLRU         bp.BtreeID = 10
+	BtreeNeedDiscard bp.BtreeID = 12
+)
+
+// GensPerKey is the number of buckets one bucket_gens key covers.
+const GensPerKey = 256
+
+// lruKey is an entry of the lru btree: its position, and the bucket the
+// position's offset names (dev<<48 | bucket, the same packing as
+// shard.BucketKey).
+type lruKey struct {
+	bucket shard.BucketKey
+	id     uint16
+	time   uint64
+	set    bool // KEY_TYPE_set (an obsolete KEY_TYPE_lru is judged by check_lrus but does not count as present)
+	pos    bp.Pos
+}
+
+// freeKey is a freespace key: buckets [start, end) of dev, at the
+// generation bits genbits (the offset's top byte).
+type freeKey struct {
+	dev        uint32
+	genbits    uint8
+	start, end uint64
+}
+
+// discardKey is a need_discard key: the bucket, and (from 1.38) the
+// journal seq in the position's inode.
+type discardKey struct {
+	bucket shard.BucketKey
+	seq    uint64
+	pos    bp.Pos
+}
+
+// gensKey is a bucket_gens key: the gens of buckets idx*256 .. idx*256+255.
+type gensKey struct {
+	dev  uint64
+	idx  uint64
+	gens [GensPerKey]byte
+}
+
+// Keys holds one pass's keys of the derived btrees, for buckets [Lo, Hi).
+// Add may be called from several goroutines; Seal before Judge.
+type Keys struct {
+	// Lo and Hi bound the buckets whose keys are kept.
+	Lo, Hi shard.BucketKey
+	// NeedDiscardBySeq: need_discard keys sit at journal_seq_empty:dev_bucket
+	// (metadata 1.38+), else at dev:bucket.
+	NeedDiscardBySeq bool
+
+	mu        sync.Mutex
+	lru       []lruKey
+	stripeLRU int
+	free      [256][]freeKey // by generation bits
+	discard   []discardKey
+	gens      []gensKey
+	allocEnds []shard.BucketKey
+	lost      map[bp.BtreeID]bool
+}
+
+// NewKeys returns an empty Keys for buckets [lo, hi).
+func NewKeys(lo, hi shard.BucketKey, needDiscardBySeq bool) *Keys {
+	return &Keys{Lo: lo, Hi: hi, NeedDiscardBySeq: needDiscardBySeq, lost: map[bp.BtreeID]bool{}}
+}
+
+func (k *Keys) in(b shard.BucketKey) bool { return b >= k.Lo && b < k.Hi }
+
+// Add takes one leaf key of the lru, freespace, need_discard or
+// bucket_gens btree; keys of other btrees, and keys outside the bucket
+// range, are ignored.
+func (k *Keys) Add(btree bp.BtreeID, key *bp.Key, val []byte) {
+	p := key.Pos
+	switch btree {
+	case BtreeLRU:
+		id := uint16(p.Inode >> 48)
+		if id == lruStripeID {
+			k.mu.Lock()
+			k.stripeLRU++
+			k.mu.Unlock()
+			return
+		}
+		b := shard.BucketKey(p.Offset)
+		if !k.in(b) {
+			return
+		}
+		e := lruKey{bucket: b, id: id, time: p.Inode & lruTimeMax, set: key.Type == bp.KeySet, pos: p}
+		k.mu.Lock()
+		k.lru = append(k.lru, e)
+		k.mu.Unlock()
+	case bp.BtreeFreespace:
+		if key.Type != bp.KeySet || key.Size == 0 || p.Inode >= 1<<16 {
+			return
+		}
+		end := p.Offset & (1<<56 - 1)
+		start := end - min(end, uint64(key.Size))
+		lo, hi := shard.MakeBucketKey(p.Inode, start), shard.MakeBucketKey(p.Inode, end)
+		if hi <= k.Lo || lo >= k.Hi {
+			return
+		}
+		gb := uint8(p.Offset >> 56)
+		k.mu.Lock()
+		k.free[gb] = append(k.free[gb], freeKey{dev: uint32(p.Inode), genbits: gb, start: start, end: end})
+		k.mu.Unlock()
+	case BtreeNeedDiscard:
+		if key.Type != bp.KeySet {
+			return
+		}
+		var e discardKey
+		if k.NeedDiscardBySeq {
+			e = discardKey{bucket: shard.BucketKey(p.Offset), seq: p.Inode, pos: p}
+		} else {
+			if p.Inode >= 1<<16 {
+				return
+			}
+			e = discardKey{bucket: shard.MakeBucketKey(p.Inode, p.Offset), pos: p}
+		}
+		if !k.in(e.bucket) {
+			return
+		}
+		k.mu.Lock()
+		k.discard = append(k.discard, e)
+		k.mu.Unlock()
+	case bp.BtreeBucketGens:
+		if key.Type != bp.KeyBucketGens || p.Inode >= 1<<16 || p.Offset >= 1<<40 {
+			return
+		}
+		lo := shard.MakeBucketKey(p.Inode, p.Offset*GensPerKey)
+		hi := shard.MakeBucketKey(p.Inode, (p.Offset+1)*GensPerKey)
+		if hi <= k.Lo || lo >= k.Hi {
+			return
+		}
+		g := gensKey{dev: p.Inode, idx: p.Offset}
+		copy(g.gens[:], val)
+		k.mu.Lock()
+		k.gens = append(k.gens, g)
+		k.mu.Unlock()
+	}
+}
+
+// AddAllocLeaf records the last position of an alloc btree leaf: the
+// fsck's walk over the alloc btree ends a hole at a leaf's end.
+func (k *Keys) AddAllocLeaf(max bp.Pos) {
+	if max.Inode >= 1<<16 {
+		return
+	}
+	b := shard.MakeBucketKey(max.Inode, max.Offset) + 1
+	k.mu.Lock()
+	k.allocEnds = append(k.allocEnds, b)
+	k.mu.Unlock()
+}
+
+// Lost records that a node of btree could not be read: nothing that
+// depends on its keys is judged in this pass.
+func (k *Keys) Lost(btree bp.BtreeID) {
+	k.mu.Lock()
+	k.lost[btree] = true
+	k.mu.Unlock()
+}
+
+// StripeLRUEntries is the number of stripe LRU entries seen (not judged).
+func (k *Keys) StripeLRUEntries() int { return k.stripeLRU }
+
+// Seal sorts what was added; call it once, after the last Add.
+func (k *Keys) Seal() {
+	slices.SortFunc(k.lru, func(a, b lruKey) int { return cmp.Or(cmp.Compare(a.bucket, b.bucket), a.pos.Cmp(b.pos)) })
+	for i := range k.free {
+		slices.SortFunc(k.free[i], func(a, b freeKey) int { return cmp.Or(cmp.Compare(a.dev, b.dev), cmp.Compare(a.start, b.start)) })
+	}
+	slices.SortFunc(k.discard, func(a, b discardKey) int { return cmp.Or(cmp.Compare(a.bucket, b.bucket), a.pos.Cmp(b.pos)) })
+	slices.SortFunc(k.gens, func(a, b gensKey) int { return cmp.Or(cmp.Compare(a.dev, b.dev), cmp.Compare(a.idx, b.idx)) })
+	slices.Sort(k.allocEnds)
+	k.allocEnds = slices.Compact(k.allocEnds)
+}
+
+// lruOf returns the lru entries of bucket b.
+func (k *Keys) lruOf(b shard.BucketKey) []lruKey {
+	i, _ := slices.BinarySearchFunc(k.lru, b, func(e lruKey, t shard.BucketKey) int { return cmp.Compare(e.bucket, t) })
+	j := i
+	for j < len(k.lru) && k.lru[j].bucket == b {
+		j++
+	}
+	return k.lru[i:j]
+}
+
+// discardOf returns the need_discard keys of bucket b.
+func (k *Keys) discardOf(b shard.BucketKey) []discardKey {
+	i, _ := slices.BinarySearchFunc(k.discard, b, func(e discardKey, t shard.BucketKey) int { return cmp.Compare(e.bucket, t) })
+	j := i
+	for j < len(k.discard) && k.discard[j].bucket == b {
+		j++
+	}
+	return k.discard[i:j]
+}
+
+// gen returns the gen the bucket_gens btree records for bucket b, and
+// whether a key covers it.
+func (k *Keys) gen(dev, b uint64) (uint8, bool) {
+	i, ok := slices.BinarySearchFunc(k.gens, [2]uint64{dev, b / GensPerKey}, func(e gensKey, t [2]uint64) int {
+		return cmp.Or(cmp.Compare(e.dev, t[0]), cmp.Compare(e.idx, t[1]))
+	})
+	if !ok {
+		return 0, false
+	}
+	return k.gens[i].gens[b%GensPerKey], true
+}
+
+// freeAt returns the freespace key of dev at genbits covering bucket b
+// (ok), or else the start of the next one above b at genbits (next; ^0
+// when none). Keys of one generation never overlap (they are extents).
+func (k *Keys) freeAt(dev uint32, genbits uint8, b uint64) (e freeKey, ok bool, next uint64) {
+	s := k.free[genbits]
+	i := sort.Search(len(s), func(i int) bool { return s[i].dev > dev || s[i].dev == dev && s[i].end > b })
+	if i == len(s) || s[i].dev != dev {
+		return freeKey{}, false, ^uint64(0)
+	}
+	if s[i].start <= b {
+		return s[i], true, 0
+	}
+	return freeKey{}, false, s[i].start
+}
+
+// freeKeys calls fn for every freespace key.
+func (k *Keys) freeKeys(fn func(freeKey)) {
+	for i := range k.free {
+		for _, f := range k.free[i] {
+			fn(f)
+		}
+	}
+}
+
+// allocEndAfter returns the first alloc leaf end above b, or ^0.
+func (k *Keys) allocEndAfter(b shard.BucketKey) shard.BucketKey {
+	i, ok := slices.BinarySearch(k.allocEnds, b)
+	if ok {
+		i++
+	}
+	if i < len(k.allocEnds) {
+		return k.allocEnds[i]
+	}
+	return ^shard.BucketKey(0)
+}

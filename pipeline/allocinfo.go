@@ -1,0 +1,80 @@
+// The allocator's derived btrees: each pass reads the lru, freespace,
+// need_discard and bucket_gens btrees (small next to extents and
+// backpointers) for its bucket range, and each shard's corrected alloc
+// keys are judged against them when the shard finishes (package
+// allocinfo).
+
+package pipeline
+
+import (
+	"bpcheck/allocinfo"
+	"bpcheck/bp"
+	"bpcheck/btreeio"
+	"bpcheck/shard"
+)
+
+// derivedBtrees are the btrees allocinfo judges, read whole once per pass.
+var derivedBtrees = []bp.BtreeID{allocinfo.BtreeLRU, bp.BtreeFreespace, allocinfo.BtreeNeedDiscard, bp.BtreeBucketGens}
+
+// allocRules returns the era's rules for the derived btrees.
+func allocRules(fs *btreeio.FS) *allocinfo.Rules {
+	sb := fs.SB
+	return &allocinfo.Rules{
+		Member: func(dev uint64) (allocinfo.Member, bool) {
+			if dev >= 256 {
+				return allocinfo.Member{}, false
+			}
+			m := sb.Member(uint8(dev))
+			if m == nil {
+				return allocinfo.Member{}, false
+			}
+			// NBuckets as far as the device reaches (DevBuckets): a
+			// damaged count never drives the walks over holes.
+			return allocinfo.Member{BucketSize: uint32(m.BucketSize), FirstBucket: uint64(m.FirstBucket), NBuckets: fs.DevBuckets(int(dev)),
+				FreespaceInitialized: m.FreespaceInitialized()}, true
+		},
+		FragLRUField:  !sb.FormatB(),
+		PerDevFragLRU: sb.Version >= bp.VersionPerDevFragmentationLRU,
+		BtreeName:     func(id bp.BtreeID) string { return id.Name(sb.Version) },
+	}
+}
+
+// derivedLoader hands the leaf keys of one derived btree to the pass's
+// allocinfo.Keys.
+type derivedLoader struct {
+	c    *checker
+	keys *allocinfo.Keys
+}
+
+func (l *derivedLoader) Node(n *btreeio.Node) error {
+	if n.Level != 0 {
+		return nil
+	}
+	l.c.opt.Progress.addNode()
+	l.c.loadNodes.Add(1)
+	l.c.loadBytes.Add(int64(n.SectorsWritten) * btreeio.SectorSize)
+	l.c.loadedNodeProblems(n)
+	for i := range n.Keys {
+		k := &n.Keys[i]
+		l.keys.Add(n.BtreeID, &k.Key, k.Val)
+	}
+	return nil
+}
+
+func (l *derivedLoader) NodeError(btree bp.BtreeID, level uint8, parent *bp.Key, err error) error {
+	var lost []shard.LostRange
+	l.c.nodeLost(&lost, btree, level, parent, err)
+	l.keys.Lost(btree)
+	return nil
+}
+
+// loadDerived reads the derived btrees into keys.
+func (c *checker) loadDerived(keys *allocinfo.Keys) error {
+	l := &derivedLoader{c: c, keys: keys}
+	for _, id := range derivedBtrees {
+		if err := c.fs.Walk(id, 0, l); err != nil {
+			return err
+		}
+	}
+	return nil
+}
