@@ -181,6 +181,16 @@ func (k *Keys) Lost(btree bp.BtreeID) {
 	k.mu.Unlock()
 }
 
+// LostBtrees lists the btrees with unreadable nodes.
+func (k *Keys) LostBtrees() []bp.BtreeID {
+	var out []bp.BtreeID
+	for id := range k.lost {
+		out = append(out, id)
+	}
+	slices.Sort(out)
+	return out
+}
+
 // StripeLRUEntries is the number of stripe LRU entries seen (not judged).
 func (k *Keys) StripeLRUEntries() int { return k.stripeLRU }
 

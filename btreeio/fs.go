@@ -443,7 +443,7 @@ func (fs *FS) Release(n *Node) {
 		return
 	}
 	n.buf = n.buf[:cap(n.buf)]
-	n.Keys, n.Problems, n.packed = nil, nil, nil
+	n.Keys, n.Problems, n.packed, n.BtreeKeys = nil, nil, nil, nil
 	fs.nodePool.Put(n)
 }
 

@@ -359,6 +359,9 @@ func (j *Journal) overlay(n *Node) {
 		return
 	}
 	out := make([]NodeKey, 0, len(n.Keys)+len(jk))
+	if n.BtreeID == BtreeAccounting {
+		n.BtreeKeys = n.Keys
+	}
 	a, b := 0, 0
 	for a < len(n.Keys) || b < len(jk) {
 		switch {
@@ -388,6 +391,19 @@ func (j *Journal) overlay(n *Node) {
 	}
 	n.Keys = out
 	n.JournalKeys = len(jk)
+}
+
+// BtreeAccounting is the id of the accounting btree.
+const BtreeAccounting bp.BtreeID = 20
+
+// AccountingDeltas returns the accounting keys of the replayed journal
+// entries (all of them: they are deltas), in position order, oldest
+// first within a position.
+func (j *Journal) AccountingDeltas() []JournalKey {
+	if j == nil {
+		return nil
+	}
+	return j.keysFor(BtreeAccounting, 0, bp.PosMin, bp.SPosMax)
 }
 
 // Summary describes the journal choice in one line.

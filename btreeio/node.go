@@ -46,6 +46,12 @@ type Node struct {
 	bsetStart   []int
 	// JournalKeys counts the journal keys overlaid on this node.
 	JournalKeys int
+	// BtreeKeys are the node's own keys before the journal overlay, set
+	// only for the accounting btree when journal keys were overlaid:
+	// accounting keys are deltas, and the in-memory counters recovery
+	// builds are the btree's value plus the newer journal deltas
+	// (Journal.AccountingDeltas). nil: Keys are the node's own.
+	BtreeKeys []NodeKey
 	// Problems are non-fatal problems found while reading (bad keys
 	// skipped, bsets dropped); the node's other keys are still good.
 	Problems []error

@@ -176,7 +176,8 @@ func (g *generator) accountingKeys(nodes []*nodeInfo, state []nodeAlloc) []tailK
 		}
 		if d.dataBuckets > 0 {
 			full := d.dataBuckets * d.bucketSectors
-			add(accPosDevDataType(i, bp.DataUser), d.dataBuckets, userSectors, full-min(full, userSectors))
+			// Σ max(0, size - sectors) over the buckets.
+			add(accPosDevDataType(i, bp.DataUser), d.dataBuckets, userSectors, full+d.dataOver-min(full+d.dataOver, userSectors))
 		}
 		if d.parityBuckets > 0 {
 			add(accPosDevDataType(i, bp.DataParity), d.parityBuckets, d.parityBuckets*d.bucketSectors, 0)

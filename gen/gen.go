@@ -630,6 +630,12 @@ func (g *generator) noteWrongDirty(d *device, stored uint64) {
 
 // closeDataBucket writes the alloc key of d's full data bucket.
 func (g *generator) closeDataBucket(d *device) error {
+	if t := d.dataUsed + d.dataDup; t > d.bucketSectors {
+		// Duplicate extents can fill a bucket past its size; its
+		// fragmentation is then 0, not negative
+		// (bch2_bucket_sectors_fragmented).
+		d.dataOver += t - d.bucketSectors
+	}
 	dirty := g.dataBucketDirty(d)
 	g.noteWrongDirty(d, dirty)
 	return g.addAlloc(d, d.dataBucket, bp.DataUser, dirty, g.journalSeq, g.src.clock)

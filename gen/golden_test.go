@@ -7,7 +7,10 @@ import (
 
 // golden136 are the sha256 sums of the images and manifests of metadata
 // version 1.36 as the generator wrote them before other versions were
-// added: 1.36 output must stay byte-identical.
+// added: 1.36 output must stay byte-identical. One deliberate change since:
+// 2dev-r2-faults' dev_data_type user fragmentation now clamps each bucket
+// at 0 (a duplicate-extent fault fills one past its size), as the kernel
+// sums it and as bpcheck's accounting check found it.
 var golden136 = []struct {
 	name string
 	p    Params
@@ -18,8 +21,8 @@ var golden136 = []struct {
 		"manifest.json": "df4e4cfe467087fa0887a9f13880f59c5d7febc32f293d2f0ec0e1fe3736a5b7",
 	}},
 	{"2dev-r2-faults", Params{Devices: 2, Replicas: 2, DeviceSize: 64 << 20, Extents: 1500, ExtentMax: 32, BtreeNodeSize: 8192, Seed: 5, Inject: allFaults}, map[string]string{
-		"dev0.img":      "0077191f34ffd6b294cda32cd671a58d879a7ec216e592c08e51061272e44f9b",
-		"dev1.img":      "d73bc1b0c6df3d32ce93936c16f07b2143e5805938db3754ce067caa5c231823",
+		"dev0.img":      "51c46fce07c29f993656241a28c7a7eda5caff7551cee75f890d109df37f79c7",
+		"dev1.img":      "737a647e7d4aa0db8326f328c571cd5d56c335914d58ee872c72c945544a69f5",
 		"manifest.json": "367d5ec15db4f310a63fc837e3bc648e399742dfeb7a4f9b7347d5e2f1f39037",
 	}},
 	{"4dev-ec-faults", Params{Devices: 4, DeviceSize: 64 << 20, BtreeNodeSize: 16 << 10, Extents: 1500, ExtentMax: 64, ECStripes: 6, Seed: 8,

@@ -29,6 +29,7 @@ type device struct {
 	dataBuckets uint64 // data buckets used so far
 	dataSectors uint64 // data sectors written
 	dupTotal    uint64 // sectors of duplicate extents (faults)
+	dataOver    uint64 // sectors of data buckets beyond their size (duplicate extents)
 
 	// stripe blocks (erasure coding): data block buckets and the sectors
 	// of extents in them, parity buckets.

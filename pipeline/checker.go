@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"bpcheck/accounting"
 	"bpcheck/allocinfo"
 	"bpcheck/bp"
 	"bpcheck/btreeio"
@@ -49,6 +50,12 @@ type checker struct {
 	// passKeys holds the current pass's keys of them (allocinfo.go).
 	allocRules *allocinfo.Rules
 	passKeys   *allocinfo.Keys
+	// acctWant sums the accounting the check computes (acct.go);
+	// acctSums merges the producers' flags; acctKnown is false when read
+	// errors hid buckets whose counters it needs.
+	acctWant  accounting.Table
+	acctSums  acctSums
+	acctKnown bool
 }
 
 // nodeLost records a node that could not be read: its subtree's range goes
@@ -126,6 +133,14 @@ func newChecker(fs *btreeio.FS, opt Options) *checker {
 	}
 	c.cfg.CheckDup = c.checkDup
 	c.allocRules = allocRules(fs)
+	c.acctWant, c.acctKnown = accounting.Table{}, true
+	for i := range sb.Members {
+		m := &sb.Members[i]
+		if i < 256 && m.Exists() && m.NBuckets > uint64(m.FirstBucket) {
+			// bch2_dev_usage_init: every bucket starts free.
+			c.acctWant.Add(accounting.DevDataType(uint8(i), bp.DataFree), int64(m.NBuckets-uint64(m.FirstBucket)), 0, 0)
+		}
+	}
 	for i := range sb.Members {
 		if i < len(c.rotational) && sb.Members[i].Exists() && sb.Members[i].Rotational() {
 			c.rotational[i] = true

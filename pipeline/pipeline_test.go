@@ -258,6 +258,8 @@ func split(res *pipeline.Result) (bps, allocs, other []string) {
 			allocs = append(allocs, fmt.Sprintf("%s %d:%d", f.Code, f.Dev, f.Bucket))
 		case derivedCodes[f.Code]:
 			other = append(other, "derived "+derivedKey(f))
+		case f.Code == report.AccountingMismatch:
+			other = append(other, "acct "+acctKey(f))
 		default:
 			other = append(other, f.Code+" "+f.Detail)
 		}
@@ -308,18 +310,21 @@ func TestCasesMatchFsck(t *testing.T) {
 			if wantAlloc, ok := expectedAlloc(t, name); ok {
 				diff(t, "alloc findings", allocs, wantAlloc, nil)
 			}
-			var stripes, derived []string
+			var stripes, derived, acct []string
 			for _, o := range other {
 				if strings.HasPrefix(o, report.StripeSectorCountWrong+" ") {
 					stripes = append(stripes, o)
 				} else if d, ok := strings.CutPrefix(o, "derived "); ok {
 					derived = append(derived, d)
+				} else if a, ok := strings.CutPrefix(o, "acct "); ok {
+					acct = append(acct, a)
 				} else {
 					t.Errorf("other finding: %s", o)
 				}
 			}
 			diff(t, "stripe findings", stripes, expectedStripes(t, name), nil)
 			diff(t, "allocator findings (lru, freespace, need_discard, bucket_gens)", derived, expectedDerived(t, name), nil)
+			diff(t, "accounting findings", acct, expectedAccounting(t, name, res.NotChecked), nil)
 			t.Logf("%d findings (%d bp, %d alloc); %d passes, %d shards; stats %+v", len(res.Findings), len(bps), len(allocs), res.Passes, res.Shards, res.Stats)
 		})
 	}

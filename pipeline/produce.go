@@ -157,6 +157,8 @@ type emitter struct {
 	ptrIt bp.PtrIter
 	ptr   bp.DecodedPtr
 	bpv   bp.Backpointer
+	// acct sums the accounting the pointers imply (first pass only).
+	acct *acctSums
 }
 
 // applyLocks serialise the application of records to the shards of a
@@ -183,6 +185,9 @@ func newApplyLocks(n int) *applyLocks {
 // which cover [lo, hi).
 func newEmitter(ctx context.Context, c *checker, shards []*shard.Shard, chans []chan []shard.Ref, lo, hi shard.BucketKey, pass int) *emitter {
 	e := &emitter{c: c, shards: shards, chans: chans, bufs: make([][]shard.Ref, len(shards)), lo: lo, hi: hi, ctx: ctx, count: pass == 0, pass: pass}
+	if pass == 0 {
+		e.acct = &acctSums{snapshotCount: c.fs.SB.Version <= bp.VersionInodeHasCaseInsensitive}
+	}
 	e.his = make([]shard.BucketKey, len(shards))
 	for i, sh := range shards {
 		e.his[i] = sh.Hi
@@ -328,6 +333,9 @@ func (e *emitter) emitKeyPtrs(btree bp.BtreeID, level uint8, k *bp.Key, val []by
 			c.addError(fmt.Errorf("btree %s level %d key %s: %w", btree.Name(c.fs.SB.Version), level, k.Pos, err))
 		}
 		return nil
+	}
+	if e.acct != nil {
+		e.acctKeyPtrs(level, k, entries)
 	}
 	var reconcile uint32
 	if level == 0 && c.anyRotational {

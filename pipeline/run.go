@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"bpcheck/accounting"
 	"bpcheck/allocinfo"
 	"bpcheck/bp"
 	"bpcheck/btreeio"
@@ -93,6 +94,19 @@ func Run(ctx context.Context, fs *btreeio.FS, opt Options) (*Result, error) {
 			break
 		}
 		res.PassesDone++
+	}
+	if !res.Interrupted && res.PassesDone == res.Passes {
+		got, ok, err := c.readAccounting()
+		if err != nil {
+			return nil, err
+		}
+		if ok && c.acctKnown && c.lost.Empty() {
+			fs, nc := c.judgeAccounting(got, c.acctWant, &c.acctSums)
+			c.findings = append(c.findings, fs...)
+			res.NotChecked = append(res.NotChecked, nc...)
+		} else {
+			res.NotChecked = append(res.NotChecked, "accounting: read errors hid some of the counters or the pointers they sum")
+		}
 	}
 	report.Sort(c.findings)
 	res.Findings = c.findings
@@ -254,6 +268,11 @@ func (c *checker) runPass(ctx context.Context, pass int, spans []span, tasks []t
 			}
 			statsMu.Lock()
 			total.add(&e.stats)
+			if e.acct != nil {
+				c.acctWant.Merge(e.acct.t)
+				c.acctSums.cached = c.acctSums.cached || e.acct.cached
+				c.acctSums.ec = c.acctSums.ec || e.acct.ec
+			}
 			statsMu.Unlock()
 			return nil
 		})
@@ -281,16 +300,28 @@ func (c *checker) runPass(ctx context.Context, pass int, spans []span, tasks []t
 	// claims read the filesystem, which is safe for concurrent use).
 	keys.Seal()
 	found := make([][]report.Finding, len(shards))
+	devTypes := make([]accounting.Table, len(shards))
+	devKnown := make([]bool, len(shards))
 	var fg errgroup.Group
 	fg.SetLimit(c.opt.Workers)
 	for i, sh := range shards {
 		fg.Go(func() error {
 			found[i] = sh.Finish(&c.lost)
-			found[i] = append(found[i], allocinfo.Judge(c.allocRules, keys, sh.Lo, sh.Hi, sh.Corrected(&c.lost))...)
+			cs := sh.Corrected(&c.lost)
+			found[i] = append(found[i], allocinfo.Judge(c.allocRules, keys, sh.Lo, sh.Hi, cs)...)
+			devTypes[i] = accounting.Table{}
+			devKnown[i] = c.addDevDataTypes(devTypes[i], cs)
 			return nil
 		})
 	}
 	_ = fg.Wait() // the tasks return no error
+	for i := range shards {
+		c.acctWant.Merge(devTypes[i])
+		c.acctKnown = c.acctKnown && devKnown[i]
+	}
+	if !c.lost.Empty() || len(keys.LostBtrees()) > 0 {
+		c.acctKnown = false // pointers or buckets the sums need were not read
+	}
 	for i, sh := range shards {
 		n, a := sh.Counts()
 		c.stats.Backpointers += int64(n)

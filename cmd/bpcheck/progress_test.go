@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -78,7 +79,11 @@ func TestInterruptSignal(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(150 * time.Millisecond)
+		// Signal once the handler is installed (a loaded machine can take
+		// longer than the check's start to get there), then a little
+		// later, inside the check.
+		waitSigCaught(t, cmd.Process.Pid, sig.(syscall.Signal))
+		time.Sleep(50 * time.Millisecond)
 		cmd.Process.Signal(sig)
 		err := cmd.Wait()
 		code := cmd.ProcessState.ExitCode()
@@ -92,5 +97,26 @@ func TestInterruptSignal(t *testing.T) {
 		if !strings.Contains(out.String(), `"interrupted":true`) || !strings.Contains(errb.String(), "interrupted") {
 			t.Errorf("%v: no partial report: %s / %s", sig, out.String(), errb.String())
 		}
+	}
+}
+
+// waitSigCaught waits (at most 10 s) until process pid catches sig, as
+// /proc/PID/status's SigCgt mask says.
+func waitSigCaught(t *testing.T, pid int, sig syscall.Signal) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			return // not Linux, or gone: signal anyway
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "SigCgt:"); ok {
+				if m, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64); err == nil && m&(1<<(uint(sig)-1)) != 0 {
+					return
+				}
+			}
+		}
+		time.Sleep(2 * time.Millisecond)
 	}
 }

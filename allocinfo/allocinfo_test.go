@@ -1,0 +1,149 @@
+package allocinfo
+
+import (
+	"encoding/binary"
+	"strings"
+	"testing"
+
+	"bpcheck/bp"
+	"bpcheck/report"
+	"bpcheck/shard"
+)
+
+func rules(perDev bool) *Rules {
+	return &Rules{
+		Member: func(dev uint64) (Member, bool) {
+			if dev > 1 {
+				return Member{}, false
+			}
+			return Member{BucketSize: 256, FirstBucket: 1, NBuckets: 1024, FreespaceInitialized: true}, true
+		},
+		PerDevFragLRU: perDev,
+		BtreeName:     func(id bp.BtreeID) string { return id.String() },
+	}
+}
+
+// The fragmentation index of the real corrupt-mixed case: 232 of 256
+// sectors live is time 1946157056 (fsck's "fragmentation" and LRU pos).
+func TestFragmentationIndex(t *testing.T) {
+	a := bp.AllocV4{DataType: bp.DataUser, DirtySectors: 232}
+	if got := FragmentationIndex(&a, 256); got != 1946157056 {
+		t.Errorf("%d", got)
+	}
+	a.DirtySectors = 256
+	if got := FragmentationIndex(&a, 256); got != 0 {
+		t.Errorf("full bucket: %d", got)
+	}
+	a.DirtySectors, a.DataType = 100, bp.DataCached
+	if got := FragmentationIndex(&a, 256); got != 0 {
+		t.Errorf("cached bucket: %d", got)
+	}
+}
+
+func set(p bp.Pos, size uint32) *bp.Key { return &bp.Key{Type: bp.KeySet, Pos: p, Size: size} }
+
+func codes(fs []report.Finding) string {
+	var b []string
+	for _, f := range fs {
+		b = append(b, f.Code+" "+f.Detail)
+	}
+	return strings.Join(b, "\n")
+}
+
+// A hole of the alloc btree that no freespace key covers is reported per
+// run, cut at every 256th bucket and at an alloc leaf's end, as the fsck
+// walks it; a covered hole and a bucket with the right keys are quiet.
+func TestHolesAndKeys(t *testing.T) {
+	lo, hi := shard.MakeBucketKey(0, 0), shard.MakeBucketKey(1, 0)
+	k := NewKeys(lo, hi, false)
+	// Buckets 1..9 and 300..1023 free and covered; 10 holds data; 11..299 a
+	// hole without freespace keys, cut at 256 and at the leaf end 200.
+	k.Add(bp.BtreeFreespace, set(bp.Pos{Offset: 10}, 9), nil)
+	k.Add(bp.BtreeFreespace, set(bp.Pos{Offset: 1024}, 724), nil)
+	k.AddAllocLeaf(bp.Pos{Offset: 199})
+	gens := make([]byte, 256)
+	gens[10] = 3
+	k.Add(bp.BtreeBucketGens, &bp.Key{Type: bp.KeyBucketGens, Pos: bp.Pos{}}, gens)
+	k.Seal()
+	cs := []shard.Corrected{{Key: shard.MakeBucketKey(0, 10), A: bp.AllocV4{DataType: bp.DataUser, DirtySectors: 256, Gen: 3}, Stored: true}}
+	got := codes(Judge(rules(false), k, lo, hi, cs))
+	want := strings.Join([]string{
+		"freespace_hole_missing hole in alloc btree missing in freespace btree: device 0 buckets 11-200",
+		"freespace_hole_missing hole in alloc btree missing in freespace btree: device 0 buckets 200-256",
+		"freespace_hole_missing hole in alloc btree missing in freespace btree: device 0 buckets 256-300",
+	}, "\n")
+	if got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+}
+
+// LRU entries: a missing fragmentation entry, a stale one, and the
+// per-device ids of 1.39.
+func TestLRUs(t *testing.T) {
+	for _, perDev := range []bool{false, true} {
+		r := rules(perDev)
+		lo, hi := shard.MakeBucketKey(0, 0), ^shard.BucketKey(0)
+		k := NewKeys(lo, hi, false)
+		b1, b2 := shard.MakeBucketKey(1, 5), shard.MakeBucketKey(1, 6)
+		id := uint64(r.fragID(1))
+		// b1 has its right entry; b2's entry is stale (its bucket is full).
+		k.Add(BtreeLRU, set(bp.Pos{Inode: id<<48 | 1946157056, Offset: uint64(b1)}, 0), nil)
+		k.Add(BtreeLRU, set(bp.Pos{Inode: id<<48 | 1000, Offset: uint64(b2)}, 0), nil)
+		k.Seal()
+		cs := []shard.Corrected{
+			{Key: b1, A: bp.AllocV4{DataType: bp.DataUser, DirtySectors: 232}, Stored: true},
+			{Key: b2, A: bp.AllocV4{DataType: bp.DataUser, DirtySectors: 256}, Stored: true},
+			{Key: shard.MakeBucketKey(1, 7), A: bp.AllocV4{DataType: bp.DataBtree, DirtySectors: 128}, Stored: true},
+		}
+		var got []string
+		for _, f := range Judge(r, k, lo, hi, cs) {
+			if f.Code == report.LRUEntryBad || f.Code == report.AllocKeyToMissingLRUEntry {
+				got = append(got, f.Code+" "+f.Pos.String())
+			}
+		}
+		want := []string{
+			report.LRUEntryBad + " " + bp.Pos{Inode: id<<48 | 1000, Offset: uint64(b2)}.String(),
+			report.AllocKeyToMissingLRUEntry + " " + bp.Pos{Inode: id<<48 | 1 << 30, Offset: uint64(shard.MakeBucketKey(1, 7))}.String(),
+		}
+		if strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("per device %v: got %v, want %v", perDev, got, want)
+		}
+	}
+}
+
+// FuzzJudge: any keys of the derived btrees against any corrected buckets
+// are judged without a panic.
+func FuzzJudge(f *testing.F) {
+	f.Add([]byte{10, 0, 0, 0, 0, 0, 0, 0, 0, 0}, []byte{4, 1, 200})
+	f.Fuzz(func(t *testing.T, keys, buckets []byte) {
+		for _, perDev := range []bool{false, true} {
+			r := rules(perDev)
+			r.FragLRUField = !perDev
+			lo, hi := shard.MakeBucketKey(0, 0), ^shard.BucketKey(0)
+			k := NewKeys(lo, hi, perDev)
+			for rest := keys; len(rest) >= 26; rest = rest[26:] {
+				btree := []bp.BtreeID{BtreeLRU, bp.BtreeFreespace, BtreeNeedDiscard, bp.BtreeBucketGens}[rest[0]%4]
+				key := &bp.Key{Type: bp.KeyType(rest[1] % 40), Size: uint32(binary.LittleEndian.Uint16(rest[2:])),
+					Pos: bp.Pos{Inode: binary.LittleEndian.Uint64(rest[4:]), Offset: binary.LittleEndian.Uint64(rest[12:]), Snapshot: binary.LittleEndian.Uint32(rest[20:])}}
+				if rest[1]&1 == 0 {
+					key.Type = bp.KeySet
+				}
+				k.Add(btree, key, rest[24:])
+				if rest[0]&8 != 0 {
+					k.AddAllocLeaf(key.Pos)
+				}
+			}
+			k.Seal()
+			var cs []shard.Corrected
+			for rest := buckets; len(rest) >= 3; rest = rest[3:] {
+				key := shard.MakeBucketKey(uint64(rest[0]&1), uint64(rest[1])*4)
+				if len(cs) > 0 && cs[len(cs)-1].Key >= key {
+					continue
+				}
+				cs = append(cs, shard.Corrected{Key: key, Stored: true,
+					A: bp.AllocV4{DataType: bp.DataType(rest[2] % 12), DirtySectors: uint32(rest[2]), Gen: rest[2] >> 3}})
+			}
+			_ = Judge(r, k, lo, hi, cs)
+		}
+	})
+}

@@ -1,0 +1,310 @@
+// Disk accounting: the producers of the first pass sum what the pointers
+// imply (replicas, snapshots); the shards' corrected alloc keys give the
+// per-device data type counters; the accounting btree and the journal's
+// accounting deltas give what recovery would hold in memory. After the
+// last pass the two are compared as check_allocations does.
+
+package pipeline
+
+import (
+	"fmt"
+	"sort"
+
+	"bpcheck/accounting"
+	"bpcheck/bp"
+	"bpcheck/btreeio"
+	"bpcheck/report"
+	"bpcheck/shard"
+)
+
+// acctSums is one producer's accounting sums, with a cache of the last
+// replicas and snapshot entries (consecutive extents mostly share them).
+type acctSums struct {
+	t             accounting.Table
+	lastRep       accounting.Pos
+	lastRepC      *accounting.Counters
+	lastSnap      uint32
+	lastSnapC     *accounting.Counters
+	cached, ec    bool // cached or erasure-coded pointers were seen
+	snapshotCount bool // the era compares snapshot sectors (≤ 1.28)
+}
+
+func (s *acctSums) add(a accounting.Pos, last *accounting.Pos, lastC **accounting.Counters, v int64) {
+	if *lastC == nil || *last != a {
+		if s.t == nil {
+			s.t = accounting.Table{}
+		}
+		c := s.t[a]
+		if c == nil {
+			c = &accounting.Counters{N: 1}
+			s.t[a] = c
+		}
+		*last, *lastC = a, c
+	}
+	(*lastC).V[0] += v
+}
+
+// key accounts one key's pointers (the extent trigger's replicas and
+// snapshot counters): devs and sectors of its dirty pointers that are not
+// erasure coded; nrRequired is 0 when an erasure-coded pointer is among
+// them.
+func (s *acctSums) key(level uint8, k *bp.Key, devs []uint8, sectors int64, nrRequired uint8) {
+	if len(devs) == 0 {
+		return
+	}
+	dt := bp.DataUser
+	if level > 0 {
+		dt = bp.DataBtree
+	}
+	s.add(accounting.Replicas(dt, nrRequired, devs), &s.lastRep, &s.lastRepC, sectors)
+	if s.snapshotCount && level == 0 && k.Pos.Snapshot != 0 {
+		if s.lastSnapC == nil || s.lastSnap != k.Pos.Snapshot {
+			var a accounting.Pos
+			s.add(accounting.Snapshot(k.Pos.Snapshot), &a, &s.lastSnapC, 0)
+			s.lastSnap = k.Pos.Snapshot
+		}
+		s.lastSnapC.V[0] += sectors
+	}
+}
+
+// acctKeyPtrs accounts a key through the general pointer decoder.
+func (e *emitter) acctKeyPtrs(level uint8, k *bp.Key, entries []byte) {
+	c := e.c
+	it := bp.NewPtrIter(entries, k.Size, nil)
+	it.Reset(entries, k.Size, c.fs.SB.ExtentTypeU64s)
+	var d bp.DecodedPtr
+	var devs [16]uint8
+	n, nrRequired := 0, uint8(1)
+	var sectors int64
+	size := k.Size
+	if level > 0 {
+		size = c.geo.BtreeNodeSectors
+	}
+	for {
+		ok, _ := it.NextInto(&d)
+		if !ok {
+			break
+		}
+		if c.fs.SB.Member(d.Ptr.Dev) == nil && d.Ptr.Dev != 0xff {
+			// Device 255 (BCH_SB_MEMBER_INVALID, a placeholder the
+			// tools leave for a replica not yet written) counts in the
+			// replicas entry with its sectors, as the trigger counts it.
+			continue
+		}
+		switch {
+		case d.Ptr.Cached:
+			e.acct.cached = true
+		case d.HasStripe:
+			e.acct.ec = true
+			nrRequired = 0
+		default:
+			if n < len(devs) {
+				devs[n] = d.Ptr.Dev
+				n++
+			}
+			sectors += int64(d.DiskSectors(size))
+		}
+	}
+	e.acct.key(level, k, devs[:n], sectors, nrRequired)
+}
+
+// acctLoader reads the accounting btree: each key's value as the btree
+// holds it (before the journal overlay) and its version.
+type acctLoader struct {
+	c    *checker
+	base map[accounting.Pos]acctBase
+	be   bool
+	lost bool
+}
+
+type acctBase struct {
+	v   accounting.Counters
+	ver bp.Version
+}
+
+func (l *acctLoader) Node(n *btreeio.Node) error {
+	if n.Level != 0 {
+		return nil
+	}
+	keys := n.Keys
+	if n.BtreeKeys != nil {
+		keys = n.BtreeKeys
+	}
+	for i := range keys {
+		k := &keys[i]
+		if k.Key.Type != bp.KeyAccounting {
+			continue
+		}
+		l.base[accounting.FromBPos(k.Key.Pos, l.be)] = acctBase{v: accounting.Value(k.Val), ver: k.Key.Version}
+	}
+	return nil
+}
+
+func (l *acctLoader) NodeError(btree bp.BtreeID, level uint8, parent *bp.Key, err error) error {
+	var lost []shard.LostRange
+	l.c.nodeLost(&lost, btree, level, parent, err)
+	l.lost = true
+	return nil
+}
+
+func versionLE(a, b bp.Version) bool { return a.Hi < b.Hi || a.Hi == b.Hi && a.Lo <= b.Lo }
+
+// readAccounting returns the counters recovery holds in memory: each
+// btree key's value plus the journal deltas newer than it
+// (bch2_accounting_read); ok=false when part of the btree was unreadable.
+func (c *checker) readAccounting() (accounting.Table, bool, error) {
+	be := c.fs.SB.Version >= bp.VersionDiskAccountingBigEndian
+	l := &acctLoader{c: c, base: map[accounting.Pos]acctBase{}, be: be}
+	if err := c.fs.Walk(btreeio.BtreeAccounting, 0, l); err != nil {
+		return nil, false, err
+	}
+	t := accounting.Table{}
+	for a, b := range l.base {
+		t.Add(a, b.v.V[:b.v.N]...)
+	}
+	for _, jk := range c.fs.Journal.AccountingDeltas() {
+		if jk.Key.Type != bp.KeyAccounting {
+			continue
+		}
+		a := accounting.FromBPos(jk.Key.Pos, be)
+		if b, ok := l.base[a]; ok && versionLE(jk.Key.Version, b.ver) {
+			continue // the btree's key holds it already
+		}
+		v := accounting.Value(jk.Val)
+		t.Add(a, v.V[:v.N]...)
+	}
+	return t, !l.lost, nil
+}
+
+// addDevDataTypes adds the per-device data type counters of a shard's
+// corrected alloc keys (bch2_alloc_key_to_dev_counters); every valid
+// bucket starts free (bch2_dev_usage_init). It reports false when a
+// bucket's state is unknown (read errors).
+func (c *checker) addDevDataTypes(t accounting.Table, cs []shard.Corrected) bool {
+	ok := true
+	for i := range cs {
+		b := &cs[i]
+		dev := uint64(b.Key.Dev())
+		m := c.fs.SB.Member(uint8(dev))
+		if dev >= 256 || m == nil || b.Key.Bucket() < uint64(m.FirstBucket) || b.Key.Bucket() >= m.NBuckets {
+			continue
+		}
+		if b.Unknown {
+			ok = false
+			continue
+		}
+		a := &b.A
+		sectors := int64(a.DirtySectors) + int64(a.StripeSectors)
+		if a.DataType == bp.DataCached {
+			sectors = int64(a.CachedSectors)
+		}
+		var frag int64
+		if sectors != 0 {
+			frag = max(0, int64(m.BucketSize)-sectors)
+		}
+		t.Add(accounting.DevDataType(uint8(dev), bp.DataFree), -1, 0, 0)
+		t.Add(accounting.DevDataType(uint8(dev), a.DataType), 1, sectors, frag)
+		if a.DataType == bp.DataStripe && a.DirtySectors != 0 {
+			t.Add(accounting.DevDataType(uint8(dev), bp.DataUnstriped), 1, int64(a.DirtySectors), 0)
+		}
+	}
+	return ok
+}
+
+// acctChecked reports whether bpcheck computes the counters of a key, and
+// why not when it does not.
+func (c *checker) acctChecked(a accounting.Pos, sums *acctSums) (bool, string) {
+	v := c.fs.SB.Version
+	switch a.Type() {
+	case accounting.TypeReplicas:
+		dt := bp.DataType(a[1])
+		switch {
+		case dt == bp.DataCached:
+			return !sums.cached, "replicas of cached data (cached:), whose stale pointers need bucket generations at the producer"
+		case a[3] != 1:
+			return false, "replicas of erasure-coded data (nr_required other than 1: the stripes' share)"
+		}
+		return true, ""
+	case accounting.TypeDevDataType:
+		return true, ""
+	case accounting.TypeSnapshot:
+		if v >= bp.VersionPerDevFragmentationLRU {
+			return false, "snapshot key counts (1.39: needs the leaves of every snapshot btree)"
+		}
+		if v > bp.VersionInodeHasCaseInsensitive {
+			return false, "" // not kept in memory by the fsck of 1.29-1.36: not compared
+		}
+		return true, ""
+	case accounting.TypeInum:
+		return false, "" // never compared by fsck
+	case accounting.TypeNrInodes:
+		return false, "nr_inodes (needs the inode leaves)"
+	case accounting.TypePersistentReserved:
+		return false, "persistent_reserved (reservation keys)"
+	case accounting.TypeCompression:
+		return false, "compression"
+	case accounting.TypeBtree:
+		return false, "btree (per-btree node counts)"
+	case accounting.TypeRebalanceWork, accounting.TypeReconcileWork:
+		return false, "rebalance/reconcile work (needs the io options of inodes)"
+	case accounting.TypeDevLeaving:
+		return false, "dev_leaving"
+	}
+	return false, ""
+}
+
+// judgeAccounting compares the counters recovery would hold (got) with the
+// sums of the check (want), for the keys bpcheck computes.
+func (c *checker) judgeAccounting(got, want accounting.Table, sums *acctSums) (findings []report.Finding, notChecked []string) {
+	keys := map[accounting.Pos]bool{}
+	for a := range got {
+		keys[a] = true
+	}
+	for a := range want {
+		keys[a] = true
+	}
+	skipped := map[string]bool{}
+	var sorted []accounting.Pos
+	for a := range keys {
+		ok, why := c.acctChecked(a, sums)
+		if !ok {
+			if why != "" && got[a] != nil {
+				skipped[why] = true
+			}
+			continue
+		}
+		sorted = append(sorted, a)
+	}
+	sort.Slice(sorted, func(i, j int) bool {
+		x, y := sorted[i], sorted[j]
+		for k := range x {
+			if x[k] != y[k] {
+				return x[k] < y[k]
+			}
+		}
+		return false
+	})
+	v := c.fs.SB.Version
+	for _, a := range sorted {
+		var g, w accounting.Counters
+		if p := got[a]; p != nil {
+			g = *p
+		}
+		if p := want[a]; p != nil {
+			w = *p
+		}
+		n := max(g.N, w.N)
+		g.N, w.N = n, n
+		if g == w {
+			continue
+		}
+		findings = append(findings, report.Finding{Code: report.AccountingMismatch, Dev: -1, Btree: btreeio.BtreeAccounting.Name(v),
+			Pos: a.BPos(v >= bp.VersionDiskAccountingBigEndian), KeyType: bp.KeyAccounting.String(),
+			Got: g.String(), Want: w.String(), Detail: fmt.Sprintf("accounting mismatch for %s", a.Text(v))})
+	}
+	for why := range skipped {
+		notChecked = append(notChecked, "accounting: "+why)
+	}
+	sort.Strings(notChecked)
+	return findings, notChecked
+}
