@@ -103,7 +103,7 @@ func TestLRUs(t *testing.T) {
 		}
 		want := []string{
 			report.LRUEntryBad + " " + bp.Pos{Inode: id<<48 | 1000, Offset: uint64(b2)}.String(),
-			report.AllocKeyToMissingLRUEntry + " " + bp.Pos{Inode: id<<48 | 1 << 30, Offset: uint64(shard.MakeBucketKey(1, 7))}.String(),
+			report.AllocKeyToMissingLRUEntry + " " + bp.Pos{Inode: id<<48 | 1<<30, Offset: uint64(shard.MakeBucketKey(1, 7))}.String(),
 		}
 		if strings.Join(got, "\n") != strings.Join(want, "\n") {
 			t.Errorf("per device %v: got %v, want %v", perDev, got, want)
