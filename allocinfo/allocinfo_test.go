@@ -66,7 +66,7 @@ func TestHolesAndKeys(t *testing.T) {
 	k.Add(bp.BtreeBucketGens, &bp.Key{Type: bp.KeyBucketGens, Pos: bp.Pos{}}, gens)
 	k.Seal()
 	cs := []shard.Corrected{{Key: shard.MakeBucketKey(0, 10), A: bp.AllocV4{DataType: bp.DataUser, DirtySectors: 256, Gen: 3}, Stored: true}}
-	got := codes(Judge(rules(false), k, lo, hi, cs))
+	got := codes(Judge(rules(false), k, lo, hi, shard.CorrectedSlice(cs)))
 	want := strings.Join([]string{
 		"freespace_hole_missing hole in alloc btree missing in freespace btree: device 0 buckets 11-200",
 		"freespace_hole_missing hole in alloc btree missing in freespace btree: device 0 buckets 200-256",
@@ -96,7 +96,7 @@ func TestLRUs(t *testing.T) {
 			{Key: shard.MakeBucketKey(1, 7), A: bp.AllocV4{DataType: bp.DataBtree, DirtySectors: 128}, Stored: true},
 		}
 		var got []string
-		for _, f := range Judge(r, k, lo, hi, cs) {
+		for _, f := range Judge(r, k, lo, hi, shard.CorrectedSlice(cs)) {
 			if f.Code == report.LRUEntryBad || f.Code == report.AllocKeyToMissingLRUEntry {
 				got = append(got, f.Code+" "+f.Pos.String())
 			}
@@ -143,7 +143,7 @@ func FuzzJudge(f *testing.F) {
 				cs = append(cs, shard.Corrected{Key: key, Stored: true,
 					A: bp.AllocV4{DataType: bp.DataType(rest[2] % 12), DirtySectors: uint32(rest[2]), Gen: rest[2] >> 3}})
 			}
-			_ = Judge(r, k, lo, hi, cs)
+			_ = Judge(r, k, lo, hi, shard.CorrectedSlice(cs))
 		}
 	})
 }

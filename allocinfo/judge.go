@@ -1,9 +1,8 @@
 package allocinfo
 
 import (
-	"cmp"
 	"fmt"
-	"slices"
+	"sort"
 
 	"bpcheck/bp"
 	"bpcheck/report"
@@ -105,17 +104,26 @@ func (r *Rules) lruIsFrag(id uint16) bool {
 type judge struct {
 	r      *Rules
 	k      *Keys
-	cs     []shard.Corrected
+	cs     shard.CorrectedList
 	lo, hi shard.BucketKey
 	out    []report.Finding
 }
 
+// search returns the index of the first corrected bucket at or after b.
+func (j *judge) search(b shard.BucketKey) int {
+	return sort.Search(j.cs.Len(), func(i int) bool { return j.cs.At(i).Key >= b })
+}
+
 func (j *judge) at(b shard.BucketKey) *shard.Corrected {
-	i, ok := slices.BinarySearchFunc(j.cs, b, func(c shard.Corrected, t shard.BucketKey) int { return cmp.Compare(c.Key, t) })
-	if !ok {
+	i := j.search(b)
+	if i == j.cs.Len() {
 		return nil
 	}
-	return &j.cs[i]
+	c := j.cs.At(i)
+	if c.Key != b {
+		return nil
+	}
+	return &c
 }
 
 func (j *judge) add(f report.Finding) { j.out = append(j.out, f) }
@@ -123,12 +131,12 @@ func (j *judge) add(f report.Finding) { j.out = append(j.out, f) }
 func (j *judge) btree(id bp.BtreeID) string { return j.r.BtreeName(id) }
 
 // Judge judges the keys of the derived btrees of buckets [lo, hi) against
-// the shard's corrected alloc keys cs (shard.Corrected, in bucket order),
+// the shard's corrected alloc keys cs (in bucket order),
 // in the order of the fsck's passes: check_allocations' fragmentation_lru
 // field (format A), check_alloc_info, check_lrus, check_alloc_to_lru_refs.
 // A shard's range must not split a group of 256 buckets (bucket_gens keys
 // and the fsck's walk over alloc holes are cut at such groups).
-func Judge(r *Rules, k *Keys, lo, hi shard.BucketKey, cs []shard.Corrected) []report.Finding {
+func Judge(r *Rules, k *Keys, lo, hi shard.BucketKey, cs shard.CorrectedList) []report.Finding {
 	j := &judge{r: r, k: k, cs: cs, lo: lo, hi: hi}
 	if r.FragLRUField {
 		j.fragLRUField()
@@ -144,8 +152,8 @@ func Judge(r *Rules, k *Keys, lo, hi shard.BucketKey, cs []shard.Corrected) []re
 // fragLRUField compares the fragmentation_lru field of format A alloc keys
 // with the index of the corrected key (check_allocations).
 func (j *judge) fragLRUField() {
-	for i := range j.cs {
-		c := &j.cs[i]
+	for i := range j.cs.Len() {
+		c := j.cs.At(i)
 		m, ok := j.r.Member(uint64(c.Key.Dev()))
 		if c.Unknown || !ok || c.Key.Bucket() < m.FirstBucket || c.Key.Bucket() >= m.NBuckets {
 			continue
@@ -178,17 +186,22 @@ func (j *judge) allocInfo() {
 		if dev == uint64(j.hi.Dev()) && j.hi != ^shard.BucketKey(0) {
 			end = min(end, j.hi.Bucket())
 		}
-		ci, _ := slices.BinarySearchFunc(j.cs, shard.MakeBucketKey(dev, start), func(c shard.Corrected, t shard.BucketKey) int { return cmp.Compare(c.Key, t) })
+		n := j.cs.Len()
+		ci := j.search(shard.MakeBucketKey(dev, start))
 		for b := start; b < end; {
-			if ci < len(j.cs) && j.cs[ci].Key == shard.MakeBucketKey(dev, b) {
-				j.allocKey(&j.cs[ci], m)
+			var c shard.Corrected
+			if ci < n {
+				c = j.cs.At(ci)
+			}
+			if ci < n && c.Key == shard.MakeBucketKey(dev, b) {
+				j.allocKey(&c, m)
 				ci++
 				b++
 				continue
 			}
 			next := end
-			if ci < len(j.cs) && j.cs[ci].Key.Dev() == int(dev) {
-				next = min(next, j.cs[ci].Key.Bucket())
+			if ci < n && c.Key.Dev() == int(dev) {
+				next = min(next, c.Key.Bucket())
 			}
 			if !lostAlloc {
 				j.hole(dev, b, next, m)
@@ -388,9 +401,11 @@ func (j *judge) freespaceKeys() {
 			}
 			return
 		}
-		i, _ := slices.BinarySearchFunc(j.cs, vlo, func(c shard.Corrected, t shard.BucketKey) int { return cmp.Compare(c.Key, t) })
-		for ; i < len(j.cs) && j.cs[i].Key < vhi; i++ {
-			c := &j.cs[i]
+		for i := j.search(vlo); i < j.cs.Len(); i++ {
+			c := j.cs.At(i)
+			if c.Key >= vhi {
+				break
+			}
 			if c.Unknown || m.FreespaceInitialized && genbits(&c.A) == 0 {
 				continue
 			}
@@ -486,8 +501,8 @@ func (j *judge) lrus() {
 // belongs in an LRU must have its entry there.
 func (j *judge) allocToLRU() {
 	k := j.k
-	for i := range j.cs {
-		c := &j.cs[i]
+	for i := range j.cs.Len() {
+		c := j.cs.At(i)
 		if c.Unknown {
 			continue
 		}

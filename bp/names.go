@@ -184,8 +184,11 @@ const (
 	// VersionDiskAccountingBigEndian: accounting key positions hold
 	// their fields in big-endian byte order (1.15).
 	VersionDiskAccountingBigEndian uint16 = 1<<10 | 15
-	VersionCachedBackpointers      uint16 = 1<<10 | 21
-	VersionStripeBackpointers      uint16 = 1<<10 | 22
+	// VersionBtreeNodeAccounting: btree accounting counts nodes and
+	// interior nodes beside sectors (1.31).
+	VersionBtreeNodeAccounting uint16 = 1<<10 | 31
+	VersionCachedBackpointers  uint16 = 1<<10 | 21
+	VersionStripeBackpointers  uint16 = 1<<10 | 22
 	// VersionInodeHasCaseInsensitive (1.28) is the newest version the
 	// bcachefs-tools v1.25 and the last mainline kernel (6.16) write.
 	VersionInodeHasCaseInsensitive uint16 = 1<<10 | 28

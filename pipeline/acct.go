@@ -18,57 +18,75 @@ import (
 )
 
 // acctSums is one producer's accounting sums, with a cache of the last
-// replicas and snapshot entries (consecutive extents mostly share them).
+// replicas entry and snapshot (consecutive extents mostly share them).
 type acctSums struct {
-	t             accounting.Table
-	lastRep       accounting.Pos
+	t accounting.Table
+	// lastDevs..lastRepC: the last replicas entry, by its fields (devices
+	// sorted), and its counters.
+	lastDevs      [16]uint8
+	lastN         int
+	lastDT        bp.DataType
+	lastReq       uint8
 	lastRepC      *accounting.Counters
 	lastSnap      uint32
 	lastSnapC     *accounting.Counters
 	cached, ec    bool // cached or erasure-coded pointers were seen
 	snapshotCount bool // the era compares snapshot sectors (≤ 1.28)
+	// btrees: per btree id, the sectors of its nodes' pointers, its nodes
+	// and its interior nodes (the extent trigger at level > 0).
+	btrees [bp.MaxBtreeID + 1]struct{ sectors, nodes, interior int64 }
 }
 
-func (s *acctSums) add(a accounting.Pos, last *accounting.Pos, lastC **accounting.Counters, v int64) {
-	if *lastC == nil || *last != a {
-		if s.t == nil {
-			s.t = accounting.Table{}
-		}
-		c := s.t[a]
-		if c == nil {
-			c = &accounting.Counters{N: 1}
-			s.t[a] = c
-		}
-		*last, *lastC = a, c
+func (s *acctSums) counters(a accounting.Pos) *accounting.Counters {
+	if s.t == nil {
+		s.t = accounting.Table{}
 	}
-	(*lastC).V[0] += v
+	c := s.t[a]
+	if c == nil {
+		c = &accounting.Counters{N: 1}
+		s.t[a] = c
+	}
+	return c
 }
 
 // key accounts one key's pointers (the extent trigger's replicas and
 // snapshot counters): devs and sectors of its dirty pointers that are not
 // erasure coded; nrRequired is 0 when an erasure-coded pointer is among
-// them.
+// them. devs is sorted in place.
 func (s *acctSums) key(level uint8, k *bp.Key, devs []uint8, sectors int64, nrRequired uint8) {
 	if len(devs) == 0 {
 		return
+	}
+	for i := 1; i < len(devs); i++ { // a few devices: insertion sort
+		for j := i; j > 0 && devs[j] < devs[j-1]; j-- {
+			devs[j], devs[j-1] = devs[j-1], devs[j]
+		}
 	}
 	dt := bp.DataUser
 	if level > 0 {
 		dt = bp.DataBtree
 	}
-	s.add(accounting.Replicas(dt, nrRequired, devs), &s.lastRep, &s.lastRepC, sectors)
+	n := min(len(devs), len(s.lastDevs))
+	if s.lastRepC == nil || s.lastN != n || s.lastDT != dt || s.lastReq != nrRequired || [16]uint8(s.lastDevs) != devsArray(devs[:n]) {
+		s.lastRepC = s.counters(accounting.Replicas(dt, nrRequired, devs[:n]))
+		s.lastN, s.lastDT, s.lastReq, s.lastDevs = n, dt, nrRequired, devsArray(devs[:n])
+	}
+	s.lastRepC.V[0] += sectors
 	if s.snapshotCount && level == 0 && k.Pos.Snapshot != 0 {
 		if s.lastSnapC == nil || s.lastSnap != k.Pos.Snapshot {
-			var a accounting.Pos
-			s.add(accounting.Snapshot(k.Pos.Snapshot), &a, &s.lastSnapC, 0)
-			s.lastSnap = k.Pos.Snapshot
+			s.lastSnapC, s.lastSnap = s.counters(accounting.Snapshot(k.Pos.Snapshot)), k.Pos.Snapshot
 		}
 		s.lastSnapC.V[0] += sectors
 	}
 }
 
+func devsArray(d []uint8) (a [16]uint8) {
+	copy(a[:], d)
+	return a
+}
+
 // acctKeyPtrs accounts a key through the general pointer decoder.
-func (e *emitter) acctKeyPtrs(level uint8, k *bp.Key, entries []byte) {
+func (e *emitter) acctKeyPtrs(btree bp.BtreeID, level uint8, k *bp.Key, entries []byte) {
 	c := e.c
 	it := bp.NewPtrIter(entries, k.Size, nil)
 	it.Reset(entries, k.Size, c.fs.SB.ExtentTypeU64s)
@@ -106,6 +124,31 @@ func (e *emitter) acctKeyPtrs(level uint8, k *bp.Key, entries []byte) {
 		}
 	}
 	e.acct.key(level, k, devs[:n], sectors, nrRequired)
+	if level > 0 && n > 0 && int(btree) < len(e.acct.btrees) {
+		b := &e.acct.btrees[btree]
+		b.sectors += sectors
+		b.nodes++
+		if level > 1 {
+			b.interior++
+		}
+	}
+}
+
+// merge adds a producer's sums to t (the checker's): btree counters as
+// the era keeps them (1 counter before 1.31, btree_node_accounting; 3
+// from it).
+func (s *acctSums) merge(t accounting.Table, version uint16) {
+	t.Merge(s.t)
+	for id, b := range s.btrees {
+		if b.nodes == 0 {
+			continue
+		}
+		if version >= bp.VersionBtreeNodeAccounting {
+			t.Add(accounting.Btree(bp.BtreeID(id)), b.sectors, b.nodes, b.interior)
+		} else {
+			t.Add(accounting.Btree(bp.BtreeID(id)), b.sectors)
+		}
+	}
 }
 
 // acctLoader reads the accounting btree: each key's value as the btree
@@ -180,10 +223,11 @@ func (c *checker) readAccounting() (accounting.Table, bool, error) {
 // corrected alloc keys (bch2_alloc_key_to_dev_counters); every valid
 // bucket starts free (bch2_dev_usage_init). It reports false when a
 // bucket's state is unknown (read errors).
-func (c *checker) addDevDataTypes(t accounting.Table, cs []shard.Corrected) bool {
+func (c *checker) addDevDataTypes(t accounting.Table, cs shard.CorrectedList) bool {
 	ok := true
-	for i := range cs {
-		b := &cs[i]
+	for i := range cs.Len() {
+		cb := cs.At(i)
+		b := &cb
 		dev := uint64(b.Key.Dev())
 		m := c.fs.SB.Member(uint8(dev))
 		if dev >= 256 || m == nil || b.Key.Bucket() < uint64(m.FirstBucket) || b.Key.Bucket() >= m.NBuckets {
@@ -244,7 +288,7 @@ func (c *checker) acctChecked(a accounting.Pos, sums *acctSums) (bool, string) {
 	case accounting.TypeCompression:
 		return false, "compression"
 	case accounting.TypeBtree:
-		return false, "btree (per-btree node counts)"
+		return true, ""
 	case accounting.TypeRebalanceWork, accounting.TypeReconcileWork:
 		return false, "rebalance/reconcile work (needs the io options of inodes)"
 	case accounting.TypeDevLeaving:

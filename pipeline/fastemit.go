@@ -22,29 +22,6 @@ type fastPtr struct {
 	bucket           shard.BucketKey
 }
 
-// acctFast accounts a data extent the fast path takes (no erasure-coded
-// pointers, every pointer on a member).
-func (e *emitter) acctFast(k *bp.Key, ptrs []fastPtr) {
-	var devs [fastPtrsMax]uint8
-	nd := 0
-	var sectors int64
-	for i := range ptrs {
-		p := &ptrs[i]
-		if p.w>>1&1 != 0 {
-			e.acct.cached = true
-			continue
-		}
-		devs[nd] = uint8(p.w >> 48)
-		nd++
-		s := int64(k.Size)
-		if p.compressed && p.uncompressedSize != 0 {
-			s = int64((uint64(k.Size)*uint64(p.compressedSize) + uint64(p.uncompressedSize) - 1) / uint64(p.uncompressedSize))
-		}
-		sectors += s
-	}
-	e.acct.key(0, k, devs[:nd], sectors, 1)
-}
-
 // emitExtentFast emits the records of a format B data extent (extent or
 // reflink_v at level 0) in one walk of its entries: the pointers, the crc
 // fields their backpointers need and the RECONCILE_PHYS work id are taken
@@ -124,15 +101,29 @@ func (e *emitter) emitExtentFast(btree bp.BtreeID, k *bp.Key, entries []byte) (o
 		e.stats.Extents++
 	}
 	cachedNeedBP := sb.Version >= bp.VersionCachedBackpointers
-	if e.acct != nil {
-		e.acctFast(k, ptrs[:n])
-	}
+	// The replicas entry of the extent (first pass): its dirty pointers'
+	// devices and sectors.
+	var devs [fastPtrsMax]uint8
+	nd := 0
+	var acctSectors int64
 	for i := range ptrs[:n] {
 		p := &ptrs[i]
 		dev := uint8(p.w >> 48)
+		cached := p.w>>1&1 != 0
+		bucketLen := k.Size
+		if p.compressed && p.uncompressedSize != 0 {
+			bucketLen = uint32((uint64(k.Size)*uint64(p.compressedSize) + uint64(p.uncompressedSize) - 1) / uint64(p.uncompressedSize))
+		}
 		if e.count {
 			e.stats.Pointers++
 			e.stats.PerDev[dev].Pointers++
+			if cached {
+				e.acct.cached = true
+			} else {
+				devs[nd] = dev
+				nd++
+				acctSectors += int64(bucketLen)
+			}
 		}
 		si, r := e.slot(p.bucket)
 		if r == nil {
@@ -140,11 +131,6 @@ func (e *emitter) emitExtentFast(btree bp.BtreeID, k *bp.Key, entries []byte) (o
 		}
 		offset := p.w >> 4 & (1<<44 - 1)
 		gen := uint8(p.w >> 56)
-		cached := p.w>>1&1 != 0
-		bucketLen := k.Size
-		if p.compressed && p.uncompressedSize != 0 {
-			bucketLen = uint32((uint64(k.Size)*uint64(p.compressedSize) + uint64(p.uncompressedSize) - 1) / uint64(p.uncompressedSize))
-		}
 		dataType := bp.DataUser
 		if cached {
 			dataType = bp.DataCached
@@ -168,6 +154,9 @@ func (e *emitter) emitExtentFast(btree bp.BtreeID, k *bp.Key, entries []byte) (o
 		if err := e.commit(si); err != nil {
 			return true, err
 		}
+	}
+	if e.count {
+		e.acct.key(0, k, devs[:nd], acctSectors, 1)
 	}
 	return true, nil
 }

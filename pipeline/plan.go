@@ -130,7 +130,13 @@ func makePlan(fs *btreeio.FS, budget int64, nShards int) (*Plan, []error) {
 	var units []span
 	lo := shard.MakeBucketKey(0, 0)
 	for _, k := range keys {
-		if k <= lo && k != lo {
+		if k < lo {
+			// A leaf that ends inside the last unit (its end was
+			// rounded up past this one): its backpointers are that
+			// unit's.
+			if len(units) > 0 {
+				units[len(units)-1].bps += cuts[k] / shard.BPEntrySize
+			}
 			continue
 		}
 		// Cut after the leaf's last bucket, rounded up to a group of 256

@@ -335,7 +335,7 @@ func (e *emitter) emitKeyPtrs(btree bp.BtreeID, level uint8, k *bp.Key, val []by
 		return nil
 	}
 	if e.acct != nil {
-		e.acctKeyPtrs(level, k, entries)
+		e.acctKeyPtrs(btree, level, k, entries)
 	}
 	var reconcile uint32
 	if level == 0 && c.anyRotational {

@@ -269,7 +269,7 @@ func (c *checker) runPass(ctx context.Context, pass int, spans []span, tasks []t
 			statsMu.Lock()
 			total.add(&e.stats)
 			if e.acct != nil {
-				c.acctWant.Merge(e.acct.t)
+				e.acct.merge(c.acctWant, c.fs.SB.Version)
 				c.acctSums.cached = c.acctSums.cached || e.acct.cached
 				c.acctSums.ec = c.acctSums.ec || e.acct.ec
 			}
@@ -307,7 +307,7 @@ func (c *checker) runPass(ctx context.Context, pass int, spans []span, tasks []t
 	for i, sh := range shards {
 		fg.Go(func() error {
 			found[i] = sh.Finish(&c.lost)
-			cs := sh.Corrected(&c.lost)
+			cs := sh.Correct(&c.lost)
 			found[i] = append(found[i], allocinfo.Judge(c.allocRules, keys, sh.Lo, sh.Hi, cs)...)
 			devTypes[i] = accounting.Table{}
 			devKnown[i] = c.addDevDataTypes(devTypes[i], cs)

@@ -1,6 +1,7 @@
 package shard
 
 import (
+	"cmp"
 	"slices"
 
 	"bpcheck/bp"
@@ -25,47 +26,69 @@ type Corrected struct {
 	Unknown bool
 }
 
-// Corrected lists, in bucket order, every bucket of the shard that has an
-// alloc key after check_allocations: the buckets with a stored key and
-// the buckets with pointers. Call it after Finish (it uses Finish's
-// judgement of lost ranges) and before Release.
-func (s *Shard) Corrected(lost *Lost) []Corrected {
+// CorrectedList is a list of corrected buckets in bucket order.
+type CorrectedList interface {
+	Len() int
+	At(i int) Corrected
+}
+
+// CorrectedSlice is a CorrectedList held in a slice.
+type CorrectedSlice []Corrected
+
+// Len is the number of buckets.
+func (c CorrectedSlice) Len() int { return len(c) }
+
+// At returns bucket i.
+func (c CorrectedSlice) At(i int) Corrected { return c[i] }
+
+// CorrectedView lists a shard's corrected buckets (Shard.Correct).
+type CorrectedView struct{ s *Shard }
+
+// Len is the number of buckets.
+func (v CorrectedView) Len() int { return len(v.s.buckets) }
+
+// At returns bucket i.
+func (v CorrectedView) At(i int) Corrected {
+	b := &v.s.buckets[i]
+	return Corrected{Key: b.key, A: b.a, Stored: b.hasAlloc, Unknown: b.incomplete}
+}
+
+// Correct ends the shard's use as a checker and turns its buckets into
+// the corrected alloc keys, in bucket order and in place (no memory is
+// taken: fresh memory costs a page fault per 4 KiB): every bucket that
+// has an alloc key after check_allocations, a stored key or pointers.
+// Call it after Finish (it uses Finish's judgement of lost ranges); the
+// shard answers nothing else afterwards. The view is valid until Release.
+func (s *Shard) Correct(lost *Lost) CorrectedView {
 	cfg := s.cfg
-	out := make([]Corrected, 0, len(s.buckets))
 	stripesLost := lost.stripesLost()
+	out := s.buckets[:0]
 	for i := range s.buckets {
-		b := &s.buckets[i]
+		b := s.buckets[i]
 		if !b.hasAlloc && !b.hasRefs {
 			continue
 		}
-		c := Corrected{Key: b.key, A: b.a, Stored: b.hasAlloc}
-		c.Unknown = b.incomplete || lost.allocLost(b.key) ||
+		b.incomplete = b.incomplete || lost.allocLost(b.key) ||
 			stripesLost && (b.stripes > 0 || b.a.StripeRefcount != 0 || b.a.DataType == bp.DataStripe || b.a.DataType == bp.DataParity)
-		if !c.Unknown && cfg.ValidBucket(uint64(b.key.Dev()), b.key.Bucket()) {
-			c.A.DataType = allocDataType(&b.a, cfg.MultipleSticky, b.stripes, b.dirty, b.cached, b.stripe, b.hint)
-			c.A.DirtySectors = uint32(b.dirty)
+		if !b.incomplete && cfg.ValidBucket(uint64(b.key.Dev()), b.key.Bucket()) {
+			b.a.DataType = allocDataType(&b.a, cfg.MultipleSticky, b.stripes, b.dirty, b.cached, b.stripe, b.hint)
+			b.a.DirtySectors = uint32(b.dirty)
 			if cfg.CheckStripe {
-				c.A.StripeSectors = uint32(b.stripe)
+				b.a.StripeSectors = uint32(b.stripe)
 			}
 			if cfg.CheckCached {
-				c.A.CachedSectors = uint32(b.cached)
+				b.a.CachedSectors = uint32(b.cached)
 			}
 			if cfg.CheckStripeRefcount {
-				c.A.StripeRefcount = b.stripes
+				b.a.StripeRefcount = b.stripes
 			}
 		}
-		out = append(out, c)
+		out = append(out, b)
 	}
-	// Alloc keys come first in key order, buckets with pointers but no
-	// key after them: merge.
-	slices.SortFunc(out, func(a, b Corrected) int {
-		switch {
-		case a.Key < b.Key:
-			return -1
-		case a.Key > b.Key:
-			return 1
-		}
-		return 0
-	})
-	return out
+	s.buckets = out
+	// The alloc keys come first, in order; buckets with pointers but no
+	// key after them: a nearly sorted array.
+	slices.SortFunc(s.buckets, func(a, b bucketState) int { return cmp.Compare(a.key, b.key) })
+	s.extra, s.lastOK, s.indexed = nil, false, false
+	return CorrectedView{s}
 }

@@ -79,11 +79,11 @@ func TestInterruptSignal(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		// Signal once the handler is installed (a loaded machine can take
-		// longer than the check's start to get there), then a little
-		// later, inside the check.
+		// Signal once the runtime catches signals (a loaded machine can
+		// take long to start the process), then 150 ms later, when the
+		// check has set up its own handling (not observable from here).
 		waitSigCaught(t, cmd.Process.Pid, sig.(syscall.Signal))
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(150 * time.Millisecond)
 		cmd.Process.Signal(sig)
 		err := cmd.Wait()
 		code := cmd.ProcessState.ExitCode()
