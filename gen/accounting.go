@@ -6,6 +6,7 @@ import (
 	"sort"
 
 	"bpcheck/bp"
+	"bpcheck/report"
 )
 
 // Disk accounting types (BCH_DISK_ACCOUNTING_TYPES of v1.36.1).
@@ -87,7 +88,7 @@ func accountingVal(counters ...uint64) []byte {
 // and sectors, nodes and interior nodes per btree. nodes are every btree
 // node, state the node allocators after them. Per-inode counters (inum)
 // are not written: fsck does not check them.
-func (g *generator) accountingKeys(nodes []*nodeInfo, state []nodeAlloc) []tailKey {
+func (g *generator) accountingKeys(nodes []*nodeInfo, state []nodeAlloc, res *tailResult) []tailKey {
 	var keys []tailKey
 	add := func(pos bp.Pos, c ...uint64) {
 		keys = append(keys, tailKey{pos: pos, typ: keyAccounting, val: accountingVal(c...)})
@@ -145,6 +146,23 @@ func (g *generator) accountingKeys(nodes []*nodeInfo, state []nodeAlloc) []tailK
 		sets[accPosReplicasReq(bp.DataParity, devs, uint8(ec.nData))] += parity
 		if ec.userSectors > 0 {
 			sets[accPosReplicasReq(bp.DataUser, devs, uint8(ec.nData))] += ec.userSectors
+		}
+	}
+	if g.p.Inject[KindWrongAccounting] > 0 {
+		// The largest user replicas counter, one block too large.
+		var worst bp.Pos
+		var most uint64
+		for pos, s := range sets {
+			// (bytes of a big-endian position: type, data type,
+			// nr_devs, nr_required; plain replication needs 1)
+			if pos.Inode>>48&0xff == uint64(bp.DataUser) && pos.Inode>>32&0xff == 1 && (s > most || s == most && pos.Less(worst)) {
+				worst, most = pos, s
+			}
+		}
+		if most > 0 {
+			sets[worst] += blockSectors
+			res.findings = append(res.findings, g.finding(report.AccountingMismatch, -1, 0, nil, btreeAccounting, 0, &worst,
+				"user replicas counter one block too large"))
 		}
 	}
 	for pos, s := range sets {

@@ -41,6 +41,11 @@ var cases = []struct {
 	{"3dev-ec", Params{Devices: 3, DeviceSize: 128 << 20, Extents: 2000, ECStripes: 6, Seed: 7}},
 	{"4dev-ec-faults", Params{Devices: 4, DeviceSize: 128 << 20, BtreeNodeSize: 16 << 10, Extents: 3000, ExtentMax: 64,
 		ECStripes: 10, Seed: 8, Inject: withFaults(allFaults, map[string]int{KindWrongStripeSectors: 2, KindWrongParitySectors: 2, KindMissingStripeBP: 3, KindWrongStripeBlockCount: 2})}},
+	// The allocator's derived btrees and accounting, with the other faults.
+	{"2dev-r2-allocator-faults", Params{Devices: 2, Replicas: 2, DeviceSize: 256 << 20, Extents: 2500, Seed: 13,
+		Inject: withFaults(allFaults, map[string]int{KindMissingLRU: 2, KindFreespaceHole: 2, KindWrongAccounting: 1})}},
+	{"3dev-ec-allocator-faults", Params{Devices: 3, DeviceSize: 128 << 20, Extents: 2000, ECStripes: 6, Seed: 14,
+		Inject: map[string]int{KindMissingLRU: 2, KindFreespaceHole: 3, KindWrongAccounting: 1}}},
 	// Encrypted: the key sealed with a passphrase, or in plain text.
 	{"2dev-r2-enc-faults", Params{Devices: 2, Replicas: 2, DeviceSize: 256 << 20, Extents: 2500, BtreeNodeSize: 8192, Seed: 9, Inject: allFaults,
 		Encrypted: true, Passphrase: testPassphrase}},

@@ -108,11 +108,23 @@ const (
 	// in a stripe key, for one of its data blocks:
 	// stripe_sector_count_wrong.
 	KindWrongStripeBlockCount = "wrong_stripe_blockcount"
+	// KindMissingLRU drops the fragmentation lru entry of a partly
+	// filled bucket: alloc_key_to_missing_lru_entry.
+	KindMissingLRU = "missing_lru"
+	// KindFreespaceHole leaves the first bucket of a device's free run
+	// out of its freespace key (at most one per device):
+	// freespace_hole_missing.
+	KindFreespaceHole = "freespace_hole"
+	// KindWrongAccounting stores the largest replicas counter of user
+	// data one block (8 sectors) too large (at most one):
+	// accounting_mismatch.
+	KindWrongAccounting = "wrong_accounting"
 )
 
 // Kinds lists the fault kinds in the order they are documented.
 var Kinds = []string{KindMissingBP, KindDanglingBP, KindWrongBP, KindMissingAlloc, KindMissingDevice,
-	KindWrongDirty, KindMissingNodeBP, KindDupBadCsum, KindWrongStripeSectors, KindWrongParitySectors, KindMissingStripeBP, KindWrongStripeBlockCount}
+	KindWrongDirty, KindMissingNodeBP, KindDupBadCsum, KindWrongStripeSectors, KindWrongParitySectors, KindMissingStripeBP, KindWrongStripeBlockCount,
+	KindMissingLRU, KindFreespaceHole, KindWrongAccounting}
 
 // Fixed facts of the generated filesystems.
 const (
@@ -234,6 +246,12 @@ func (p *Params) Validate() error {
 		if n > 0 && p.ECStripes == 0 && NeedsEC(k) {
 			return fmt.Errorf("fault %s needs ec stripes", k)
 		}
+	}
+	if n := p.Inject[KindWrongAccounting]; n > 1 {
+		return fmt.Errorf("fault %s: at most 1 (%d asked)", KindWrongAccounting, n)
+	}
+	if n := p.Inject[KindFreespaceHole]; n > p.Devices {
+		return fmt.Errorf("fault %s: at most one per device (%d asked, %d devices)", KindFreespaceHole, n, p.Devices)
 	}
 	return nil
 }

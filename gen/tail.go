@@ -267,11 +267,26 @@ func (g *generator) buildTail(prev []*nodeInfo, write bool) (*tailResult, error)
 
 	// freespace: one extent-like key per free run (gens are all 0).
 	var free []tailKey
+	holes := g.p.Inject[KindFreespaceHole]
 	for i, d := range g.devs {
 		if res.free[i] > 0 {
 			end := state[i].lowest(d)
-			free = append(free, tailKey{pos: bp.Pos{Inode: uint64(i), Offset: end}, size: uint32(res.free[i])})
+			size := uint32(res.free[i])
+			if holes > 0 && size > 1 {
+				// The run's first bucket, left out: a hole of the alloc
+				// btree (free buckets have no alloc key) no freespace
+				// key covers.
+				holes--
+				first := end - uint64(size)
+				size--
+				res.findings = append(res.findings, g.finding(report.FreespaceHoleMissing, i, first, nil, bp.BtreeFreespace, 0, &bp.Pos{},
+					fmt.Sprintf("device %d buckets %d-%d", i, first, first+1)))
+			}
+			free = append(free, tailKey{pos: bp.Pos{Inode: uint64(i), Offset: end}, size: size})
 		}
+	}
+	if holes > 0 {
+		return nil, fmt.Errorf("gen: %d more freespace holes asked for than devices with free buckets", holes)
 	}
 	if err := g.smallBtree(res, t, bp.BtreeFreespace, free); err != nil {
 		return nil, err
@@ -280,6 +295,28 @@ func (g *generator) buildTail(prev []*nodeInfo, write bool) (*tailResult, error)
 		lru = append(lru, g.ec.lru...)
 	}
 	sort.Slice(lru, func(a, b int) bool { return lru[a].pos.Less(lru[b].pos) })
+	if n := g.p.Inject[KindMissingLRU]; n > 0 {
+		// Drop n entries spread over the lru (bucket fragmentation
+		// entries: their offset names a bucket).
+		if n > len(lru) {
+			return nil, fmt.Errorf("gen: %d lru entries to drop, but only %d partly filled buckets", n, len(lru))
+		}
+		drop := map[int]bool{}
+		for j := 0; j < n; j++ {
+			drop[j*len(lru)/n] = true
+		}
+		kept := lru[:0]
+		for j, e := range lru {
+			if !drop[j] {
+				kept = append(kept, e)
+				continue
+			}
+			pos := e.pos
+			res.findings = append(res.findings, g.finding(report.AllocKeyToMissingLRUEntry, int(pos.Offset>>48), pos.Offset&(1<<48-1), nil, btreeLRU, 0, &pos,
+				"fragmentation lru entry dropped"))
+		}
+		lru = kept
+	}
 	if err := g.smallBtree(res, t, btreeLRU, lru); err != nil {
 		return nil, err
 	}
@@ -296,7 +333,7 @@ func (g *generator) buildTail(prev []*nodeInfo, write bool) (*tailResult, error)
 	if err := g.fsBtrees(res, t); err != nil {
 		return nil, err
 	}
-	if err := g.smallBtree(res, t, btreeAccounting, g.accountingKeys(all, state)); err != nil {
+	if err := g.smallBtree(res, t, btreeAccounting, g.accountingKeys(all, state, res)); err != nil {
 		return nil, err
 	}
 	res.nodes = t.nodes
