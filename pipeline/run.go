@@ -60,7 +60,8 @@ func Run(ctx context.Context, fs *btreeio.FS, opt Options) (*Result, error) {
 	c.phases.Plan = time.Since(start)
 	res := &Result{Passes: len(plan.Passes), EstimatedBytes: plan.EstimatedBytes}
 	if fs.Root(bp.BtreeStripes) != nil || fs.SB.Features[0]&(1<<4) != 0 {
-		res.NotChecked = append(res.NotChecked, "erasure coding: the stripe index and redundancy of alloc keys before 1.35, block sector counts in buckets shared by several stripes, and the stripe data itself (parity is not recomputed)")
+		res.NotChecked = append(res.NotChecked, "erasure coding: the stripe index and redundancy of alloc keys before 1.35, block sector counts in buckets shared by several stripes, and the stripe data itself (parity is not recomputed)",
+			"lru: the stripe fragmentation LRU (check_lrus, check_stripe_refs)")
 	}
 	c.planProgress(opt.Progress, len(plan.Passes))
 	tasks, err := c.rootTasks()
