@@ -55,6 +55,10 @@ type Result struct {
 	// Idle says that the journal did not move between the last two
 	// re-reads (the filesystem was idle for the settle time).
 	Idle bool
+	// Inconclusive says that fewer than the asked re-reads could be made
+	// without read errors: the findings still holding are reported as
+	// confirmed, and the errors of the last re-read are in Errors.
+	Inconclusive bool
 }
 
 // Note describes the confirmation in one sentence for the summary.
@@ -94,20 +98,32 @@ func Run(ctx context.Context, fs *btreeio.FS, findings []report.Finding, errs []
 		first[i] = cands[i]
 		holding[i] = true
 	}
+	// A re-read that met a read error (a node being rewritten, or the
+	// journal read before the nodes it names were written) judges
+	// nothing: its findings cannot be told from what the error hid. It
+	// is repeated, up to attempts times in all; when the re-reads keep
+	// failing, the findings still holding are reported with the errors.
 	var rereadErrs []error
-	for round := 0; round < opt.Rereads; round++ {
+	attempts := 2*opt.Rereads + 2
+	good := 0
+	for try := 0; try < attempts && good < opt.Rereads; try++ {
 		prev := res.Seqs[len(res.Seqs)-1]
-		moved, err := refresh(ctx, fs, prev, round > 0, opt)
+		moved, err := refresh(ctx, fs, prev, try > 0, opt)
 		if err != nil {
 			return nil, err
 		}
-		res.Seqs = append(res.Seqs, fs.JournalEnd())
-		res.Idle = round > 0 && !moved
 		fresh, ferrs, err := judge(ctx, fs, cands, holding)
 		if err != nil {
 			return nil, err
 		}
-		rereadErrs = append(rereadErrs, ferrs...)
+		if len(ferrs) > 0 {
+			rereadErrs = ferrs
+			continue
+		}
+		rereadErrs = nil
+		res.Seqs = append(res.Seqs, fs.JournalEnd())
+		res.Idle = good > 0 && !moved
+		good++
 		for i := range cands {
 			if !holding[i] {
 				continue
@@ -119,6 +135,7 @@ func Run(ctx context.Context, fs *btreeio.FS, findings []report.Finding, errs []
 			}
 		}
 	}
+	res.Inconclusive = good < opt.Rereads
 	gone := map[string]bool{}
 	for i := range cands {
 		if holding[i] {
@@ -284,4 +301,40 @@ func stillThere(fs *btreeio.FS, f *report.Finding) (bool, error) {
 		return ok, nil
 	}
 	return true, nil
+}
+
+// DefaultRescans is how many times a live check scans again when its scan
+// met nodes it could not read.
+const DefaultRescans = 3
+
+// Scan runs the check of a live filesystem: pipeline.Run, and, while the
+// scan met btree nodes it could not read even on retry (the journal it
+// started from was older than the nodes it then read: the pointers it
+// followed lead to space since freed or reused), up to rescans times a
+// fresh read of the journal (fs.Refresh) and a new scan. Findings judged
+// around a node that could not be read are not reliable: the pointers its
+// subtree held are missing from the sums of their buckets. It returns the
+// last scan's result and how many scans were made.
+func Scan(ctx context.Context, fs *btreeio.FS, opt pipeline.Options, rescans int) (*pipeline.Result, int, error) {
+	scans := 0
+	for {
+		res, err := pipeline.Run(ctx, fs, opt)
+		scans++
+		if err != nil || scans > rescans || !lostNodes(res.Findings) {
+			return res, scans, err
+		}
+		if err := fs.Refresh(); err != nil {
+			return res, scans, nil
+		}
+	}
+}
+
+// lostNodes reports whether a scan met nodes it could not read.
+func lostNodes(fs []report.Finding) bool {
+	for i := range fs {
+		if nodeCode(fs[i].Code) {
+			return true
+		}
+	}
+	return false
 }

@@ -11,6 +11,9 @@ type LiveSummary struct {
 	// not problems and do not set exit code 4.
 	Transient       int            `json:"transient"`
 	TransientByCode map[string]int `json:"transient_by_code,omitempty"`
+	// Scans is how many scans were made: a scan that met nodes it could
+	// not read is made again from a fresh read of the journal.
+	Scans int `json:"scans"`
 	// Rereads is how many fresh re-reads a finding had to hold on.
 	Rereads int `json:"rereads"`
 	// JournalSeqs are the newest journal seqs of the scan and of each
@@ -41,6 +44,6 @@ func liveLine(l *LiveSummary) string {
 	for _, c := range sortedKeys(l.TransientByCode) {
 		s += fmt.Sprintf(", %s %d", c, l.TransientByCode[c])
 	}
-	s += fmt.Sprintf("; %d node read(s) retried, %d read on retry; %d O_DIRECT node read(s)\n", l.NodeRetries, l.NodeRetriesRecovered, l.DirectReads)
+	s += fmt.Sprintf("; %d scan(s); %d node read(s) retried, %d read on retry; %d O_DIRECT node read(s)\n", l.Scans, l.NodeRetries, l.NodeRetriesRecovered, l.DirectReads)
 	return s
 }

@@ -313,7 +313,16 @@ func check(ctx context.Context, fs *btreeio.FS, opt pipeline.Options, out checkO
 	}
 	live := !asJSON && out.progressOK && isTerminal(os.Stderr)
 	stopProgress := progressDisplay(opt.Progress, stderr, live)
-	res, err := pipeline.Run(ctx, fs, opt)
+	var res *pipeline.Result
+	var err error
+	scans := 1
+	if fs.Live() {
+		// A scan that met nodes it could not read started from a journal
+		// older than those nodes: it is made again from a fresh one.
+		res, scans, err = confirm.Scan(ctx, fs, opt, confirm.DefaultRescans)
+	} else {
+		res, err = pipeline.Run(ctx, fs, opt)
+	}
 	stopProgress()
 	var liveSum *report.LiveSummary
 	var liveNote string
@@ -328,14 +337,14 @@ func check(ctx context.Context, fs *btreeio.FS, opt pipeline.Options, out checkO
 			return exitOperational
 		}
 		res.Findings, res.Errors = cres.Confirmed, cres.Errors
-		liveSum = &report.LiveSummary{Rereads: confirm.DefaultRereads, JournalSeqs: cres.Seqs, Idle: cres.Idle}
+		liveSum = &report.LiveSummary{Rereads: confirm.DefaultRereads, JournalSeqs: cres.Seqs, Idle: cres.Idle, Scans: scans}
 		liveSum.CountTransient(cres.Transient)
 		if len(cres.Seqs) > 1 {
 			liveNote = cres.Note()
 		}
 	}
 	if fs.Live() && liveSum == nil {
-		liveSum = &report.LiveSummary{Rereads: confirm.DefaultRereads}
+		liveSum = &report.LiveSummary{Rereads: confirm.DefaultRereads, Scans: scans}
 	}
 	if liveSum != nil {
 		liveSum.NodeRetries, liveSum.NodeRetriesRecovered = fs.LiveRetries()

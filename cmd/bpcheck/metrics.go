@@ -53,6 +53,7 @@ func metricsRegistry(s *report.Summary, fsUUID string, now time.Time) *prometheu
 		for _, c := range sortedCodes(l.TransientByCode) {
 			tr.WithLabelValues(c).Set(float64(l.TransientByCode[c]))
 		}
+		gauge("bpcheck_live_scans", "Scans a live check made: one, and one more each time a scan met nodes it could not read.", float64(l.Scans))
 		gauge("bpcheck_node_read_retries", "Node reads of a live check that failed and were retried after a fresh read of the parent.", float64(l.NodeRetries))
 		gauge("bpcheck_node_read_retries_recovered", "Retried node reads of a live check that then read.", float64(l.NodeRetriesRecovered))
 	}
