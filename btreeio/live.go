@@ -2,9 +2,11 @@ package btreeio
 
 import (
 	"fmt"
+	"io"
 	"sync/atomic"
 	"time"
 
+	"bpcheck/aio"
 	"bpcheck/bp"
 	"bpcheck/internal/ratelimit"
 )
@@ -77,13 +79,94 @@ func (fs *FS) JournalEnd() uint64 {
 // clean), for a fresh look at a mounted filesystem. Nothing may be
 // walking fs meanwhile. On error the previous roots and overlay stay.
 func (fs *FS) Refresh() error {
+	sb, devSBs := fs.SB, make([]*Superblock, len(fs.Devices))
+	for i, d := range fs.Devices {
+		if d != nil {
+			devSBs[i] = d.SB
+		}
+	}
+	// A superblock caught in the middle of a write keeps the previous
+	// one (the next refresh reads it again).
+	_ = fs.rereadSuperblocks()
 	roots, j := fs.Roots, fs.Journal
 	fs.Roots, fs.Journal = nil, nil
 	if err := fs.LoadRoots(); err != nil {
-		fs.Roots, fs.Journal = roots, j
+		fs.Roots, fs.Journal, fs.SB = roots, j, sb
+		for i, d := range fs.Devices {
+			if d != nil {
+				d.SB = devSBs[i]
+			}
+		}
 		return fmt.Errorf("refresh: %w", err)
 	}
 	return nil
+}
+
+// rereadSuperblocks reads every member's superblock again (the running
+// kernel rewrites it: the clean flag goes when it mounts read-write) and
+// takes the newest as the filesystem's, as Assemble does. A superblock
+// that no longer reads, or that describes another filesystem or another
+// set of members, is an error and changes nothing. The key of an
+// encrypted filesystem carries over.
+func (fs *FS) rereadSuperblocks() error {
+	fresh := make([]*Superblock, len(fs.Devices))
+	var best *Superblock
+	for i, d := range fs.Devices {
+		if d == nil {
+			continue
+		}
+		sb, _, err := ReadSuperblock(nodeReader{d}, d.Path, d.Size)
+		if err != nil {
+			return err
+		}
+		if sb.UUID != fs.SB.UUID || len(sb.Members) != len(fs.SB.Members) || sb.DevIdx != d.SB.DevIdx {
+			return &Error{Dev: d.Path, Offset: SBSector * SectorSize, What: "superblock", Level: -1,
+				Err: fmt.Errorf("%w: the superblock read again describes another filesystem or member set", ErrDeviceSet)}
+		}
+		if sb.CryptKey == nil {
+			sb.CryptKey = d.SB.CryptKey
+		}
+		fresh[i] = sb
+		if best == nil || sb.Seq > best.Seq {
+			best = sb
+		}
+	}
+	if best == nil {
+		return nil
+	}
+	for i, d := range fs.Devices {
+		if d != nil {
+			d.SB = fresh[i]
+		}
+	}
+	if best.CryptKey == nil {
+		best.CryptKey = fs.SB.CryptKey
+	}
+	fs.SB = best
+	return nil
+}
+
+// nodeReader reads a device as node reads do (O_DIRECT when enabled,
+// through an aligned bounce buffer), for the superblock of a live
+// filesystem, which the running kernel writes around the page cache.
+type nodeReader struct{ d *Device }
+
+func (r nodeReader) ReadAt(p []byte, off int64) (int, error) {
+	lo := off &^ (nodeAlign - 1)
+	hi := (off + int64(len(p)) + nodeAlign - 1) &^ (nodeAlign - 1)
+	hi = min(hi, r.d.Size)
+	if hi <= off {
+		return r.d.ReadAt(p, off)
+	}
+	buf := aio.AlignedBuf(int(hi-lo), nodeAlign)
+	if _, err := r.d.readNodeAt(buf, lo); err != nil {
+		return 0, err
+	}
+	n := copy(p, buf[off-lo:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
 }
 
 // retryNode reads again a node whose read failed with err: after a pause,
