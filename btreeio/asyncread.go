@@ -112,6 +112,9 @@ func (fs *FS) asyncLeaves(id bp.BtreeID, kids []*NodeKey, v Visitor) (bool, erro
 			return
 		}
 		inFlight++
+		if f == s.dev.direct {
+			s.dev.directReads.Add(1)
+		}
 	}
 	start := func(i int) {
 		s := at(i)

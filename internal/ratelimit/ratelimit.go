@@ -7,9 +7,9 @@ import (
 	"time"
 )
 
-// Limiter hands out bytes at Rate per second. Its bucket holds at most one
-// second's worth (and at least one large read), so a pause never buys a
-// burst longer than a second. A nil *Limiter does not limit. It is safe
+// Limiter hands out bytes at Rate per second. Its bucket holds one
+// second's worth, so a pause never buys a burst longer than a second; a
+// read larger than that waits as long as the rate asks. A nil *Limiter does not limit. It is safe
 // for concurrent use.
 type Limiter struct {
 	rate  float64 // bytes per second
@@ -26,7 +26,7 @@ type Limiter struct {
 // New returns a limiter of bytesPerSec (> 0), its bucket full.
 func New(bytesPerSec int64) *Limiter {
 	r := float64(bytesPerSec)
-	l := &Limiter{rate: r, burst: max(r, 1<<20), now: time.Now, sleep: time.Sleep}
+	l := &Limiter{rate: r, burst: r, now: time.Now, sleep: time.Sleep}
 	l.tokens, l.last = l.burst, l.now()
 	return l
 }

@@ -20,7 +20,7 @@ func (c *fakeClock) sleep(d time.Duration) {
 }
 
 func TestAverageRate(t *testing.T) {
-	for _, size := range []int{4096, 65536, 3 << 20} {
+	for _, size := range []int{4096, 65536, 3 << 20, 25 << 20} {
 		c := &fakeClock{t: time.Unix(0, 0)}
 		l := New(10 << 20) // 10 MiB/s, bucket 10 MiB
 		l.now, l.sleep = c.now, c.sleep
