@@ -2,6 +2,7 @@ package confirm_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -63,5 +64,34 @@ func TestStaticFindingsConfirmed(t *testing.T) {
 				t.Errorf("journal seqs %v idle %v; want three equal seqs, idle", cres.Seqs, cres.Idle)
 			}
 		})
+	}
+}
+
+// TestCancelled: a confirmation whose context ends returns the context's
+// error (the CLI then reports the check as interrupted, without the
+// unconfirmed candidates); with no candidate it reads nothing and cannot
+// fail.
+func TestCancelled(t *testing.T) {
+	fs, err := btreeio.Open(casedata.CaseImages(t, "corrupt-missing-bp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fs.Close()
+	fs.SetLive(btreeio.DefaultLiveRetries)
+	if err := fs.LoadRoots(); err != nil {
+		t.Fatal(err)
+	}
+	res, err := pipeline.Run(context.Background(), fs, pipeline.Options{Workers: 2})
+	if err != nil || len(res.Findings) == 0 {
+		t.Fatalf("scan: %v, %d findings", err, len(res.Findings))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := confirm.Run(ctx, fs, res.Findings, res.Errors, quick); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled confirmation: %v", err)
+	}
+	cres, err := confirm.Run(ctx, fs, nil, nil, quick)
+	if err != nil || len(cres.Seqs) != 1 {
+		t.Errorf("no candidates: %v, seqs %v", err, cres.Seqs)
 	}
 }

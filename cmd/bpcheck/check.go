@@ -329,6 +329,15 @@ func check(ctx context.Context, fs *btreeio.FS, opt pipeline.Options, out checkO
 	if fs.Live() && err == nil && res != nil {
 		// Every candidate finding is re-judged before it is reported.
 		cres, cerr := confirm.Run(ctx, fs, res.Findings, res.Errors, confirm.Options{})
+		if cerr != nil && ctx.Err() != nil {
+			// Interrupted while confirming: the candidates are not
+			// reported (unconfirmed, they may be transient), and the
+			// report says so.
+			res.NotChecked = append(res.NotChecked, fmt.Sprintf("the confirmation of %d candidate finding(s) of the live check", len(res.Findings)))
+			res.Findings, res.Interrupted, err = nil, true, cerr
+			cerr = nil
+			cres = &confirm.Result{Errors: res.Errors}
+		}
 		if cerr != nil {
 			fmt.Fprintf(stderr, "bpcheck: confirming findings: %v\n", cerr)
 			if asJSON {
