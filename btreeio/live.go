@@ -102,6 +102,13 @@ func (fs *FS) Refresh() error {
 	return nil
 }
 
+// RereadSuperblocks reads every member's superblock again through the
+// node reader (O_DIRECT when enabled): a live check calls it once the
+// devices are switched to O_DIRECT, since the copy read at open may have
+// come from a stale page cache (udev and blkid read superblocks
+// buffered). See rereadSuperblocks.
+func (fs *FS) RereadSuperblocks() error { return fs.rereadSuperblocks() }
+
 // rereadSuperblocks reads every member's superblock again (the running
 // kernel rewrites it: the clean flag goes when it mounts read-write) and
 // takes the newest as the filesystem's, as Assemble does. A superblock

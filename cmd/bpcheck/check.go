@@ -204,6 +204,11 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		if err := fs.EnableDirect(false); err != nil {
 			fmt.Fprintf(stderr, "bpcheck: --live: %v (reading buffered)\n", err)
 		}
+		// The superblock read at open may have come from a stale page
+		// cache: read it again around it.
+		if err := fs.RereadSuperblocks(); err != nil {
+			fmt.Fprintf(stderr, "bpcheck: --live: %v (using the superblock read at open)\n", err)
+		}
 		direct = "live"
 	}
 	switch direct {

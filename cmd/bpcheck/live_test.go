@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -83,5 +85,25 @@ func TestMaxReadRateFlag(t *testing.T) {
 	}
 	if v, err := parseRate("50M/s"); err != nil || v != 50<<20 {
 		t.Errorf("parseRate(50M/s) = %d, %v", v, err)
+	}
+}
+
+// TestLiveEncrypted: a live check of an encrypted filesystem reads its
+// superblock again after unlocking and keeps the key: the same findings
+// and exit code as the plain check.
+func TestLiveEncrypted(t *testing.T) {
+	casedata.Require(t)
+	imgs := casedata.CaseImages(t, "enc-corrupt")
+	pass := filepath.Join(t.TempDir(), "pass")
+	if err := os.WriteFile(pass, casedata.Passphrase(t, "enc-corrupt"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := append([]string{"check", "--json", "--passphrase-file", pass}, stableCheckArgs...)
+	plain := runCLI(t, append(args, imgs...)...)
+	live := runCLI(t, append(append(args, "--live"), imgs...)...)
+	pf, _ := findingsAndSummary(t, plain.stdout)
+	lf, _ := findingsAndSummary(t, live.stdout)
+	if plain.code != live.code || len(pf) == 0 || strings.Join(pf, "\n") != strings.Join(lf, "\n") {
+		t.Errorf("plain exit %d, %d findings; live exit %d, %d findings\nstderr: %s", plain.code, len(pf), live.code, len(lf), live.stderr)
 	}
 }
