@@ -94,6 +94,7 @@ func (fs *FS) asyncLeaves(id bp.BtreeID, kids []*NodeKey, v Visitor) (bool, erro
 		s := at(i)
 		s.n = fs.getNode(nodeBytes)
 		buf := s.n.buf[:s.want]
+		s.dev.limit.Wait(len(buf))
 		f := s.dev.nodeFile(buf, s.off)
 		if f != s.dev.direct {
 			if n, ok := cacheRead(f, buf, s.off); ok {
@@ -111,6 +112,9 @@ func (fs *FS) asyncLeaves(id bp.BtreeID, kids []*NodeKey, v Visitor) (bool, erro
 			return
 		}
 		inFlight++
+		if f == s.dev.direct {
+			s.dev.directReads.Add(1)
+		}
 	}
 	start := func(i int) {
 		s := at(i)

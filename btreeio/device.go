@@ -9,6 +9,8 @@ import (
 	"os"
 
 	"golang.org/x/sys/unix"
+
+	"bpcheck/internal/ratelimit"
 )
 
 // Device is one member device of a filesystem, opened read-only.
@@ -22,6 +24,8 @@ type Device struct {
 	// or "backup at sector N").
 	SBSource string
 	directState
+	// limit, when set, paces every read of the device (SetMaxReadRate).
+	limit *ratelimit.Limiter
 }
 
 // OpenDevice opens path read-only (O_RDONLY, see openRandom), determines
@@ -86,6 +90,12 @@ func NewDevice(path string, r io.ReaderAt, size int64) (*Device, error) {
 // ReadAt reads len(p) bytes at byte offset off. A read past the end of the
 // device is an ErrTruncated error.
 func (d *Device) ReadAt(p []byte, off int64) (int, error) {
+	d.limit.Wait(len(p))
+	return d.readAt(p, off)
+}
+
+// readAt is ReadAt without the rate limit (for a caller that waited).
+func (d *Device) readAt(p []byte, off int64) (int, error) {
 	if off < 0 || off+int64(len(p)) > d.Size {
 		return 0, &Error{Dev: d.Path, Offset: off, What: "read", Level: -1,
 			Err: fmt.Errorf("%w: %d bytes at byte %d past the device end (%d bytes)", ErrTruncated, len(p), off, d.Size)}

@@ -92,9 +92,10 @@ func (d *Device) aligned(buf []byte, off int64) bool {
 // readNodeAt reads a btree node: through O_DIRECT when enabled and
 // aligned, falling back to a buffered read when the kernel refuses it.
 func (d *Device) readNodeAt(buf []byte, off int64) (int, error) {
+	d.limit.Wait(len(buf))
 	if d.direct == nil || d.directOff.Load() != 0 || !d.aligned(buf, off) ||
 		off < 0 || off+int64(len(buf)) > d.Size {
-		return d.ReadAt(buf, off)
+		return d.readAt(buf, off)
 	}
 	n, err := d.direct.ReadAt(buf, off)
 	if err == nil && n == len(buf) {
@@ -107,7 +108,7 @@ func (d *Device) readNodeAt(buf []byte, off int64) (int, error) {
 		d.directOff.Store(1)
 	}
 	d.directFallbacks.Add(1)
-	return d.ReadAt(buf, off)
+	return d.readAt(buf, off)
 }
 
 // directState is the O_DIRECT part of a Device.

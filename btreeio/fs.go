@@ -34,6 +34,7 @@ type FS struct {
 
 	nodePool sync.Pool
 	readers  readerPool
+	live     liveState
 }
 
 // loadJournalRoots reads the journal of an unclean filesystem, takes the
@@ -350,7 +351,23 @@ func (fs *FS) DevPath(dev uint8) string {
 // ReadNode reads the node that key k (a btree pointer in btree, pointing
 // at a node of the given level) points to, trying each replica in turn.
 // When every replica fails it returns the error of each.
+//
+// In a live check (SetLive) a node that fails to read is read again, each
+// time through its pointer as a fresh read of its parent gives it.
 func (fs *FS) ReadNode(btree bp.BtreeID, level uint8, k *bp.Key, val []byte) (*Node, error) {
+	return fs.readNode(btree, level, k, val, true)
+}
+
+func (fs *FS) readNode(btree bp.BtreeID, level uint8, k *bp.Key, val []byte, retry bool) (*Node, error) {
+	n, err := fs.readNodeOnce(btree, level, k, val)
+	if err != nil && retry && fs.live.retries > 0 {
+		return fs.retryNode(btree, level, k, err)
+	}
+	return n, err
+}
+
+// readNodeOnce reads the node k points to, trying each replica once.
+func (fs *FS) readNodeOnce(btree bp.BtreeID, level uint8, k *bp.Key, val []byte) (*Node, error) {
 	exp, err := ExpectFromKey(btree, level, k, val)
 	if err != nil {
 		return nil, &Error{Dev: fs.anyDevPath(), Offset: -1, What: "btree pointer", Btree: btree.Name(fs.SB.Version), Level: int(level), Err: err}

@@ -1,6 +1,7 @@
 package btreeio
 
 import (
+	"bpcheck/aio"
 	"encoding/binary"
 	"fmt"
 	"sort"
@@ -91,9 +92,20 @@ func (fs *FS) ReadJournal() *Journal {
 				continue
 			}
 			for b := r.Start; b < r.Start+r.Nr; b++ {
-				buf := make([]byte, bucketBytes)
 				off := int64(b) * bucketBytes
-				if _, err := d.ReadAt(buf, off); err != nil {
+				var buf []byte
+				var err error
+				if fs.Live() {
+					// The running kernel writes the journal around the
+					// page cache: read it as the nodes are read
+					// (O_DIRECT when enabled).
+					buf = aio.AlignedBuf(int(bucketBytes), nodeAlign)
+					_, err = d.readNodeAt(buf, off)
+				} else {
+					buf = make([]byte, bucketBytes)
+					_, err = d.ReadAt(buf, off)
+				}
+				if err != nil {
 					j.Errors = append(j.Errors, err)
 					continue
 				}

@@ -12,6 +12,12 @@ import (
 // from the root by key range. ok is false when no such key exists. The
 // journal overlay applies.
 func (fs *FS) Lookup(id bp.BtreeID, level uint8, pos bp.Pos) (k bp.Key, val []byte, ok bool, err error) {
+	return fs.lookup(id, level, pos, true)
+}
+
+// lookup is Lookup; retry allows the node reads on the way the retries of
+// a live check (SetLive).
+func (fs *FS) lookup(id bp.BtreeID, level uint8, pos bp.Pos, retry bool) (k bp.Key, val []byte, ok bool, err error) {
 	r := fs.Root(id)
 	if r == nil {
 		return k, nil, false, nil
@@ -24,7 +30,7 @@ func (fs *FS) Lookup(id bp.BtreeID, level uint8, pos bp.Pos) (k bp.Key, val []by
 	}
 	pk, pval, l := r.Key, r.Val, r.Level
 	for {
-		n, err := fs.ReadNode(id, l, &pk, pval)
+		n, err := fs.readNode(id, l, &pk, pval, retry)
 		if err != nil {
 			return k, nil, false, err
 		}

@@ -219,6 +219,9 @@ type Summary struct {
 	PerDevice    []DevSummary       `json:"per_device,omitempty"`
 	Interrupted  bool               `json:"interrupted,omitempty"`
 	Notes        []string           `json:"notes,omitempty"`
+
+	// Live is set for a check of a mounted filesystem (check --live).
+	Live *LiveSummary `json:"live,omitempty"`
 }
 
 // DevSummary is the per-device part of the summary.
@@ -344,6 +347,9 @@ func WriteTextSummary(w io.Writer, s *Summary) error {
 	}
 	for _, n := range s.Notes {
 		fmt.Fprintf(&b, "Note: %s\n", n)
+	}
+	if s.Live != nil {
+		b.WriteString(liveLine(s.Live))
 	}
 	fmt.Fprintf(&b, "Run: %d pass(es), %d shard(s), %d worker(s), memory budget %d bytes, %.3f s\n", s.Passes, s.Shards, s.Workers, s.MemoryBudget, s.Seconds)
 	for _, n := range s.NotChecked {

@@ -22,6 +22,7 @@ import (
 	"bpcheck/aio"
 	"bpcheck/bp"
 	"bpcheck/btreeio"
+	"bpcheck/confirm"
 	"bpcheck/gen"
 	"bpcheck/pipeline"
 	"bpcheck/report"
@@ -66,8 +67,18 @@ Options:
   --ionice CLASS     I/O scheduling class of the reads: idle (served only
                      when no other process wants the disk), best-effort
                      (its lowest level) or none (the default: inherited)
-  --force            check a mounted device (warns: a live filesystem changes
-                     under the check; prefer a snapshot)
+  --live[=MODE]      check a mounted filesystem while it runs: auto (the
+                     default: live when a member is mounted), true (--live),
+                     false. Nodes and journal are read with O_DIRECT, a node
+                     that fails to read is read again after a fresh read of
+                     its parent, and every candidate finding is re-judged on
+                     two fresh re-reads of the journal and of the keys it
+                     concerns; those that went away are counted as transient
+                     and do not set exit code 4
+  --max-read-rate RATE  cap the bytes per second the check reads (e.g. 50M,
+                     200M/s; live or not; default no cap)
+  --force            check a mounted device without --live (warns: results
+                     may be inconsistent; prefer --live or a snapshot)
   --timeout DUR      stop after DUR (e.g. 30m) with a partial report, exit 32;
                      Ctrl-C and SIGTERM do the same
   --allow-newer      check a filesystem whose metadata version is newer than
@@ -135,6 +146,9 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	ioMode := fl.String("io", "auto", "how prefetched leaves are read: auto (io_uring, else a pread pool), uring, pool, threads")
 	ionice := fl.String("ionice", "none", "I/O scheduling class of the check's reads: idle, best-effort (lowest level) or none")
 	direct := directMode("auto")
+	liveFlag := directMode("auto")
+	fl.Var(&liveFlag, "live", "check a mounted filesystem while it runs: auto (when a member is mounted), true, false")
+	maxRate := fl.String("max-read-rate", "", "cap the bytes per second read (e.g. 50M)")
 	fl.Var(&direct, "direct", "read btree nodes with O_DIRECT: auto (block devices), true, false")
 	openOpt := addOpenFlags(fl)
 	if err := fl.Parse(args); err != nil {
@@ -157,12 +171,23 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bpcheck: %v\n", err)
 		return exitOperational
 	}
-	if m := mountedDevices(btreeio.SplitDevices(fl.Args())); len(m) > 0 {
+	rate, err := parseRate(*maxRate)
+	if err != nil {
+		fmt.Fprintf(stderr, "bpcheck: --max-read-rate: %v\n", err)
+		return exitUsage
+	}
+	m := mountedDevices(btreeio.SplitDevices(fl.Args()))
+	live := liveFlag == "true" || (liveFlag == "auto" && len(m) > 0)
+	if len(m) > 0 && live {
+		for dev, mp := range m {
+			fmt.Fprintf(stderr, "bpcheck: %s is mounted on %s: checking it live (O_DIRECT reads, findings confirmed on fresh re-reads)\n", dev, mp)
+		}
+	} else if len(m) > 0 {
 		for dev, mp := range m {
 			fmt.Fprintf(stderr, "bpcheck: %s is mounted on %s: results may be inconsistent unless it is a snapshot\n", dev, mp)
 		}
 		if !*force {
-			fmt.Fprintln(stderr, "bpcheck: refusing to check a mounted filesystem; check a snapshot or pass --force")
+			fmt.Fprintln(stderr, "bpcheck: refusing to check a mounted filesystem without --live; check it live, check a snapshot or pass --force")
 			return exitUsage
 		}
 	}
@@ -171,6 +196,21 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	defer fs.Close()
+	fs.SetMaxReadRate(rate)
+	if live {
+		fs.SetLive(btreeio.DefaultLiveRetries)
+		// The running kernel writes around the page cache: nodes and
+		// journal are read with O_DIRECT wherever the kernel allows it.
+		if err := fs.EnableDirect(false); err != nil {
+			fmt.Fprintf(stderr, "bpcheck: --live: %v (reading buffered)\n", err)
+		}
+		// The superblock read at open may have come from a stale page
+		// cache: read it again around it.
+		if err := fs.RereadSuperblocks(); err != nil {
+			fmt.Fprintf(stderr, "bpcheck: --live: %v (using the superblock read at open)\n", err)
+		}
+		direct = "live"
+	}
 	switch direct {
 	case "true":
 		if err := fs.EnableDirect(false); err != nil {
@@ -278,8 +318,52 @@ func check(ctx context.Context, fs *btreeio.FS, opt pipeline.Options, out checkO
 	}
 	live := !asJSON && out.progressOK && isTerminal(os.Stderr)
 	stopProgress := progressDisplay(opt.Progress, stderr, live)
-	res, err := pipeline.Run(ctx, fs, opt)
+	var res *pipeline.Result
+	var err error
+	scans := 1
+	if fs.Live() {
+		// A scan that met nodes it could not read started from a journal
+		// older than those nodes: it is made again from a fresh one.
+		res, scans, err = confirm.Scan(ctx, fs, opt, confirm.DefaultRescans)
+	} else {
+		res, err = pipeline.Run(ctx, fs, opt)
+	}
 	stopProgress()
+	var liveSum *report.LiveSummary
+	var liveNote string
+	if fs.Live() && err == nil && res != nil {
+		// Every candidate finding is re-judged before it is reported.
+		cres, cerr := confirm.Run(ctx, fs, res.Findings, res.Errors, confirm.Options{})
+		if cerr != nil && ctx.Err() != nil {
+			// Interrupted while confirming: the candidates are not
+			// reported (unconfirmed, they may be transient), and the
+			// report says so.
+			res.NotChecked = append(res.NotChecked, fmt.Sprintf("the confirmation of %d candidate finding(s) of the live check", len(res.Findings)))
+			res.Findings, res.Interrupted, err = nil, true, cerr
+			cerr = nil
+			cres = &confirm.Result{Errors: res.Errors}
+		}
+		if cerr != nil {
+			fmt.Fprintf(stderr, "bpcheck: confirming findings: %v\n", cerr)
+			if asJSON {
+				report.WriteJSONError(w, cerr)
+			}
+			return exitOperational
+		}
+		res.Findings, res.Errors = cres.Confirmed, cres.Errors
+		liveSum = &report.LiveSummary{Rereads: confirm.DefaultRereads, JournalSeqs: cres.Seqs, Idle: cres.Idle, Scans: scans}
+		liveSum.CountTransient(cres.Transient)
+		if len(cres.Seqs) > 1 {
+			liveNote = cres.Note()
+		}
+	}
+	if fs.Live() && liveSum == nil {
+		liveSum = &report.LiveSummary{Rereads: confirm.DefaultRereads, Scans: scans}
+	}
+	if liveSum != nil {
+		liveSum.NodeRetries, liveSum.NodeRetriesRecovered = fs.LiveRetries()
+		liveSum.DirectReads, _ = fs.DirectReads()
+	}
 	if err != nil && (res == nil || !res.Interrupted) {
 		fmt.Fprintf(stderr, "bpcheck: %v\n", err)
 		if asJSON {
@@ -301,6 +385,10 @@ func check(ctx context.Context, fs *btreeio.FS, opt pipeline.Options, out checkO
 	if fs.Journal != nil {
 		s.JournalKeys = len(fs.Journal.Keys)
 		s.Notes = append(s.Notes, fs.Journal.Summary())
+	}
+	s.Live = liveSum
+	if liveNote != "" {
+		s.Notes = append(s.Notes, liveNote)
 	}
 	for i := range sb.Members {
 		m := &sb.Members[i]
@@ -388,4 +476,18 @@ func leftoverNotes(fs []report.Finding) []string {
 		}
 	}
 	return notes
+}
+
+// parseRate parses a --max-read-rate: a size with an optional K/M/G/T
+// suffix (powers of 1024) and an optional "/s"; "" or 0 is no cap.
+func parseRate(s string) (int64, error) {
+	s = strings.TrimSuffix(strings.TrimSpace(s), "/s")
+	if s == "" || s == "0" {
+		return 0, nil
+	}
+	v, err := gen.ParseSize(s)
+	if err != nil || v <= 0 {
+		return 0, fmt.Errorf("bad rate %q: want bytes per second, e.g. 50M or 200M/s", s)
+	}
+	return v, nil
 }

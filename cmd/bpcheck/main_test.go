@@ -672,6 +672,7 @@ func TestReadOnly(t *testing.T) {
 			{"check", path},
 			{"check", "--json", path},
 			{"check", "--direct", path},
+			{"check", "--live", "--max-read-rate", "64M/s", path},
 			{"check", "--workers", "1", "--memory", "64K", path},
 			{"check", path, path},
 			{"list", "-b", "extents", path},

@@ -46,6 +46,17 @@ func metricsRegistry(s *report.Summary, fsUUID string, now time.Time) *prometheu
 		findings.WithLabelValues(c).Set(float64(s.ByCode[c]))
 	}
 	gauge("bpcheck_findings_silenced", "Findings the next mount or fsck fixes without reporting them (pending recovery passes, an unfinished upgrade); they do not set exit code 4.", float64(s.Silenced))
+	if l := s.Live; l != nil {
+		gauge("bpcheck_live", "1 when the last check read a mounted filesystem while it ran (check --live).", 1)
+		gauge("bpcheck_findings_transient", "Candidate findings of a live check that went away on a fresh re-read (not problems; they do not set exit code 4).", float64(l.Transient))
+		tr := vec("bpcheck_findings_transient_by_type", "Transient findings of a live check, by bcachefs fsck error name.", "error_type")
+		for _, c := range sortedCodes(l.TransientByCode) {
+			tr.WithLabelValues(c).Set(float64(l.TransientByCode[c]))
+		}
+		gauge("bpcheck_live_scans", "Scans a live check made: one, and one more each time a scan met nodes it could not read.", float64(l.Scans))
+		gauge("bpcheck_node_read_retries", "Node reads of a live check that failed and were retried after a fresh read of the parent.", float64(l.NodeRetries))
+		gauge("bpcheck_node_read_retries_recovered", "Retried node reads of a live check that then read.", float64(l.NodeRetriesRecovered))
+	}
 	gauge("bpcheck_read_errors", "Nodes or devices that could not be read in the last check.", float64(s.Errors))
 	gauge("bpcheck_nodes_read", "Btree nodes with pointers read.", float64(s.Nodes))
 	gauge("bpcheck_node_read_bytes", "Bytes of btree nodes with pointers read.", float64(s.NodeBytes))
