@@ -107,6 +107,8 @@ type judge struct {
 	cs     shard.CorrectedList
 	lo, hi shard.BucketKey
 	out    []report.Finding
+	// cursors into the keys for allocKey, which goes in bucket order
+	discardCur, gensCur int
 }
 
 // search returns the index of the first corrected bucket at or after b.
@@ -230,7 +232,14 @@ func (j *judge) allocKey(c *shard.Corrected, m Member) {
 	dev, b := uint64(c.Key.Dev()), c.Key.Bucket()
 	a := &c.A
 	if !k.lost[BtreeNeedDiscard] {
-		discard := k.discardOf(c.Key)
+		for j.discardCur < len(k.discard) && k.discard[j.discardCur].bucket < c.Key {
+			j.discardCur++
+		}
+		e := j.discardCur
+		for e < len(k.discard) && k.discard[e].bucket == c.Key {
+			e++
+		}
+		discard := k.discard[j.discardCur:e]
 		want := a.DataType == bp.DataNeedDiscard
 		if k.NeedDiscardBySeq {
 			has := false
@@ -251,7 +260,15 @@ func (j *judge) allocKey(c *shard.Corrected, m Member) {
 		}
 	}
 	if !k.lost[bp.BtreeBucketGens] {
-		if g, _ := k.gen(dev, b); g != a.Gen {
+		idx := b / GensPerKey
+		for j.gensCur < len(k.gens) && (k.gens[j.gensCur].dev < dev || k.gens[j.gensCur].dev == dev && k.gens[j.gensCur].idx < idx) {
+			j.gensCur++
+		}
+		var g uint8
+		if j.gensCur < len(k.gens) && k.gens[j.gensCur].dev == dev && k.gens[j.gensCur].idx == idx {
+			g = k.gens[j.gensCur].gens[b%GensPerKey]
+		}
+		if g != a.Gen {
 			j.add(report.Finding{Code: report.BucketGensKeyWrong, Dev: int(dev), Bucket: b, Btree: j.btree(bp.BtreeBucketGens),
 				Got: fmt.Sprint(g), Want: fmt.Sprint(a.Gen), Detail: "incorrect gen in bucket_gens btree"})
 		}
@@ -292,13 +309,12 @@ func (j *judge) hole(dev, s, e uint64, m Member) {
 				x = y
 			}
 		}
-		if !k.lost[bp.BtreeBucketGens] {
+		if gens := k.gensOf(dev, s/GensPerKey); gens != nil && !k.lost[bp.BtreeBucketGens] {
+			// A piece lies in one group of 256: one bucket_gens key.
 			for b := s; b < pe; b++ {
-				if g, ok := k.gen(dev, b); ok && g != 0 {
+				if g := gens[b%GensPerKey]; g != 0 {
 					j.add(report.Finding{Code: report.BucketGensHoleWrong, Dev: int(dev), Bucket: b, Btree: j.btree(bp.BtreeBucketGens),
 						Got: fmt.Sprint(g), Want: "0", Detail: "hole in alloc btree with nonzero gen in bucket_gens btree"})
-				} else if !ok {
-					b = (b/GensPerKey+1)*GensPerKey - 1 // no key: the rest of the group is zero
 				}
 			}
 		}
@@ -501,8 +517,17 @@ func (j *judge) lrus() {
 // belongs in an LRU must have its entry there.
 func (j *judge) allocToLRU() {
 	k := j.k
+	lruCur := 0 // the buckets come in order: a cursor into k.lru
 	for i := range j.cs.Len() {
 		c := j.cs.At(i)
+		for lruCur < len(k.lru) && k.lru[lruCur].bucket < c.Key {
+			lruCur++
+		}
+		lruEnd := lruCur
+		for lruEnd < len(k.lru) && k.lru[lruEnd].bucket == c.Key {
+			lruEnd++
+		}
+		entries := k.lru[lruCur:lruEnd]
 		if c.Unknown {
 			continue
 		}
@@ -512,7 +537,7 @@ func (j *judge) allocToLRU() {
 			continue
 		}
 		has := func(id uint16, time uint64) bool {
-			for _, e := range k.lruOf(c.Key) {
+			for _, e := range entries {
 				if e.set && e.id == id && e.time == time {
 					return true
 				}

@@ -206,36 +206,26 @@ func (k *Keys) Seal() {
 	k.allocEnds = slices.Compact(k.allocEnds)
 }
 
-// lruOf returns the lru entries of bucket b.
-func (k *Keys) lruOf(b shard.BucketKey) []lruKey {
-	i, _ := slices.BinarySearchFunc(k.lru, b, func(e lruKey, t shard.BucketKey) int { return cmp.Compare(e.bucket, t) })
-	j := i
-	for j < len(k.lru) && k.lru[j].bucket == b {
-		j++
+// gensOf returns the gens of bucket_gens key idx of dev, nil when there
+// is none.
+func (k *Keys) gensOf(dev, idx uint64) *[GensPerKey]byte {
+	i, ok := slices.BinarySearchFunc(k.gens, [2]uint64{dev, idx}, func(e gensKey, t [2]uint64) int {
+		return cmp.Or(cmp.Compare(e.dev, t[0]), cmp.Compare(e.idx, t[1]))
+	})
+	if !ok {
+		return nil
 	}
-	return k.lru[i:j]
-}
-
-// discardOf returns the need_discard keys of bucket b.
-func (k *Keys) discardOf(b shard.BucketKey) []discardKey {
-	i, _ := slices.BinarySearchFunc(k.discard, b, func(e discardKey, t shard.BucketKey) int { return cmp.Compare(e.bucket, t) })
-	j := i
-	for j < len(k.discard) && k.discard[j].bucket == b {
-		j++
-	}
-	return k.discard[i:j]
+	return &k.gens[i].gens
 }
 
 // gen returns the gen the bucket_gens btree records for bucket b, and
 // whether a key covers it.
 func (k *Keys) gen(dev, b uint64) (uint8, bool) {
-	i, ok := slices.BinarySearchFunc(k.gens, [2]uint64{dev, b / GensPerKey}, func(e gensKey, t [2]uint64) int {
-		return cmp.Or(cmp.Compare(e.dev, t[0]), cmp.Compare(e.idx, t[1]))
-	})
-	if !ok {
+	g := k.gensOf(dev, b/GensPerKey)
+	if g == nil {
 		return 0, false
 	}
-	return k.gens[i].gens[b%GensPerKey], true
+	return g[b%GensPerKey], true
 }
 
 // freeAt returns the freespace key of dev at genbits covering bucket b

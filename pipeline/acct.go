@@ -21,12 +21,9 @@ import (
 // replicas entry and snapshot (consecutive extents mostly share them).
 type acctSums struct {
 	t accounting.Table
-	// lastDevs..lastRepC: the last replicas entry, by its fields (devices
-	// sorted), and its counters.
-	lastDevs      [16]uint8
-	lastN         int
-	lastDT        bp.DataType
-	lastReq       uint8
+	// lastSig, lastRepC: the last replicas entry, by its fields packed in
+	// a word (see key), and its counters.
+	lastSig       uint64
 	lastRepC      *accounting.Counters
 	lastSnap      uint32
 	lastSnapC     *accounting.Counters
@@ -52,12 +49,14 @@ func (s *acctSums) counters(a accounting.Pos) *accounting.Counters {
 // key accounts one key's pointers (the extent trigger's replicas and
 // snapshot counters): devs and sectors of its dirty pointers that are not
 // erasure coded; nrRequired is 0 when an erasure-coded pointer is among
-// them. devs is sorted in place.
+// them. devs is sorted in place. This runs once per extent: the entry of
+// the previous key is reused when its fields, packed in one word, match.
 func (s *acctSums) key(level uint8, k *bp.Key, devs []uint8, sectors int64, nrRequired uint8) {
-	if len(devs) == 0 {
+	n := len(devs)
+	if n == 0 {
 		return
 	}
-	for i := 1; i < len(devs); i++ { // a few devices: insertion sort
+	for i := 1; i < n; i++ { // a few devices: insertion sort
 		for j := i; j > 0 && devs[j] < devs[j-1]; j-- {
 			devs[j], devs[j-1] = devs[j-1], devs[j]
 		}
@@ -66,10 +65,18 @@ func (s *acctSums) key(level uint8, k *bp.Key, devs []uint8, sectors int64, nrRe
 	if level > 0 {
 		dt = bp.DataBtree
 	}
-	n := min(len(devs), len(s.lastDevs))
-	if s.lastRepC == nil || s.lastN != n || s.lastDT != dt || s.lastReq != nrRequired || [16]uint8(s.lastDevs) != devsArray(devs[:n]) {
-		s.lastRepC = s.counters(accounting.Replicas(dt, nrRequired, devs[:n]))
-		s.lastN, s.lastDT, s.lastReq, s.lastDevs = n, dt, nrRequired, devsArray(devs[:n])
+	// sig packs data type, nr_required, nr_devs and up to 4 devices; 0
+	// (more devices) is never cached.
+	var sig uint64
+	if n <= 4 {
+		sig = uint64(dt) | uint64(nrRequired)<<8 | uint64(n)<<16
+		for i, d := range devs {
+			sig |= uint64(d) << (24 + 8*i)
+		}
+	}
+	if sig == 0 || s.lastRepC == nil || s.lastSig != sig {
+		s.lastRepC = s.counters(accounting.Replicas(dt, nrRequired, devs[:min(n, 16)]))
+		s.lastSig = sig
 	}
 	s.lastRepC.V[0] += sectors
 	if s.snapshotCount && level == 0 && k.Pos.Snapshot != 0 {
@@ -80,53 +87,50 @@ func (s *acctSums) key(level uint8, k *bp.Key, devs []uint8, sectors int64, nrRe
 	}
 }
 
-func devsArray(d []uint8) (a [16]uint8) {
-	copy(a[:], d)
-	return a
+// acctKey is one key's replicas entry as emitKeyPtrs decodes its
+// pointers: the devices and sectors of its dirty pointers that are not
+// erasure coded.
+type acctKey struct {
+	devs       [16]uint8
+	n          int
+	nrRequired uint8
+	sectors    int64
+	size       uint32 // sectors a pointer of the key covers
 }
 
-// acctKeyPtrs accounts a key through the general pointer decoder.
-func (e *emitter) acctKeyPtrs(btree bp.BtreeID, level uint8, k *bp.Key, entries []byte) {
-	c := e.c
-	it := bp.NewPtrIter(entries, k.Size, nil)
-	it.Reset(entries, k.Size, c.fs.SB.ExtentTypeU64s)
-	var d bp.DecodedPtr
-	var devs [16]uint8
-	n, nrRequired := 0, uint8(1)
-	var sectors int64
-	size := k.Size
+func (a *acctKey) start(g *bp.Geometry, level uint8, k *bp.Key) {
+	a.nrRequired = 1
+	a.size = k.Size
 	if level > 0 {
-		size = c.geo.BtreeNodeSectors
+		a.size = g.BtreeNodeSectors
 	}
-	for {
-		ok, _ := it.NextInto(&d)
-		if !ok {
-			break
+}
+
+// ptr accounts one pointer of the key (a member's, or a device 255
+// placeholder: BCH_SB_MEMBER_INVALID, a replica not yet written, counts
+// in the replicas entry with its sectors, as the trigger counts it).
+func (s *acctSums) ptr(a *acctKey, d *bp.DecodedPtr) {
+	switch {
+	case d.Ptr.Cached:
+		s.cached = true
+	case d.HasStripe:
+		s.ec = true
+		a.nrRequired = 0
+	default:
+		if a.n < len(a.devs) {
+			a.devs[a.n] = d.Ptr.Dev
+			a.n++
 		}
-		if c.fs.SB.Member(d.Ptr.Dev) == nil && d.Ptr.Dev != 0xff {
-			// Device 255 (BCH_SB_MEMBER_INVALID, a placeholder the
-			// tools leave for a replica not yet written) counts in the
-			// replicas entry with its sectors, as the trigger counts it.
-			continue
-		}
-		switch {
-		case d.Ptr.Cached:
-			e.acct.cached = true
-		case d.HasStripe:
-			e.acct.ec = true
-			nrRequired = 0
-		default:
-			if n < len(devs) {
-				devs[n] = d.Ptr.Dev
-				n++
-			}
-			sectors += int64(d.DiskSectors(size))
-		}
+		a.sectors += int64(d.DiskSectors(a.size))
 	}
-	e.acct.key(level, k, devs[:n], sectors, nrRequired)
-	if level > 0 && n > 0 && int(btree) < len(e.acct.btrees) {
-		b := &e.acct.btrees[btree]
-		b.sectors += sectors
+}
+
+// finishKey adds a key's replicas, snapshot and btree counters.
+func (s *acctSums) finishKey(btree bp.BtreeID, level uint8, k *bp.Key, a *acctKey) {
+	s.key(level, k, a.devs[:a.n], a.sectors, a.nrRequired)
+	if level > 0 && a.n > 0 && int(btree) < len(s.btrees) {
+		b := &s.btrees[btree]
+		b.sectors += a.sectors
 		b.nodes++
 		if level > 1 {
 			b.interior++
@@ -178,7 +182,11 @@ func (l *acctLoader) Node(n *btreeio.Node) error {
 		if k.Key.Type != bp.KeyAccounting {
 			continue
 		}
-		l.base[accounting.FromBPos(k.Key.Pos, l.be)] = acctBase{v: accounting.Value(k.Val), ver: k.Key.Version}
+		a := accounting.FromBPos(k.Key.Pos, l.be)
+		if a.Type() >= accounting.TypeInum {
+			continue // never compared (inum: one per inode, most of the btree)
+		}
+		l.base[a] = acctBase{v: accounting.Value(k.Val), ver: k.Key.Version}
 	}
 	return nil
 }
@@ -198,7 +206,15 @@ func versionLE(a, b bp.Version) bool { return a.Hi < b.Hi || a.Hi == b.Hi && a.L
 func (c *checker) readAccounting() (accounting.Table, bool, error) {
 	be := c.fs.SB.Version >= bp.VersionDiskAccountingBigEndian
 	l := &acctLoader{c: c, base: map[accounting.Pos]acctBase{}, be: be}
-	if err := c.fs.Walk(btreeio.BtreeAccounting, 0, l); err != nil {
+	// From 1.15 keys sort by type: the walk stops before the inum keys
+	// (one per inode), which are never compared.
+	var err error
+	if be {
+		err = c.fs.WalkRange(btreeio.BtreeAccounting, 0, bp.PosMin, bp.Pos{Inode: accounting.TypeInum<<56 - 1, Offset: ^uint64(0), Snapshot: ^uint32(0)}, l)
+	} else {
+		err = c.fs.Walk(btreeio.BtreeAccounting, 0, l)
+	}
+	if err != nil {
 		return nil, false, err
 	}
 	t := accounting.Table{}
@@ -210,6 +226,9 @@ func (c *checker) readAccounting() (accounting.Table, bool, error) {
 			continue
 		}
 		a := accounting.FromBPos(jk.Key.Pos, be)
+		if a.Type() >= accounting.TypeInum {
+			continue
+		}
 		if b, ok := l.base[a]; ok && versionLE(jk.Key.Version, b.ver) {
 			continue // the btree's key holds it already
 		}
@@ -225,12 +244,32 @@ func (c *checker) readAccounting() (accounting.Table, bool, error) {
 // bucket's state is unknown (read errors).
 func (c *checker) addDevDataTypes(t accounting.Table, cs shard.CorrectedList) bool {
 	ok := true
+	// Summed in arrays, then added to t once per device and data type
+	// (this runs once per bucket).
+	type counts [bp.DataMultiple + 2][3]int64
+	var sums map[uint8]*counts
+	var lastDev = -1
+	var cur *counts
+	var m *btreeio.Member
 	for i := range cs.Len() {
-		cb := cs.At(i)
-		b := &cb
-		dev := uint64(b.Key.Dev())
-		m := c.fs.SB.Member(uint8(dev))
-		if dev >= 256 || m == nil || b.Key.Bucket() < uint64(m.FirstBucket) || b.Key.Bucket() >= m.NBuckets {
+		b := cs.At(i)
+		dev := b.Key.Dev()
+		if dev != lastDev {
+			lastDev, cur, m = dev, nil, nil
+			if dev < 256 {
+				m = c.fs.SB.Member(uint8(dev))
+			}
+			if m != nil {
+				if sums == nil {
+					sums = map[uint8]*counts{}
+				}
+				if cur = sums[uint8(dev)]; cur == nil {
+					cur = &counts{}
+					sums[uint8(dev)] = cur
+				}
+			}
+		}
+		if cur == nil || b.Key.Bucket() < uint64(m.FirstBucket) || b.Key.Bucket() >= m.NBuckets {
 			continue
 		}
 		if b.Unknown {
@@ -246,10 +285,21 @@ func (c *checker) addDevDataTypes(t accounting.Table, cs shard.CorrectedList) bo
 		if sectors != 0 {
 			frag = max(0, int64(m.BucketSize)-sectors)
 		}
-		t.Add(accounting.DevDataType(uint8(dev), bp.DataFree), -1, 0, 0)
-		t.Add(accounting.DevDataType(uint8(dev), a.DataType), 1, sectors, frag)
+		dt := min(int(a.DataType), len(cur)-1)
+		cur[bp.DataFree][0]--
+		cur[dt][0]++
+		cur[dt][1] += sectors
+		cur[dt][2] += frag
 		if a.DataType == bp.DataStripe && a.DirtySectors != 0 {
-			t.Add(accounting.DevDataType(uint8(dev), bp.DataUnstriped), 1, int64(a.DirtySectors), 0)
+			cur[bp.DataUnstriped][0]++
+			cur[bp.DataUnstriped][1] += int64(a.DirtySectors)
+		}
+	}
+	for dev, cur := range sums {
+		for dt := range cur {
+			if cur[dt] != [3]int64{} {
+				t.Add(accounting.DevDataType(dev, bp.DataType(dt)), cur[dt][:]...)
+			}
 		}
 	}
 	return ok
@@ -345,6 +395,11 @@ func (c *checker) judgeAccounting(got, want accounting.Table, sums *acctSums) (f
 		findings = append(findings, report.Finding{Code: report.AccountingMismatch, Dev: -1, Btree: btreeio.BtreeAccounting.Name(v),
 			Pos: a.BPos(v >= bp.VersionDiskAccountingBigEndian), KeyType: bp.KeyAccounting.String(),
 			Got: g.String(), Want: w.String(), Detail: fmt.Sprintf("accounting mismatch for %s", a.Text(v))})
+	}
+	if v >= 1<<10|33 {
+		// reconcile_work keys (1.33+) sort after the inum keys, which
+		// the read stops before: never read, never compared.
+		skipped["rebalance/reconcile work (needs the io options of inodes)"] = true
 	}
 	for why := range skipped {
 		notChecked = append(notChecked, "accounting: "+why)

@@ -334,8 +334,10 @@ func (e *emitter) emitKeyPtrs(btree bp.BtreeID, level uint8, k *bp.Key, val []by
 		}
 		return nil
 	}
+	var acct acctKey // the key's replicas entry (first pass), summed as the pointers go by
 	if e.acct != nil {
-		e.acctKeyPtrs(btree, level, k, entries)
+		defer e.acct.finishKey(btree, level, k, &acct)
+		acct.start(c.geo, level, k)
 	}
 	var reconcile uint32
 	if level == 0 && c.anyRotational {
@@ -358,6 +360,9 @@ func (e *emitter) emitKeyPtrs(btree bp.BtreeID, level uint8, k *bp.Key, val []by
 			e.stats.PerDev[d.Ptr.Dev].Pointers++
 		}
 		m := c.fs.SB.Member(d.Ptr.Dev)
+		if e.acct != nil && (m != nil || d.Ptr.Dev == 0xff) {
+			e.acct.ptr(&acct, d)
+		}
 		if m == nil {
 			if d.Ptr.Dev == 0xff && d.HasStripe && e.count && c.stripeBPsChecked() {
 				// A removed device's erasure-coded pointer: its
