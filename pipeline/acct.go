@@ -32,6 +32,50 @@ type acctSums struct {
 	// btrees: per btree id, the sectors of its nodes' pointers, its nodes
 	// and its interior nodes (the extent trigger at level > 0).
 	btrees [bp.MaxBtreeID + 1]struct{ sectors, nodes, interior int64 }
+	// stripes: the replicas entry of each stripe key (by its index), and
+	// ecSectors the sectors of erasure-coded pointers into each stripe
+	// (by index and data type), which count in the stripe's entry
+	// (bch2_trigger_stripe_ptr); resolved after the first pass, when
+	// both are known.
+	stripes   map[uint64]stripeEntry
+	ecSectors map[ecKey]int64
+}
+
+type stripeEntry struct {
+	devs       [16]uint8
+	n          int
+	nrRequired uint8
+}
+
+type ecKey struct {
+	idx uint64
+	dt  bp.DataType
+}
+
+// stripe accounts a stripe key (bch2_trigger_stripe): its entry, data
+// type parity, nr_required the data blocks, every block's device, gets
+// the sectors of its parity blocks.
+func (s *acctSums) stripe(k *bp.Key, st *bp.Stripe, devs []uint8) {
+	var e stripeEntry
+	e.n = copy(e.devs[:], devs)
+	e.nrRequired = st.NrBlocks - st.NrRedundant
+	if s.stripes == nil {
+		s.stripes = map[uint64]stripeEntry{}
+	}
+	s.stripes[k.Pos.Offset] = e
+	s.counters(accounting.Replicas(bp.DataParity, e.nrRequired, e.devs[:e.n])).V[0] += int64(st.Sectors) * int64(st.NrRedundant)
+}
+
+// resolve adds the erasure-coded pointers' sectors to their stripes'
+// entries in t (all producers' sums merged into s).
+func (s *acctSums) resolve(t accounting.Table) {
+	for k, n := range s.ecSectors {
+		e, ok := s.stripes[k.idx]
+		if !ok {
+			continue // a pointer to a stripe that does not exist: the fsck stops at it
+		}
+		t.Add(accounting.Replicas(k.dt, e.nrRequired, e.devs[:e.n]), n)
+	}
 }
 
 func (s *acctSums) counters(a accounting.Pos) *accounting.Counters {
@@ -96,13 +140,16 @@ type acctKey struct {
 	nrRequired uint8
 	sectors    int64
 	size       uint32 // sectors a pointer of the key covers
+	dt         bp.DataType
 }
 
 func (a *acctKey) start(g *bp.Geometry, level uint8, k *bp.Key) {
 	a.nrRequired = 1
 	a.size = k.Size
+	a.dt = bp.DataUser
 	if level > 0 {
 		a.size = g.BtreeNodeSectors
+		a.dt = bp.DataBtree
 	}
 }
 
@@ -116,6 +163,10 @@ func (s *acctSums) ptr(a *acctKey, d *bp.DecodedPtr) {
 	case d.HasStripe:
 		s.ec = true
 		a.nrRequired = 0
+		if s.ecSectors == nil {
+			s.ecSectors = map[ecKey]int64{}
+		}
+		s.ecSectors[ecKey{d.Stripe.Idx, a.dt}] += int64(d.DiskSectors(a.size))
 	default:
 		if a.n < len(a.devs) {
 			a.devs[a.n] = d.Ptr.Dev
@@ -141,8 +192,20 @@ func (s *acctSums) finishKey(btree bp.BtreeID, level uint8, k *bp.Key, a *acctKe
 // merge adds a producer's sums to t (the checker's): btree counters as
 // the era keeps them (1 counter before 1.31, btree_node_accounting; 3
 // from it).
-func (s *acctSums) merge(t accounting.Table, version uint16) {
+func (s *acctSums) merge(t accounting.Table, version uint16, into *acctSums) {
 	t.Merge(s.t)
+	for i, e := range s.stripes {
+		if into.stripes == nil {
+			into.stripes = map[uint64]stripeEntry{}
+		}
+		into.stripes[i] = e
+	}
+	for k, n := range s.ecSectors {
+		if into.ecSectors == nil {
+			into.ecSectors = map[ecKey]int64{}
+		}
+		into.ecSectors[k] += n
+	}
 	for id, b := range s.btrees {
 		if b.nodes == 0 {
 			continue
@@ -315,8 +378,6 @@ func (c *checker) acctChecked(a accounting.Pos, sums *acctSums) (bool, string) {
 		switch {
 		case dt == bp.DataCached:
 			return !sums.cached, "replicas of cached data (cached:), whose stale pointers need bucket generations at the producer"
-		case a[3] != 1:
-			return false, "replicas of erasure-coded data (nr_required other than 1: the stripes' share)"
 		}
 		return true, ""
 	case accounting.TypeDevDataType:

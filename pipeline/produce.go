@@ -428,6 +428,15 @@ func (e *emitter) emitStripePtrs(btree bp.BtreeID, k *bp.Key, val []byte) error 
 		return nil
 	}
 	needsBP := c.formatB && c.fs.SB.Version >= bp.VersionStripeBackpointers
+	if e.acct != nil {
+		var devs [256]uint8
+		n := 0
+		for i := 0; i < int(st.NrBlocks) && 8*i+8 <= len(ptrs); i++ {
+			devs[n] = uint8(binary.LittleEndian.Uint64(ptrs[8*i:]) >> 48)
+			n++
+		}
+		e.acct.stripe(k, &st, devs[:min(n, 16)])
+	}
 	for i := 0; i < int(st.NrBlocks); i++ {
 		ptr := bp.DecodePtr(binary.LittleEndian.Uint64(ptrs[8*i:]))
 		m := c.fs.SB.Member(ptr.Dev)

@@ -276,7 +276,7 @@ func (c *checker) runPass(ctx context.Context, pass int, spans []span, tasks []t
 			statsMu.Lock()
 			total.add(&e.stats)
 			if e.acct != nil {
-				e.acct.merge(c.acctWant, c.fs.SB.Version)
+				e.acct.merge(c.acctWant, c.fs.SB.Version, &c.acctSums)
 				c.acctSums.cached = c.acctSums.cached || e.acct.cached
 				c.acctSums.ec = c.acctSums.ec || e.acct.ec
 			}
@@ -302,6 +302,7 @@ func (c *checker) runPass(ctx context.Context, pass int, spans []span, tasks []t
 	}
 	if pass == 0 {
 		c.stats.add(&total)
+		c.acctSums.resolve(c.acctWant)
 	}
 	// Shards finish in parallel: each judges its own buckets (duplicate
 	// claims read the filesystem, which is safe for concurrent use).
