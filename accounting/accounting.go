@@ -100,6 +100,12 @@ func DevDataType(dev uint8, dataType bp.DataType) Pos {
 	return Pos{TypeDevDataType, dev, uint8(dataType)}
 }
 
+// Compression returns the position of a compression type's counters.
+func Compression(ctype uint8) Pos { return Pos{TypeCompression, ctype} }
+
+// compressionNames are the compression types as fsck prints them.
+var compressionNames = [...]string{"none", "lz4_old", "gzip", "lz4", "zstd", "incompressible"}
+
 // Snapshot returns the position of a snapshot's counter (before 1.39:
 // id only).
 func Snapshot(id uint32) Pos {
@@ -145,7 +151,11 @@ func (a Pos) Text(version uint16) string {
 	case TypeDevDataType:
 		fmt.Fprintf(&b, "dev=%d data_type=%s", a[1], bp.DataType(a[2]))
 	case TypeCompression:
-		fmt.Fprintf(&b, "type=%d", a[1])
+		if int(a[1]) < len(compressionNames) {
+			b.WriteString(compressionNames[a[1]])
+		} else {
+			fmt.Fprintf(&b, "(unknown compression type %d)", a[1])
+		}
 	case TypeSnapshot:
 		fmt.Fprintf(&b, "id=%d", binary.LittleEndian.Uint32(a[1:]))
 		if version >= bp.VersionPerDevFragmentationLRU {

@@ -21,6 +21,7 @@ func TestKeysOfRealImages(t *testing.T) {
 		{bp.Pos{Inode: 0x0301000000000000}, true, 1<<10 | 36, "dev_data_type dev=1 data_type=free"},
 		{bp.Pos{Offset: 256, Snapshot: 3}, false, 1<<10 | 9, "dev_data_type dev=0 data_type=sb"},
 		{bp.Pos{Offset: 1, Snapshot: 6}, false, 1<<10 | 9, "btree btree=inodes"},
+		{bp.Pos{Inode: 0x0405000000000000}, true, 1<<10 | 36, "compression incompressible"},
 	} {
 		a := FromBPos(c.pos, c.be)
 		if got := a.Text(c.version); got != c.want {

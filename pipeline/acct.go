@@ -78,16 +78,41 @@ func (s *acctSums) resolve(t accounting.Table) {
 	}
 }
 
-func (s *acctSums) counters(a accounting.Pos) *accounting.Counters {
+func (s *acctSums) counters(a accounting.Pos) *accounting.Counters { return s.countersN(a, 1) }
+
+func (s *acctSums) countersN(a accounting.Pos, n int) *accounting.Counters {
 	if s.t == nil {
 		s.t = accounting.Table{}
 	}
 	c := s.t[a]
 	if c == nil {
-		c = &accounting.Counters{N: 1}
+		c = &accounting.Counters{N: n}
 		s.t[a] = c
 	}
 	return c
+}
+
+// compPtr accounts one pointer's crc in the key's compression counters
+// (the extent trigger): a run of pointers of one compression type counts
+// one extent, their uncompressed and compressed sizes; uncompressed
+// pointers end a run and count nothing.
+func (s *acctSums) compPtr(a *acctKey, ctype uint8, usize, csize uint32) {
+	if a.compCur != 0 && a.compCur != ctype {
+		s.compFlush(a)
+	}
+	a.compCur = ctype
+	if ctype != 0 {
+		a.comp[0] += int64(usize)
+		a.comp[1] += int64(csize)
+	}
+}
+
+func (s *acctSums) compFlush(a *acctKey) {
+	c := s.countersN(accounting.Compression(a.compCur), 3)
+	c.V[0]++
+	c.V[1] += a.comp[0]
+	c.V[2] += a.comp[1]
+	a.comp = [2]int64{}
 }
 
 // key accounts one key's pointers (the extent trigger's replicas and
@@ -141,6 +166,10 @@ type acctKey struct {
 	sectors    int64
 	size       uint32 // sectors a pointer of the key covers
 	dt         bp.DataType
+	// compCur, comp: the current run of one compression type and its
+	// uncompressed and compressed sizes
+	compCur uint8
+	comp    [2]int64
 }
 
 func (a *acctKey) start(g *bp.Geometry, level uint8, k *bp.Key) {
@@ -157,6 +186,7 @@ func (a *acctKey) start(g *bp.Geometry, level uint8, k *bp.Key) {
 // placeholder: BCH_SB_MEMBER_INVALID, a replica not yet written, counts
 // in the replicas entry with its sectors, as the trigger counts it).
 func (s *acctSums) ptr(a *acctKey, d *bp.DecodedPtr) {
+	s.compPtr(a, d.CRC.CompressionType, d.CRC.UncompressedSize, d.CRC.CompressedSize)
 	switch {
 	case d.Ptr.Cached:
 		s.cached = true
@@ -178,6 +208,9 @@ func (s *acctSums) ptr(a *acctKey, d *bp.DecodedPtr) {
 
 // finishKey adds a key's replicas, snapshot and btree counters.
 func (s *acctSums) finishKey(btree bp.BtreeID, level uint8, k *bp.Key, a *acctKey) {
+	if a.compCur != 0 {
+		s.compFlush(a)
+	}
 	s.key(level, k, a.devs[:a.n], a.sectors, a.nrRequired)
 	if level > 0 && a.n > 0 && int(btree) < len(s.btrees) {
 		b := &s.btrees[btree]
@@ -397,7 +430,7 @@ func (c *checker) acctChecked(a accounting.Pos, sums *acctSums) (bool, string) {
 	case accounting.TypePersistentReserved:
 		return false, "persistent_reserved (reservation keys)"
 	case accounting.TypeCompression:
-		return false, "compression"
+		return !sums.cached, "compression (with cached pointers, whose stale ones need the bucket's gen)"
 	case accounting.TypeBtree:
 		return true, ""
 	case accounting.TypeRebalanceWork, accounting.TypeReconcileWork:

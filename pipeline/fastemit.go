@@ -19,6 +19,7 @@ type fastPtr struct {
 	compressedSize   uint32
 	uncompressedSize uint32
 	compressed       bool
+	compression      uint8 // the crc's compression type (accounting)
 	bucket           shard.BucketKey
 }
 
@@ -39,6 +40,7 @@ func (e *emitter) emitExtentFast(btree bp.BtreeID, k *bp.Key, entries []byte) (o
 	var crcOffset uint32
 	csize, usize := k.Size, k.Size
 	compressed := false
+	var compression uint8
 	reconcile, seenReconcile := uint32(0), false
 	sb := c.fs.SB
 	extra := sb.ExtentTypeU64s
@@ -77,10 +79,10 @@ func (e *emitter) emitExtentFast(btree bp.BtreeID, k *bp.Key, entries []byte) (o
 			p.compressedSize = csize
 			p.uncompressedSize = usize
 			p.compressed = compressed
+			p.compression = compression
 			p.bucket = shard.MakeBucketKey(uint64(dev), m.BucketOf(w>>4&(1<<44-1)))
 			n++
 		case bp.EntryCRC32, bp.EntryCRC64, bp.EntryCRC128:
-			var compression uint8
 			csize, usize, crcOffset, compression = bp.CRCSizes(t, w)
 			compressed = bp.Compressed(compression)
 		case bp.EntryStripePtr:
@@ -106,6 +108,7 @@ func (e *emitter) emitExtentFast(btree bp.BtreeID, k *bp.Key, entries []byte) (o
 	var devs [fastPtrsMax]uint8
 	nd := 0
 	var acctSectors int64
+	var ak acctKey // compression runs
 	for i := range ptrs[:n] {
 		p := &ptrs[i]
 		dev := uint8(p.w >> 48)
@@ -117,6 +120,7 @@ func (e *emitter) emitExtentFast(btree bp.BtreeID, k *bp.Key, entries []byte) (o
 		if e.count {
 			e.stats.Pointers++
 			e.stats.PerDev[dev].Pointers++
+			e.acct.compPtr(&ak, p.compression, p.uncompressedSize, p.compressedSize)
 			if cached {
 				e.acct.cached = true
 			} else {
@@ -156,6 +160,9 @@ func (e *emitter) emitExtentFast(btree bp.BtreeID, k *bp.Key, entries []byte) (o
 		}
 	}
 	if e.count {
+		if ak.compCur != 0 {
+			e.acct.compFlush(&ak)
+		}
 		e.acct.key(0, k, devs[:nd], acctSectors, 1)
 	}
 	return true, nil
