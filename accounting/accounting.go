@@ -100,6 +100,10 @@ func DevDataType(dev uint8, dataType bp.DataType) Pos {
 	return Pos{TypeDevDataType, dev, uint8(dataType)}
 }
 
+// PersistentReserved returns the position of the reservations of nr
+// replicas.
+func PersistentReserved(nr uint8) Pos { return Pos{TypePersistentReserved, nr} }
+
 // Compression returns the position of a compression type's counters.
 func Compression(ctype uint8) Pos { return Pos{TypeCompression, ctype} }
 

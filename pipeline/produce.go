@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"bpcheck/accounting"
 	"bpcheck/aio"
 	"bpcheck/bp"
 	"bpcheck/btreeio"
@@ -309,6 +310,12 @@ func (e *emitter) flush() error {
 // btree (level ≥ 1: btree node pointers; 0: data pointers).
 func (e *emitter) emitKeyPtrs(btree bp.BtreeID, level uint8, k *bp.Key, val []byte) error {
 	c := e.c
+	if k.Type == bp.KeyReservation && e.acct != nil && level == 0 && len(val) >= 5 {
+		// bch2_trigger_reservation: persistent_reserved by nr_replicas
+		// (the value: le32 generation, u8 nr_replicas) counts its size.
+		e.acct.counters(accounting.PersistentReserved(val[4])).V[0] += int64(k.Size)
+		return nil
+	}
 	if level == 0 && c.formatB && !e.noFast && (k.Type == bp.KeyExtent || k.Type == bp.KeyReflinkV) {
 		// The value entries as bp.ValueEntries finds them, without its
 		// call (this runs once per extent); a short value goes below.
