@@ -147,3 +147,45 @@ func FuzzJudge(f *testing.F) {
 		}
 	})
 }
+
+// The stripe LRU: a stripe with one of its two data blocks empty sits at
+// LRU_TIME_MAX - 1; all empty, at 1; none, nowhere. A missing entry, a
+// stale one, and a stripe whose counts fsck corrects (not judged).
+func TestStripeLRU(t *testing.T) {
+	// A stripe value: header, 3 block pointers, no checksums, 3 counts.
+	mk := func(counts ...uint16) (bp.Stripe, []byte) {
+		st := bp.Stripe{Sectors: 64, NrBlocks: 3, NrRedundant: 1}
+		val := make([]byte, bp.StripeHeaderBytes+8*3+2*3)
+		for i, c := range counts {
+			binary.LittleEndian.PutUint16(val[bp.StripeHeaderBytes+8*3+2*i:], c)
+		}
+		return st, val
+	}
+	for _, c := range []struct {
+		counts []uint16
+		want   uint64
+	}{{[]uint16{64, 64, 64}, 0}, {[]uint16{64, 0, 64}, lruTimeMax - 1}, {[]uint16{0, 0, 64}, 1}} {
+		st, val := mk(c.counts...)
+		if got, ok := StripeLRUPos(&st, val); !ok || got != c.want {
+			t.Errorf("%v: %d %v, want %d", c.counts, got, ok, c.want)
+		}
+	}
+	k := NewKeys(0, ^shard.BucketKey(0), false)
+	stale := bp.Pos{Inode: uint64(lruStripeID)<<48 | 1, Offset: 7}
+	k.Add(BtreeLRU, set(stale, 0), nil)                                                 // stripe 7 is full: stale
+	k.Add(BtreeLRU, set(bp.Pos{Inode: uint64(lruStripeID)<<48 | 1, Offset: 9}, 0), nil) // stripe 9 corrected: not judged
+	k.Seal()
+	stripes := map[uint64]uint64{7: 0, 8: lruTimeMax - 1, 9: 0}
+	fs := JudgeStripeLRU(k, stripes, map[uint64]bool{9: true}, func(id bp.BtreeID) string { return id.String() })
+	var got []string
+	for _, f := range fs {
+		got = append(got, f.Code+" "+f.Pos.String())
+	}
+	want := []string{
+		report.LRUEntryBad + " " + stale.String(),
+		report.AllocKeyToMissingLRUEntry + " " + bp.Pos{Inode: uint64(lruStripeID)<<48 | (lruTimeMax - 1), Offset: 8}.String(),
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("got %v, want %v", got, want)
+	}
+}

@@ -74,7 +74,7 @@ type Keys struct {
 
 	mu        sync.Mutex
 	lru       []lruKey
-	stripeLRU int
+	stripeLRU []lruKey       // stripe fragmentation LRU entries (offset: the stripe's index)
 	free      [256][]freeKey // by generation bits
 	discard   []discardKey
 	gens      []gensKey
@@ -99,7 +99,7 @@ func (k *Keys) Add(btree bp.BtreeID, key *bp.Key, val []byte) {
 		id := uint16(p.Inode >> 48)
 		if id == lruStripeID {
 			k.mu.Lock()
-			k.stripeLRU++
+			k.stripeLRU = append(k.stripeLRU, lruKey{id: id, time: p.Inode & lruTimeMax, set: key.Type == bp.KeySet, pos: p})
 			k.mu.Unlock()
 			return
 		}
@@ -191,12 +191,14 @@ func (k *Keys) LostBtrees() []bp.BtreeID {
 	return out
 }
 
-// StripeLRUEntries is the number of stripe LRU entries seen (not judged).
-func (k *Keys) StripeLRUEntries() int { return k.stripeLRU }
+// StripeLRU returns the stripe LRU entries (whole btree: they are not
+// keyed by bucket), in position order after Seal.
+func (k *Keys) StripeLRU() []lruKey { return k.stripeLRU }
 
 // Seal sorts what was added; call it once, after the last Add.
 func (k *Keys) Seal() {
 	slices.SortFunc(k.lru, func(a, b lruKey) int { return cmp.Or(cmp.Compare(a.bucket, b.bucket), a.pos.Cmp(b.pos)) })
+	slices.SortFunc(k.stripeLRU, func(a, b lruKey) int { return a.pos.Cmp(b.pos) })
 	for i := range k.free {
 		slices.SortFunc(k.free[i], func(a, b freeKey) int { return cmp.Or(cmp.Compare(a.dev, b.dev), cmp.Compare(a.start, b.start)) })
 	}

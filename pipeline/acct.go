@@ -11,6 +11,7 @@ import (
 	"sort"
 
 	"bpcheck/accounting"
+	"bpcheck/allocinfo"
 	"bpcheck/bp"
 	"bpcheck/btreeio"
 	"bpcheck/report"
@@ -39,6 +40,11 @@ type acctSums struct {
 	// both are known.
 	stripes   map[uint64]stripeEntry
 	ecSectors map[ecKey]int64
+	// stripeLRU: each stripe's position in the stripe LRU (from its
+	// recorded block counts; allocinfo.StripeLRUPos), stripeLRUUnknown
+	// when a stripe's counts could not be read.
+	stripeLRU        map[uint64]uint64
+	stripeLRUUnknown bool
 }
 
 type stripeEntry struct {
@@ -55,7 +61,15 @@ type ecKey struct {
 // stripe accounts a stripe key (bch2_trigger_stripe): its entry, data
 // type parity, nr_required the data blocks, every block's device, gets
 // the sectors of its parity blocks.
-func (s *acctSums) stripe(k *bp.Key, st *bp.Stripe, devs []uint8) {
+func (s *acctSums) stripe(k *bp.Key, st *bp.Stripe, val []byte, devs []uint8) {
+	if pos, ok := allocinfo.StripeLRUPos(st, val); ok {
+		if s.stripeLRU == nil {
+			s.stripeLRU = map[uint64]uint64{}
+		}
+		s.stripeLRU[k.Pos.Offset] = pos
+	} else {
+		s.stripeLRUUnknown = true
+	}
 	var e stripeEntry
 	e.n = copy(e.devs[:], devs)
 	e.nrRequired = st.NrBlocks - st.NrRedundant
@@ -233,6 +247,13 @@ func (s *acctSums) merge(t accounting.Table, version uint16, into *acctSums) {
 		}
 		into.stripes[i] = e
 	}
+	for i, p := range s.stripeLRU {
+		if into.stripeLRU == nil {
+			into.stripeLRU = map[uint64]uint64{}
+		}
+		into.stripeLRU[i] = p
+	}
+	into.stripeLRUUnknown = into.stripeLRUUnknown || s.stripeLRUUnknown
 	for k, n := range s.ecSectors {
 		if into.ecSectors == nil {
 			into.ecSectors = map[ecKey]int64{}

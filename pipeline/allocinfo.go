@@ -7,9 +7,12 @@
 package pipeline
 
 import (
+	"slices"
+
 	"bpcheck/allocinfo"
 	"bpcheck/bp"
 	"bpcheck/btreeio"
+	"bpcheck/report"
 	"bpcheck/shard"
 )
 
@@ -77,4 +80,29 @@ func (c *checker) loadDerived(keys *allocinfo.Keys) error {
 		}
 	}
 	return nil
+}
+
+// judgeStripeLRU judges the stripe fragmentation LRU (format B) after the
+// last pass, when every stripe and every stripe_sector_count_wrong is
+// known.
+func (c *checker) judgeStripeLRU(res *Result) {
+	k := c.firstKeys
+	if !c.formatB || k == nil {
+		return
+	}
+	if len(k.StripeLRU()) == 0 && len(c.acctSums.stripeLRU) == 0 {
+		return
+	}
+	if c.stripesUnknown || c.acctSums.stripeLRUUnknown || slices.Contains(k.LostBtrees(), allocinfo.BtreeLRU) {
+		res.NotChecked = append(res.NotChecked, "lru: the stripe LRU (stripes or lru nodes unreadable)")
+		return
+	}
+	corrected := map[uint64]bool{}
+	for i := range c.findings {
+		if f := &c.findings[i]; f.Code == report.StripeSectorCountWrong {
+			corrected[f.Pos.Offset] = true
+		}
+	}
+	sb := c.fs.SB
+	c.findings = append(c.findings, allocinfo.JudgeStripeLRU(k, c.acctSums.stripeLRU, corrected, func(id bp.BtreeID) string { return id.Name(sb.Version) })...)
 }

@@ -56,6 +56,11 @@ type checker struct {
 	acctWant  accounting.Table
 	acctSums  acctSums
 	acctKnown bool
+	// firstKeys are the first pass's keys of the derived btrees (the
+	// stripe LRU is judged from them after the last pass);
+	// stripesUnknown: stripes were lost to read errors in some pass.
+	firstKeys      *allocinfo.Keys
+	stripesUnknown bool
 }
 
 // nodeLost records a node that could not be read: its subtree's range goes

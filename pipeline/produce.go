@@ -442,7 +442,7 @@ func (e *emitter) emitStripePtrs(btree bp.BtreeID, k *bp.Key, val []byte) error 
 			devs[n] = uint8(binary.LittleEndian.Uint64(ptrs[8*i:]) >> 48)
 			n++
 		}
-		e.acct.stripe(k, &st, devs[:min(n, 16)])
+		e.acct.stripe(k, &st, val, devs[:min(n, 16)])
 	}
 	for i := 0; i < int(st.NrBlocks); i++ {
 		ptr := bp.DecodePtr(binary.LittleEndian.Uint64(ptrs[8*i:]))

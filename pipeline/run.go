@@ -61,7 +61,7 @@ func Run(ctx context.Context, fs *btreeio.FS, opt Options) (*Result, error) {
 	res := &Result{Passes: len(plan.Passes), EstimatedBytes: plan.EstimatedBytes}
 	if fs.Root(bp.BtreeStripes) != nil || fs.SB.Features[0]&(1<<4) != 0 {
 		res.NotChecked = append(res.NotChecked, "erasure coding: the stripe index and redundancy of alloc keys before 1.35, block sector counts in buckets shared by several stripes, and the stripe data itself (parity is not recomputed)",
-			"lru: the stripe fragmentation LRU (check_lrus, check_stripe_refs)")
+			"erasure coding: the bucket_to_stripe btree (check_stripe_refs)")
 	}
 	c.planProgress(opt.Progress, len(plan.Passes))
 	tasks, err := c.rootTasks()
@@ -95,6 +95,9 @@ func Run(ctx context.Context, fs *btreeio.FS, opt Options) (*Result, error) {
 			break
 		}
 		res.PassesDone++
+	}
+	if !res.Interrupted && res.PassesDone == res.Passes {
+		c.judgeStripeLRU(res)
 	}
 	switch {
 	case fs.Live():
@@ -303,6 +306,10 @@ func (c *checker) runPass(ctx context.Context, pass int, spans []span, tasks []t
 	if pass == 0 {
 		c.stats.add(&total)
 		c.acctSums.resolve(c.acctWant)
+		c.firstKeys = keys
+	}
+	if c.lost.StripesLost() {
+		c.stripesUnknown = true
 	}
 	// Shards finish in parallel: each judges its own buckets (duplicate
 	// claims read the filesystem, which is safe for concurrent use).

@@ -70,3 +70,7 @@ func (l *Lost) stripesLost() bool {
 	}
 	return false
 }
+
+// StripesLost reports whether part of the stripes btree was lost in the
+// pass.
+func (l *Lost) StripesLost() bool { return l.stripesLost() }
