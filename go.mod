@@ -10,7 +10,6 @@ require (
 
 require (
 	github.com/klauspost/compress v1.20.3
-	github.com/klauspost/cpuid/v2 v2.4.2
 	github.com/pbnjay/memory v0.0.0-20210728143218-7b4eea64cf58
 	github.com/prometheus/common v0.73.1
 	golang.org/x/crypto v0.58.0
