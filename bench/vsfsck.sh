@@ -11,13 +11,16 @@
 # fsck,recovery_passes=check_backpointers_to_extents: the passes the test
 # data's fsck.txt ran; from v1.38.5 a recovery_passes= option alone drops
 # the fsck passes, and the leading "fsck" is harmless in older tools;
-# FSCK_OPTS overrides it; timed per pass by bench/fsckpasses) and three
+# FSCK_OPTS overrides it; v1.9.4's fsck knows neither -K nor -o and runs
+# every pass by default: give it FSCK_FLAGS= (empty), which replaces
+# "-K -o $FSCK_OPTS"; timed per pass by bench/fsckpasses) and three
 # `bpcheck check --json` processes (the check's own time, the summary's
 # "seconds"). It prints every run, then the medians and their ratio.
 set -eu
 : "${BCACHEFS:?set BCACHEFS to a bcachefs-tools binary}"
 rounds=${ROUNDS:-5}
 opts=${FSCK_OPTS:-fsck,recovery_passes=check_backpointers_to_extents}
+flags=${FSCK_FLAGS--K -o $opts}
 [ $# -gt 0 ] || { echo "usage: BCACHEFS=... $0 dev0.img [dev1.img ...]" >&2; exit 2; }
 root=$(cd "$(dirname "$0")/.." && pwd)
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/bpcheck-vsfsck.XXXXXX")
@@ -27,12 +30,14 @@ trap 'rm -rf "$tmp"' EXIT INT TERM
 echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ) $(grep -m1 '^model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ *//'), $(getconf _NPROCESSORS_ONLN) CPUs"
 # One untimed run of each: the images and both binaries in the page cache.
 "$tmp/bpcheck" check "$@" >/dev/null 2>&1 || true
-"$BCACHEFS" fsck -n -K "$@" >/dev/null 2>&1 || true
+"$BCACHEFS" fsck -n $flags "$@" >/dev/null 2>&1 || true
 r=0
 while [ "$r" -lt "$rounds" ]; do
 	r=$((r + 1))
-	"$tmp/fsckpasses" -runs 1 -- stdbuf -o0 -e0 "$BCACHEFS" fsck -n -K \
-		-o "$opts" "$@" >"$tmp/f.json" 2>/dev/null || true
+	# $flags is split into words on purpose (empty for v1.9.4).
+	# shellcheck disable=SC2086
+	"$tmp/fsckpasses" -runs 1 -- stdbuf -o0 -e0 "$BCACHEFS" fsck -n $flags \
+		"$@" >"$tmp/f.json" 2>/dev/null || true
 	f=$(grep -o '"bp_passes_ms": *[0-9.]*' "$tmp/f.json" | grep -o '[0-9.]*$')
 	echo "round $r fsck_bp_passes_ms $f"
 	echo "$f" >>"$tmp/fsck"

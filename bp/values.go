@@ -164,14 +164,19 @@ func (bp *Backpointer) Encode(b []byte, formatB bool) {
 		EncodeBackpointerB(b, bp.BtreeID, bp.Level, bp.DataType, bp.BucketGen, bp.Flags, bp.BucketLen, &bp.Pos)
 		return
 	}
+	EncodeBackpointerA(b, bp.BtreeID, bp.Level, bp.DataType, bp.BucketOffset, bp.BucketLen, &bp.Pos)
+}
+
+// EncodeBackpointerA writes a format A backpointer value into b (at least
+// BackpointerBytes bytes) from its fields: bytes 3..7 hold the 40-bit
+// bucket_offset where format B keeps bucket_gen and flags.
+func EncodeBackpointerA(b []byte, btree BtreeID, level uint8, dataType DataType, bucketOffset uint64, bucketLen uint32, pos *Pos) {
 	_ = b[BackpointerBytes-1]
-	b[0] = byte(bp.BtreeID)
-	b[1] = bp.Level
-	b[2] = byte(bp.DataType)
-	b[3] = byte(bp.BucketOffset) // format A: a 40-bit bucket_offset
-	binary.LittleEndian.PutUint32(b[4:], uint32(bp.BucketOffset>>8))
-	binary.LittleEndian.PutUint32(b[8:], bp.BucketLen)
-	bp.Pos.Put(b[12:])
+	b[0], b[1], b[2] = byte(btree), level, byte(dataType)
+	b[3] = byte(bucketOffset)
+	binary.LittleEndian.PutUint32(b[4:], uint32(bucketOffset>>8))
+	binary.LittleEndian.PutUint32(b[8:], bucketLen)
+	pos.Put(b[12:])
 }
 
 // EncodeBackpointerB writes a format B backpointer value into b (at least

@@ -21,17 +21,23 @@ type fastPtr struct {
 	compressed       bool
 	compression      uint8 // the crc's compression type (accounting)
 	bucket           shard.BucketKey
+	// bucketSize is the member's bucket size in sectors (format A's
+	// backpointers hold the pointer's offset within its bucket).
+	bucketSize uint16
 }
 
-// emitExtentFast emits the records of a format B data extent (extent or
-// reflink_v at level 0) in one walk of its entries: the pointers, the crc
-// fields their backpointers need and the RECONCILE_PHYS work id are taken
-// as the entries go by, and records are written straight into the
-// batches. It does what emitKeyPtrs does for such a value, record for
-// record (FuzzFastEmit compares the two). Anything else (stripe pointers,
-// pointers to device 255 or to a device that is not a member, more than
-// fastPtrsMax pointers, a malformed value) makes it return false before
-// anything is emitted or counted, and emitKeyPtrs takes the key.
+// emitExtentFast emits the records of a data extent (extent or reflink_v
+// at level 0) in one walk of its entries: the pointers, the crc fields
+// their backpointers need and (format B) the RECONCILE_PHYS work id are
+// taken as the entries go by, and records are written straight into the
+// batches. Format A backpointers carry the offset within the bucket and
+// say user for a cached pointer where format B has gen, flags and cached
+// (bp.Geometry.ExpectedBPInto). It does what emitKeyPtrs does for such a
+// value, record for record (FuzzFastEmit compares the two). Anything
+// else (stripe pointers, pointers to device 255 or to a device that is
+// not a member, more than fastPtrsMax pointers, a malformed value) makes
+// it return false before anything is emitted or counted, and emitKeyPtrs
+// takes the key.
 func (e *emitter) emitExtentFast(btree bp.BtreeID, k *bp.Key, entries []byte) (ok bool, err error) {
 	c := e.c
 	ptrs := &e.fast // every field a pointer uses is written below
@@ -81,6 +87,7 @@ func (e *emitter) emitExtentFast(btree bp.BtreeID, k *bp.Key, entries []byte) (o
 			p.compressed = compressed
 			p.compression = compression
 			p.bucket = shard.MakeBucketKey(uint64(dev), m.BucketOf(w>>4&(1<<44-1)))
+			p.bucketSize = m.BucketSize
 			n++
 		case bp.EntryCRC32, bp.EntryCRC64, bp.EntryCRC128:
 			csize, usize, crcOffset, compression = bp.CRCSizes(t, w)
@@ -95,7 +102,7 @@ func (e *emitter) emitExtentFast(btree bp.BtreeID, k *bp.Key, entries []byte) (o
 		}
 		rest = rest[size:]
 	}
-	if !c.anyRotational {
+	if !c.anyRotational || !c.formatB {
 		reconcile = 0
 	}
 	if e.count {
@@ -139,10 +146,6 @@ func (e *emitter) emitExtentFast(btree bp.BtreeID, k *bp.Key, entries []byte) (o
 		if cached {
 			dataType = bp.DataCached
 		}
-		var flags uint32
-		if c.rotational[dev] {
-			flags = reconcile & bp.BPFlagReconcileMask
-		}
 		r.Kind = shard.RefPtr
 		r.KeyType = k.Type
 		r.NeedsBP = !cached || cachedNeedBP
@@ -154,7 +157,19 @@ func (e *emitter) emitExtentFast(btree bp.BtreeID, k *bp.Key, entries []byte) (o
 		r.StripeCount = 0
 		r.Bucket = p.bucket
 		r.BPOff = offset<<c.shift + uint64(p.crcOffset)
-		bp.EncodeBackpointerB(r.BPVal[:], btree, 0, dataType, gen, flags, bucketLen, &k.Pos)
+		if c.formatB {
+			var flags uint32
+			if c.rotational[dev] {
+				flags = reconcile & bp.BPFlagReconcileMask
+			}
+			bp.EncodeBackpointerB(r.BPVal[:], btree, 0, dataType, gen, flags, bucketLen, &k.Pos)
+		} else {
+			var inBucket uint64
+			if bs := uint64(p.bucketSize); bs != 0 {
+				inBucket = offset % bs
+			}
+			bp.EncodeBackpointerA(r.BPVal[:], btree, 0, bp.DataUser, inBucket<<bp.ShiftA+uint64(p.crcOffset), bucketLen, &k.Pos)
+		}
 		if err := e.commit(si); err != nil {
 			return true, err
 		}

@@ -135,9 +135,16 @@ func (l *bpLoader) PackedLeaf(n *btreeio.Node) (bool, error) {
 		l.si = startSi
 		return false, nil
 	}
-	whole := c.formatB && n.Min.Inode == n.Max.Inode && n.Min.Inode < 255 &&
+	whole := n.Min.Inode == n.Max.Inode && n.Min.Inode < 255 &&
 		c.fs.SB.Member(uint8(n.Min.Inode)) != nil &&
 		!n.Min.Less(l.plo) && (l.open || n.Max.Less(l.phi))
+	// Format A: a value's bucket_offset must be its key's offset within
+	// its bucket (l.invalid); spanA is a bucket's length in key offsets.
+	var spanA uint64
+	if whole && !c.formatB {
+		spanA = uint64(c.fs.SB.Member(uint8(n.Min.Inode)).BucketSize) << bp.ShiftA
+		whole = spanA != 0
+	}
 	si := l.si
 	if whole {
 		bmin, bmax := bpBucket(c.fs, n.Min), bpBucket(c.fs, n.Max)
@@ -165,7 +172,8 @@ func (l *bpLoader) PackedLeaf(n *btreeio.Node) (bool, error) {
 				}
 				continue
 			}
-			if pos.Snapshot != 0 || len(val) != bp.BackpointerBytes || val[1] > 4 {
+			if pos.Snapshot != 0 || len(val) != bp.BackpointerBytes || val[1] > 4 ||
+				spanA != 0 && bp.BackpointerBucketOffsetA(val) != pos.Offset%spanA {
 				return undo() // invalid: Node reports it
 			}
 			sh.AddBP(dev, pos.Offset, val)

@@ -316,7 +316,7 @@ func (e *emitter) emitKeyPtrs(btree bp.BtreeID, level uint8, k *bp.Key, val []by
 		e.acct.counters(accounting.PersistentReserved(val[4])).V[0] += int64(k.Size)
 		return nil
 	}
-	if level == 0 && c.formatB && !e.noFast && (k.Type == bp.KeyExtent || k.Type == bp.KeyReflinkV) {
+	if level == 0 && !e.noFast && (k.Type == bp.KeyExtent || k.Type == bp.KeyReflinkV) {
 		// The value entries as bp.ValueEntries finds them, without its
 		// call (this runs once per extent); a short value goes below.
 		if skip, _ := bp.EntriesStart(k.Type); len(val) >= skip {

