@@ -97,55 +97,23 @@ func TestMetricsFile(t *testing.T) {
 	}
 }
 
-// TestMetricsTextEscapes writes label values and help text that need the
-// text format's escapes and reads them back with the Prometheus parser.
-func TestMetricsTextEscapes(t *testing.T) {
-	g := &gauges{constLabels: []label{{"uuid", "u"}}}
-	f := g.family("bpcheck_x", "help with a \\ backslash\nand a line feed")
-	odd := "a \"quoted\" \\ value\nover two lines"
-	g.set(f, 2.5, "b", odd)
-	g.set(f, 7, "b", "plain")
-	g.gauge("bpcheck_big", "A large value.", 1.2638076928e+10)
-	var buf bytes.Buffer
-	if err := g.writeText(&buf); err != nil {
-		t.Fatal(err)
-	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := parser.TextToMetricFamilies(&buf)
-	if err != nil {
-		t.Fatalf("does not parse: %v\n%s", err, buf.String())
-	}
-	x := fams["bpcheck_x"]
-	if x.GetHelp() != "help with a \\ backslash\nand a line feed" {
-		t.Errorf("help = %q", x.GetHelp())
-	}
-	got := map[string]float64{}
-	for _, m := range x.GetMetric() {
-		for _, lp := range m.GetLabel() {
-			if lp.GetName() == "b" {
-				got[lp.GetValue()] = m.GetGauge().GetValue()
-			}
-		}
-	}
-	if got[odd] != 2.5 || got["plain"] != 7 || len(got) != 2 {
-		t.Errorf("samples = %v", got)
-	}
-	if v := fams["bpcheck_big"].GetMetric()[0].GetGauge().GetValue(); v != 1.2638076928e+10 {
-		t.Errorf("bpcheck_big = %v", v)
-	}
-}
-
-// TestMetricsLive writes the metrics of a live check's summary and reads
-// the live gauges back with the Prometheus parser.
+// TestMetricsLive writes the metrics of a live check's summary (through
+// the client library's registry and WriteToTextfile) and reads the live
+// gauges back with the Prometheus parser.
 func TestMetricsLive(t *testing.T) {
 	s := &report.Summary{Version: "1.36", Live: &report.LiveSummary{Transient: 3, TransientByCode: map[string]int{"ptr_to_missing_backpointer": 2, "backpointer_to_missing_ptr": 1},
 		Scans: 2, NodeRetries: 4, NodeRetriesRecovered: 3}}
-	var buf bytes.Buffer
-	if err := checkMetrics(s, "u", time.Unix(1, 0)).writeText(&buf); err != nil {
+	path := filepath.Join(t.TempDir(), "bpcheck.prom")
+	if err := writeMetrics(path, s, "u", time.Unix(1, 0)); err != nil {
 		t.Fatal(err)
 	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
 	parser := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := parser.TextToMetricFamilies(&buf)
+	fams, err := parser.TextToMetricFamilies(f)
 	if err != nil {
 		t.Fatalf("does not parse: %v", err)
 	}
