@@ -2,16 +2,14 @@
 
 package csum
 
-import "golang.org/x/sys/cpu"
+import "github.com/klauspost/cpuid/v2"
 
 //go:generate go test -run=^TestCRC64Consts$ . -args -gen-crc64-consts
 
 // useFast reports whether the CPU has what crc64CLMUL needs: PCLMULQDQ,
 // PSHUFB (SSSE3) and SSE4.1. It is decided once, before init selects
-// crc64Update. golang.org/x/sys/cpu asks CPUID only for the feature
-// leaves at start-up (github.com/klauspost/cpuid, used before, walked
-// every leaf and cache level: 0.6 ms of every process's start here).
-var useFast = cpu.X86.HasSSE2 && cpu.X86.HasSSSE3 && cpu.X86.HasSSE41 && cpu.X86.HasPCLMULQDQ
+// crc64Update.
+var useFast = cpuid.CPU.Supports(cpuid.SSE2, cpuid.SSSE3, cpuid.SSE4, cpuid.CLMUL)
 
 // crc64FastMin is the shortest input handed to crc64CLMUL. Even a single
 // 16-byte block (one load and the final reduction) beats slicing-by-8,
