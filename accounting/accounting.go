@@ -119,6 +119,17 @@ func Snapshot(id uint32) Pos {
 	return a
 }
 
+// SnapshotBtree returns the position of the counters of a btree in a
+// snapshot (1.39: keys, key bytes, sectors).
+func SnapshotBtree(id uint32, btree bp.BtreeID) Pos {
+	a := Snapshot(id)
+	binary.LittleEndian.PutUint32(a[5:], uint32(btree))
+	return a
+}
+
+// SnapshotBtree is the btree field of a 1.39 snapshot position.
+func (a Pos) SnapshotBtree() bp.BtreeID { return bp.BtreeID(binary.LittleEndian.Uint32(a[5:])) }
+
 // Btree returns the position of a btree's counters.
 func Btree(id bp.BtreeID) Pos {
 	var a Pos

@@ -187,7 +187,8 @@ func newApplyLocks(n int) *applyLocks {
 func newEmitter(ctx context.Context, c *checker, shards []*shard.Shard, chans []chan []shard.Ref, lo, hi shard.BucketKey, pass int) *emitter {
 	e := &emitter{c: c, shards: shards, chans: chans, bufs: make([][]shard.Ref, len(shards)), lo: lo, hi: hi, ctx: ctx, count: pass == 0, pass: pass}
 	if pass == 0 {
-		e.acct = &acctSums{snapshotCount: c.fs.SB.Version <= bp.VersionInodeHasCaseInsensitive}
+		e.acct = &acctSums{snapshotCount: c.fs.SB.Version <= bp.VersionInodeHasCaseInsensitive,
+			snapshotKeys: c.fs.SB.Version >= bp.VersionPerDevFragmentationLRU}
 	}
 	e.his = make([]shard.BucketKey, len(shards))
 	for i, sh := range shards {
@@ -310,11 +311,21 @@ func (e *emitter) flush() error {
 // btree (level ≥ 1: btree node pointers; 0: data pointers).
 func (e *emitter) emitKeyPtrs(btree bp.BtreeID, level uint8, k *bp.Key, val []byte) error {
 	c := e.c
-	if k.Type == bp.KeyReservation && e.acct != nil && level == 0 && len(val) >= 5 {
-		// bch2_trigger_reservation: persistent_reserved by nr_replicas
-		// (the value: le32 generation, u8 nr_replicas) counts its size.
-		e.acct.counters(accounting.PersistentReserved(val[4])).V[0] += int64(k.Size)
-		return nil
+	if e.acct != nil && level == 0 {
+		if e.acct.snapshotKeys && btree == bp.BtreeExtents && k.Pos.Snapshot != 0 {
+			e.acct.snapKey(k)
+		}
+		if k.Type == bp.KeyReservation && len(val) >= 5 {
+			// bch2_trigger_reservation: persistent_reserved by
+			// nr_replicas (the value: le32 generation, u8 nr_replicas)
+			// counts its size; from 1.39 the snapshot's sectors its
+			// size times nr_replicas.
+			e.acct.counters(accounting.PersistentReserved(val[4])).V[0] += int64(k.Size)
+			if e.acct.snapshotKeys && btree == bp.BtreeExtents && k.Pos.Snapshot != 0 {
+				e.acct.snapKeyCounters(k.Pos.Snapshot).V[2] += int64(k.Size) * int64(val[4])
+			}
+			return nil
+		}
 	}
 	if level == 0 && !e.noFast && (k.Type == bp.KeyExtent || k.Type == bp.KeyReflinkV) {
 		// The value entries as bp.ValueEntries finds them, without its
