@@ -16,7 +16,7 @@ func rules(perDev bool) *Rules {
 			if dev > 1 {
 				return Member{}, false
 			}
-			return Member{BucketSize: 256, FirstBucket: 1, NBuckets: 1024, FreespaceInitialized: true}, true
+			return Member{BucketSize: 256, FirstBucket: 1, NBuckets: 1024, WalkEnd: 1024, FreespaceInitialized: true}, true
 		},
 		PerDevFragLRU: perDev,
 		BtreeName:     func(id bp.BtreeID) string { return id.String() },
@@ -51,29 +51,67 @@ func codes(fs []report.Finding) string {
 }
 
 // A hole of the alloc btree that no freespace key covers is reported per
-// run, cut at every 256th bucket and at an alloc leaf's end, as the fsck
-// walks it; a covered hole and a bucket with the right keys are quiet.
+// run, cut at the end of an alloc leaf, as the fsck walks it: once from
+// v1.25 (it repairs the run at once), and for v1.9.4 again at every 256th
+// bucket up to the run's end; a covered hole and a bucket with the right
+// keys are quiet.
 func TestHolesAndKeys(t *testing.T) {
-	lo, hi := shard.MakeBucketKey(0, 0), shard.MakeBucketKey(1, 0)
-	k := NewKeys(lo, hi, false)
-	// Buckets 1..9 and 300..1023 free and covered; 10 holds data; 11..299 a
-	// hole without freespace keys, cut at 256 and at the leaf end 200.
-	k.Add(bp.BtreeFreespace, set(bp.Pos{Offset: 10}, 9), nil)
-	k.Add(bp.BtreeFreespace, set(bp.Pos{Offset: 1024}, 724), nil)
-	k.AddAllocLeaf(bp.Pos{Offset: 199})
-	gens := make([]byte, 256)
-	gens[10] = 3
-	k.Add(bp.BtreeBucketGens, &bp.Key{Type: bp.KeyBucketGens, Pos: bp.Pos{}}, gens)
-	k.Seal()
-	cs := []shard.Corrected{{Key: shard.MakeBucketKey(0, 10), A: bp.AllocV4{DataType: bp.DataUser, DirtySectors: 256, Gen: 3}, Stored: true}}
-	got := codes(Judge(rules(false), k, lo, hi, shard.CorrectedSlice(cs)))
-	want := strings.Join([]string{
-		"freespace_hole_missing hole in alloc btree missing in freespace btree: device 0 buckets 11-200",
-		"freespace_hole_missing hole in alloc btree missing in freespace btree: device 0 buckets 200-256",
-		"freespace_hole_missing hole in alloc btree missing in freespace btree: device 0 buckets 256-300",
-	}, "\n")
-	if got != want {
-		t.Errorf("got\n%s\nwant\n%s", got, want)
+	for _, noAutofix := range []bool{false, true} {
+		lo, hi := shard.MakeBucketKey(0, 0), shard.MakeBucketKey(1, 0)
+		k := NewKeys(lo, hi, false)
+		// Buckets 1..9 and 300..1023 free and covered; 10 holds data;
+		// 11..299 a hole without freespace keys, an alloc leaf ending at 199.
+		k.Add(bp.BtreeFreespace, set(bp.Pos{Offset: 10}, 9), nil)
+		k.Add(bp.BtreeFreespace, set(bp.Pos{Offset: 1024}, 724), nil)
+		k.AddAllocLeaf(bp.Pos{Offset: 199})
+		gens := make([]byte, 256)
+		gens[10] = 3
+		k.Add(bp.BtreeBucketGens, &bp.Key{Type: bp.KeyBucketGens, Pos: bp.Pos{}}, gens)
+		k.Seal()
+		cs := []shard.Corrected{{Key: shard.MakeBucketKey(0, 10), A: bp.AllocV4{DataType: bp.DataUser, DirtySectors: 256, Gen: 3}, Stored: true}}
+		r := rules(false)
+		r.NoAutofix = noAutofix
+		got := codes(Judge(r, k, lo, hi, shard.CorrectedSlice(cs)))
+		runs := []string{"11-200", "200-300"}
+		if noAutofix {
+			runs = []string{"11-200", "200-300", "256-300"}
+		}
+		var want []string
+		for _, r := range runs {
+			want = append(want, "freespace_hole_missing hole in alloc btree missing in freespace btree: device 0 buckets "+r)
+		}
+		if got != strings.Join(want, "\n") {
+			t.Errorf("no autofix %v: got\n%s\nwant\n%s", noAutofix, got, strings.Join(want, "\n"))
+		}
+	}
+}
+
+// MergeHoles joins the runs a shard boundary cut, not those an alloc
+// leaf's end cut.
+func TestMergeHoles(t *testing.T) {
+	f := func(x, y uint64) report.Finding {
+		return report.Finding{Code: report.FreespaceHoleMissing, Bucket: x, Detail: holeDetail(0, x, y)}
+	}
+	leafEnds := map[shard.BucketKey]bool{shard.MakeBucketKey(0, 700): true}
+	for _, c := range []struct {
+		noAutofix bool
+		want      []string
+	}{
+		{false, []string{"0 buckets 100-700", "0 buckets 700-800"}},
+		{true, []string{"0 buckets 100-700", "0 buckets 256-700", "0 buckets 512-700", "0 buckets 700-800"}},
+	} {
+		in := []report.Finding{f(100, 512), f(512, 700), f(700, 800)}
+		if c.noAutofix {
+			in = []report.Finding{f(100, 512), f(256, 512), f(512, 700), f(700, 800)}
+		}
+		out := MergeHoles(in, leafEnds, c.noAutofix)
+		var got []string
+		for _, o := range out {
+			got = append(got, strings.TrimPrefix(o.Detail, "hole in alloc btree missing in freespace btree: device "))
+		}
+		if strings.Join(got, ",") != strings.Join(c.want, ",") {
+			t.Errorf("no autofix %v: %v, want %v", c.noAutofix, got, c.want)
+		}
 	}
 }
 

@@ -25,7 +25,11 @@ const (
 // Member is what the checks need of a member device.
 type Member struct {
 	BucketSize            uint32
-	FirstBucket, NBuckets uint64
+	FirstBucket, NBuckets uint64 // the superblock's: which buckets exist
+	// WalkEnd bounds the walks over buckets (holes, freespace ranges):
+	// NBuckets as far as the device reaches, so a damaged count never
+	// drives a long loop.
+	WalkEnd uint64
 	// FreespaceInitialized: the member's freespace btree was built
 	// (BCH_MEMBER_FREESPACE_INITIALIZED); check_alloc_info compares an
 	// alloc key with need_discard, freespace and bucket_gens only then.
@@ -45,6 +49,14 @@ type Rules struct {
 	// PerDevFragLRU: one fragmentation LRU per device, id 8192 + dev
 	// (metadata 1.39); before, one for the whole filesystem (id 65535).
 	PerDevFragLRU bool
+	// NoAutofix: the era's fsck (v1.9.4) does not repair these errors in
+	// memory under -n (they are not FSCK_AUTOFIX there), so a later
+	// check meets the stale key again and reports it too; from v1.25
+	// they are repaired, and the later checks see the repair.
+	NoAutofix bool
+	// MovableMultiple: buckets of type multiple are movable, so they
+	// belong in the fragmentation LRU (v1.39.2's DATA_TYPES_MOVABLE).
+	MovableMultiple bool
 	// BtreeName names a btree id.
 	BtreeName func(bp.BtreeID) string
 }
@@ -54,8 +66,16 @@ type Rules struct {
 // not fragmented, else its live sectors (at most the bucket size) scaled
 // to 2^31 per bucket.
 func FragmentationIndex(a *bp.AllocV4, bucketSize uint32) uint64 {
+	return fragmentationIndex(a, bucketSize, false)
+}
+
+func fragmentationIndex(a *bp.AllocV4, bucketSize uint32, movableMultiple bool) uint64 {
 	switch a.DataType {
 	case bp.DataBtree, bp.DataUser, bp.DataStripe:
+	case bp.DataMultiple:
+		if !movableMultiple {
+			return 0
+		}
 	default:
 		return 0
 	}
@@ -140,6 +160,10 @@ func (j *judge) btree(id bp.BtreeID) string { return j.r.BtreeName(id) }
 // and the fsck's walk over alloc holes are cut at such groups).
 func Judge(r *Rules, k *Keys, lo, hi shard.BucketKey, cs shard.CorrectedList) []report.Finding {
 	j := &judge{r: r, k: k, cs: cs, lo: lo, hi: hi}
+	j.discardCur = sort.Search(len(k.discard), func(i int) bool { return k.discard[i].bucket >= lo })
+	j.gensCur = sort.Search(len(k.gens), func(i int) bool {
+		return shard.MakeBucketKey(k.gens[i].dev, (k.gens[i].idx+1)*GensPerKey) > lo
+	})
 	if r.FragLRUField {
 		j.fragLRUField()
 	}
@@ -160,7 +184,7 @@ func (j *judge) fragLRUField() {
 		if c.Unknown || !ok || c.Key.Bucket() < m.FirstBucket || c.Key.Bucket() >= m.NBuckets {
 			continue
 		}
-		want := FragmentationIndex(&c.A, m.BucketSize)
+		want := fragmentationIndex(&c.A, m.BucketSize, j.r.MovableMultiple)
 		if got := c.A.JournalSeqEmpty; got != want {
 			j.add(report.Finding{Code: report.AllocKeyFragmentationLRUWrong, Dev: c.Key.Dev(), Bucket: c.Key.Bucket(),
 				Got: fmt.Sprint(got), Want: fmt.Sprint(want),
@@ -181,7 +205,7 @@ func (j *judge) allocInfo() {
 		if !ok {
 			continue
 		}
-		start, end := m.FirstBucket, m.NBuckets
+		start, end := m.FirstBucket, min(m.NBuckets, m.WalkEnd)
 		if dev == uint64(j.lo.Dev()) {
 			start = max(start, j.lo.Bucket())
 		}
@@ -285,14 +309,23 @@ func (j *judge) setWrong(code string, btree bp.BtreeID, c *shard.Corrected, has 
 		Detail: fmt.Sprintf("bucket incorrectly %sset in %s btree (data type %s)", how, j.btree(btree), c.A.DataType)}
 }
 
-// hole judges buckets [s, e) of dev, which have no alloc key: the fsck's
-// walk takes a hole in pieces that end at an alloc leaf's end and at every
-// 256th bucket, and reports each run of a piece that no freespace key
-// covers; bucket_gens must record gen 0 for each.
+// hole judges buckets [s, e) of dev, which have no alloc key. The fsck's
+// walk takes a hole in pieces that end at an alloc leaf's end; each run of
+// a piece that no freespace key covers is freespace_hole_missing, its
+// text naming the run. From v1.25 the fsck repairs the run in memory at
+// once, so a run is reported once; v1.9.4 repairs nothing under -n and
+// meets the run again at every 256th bucket (where its walk resumes after
+// the bucket_gens key), reporting it from there to the run's end. A run
+// cut by the shard's end is joined to the next shard's by MergeHoles.
+// bucket_gens must record gen 0 for each bucket.
 func (j *judge) hole(dev, s, e uint64, m Member) {
 	k := j.k
+	add := func(x, y uint64) {
+		j.add(report.Finding{Code: report.FreespaceHoleMissing, Dev: int(dev), Bucket: x, Btree: j.btree(bp.BtreeFreespace),
+			Detail: holeDetail(dev, x, y)})
+	}
 	for s < e {
-		pe := min(e, (s/GensPerKey+1)*GensPerKey)
+		pe := e
 		if le := k.allocEndAfter(shard.MakeBucketKey(dev, s)); le.Dev() == int(dev) {
 			pe = min(pe, max(le.Bucket(), s+1))
 		}
@@ -304,22 +337,104 @@ func (j *judge) hole(dev, s, e uint64, m Member) {
 					continue
 				}
 				y := min(next, pe)
-				j.add(report.Finding{Code: report.FreespaceHoleMissing, Dev: int(dev), Bucket: x, Btree: j.btree(bp.BtreeFreespace),
-					Detail: fmt.Sprintf("hole in alloc btree missing in freespace btree: device %d buckets %d-%d", dev, x, y)})
+				if j.r.NoAutofix {
+					for z := x; z < y; z = (z/GensPerKey + 1) * GensPerKey {
+						add(z, y)
+					}
+				} else {
+					add(x, y)
+				}
 				x = y
 			}
 		}
-		if gens := k.gensOf(dev, s/GensPerKey); gens != nil && !k.lost[bp.BtreeBucketGens] {
-			// A piece lies in one group of 256: one bucket_gens key.
-			for b := s; b < pe; b++ {
-				if g := gens[b%GensPerKey]; g != 0 {
-					j.add(report.Finding{Code: report.BucketGensHoleWrong, Dev: int(dev), Bucket: b, Btree: j.btree(bp.BtreeBucketGens),
-						Got: fmt.Sprint(g), Want: "0", Detail: "hole in alloc btree with nonzero gen in bucket_gens btree"})
+		if !k.lost[bp.BtreeBucketGens] {
+			for g := s; g < pe; g = (g/GensPerKey + 1) * GensPerKey {
+				gens := k.gensOf(dev, g/GensPerKey)
+				if gens == nil {
+					continue
+				}
+				for b := g; b < min(pe, (g/GensPerKey+1)*GensPerKey); b++ {
+					if v := gens[b%GensPerKey]; v != 0 {
+						j.add(report.Finding{Code: report.BucketGensHoleWrong, Dev: int(dev), Bucket: b, Btree: j.btree(bp.BtreeBucketGens),
+							Got: fmt.Sprint(v), Want: "0", Detail: "hole in alloc btree with nonzero gen in bucket_gens btree"})
+					}
 				}
 			}
 		}
 		s = pe
 	}
+}
+
+const holeText = "hole in alloc btree missing in freespace btree: device %d buckets %d-%d"
+
+func holeDetail(dev, x, y uint64) string { return fmt.Sprintf(holeText, dev, x, y) }
+
+// MergeHoles joins the freespace_hole_missing runs that shard and pass
+// boundaries cut (a run ending where the next begins, at a bucket that is
+// not the end of an alloc leaf): from v1.25 (noAutofix false) into one
+// finding; for v1.9.4 each report keeps its start and gets the joined
+// run's end. leafEnds are the buckets after the alloc leaves' last keys.
+func MergeHoles(fs []report.Finding, leafEnds map[shard.BucketKey]bool, noAutofix bool) []report.Finding {
+	type run struct {
+		i          int
+		dev        uint64
+		start, end uint64
+	}
+	var runs []run
+	for i := range fs {
+		if fs[i].Code != report.FreespaceHoleMissing {
+			continue
+		}
+		var r run
+		if _, err := fmt.Sscanf(fs[i].Detail, holeText, &r.dev, &r.start, &r.end); err != nil {
+			continue
+		}
+		r.i = i
+		runs = append(runs, r)
+	}
+	if len(runs) < 2 {
+		return fs
+	}
+	sort.Slice(runs, func(a, b int) bool {
+		if runs[a].dev != runs[b].dev {
+			return runs[a].dev < runs[b].dev
+		}
+		return runs[a].start < runs[b].start
+	})
+	drop := map[int]bool{}
+	byStart := map[[2]uint64]int{}
+	for i, r := range runs {
+		byStart[[2]uint64{r.dev, r.start}] = i
+	}
+	// From the end, so that a run takes the end of a run it is joined to
+	// after that one has taken its own.
+	for i := len(runs) - 1; i >= 0; i-- {
+		a := &runs[i]
+		if leafEnds[shard.MakeBucketKey(a.dev, a.end)] {
+			continue
+		}
+		j, ok := byStart[[2]uint64{a.dev, a.end}]
+		if !ok {
+			continue
+		}
+		a.end = runs[j].end
+		if !noAutofix {
+			drop[runs[j].i] = true
+		}
+	}
+	for _, r := range runs {
+		fs[r.i].Detail = holeDetail(r.dev, r.start, r.end)
+	}
+	if len(drop) == 0 {
+		return fs
+	}
+	out := fs[:0]
+	for i := range fs {
+		if !drop[i] {
+			out = append(out, fs[i])
+		}
+	}
+	return out
 }
 
 // stateAt is the alloc state check_alloc_info's second half sees at
@@ -342,16 +457,19 @@ func (j *judge) validBucket(b shard.BucketKey) (Member, bool) {
 // repaired what it found).
 func (j *judge) needDiscardKeys() {
 	k := j.k
-	for _, d := range k.discard {
-		if d.bucket < j.lo || d.bucket >= j.hi {
-			continue // another shard's
+	start := sort.Search(len(k.discard), func(i int) bool { return k.discard[i].bucket >= j.lo })
+	for _, d := range k.discard[start:] {
+		if d.bucket >= j.hi {
+			break // the next shard's
 		}
 		m, ok := j.validBucket(d.bucket)
 		if !ok {
 			j.add(report.Finding{Code: report.NeedDiscardFreespaceKeyToInvalidDevBucket, Dev: d.bucket.Dev(), Bucket: d.bucket.Bucket(),
 				Btree: j.btree(BtreeNeedDiscard), Pos: d.pos,
 				Detail: fmt.Sprintf("entry in need_discard btree for nonexistant dev:bucket %d:%d", d.bucket.Dev(), d.bucket.Bucket())})
-			continue
+			if !j.r.NoAutofix {
+				continue // deleted: v1.9.4 goes on and judges it against the zero key
+			}
 		}
 		a, c, known := j.stateAt(d.bucket)
 		if !known {
@@ -360,7 +478,7 @@ func (j *judge) needDiscardKeys() {
 		bad := a.DataType != bp.DataNeedDiscard
 		if k.NeedDiscardBySeq {
 			bad = bad || a.JournalSeqEmpty != d.seq
-		} else if c != nil && m.FreespaceInitialized {
+		} else if c != nil && m.FreespaceInitialized && !j.r.NoAutofix {
 			bad = false // bch2_check_alloc_key made the bucket's key right
 		}
 		if bad {
@@ -402,16 +520,48 @@ func (j *judge) freespaceKeys() {
 			j.add(report.Finding{Code: report.NeedDiscardFreespaceKeyToInvalidDevBucket, Dev: b.Dev(), Bucket: b.Bucket(),
 				Btree:  j.btree(bp.BtreeFreespace),
 				Detail: fmt.Sprintf("entry in freespace btree for nonexistant dev:bucket %d:%d", b.Dev(), b.Bucket())})
+			if j.r.NoAutofix && f.genbits != 0 {
+				// v1.9.4 goes on: the zero key is free at genbits 0.
+				var zero bp.AllocV4
+				bad(b, &zero)
+			}
 		}
 		if !mok {
 			return
 		}
+		// skip: bch2_check_alloc_key has set the position of a bucket
+		// with a key at its own genbits right (from v1.25, repairing in
+		// memory).
+		skip := func(c *shard.Corrected) bool {
+			return !j.r.NoAutofix && c != nil && m.FreespaceInitialized && genbits(&c.A) == f.genbits
+		}
+		isBad := func(a *bp.AllocV4) bool { return a.DataType != bp.DataFree || genbits(a) != f.genbits }
 		vlo := max(lo, shard.MakeBucketKey(uint64(f.dev), m.FirstBucket))
-		vhi := min(hi, shard.MakeBucketKey(uint64(f.dev), m.NBuckets))
+		vhi := min(hi, shard.MakeBucketKey(uint64(f.dev), min(m.NBuckets, m.WalkEnd)))
 		if f.genbits != 0 {
-			// Holes read as free at generation 0: every hole position is bad.
-			for b := vlo; b < vhi; b++ {
-				if a, c, known := j.stateAt(b); known && (c == nil || !m.FreespaceInitialized || genbits(&a) != f.genbits) {
+			// Holes read as free at generation 0: every hole position is
+			// bad (at most maxInvalid findings per key).
+			n := 0
+			ci := j.search(vlo)
+			for b := vlo; b < vhi && n < maxInvalid; b++ {
+				var c *shard.Corrected
+				for ci < j.cs.Len() && j.cs.At(ci).Key < b {
+					ci++
+				}
+				if ci < j.cs.Len() {
+					if cc := j.cs.At(ci); cc.Key == b {
+						c = &cc
+					}
+				}
+				var a bp.AllocV4
+				if c != nil {
+					if c.Unknown {
+						continue
+					}
+					a = c.A
+				}
+				if !skip(c) && isBad(&a) {
+					n++
 					bad(b, &a)
 				}
 			}
@@ -422,10 +572,10 @@ func (j *judge) freespaceKeys() {
 			if c.Key >= vhi {
 				break
 			}
-			if c.Unknown || m.FreespaceInitialized && genbits(&c.A) == 0 {
+			if c.Unknown || skip(&c) {
 				continue
 			}
-			if c.A.DataType != bp.DataFree || genbits(&c.A) != 0 {
+			if isBad(&c.A) {
 				bad(c.Key, &c.A)
 			}
 		}
@@ -452,7 +602,9 @@ func (j *judge) bucketGensKeys() {
 		if end <= m.FirstBucket || start >= m.NBuckets {
 			j.add(report.Finding{Code: report.BucketGensToInvalidBuckets, Dev: int(g.dev), Bucket: start,
 				Btree: j.btree(bp.BtreeBucketGens), Pos: pos, Detail: "bucket_gens key for invalid buckets"})
-			continue
+			if !j.r.NoAutofix {
+				continue // deleted: v1.9.4 goes on to its gens
+			}
 		}
 		for b := start; b < end; b++ {
 			if (b < m.FirstBucket || b >= m.NBuckets) && g.gens[b%GensPerKey] != 0 {
@@ -467,9 +619,11 @@ func (j *judge) bucketGensKeys() {
 // lrus is check_lrus: every LRU entry against the corrected alloc key of
 // the bucket it names.
 func (j *judge) lrus() {
-	for _, e := range j.k.lru {
-		if e.bucket < j.lo || e.bucket >= j.hi {
-			continue // another shard's
+	k := j.k
+	start := sort.Search(len(k.lru), func(i int) bool { return k.lru[i].bucket >= j.lo })
+	for _, e := range k.lru[start:] {
+		if e.bucket >= j.hi {
+			break // the next shard's
 		}
 		frag := j.r.lruIsFrag(e.id)
 		kind := "read"
@@ -483,7 +637,9 @@ func (j *judge) lrus() {
 				j.add(report.Finding{Code: report.LRUEntryToInvalidBucket, Dev: int(dev), Bucket: e.bucket.Bucket(),
 					Btree: j.btree(BtreeLRU), Pos: e.pos,
 					Detail: fmt.Sprintf("lru key points to nonexistent device:bucket %d:%d", dev, e.bucket.Bucket())})
-				continue
+				if !j.r.NoAutofix {
+					continue // deleted: v1.9.4 goes on and judges it against the zero key
+				}
 			}
 		}
 		a, _, known := j.stateAt(e.bucket)
@@ -495,7 +651,7 @@ func (j *judge) lrus() {
 		case !frag:
 			idx = readIndex(&a)
 		case mok:
-			idx = FragmentationIndex(&a, m.BucketSize)
+			idx = fragmentationIndex(&a, m.BucketSize, j.r.MovableMultiple)
 		}
 		wantID := e.id
 		if j.r.PerDevFragLRU {
@@ -517,7 +673,8 @@ func (j *judge) lrus() {
 // belongs in an LRU must have its entry there.
 func (j *judge) allocToLRU() {
 	k := j.k
-	lruCur := 0 // the buckets come in order: a cursor into k.lru
+	// The buckets come in order: a cursor into k.lru.
+	lruCur := sort.Search(len(k.lru), func(i int) bool { return k.lru[i].bucket >= j.lo })
 	for i := range j.cs.Len() {
 		c := j.cs.At(i)
 		for lruCur < len(k.lru) && k.lru[lruCur].bucket < c.Key {
@@ -550,7 +707,7 @@ func (j *judge) allocToLRU() {
 				Btree: j.btree(BtreeLRU), Pos: pos, Want: fmt.Sprint(time),
 				Detail: fmt.Sprintf("missing %s lru entry at pos %s", kind, pos)})
 		}
-		if fi := FragmentationIndex(&c.A, m.BucketSize); fi != 0 && !has(j.r.fragID(dev), fi) {
+		if fi := fragmentationIndex(&c.A, m.BucketSize, j.r.MovableMultiple); fi != 0 && !has(j.r.fragID(dev), fi) {
 			missing("fragmentation", j.r.fragID(dev), fi)
 		}
 		if c.A.DataType != bp.DataCached {

@@ -71,6 +71,9 @@ type Keys struct {
 	// NeedDiscardBySeq: need_discard keys sit at journal_seq_empty:dev_bucket
 	// (metadata 1.38+), else at dev:bucket.
 	NeedDiscardBySeq bool
+	// NoStripeLRU: there is no stripe LRU (format A: id 65534 is a read
+	// LRU like any other below the fragmentation LRU's).
+	NoStripeLRU bool
 
 	mu        sync.Mutex
 	lru       []lruKey
@@ -97,7 +100,7 @@ func (k *Keys) Add(btree bp.BtreeID, key *bp.Key, val []byte) {
 	switch btree {
 	case BtreeLRU:
 		id := uint16(p.Inode >> 48)
-		if id == lruStripeID {
+		if id == lruStripeID && !k.NoStripeLRU {
 			k.mu.Lock()
 			k.stripeLRU = append(k.stripeLRU, lruKey{id: id, time: p.Inode & lruTimeMax, set: key.Type == bp.KeySet, pos: p})
 			k.mu.Unlock()
@@ -112,7 +115,8 @@ func (k *Keys) Add(btree bp.BtreeID, key *bp.Key, val []byte) {
 		k.lru = append(k.lru, e)
 		k.mu.Unlock()
 	case bp.BtreeFreespace:
-		if key.Type != bp.KeySet || key.Size == 0 || p.Inode >= 1<<16 {
+		// Any key but a deleted one marks its positions (!!k.k->type).
+		if key.Type == bp.KeyDeleted || key.Size == 0 || p.Inode >= 1<<16 {
 			return
 		}
 		end := p.Offset & (1<<56 - 1)
@@ -126,7 +130,7 @@ func (k *Keys) Add(btree bp.BtreeID, key *bp.Key, val []byte) {
 		k.free[gb] = append(k.free[gb], freeKey{dev: uint32(p.Inode), genbits: gb, start: start, end: end})
 		k.mu.Unlock()
 	case BtreeNeedDiscard:
-		if key.Type != bp.KeySet {
+		if key.Type == bp.KeyDeleted {
 			return
 		}
 		var e discardKey
@@ -180,6 +184,10 @@ func (k *Keys) Lost(btree bp.BtreeID) {
 	k.lost[btree] = true
 	k.mu.Unlock()
 }
+
+// AllocEnds returns the buckets after the alloc leaves' last keys (after
+// Seal: sorted).
+func (k *Keys) AllocEnds() []shard.BucketKey { return k.allocEnds }
 
 // LostBtrees lists the btrees with unreadable nodes.
 func (k *Keys) LostBtrees() []bp.BtreeID {

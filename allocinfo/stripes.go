@@ -20,7 +20,7 @@ const stripeLRUPosEmpty = 1
 func StripeLRUPos(st *bp.Stripe, val []byte) (pos uint64, ok bool) {
 	nrData := int(st.NrBlocks) - int(st.NrRedundant)
 	if nrData <= 0 {
-		return 0, true
+		return stripeLRUPosEmpty, true // no data block: all (none) empty
 	}
 	empty := 0
 	for i := range nrData {
@@ -57,7 +57,7 @@ func JudgeStripeLRU(k *Keys, stripes map[uint64]uint64, corrected map[uint64]boo
 			continue
 		}
 		want := stripes[idx]
-		if e.set && e.time == want {
+		if e.time == want { // the time alone (bch2_check_lru_key)
 			has[idx] = want
 			continue
 		}

@@ -273,14 +273,17 @@ func (g *generator) buildTail(prev []*nodeInfo, write bool) (*tailResult, error)
 			end := state[i].lowest(d)
 			size := uint32(res.free[i])
 			if holes > 0 && size > 1 {
-				// The run's first bucket, left out: a hole of the alloc
+				// The run's first buckets (up to 300, so that the hole
+				// spans a group of 256), left out: a hole of the alloc
 				// btree (free buckets have no alloc key) no freespace
-				// key covers.
+				// key covers, one finding (the fsck repairs the run at
+				// once).
 				holes--
 				first := end - uint64(size)
-				size--
+				n := min(size-1, 300)
+				size -= n
 				res.findings = append(res.findings, g.finding(report.FreespaceHoleMissing, i, first, nil, bp.BtreeFreespace, 0, &bp.Pos{},
-					fmt.Sprintf("device %d buckets %d-%d", i, first, first+1)))
+					fmt.Sprintf("device %d buckets %d-%d", i, first, first+uint64(n))))
 			}
 			free = append(free, tailKey{pos: bp.Pos{Inode: uint64(i), Offset: end}, size: size})
 		}

@@ -425,8 +425,13 @@ func (c *checker) addDevDataTypes(t accounting.Table, cs shard.CorrectedList) bo
 			sectors = int64(a.CachedSectors)
 		}
 		var frag int64
-		if sectors != 0 {
+		switch {
+		case sectors != 0:
 			frag = max(0, int64(m.BucketSize)-sectors)
+		case c.fs.SB.Version >= bp.VersionErasureCoding && !dataTypeEmpty(a.DataType):
+			// v1.39.2: a bucket of no sectors that is not empty (a
+			// stripe's empty data block) is all fragmentation.
+			frag = int64(m.BucketSize)
 		}
 		dt := min(int(a.DataType), len(cur)-1)
 		cur[bp.DataFree][0]--
@@ -550,4 +555,10 @@ func (c *checker) judgeAccounting(got, want accounting.Table, sums *acctSums) (f
 	}
 	sort.Strings(notChecked)
 	return findings, notChecked
+}
+
+// dataTypeEmpty reports the data types of empty buckets
+// (data_type_is_empty).
+func dataTypeEmpty(t bp.DataType) bool {
+	return t == bp.DataFree || t == bp.DataNeedGCGens || t == bp.DataNeedDiscard
 }

@@ -31,14 +31,18 @@ func allocRules(fs *btreeio.FS) *allocinfo.Rules {
 			if m == nil {
 				return allocinfo.Member{}, false
 			}
-			// NBuckets as far as the device reaches (DevBuckets): a
-			// damaged count never drives the walks over holes.
-			return allocinfo.Member{BucketSize: uint32(m.BucketSize), FirstBucket: uint64(m.FirstBucket), NBuckets: fs.DevBuckets(int(dev)),
-				FreespaceInitialized: m.FreespaceInitialized()}, true
+			// Which buckets exist is the superblock's nbuckets (below
+			// 2^48, the bucket part of a BucketKey); walks go as far as
+			// the device reaches (DevBuckets), so a damaged count never
+			// drives them.
+			return allocinfo.Member{BucketSize: uint32(m.BucketSize), FirstBucket: uint64(m.FirstBucket), NBuckets: min(m.NBuckets, 1<<48-1),
+				WalkEnd: fs.DevBuckets(int(dev)), FreespaceInitialized: m.FreespaceInitialized()}, true
 		},
-		FragLRUField:  !sb.FormatB(),
-		PerDevFragLRU: sb.Version >= bp.VersionPerDevFragmentationLRU,
-		BtreeName:     func(id bp.BtreeID) string { return id.Name(sb.Version) },
+		FragLRUField:    !sb.FormatB(),
+		NoAutofix:       !sb.FormatB(),
+		MovableMultiple: sb.Version >= bp.VersionErasureCoding, // the v1.39.2 era
+		PerDevFragLRU:   sb.Version >= bp.VersionPerDevFragmentationLRU,
+		BtreeName:       func(id bp.BtreeID) string { return id.Name(sb.Version) },
 	}
 }
 

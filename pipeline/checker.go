@@ -61,6 +61,9 @@ type checker struct {
 	// stripesUnknown: stripes were lost to read errors in some pass.
 	firstKeys      *allocinfo.Keys
 	stripesUnknown bool
+	// allocLeafEnds: the buckets after every alloc leaf's last key, over
+	// all passes (allocinfo.MergeHoles)
+	allocLeafEnds map[shard.BucketKey]bool
 }
 
 // nodeLost records a node that could not be read: its subtree's range goes

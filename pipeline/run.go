@@ -99,6 +99,8 @@ func Run(ctx context.Context, fs *btreeio.FS, opt Options) (*Result, error) {
 	if !res.Interrupted && res.PassesDone == res.Passes {
 		c.judgeStripeLRU(res)
 	}
+	// Holes of the alloc btree that shard and pass boundaries cut.
+	c.findings = allocinfo.MergeHoles(c.findings, c.allocLeafEnds, c.allocRules.NoAutofix)
 	switch {
 	case fs.Live():
 		// The counters of a mounted filesystem move between the reads
@@ -163,6 +165,7 @@ func (c *checker) runPass(ctx context.Context, pass int, spans []span, tasks []t
 	}()
 	lo, hi := spans[0].lo, spans[len(spans)-1].hi
 	keys := allocinfo.NewKeys(lo, hi, c.fs.SB.Version >= bp.VersionNeedDiscardByJournalSeq)
+	keys.NoStripeLRU = !c.formatB
 	c.passKeys = keys
 	t0 := time.Now()
 	c.opt.Progress.setStage(StageLoad)
@@ -310,6 +313,12 @@ func (c *checker) runPass(ctx context.Context, pass int, spans []span, tasks []t
 	}
 	if c.lost.StripesLost() {
 		c.stripesUnknown = true
+	}
+	for _, e := range keys.AllocEnds() {
+		if c.allocLeafEnds == nil {
+			c.allocLeafEnds = map[shard.BucketKey]bool{}
+		}
+		c.allocLeafEnds[e] = true
 	}
 	// Shards finish in parallel: each judges its own buckets (duplicate
 	// claims read the filesystem, which is safe for concurrent use).
