@@ -172,6 +172,9 @@ func (k *Keys) AddAllocLeaf(max bp.Pos) {
 		return
 	}
 	b := shard.MakeBucketKey(max.Inode, max.Offset) + 1
+	if max.Offset >= 1<<48-1 {
+		b = shard.MakeBucketKey(max.Inode+1, 0) // the rest of the device
+	}
 	k.mu.Lock()
 	k.allocEnds = append(k.allocEnds, b)
 	k.mu.Unlock()
