@@ -64,7 +64,7 @@ func (s *Shard) Correct(lost *Lost) CorrectedView {
 	stripesLost := lost.stripesLost()
 	out := s.buckets[:0]
 	for i := range s.buckets {
-		b := s.buckets[i]
+		b := &s.buckets[i] // changed in place: an entry is 120 bytes
 		if !b.hasAlloc && !b.hasRefs {
 			continue
 		}
@@ -83,7 +83,11 @@ func (s *Shard) Correct(lost *Lost) CorrectedView {
 				b.a.StripeRefcount = b.stripes
 			}
 		}
-		out = append(out, b)
+		if n := len(out); n == i {
+			out = out[:n+1] // already in its place
+		} else {
+			out = append(out, *b)
+		}
 	}
 	s.buckets = out
 	// The alloc keys come first, in order; buckets with pointers but no
