@@ -588,8 +588,9 @@ func (j *judge) freespaceKeys() {
 func (j *judge) bucketGensKeys() {
 	for _, g := range j.k.gens {
 		first := shard.MakeBucketKey(g.dev, g.idx*GensPerKey)
-		if first < j.lo || first >= j.hi {
-			continue // judged by the shard of its first bucket
+		last := shard.MakeBucketKey(g.dev, (g.idx+1)*GensPerKey-1)
+		if last < j.lo || first >= j.hi {
+			continue // another shard's (shards hold whole groups; a live re-judge's one-bucket shard takes its group's key)
 		}
 		pos := bp.Pos{Inode: g.dev, Offset: g.idx}
 		m, ok := j.r.Member(g.dev)
