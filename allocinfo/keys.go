@@ -26,6 +26,10 @@ const (
 	BtreeNeedDiscard bp.BtreeID = 12
 )
 
+// maxBucket is the largest bucket number a BucketKey holds (48 bits);
+// no member has that many buckets (their counts are capped below it).
+const maxBucket = 1<<48 - 1
+
 // GensPerKey is the number of buckets one bucket_gens key covers.
 const GensPerKey = 256
 
@@ -119,7 +123,10 @@ func (k *Keys) Add(btree bp.BtreeID, key *bp.Key, val []byte) {
 		if key.Type == bp.KeyDeleted || key.Size == 0 || p.Inode >= 1<<16 {
 			return
 		}
-		end := p.Offset & (1<<56 - 1)
+		// A bucket number has 48 bits in a BucketKey: positions beyond
+		// (a damaged key; no such bucket exists) are kept at the last
+		// one, which no member has, instead of wrapping onto real ones.
+		end := min(p.Offset&(1<<56-1), maxBucket)
 		start := end - min(end, uint64(key.Size))
 		lo, hi := shard.MakeBucketKey(p.Inode, start), shard.MakeBucketKey(p.Inode, end)
 		if hi <= k.Lo || lo >= k.Hi {
@@ -140,7 +147,7 @@ func (k *Keys) Add(btree bp.BtreeID, key *bp.Key, val []byte) {
 			if p.Inode >= 1<<16 {
 				return
 			}
-			e = discardKey{bucket: shard.MakeBucketKey(p.Inode, p.Offset), pos: p}
+			e = discardKey{bucket: shard.MakeBucketKey(p.Inode, min(p.Offset, maxBucket)), pos: p}
 		}
 		if !k.in(e.bucket) {
 			return
