@@ -227,3 +227,43 @@ func TestStripeLRU(t *testing.T) {
 		t.Errorf("got %v, want %v", got, want)
 	}
 }
+
+// BenchmarkJudge judges a shard of 64 Ki buckets, a quarter with alloc
+// keys (every tenth partly filled, with its LRU entry), the rest holes
+// that one freespace key covers; bytes are the corrected keys' (the unit
+// of the shard's alloc array).
+func BenchmarkJudge(b *testing.B) {
+	const n = 1 << 16
+	lo, hi := shard.MakeBucketKey(0, 0), shard.MakeBucketKey(1, 0)
+	r := rules(false)
+	r.Member = func(dev uint64) (Member, bool) {
+		return Member{BucketSize: 256, FirstBucket: 1, NBuckets: n, WalkEnd: n, FreespaceInitialized: true}, dev == 0
+	}
+	k := NewKeys(lo, hi, false)
+	var cs []shard.Corrected
+	for bkt := uint64(1); bkt < n; bkt++ {
+		if bkt%4 != 0 {
+			continue
+		}
+		a := bp.AllocV4{DataType: bp.DataUser, DirtySectors: 256}
+		if bkt%40 == 0 {
+			a.DirtySectors = 128
+			k.Add(BtreeLRU, set(bp.Pos{Inode: uint64(lruFragFSWide)<<48 | FragmentationIndex(&a, 256), Offset: bkt}, 0), nil)
+		}
+		cs = append(cs, shard.Corrected{Key: shard.MakeBucketKey(0, bkt), A: a, Stored: true})
+	}
+	for bkt := uint64(1); bkt < n; bkt++ { // every hole bucket its own freespace key
+		if bkt%4 != 0 {
+			k.Add(bp.BtreeFreespace, set(bp.Pos{Offset: bkt + 1}, 1), nil)
+		}
+	}
+	k.Seal()
+	list := shard.CorrectedSlice(cs)
+	b.SetBytes(int64(len(cs)) * shard.AllocEntrySize)
+	b.ReportAllocs()
+	for b.Loop() {
+		if fs := Judge(r, k, lo, hi, list); len(fs) != 0 {
+			b.Fatalf("%d findings on a consistent shard: %s", len(fs), codes(fs[:1]))
+		}
+	}
+}

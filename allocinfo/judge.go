@@ -495,7 +495,10 @@ func (j *judge) needDiscardKeys() {
 // already.
 func (j *judge) freespaceKeys() {
 	k := j.k
-	k.freeKeys(func(f freeKey) {
+	// The keys come in bucket order within a generation: a cursor into
+	// the corrected buckets, restarted for each generation.
+	ci, lastGen := 0, -1
+	k.freeKeys(j.lo, j.hi, func(f freeKey) {
 		lo := max(shard.MakeBucketKey(uint64(f.dev), f.start), j.lo)
 		hi := min(shard.MakeBucketKey(uint64(f.dev), f.end), j.hi)
 		if hi <= lo {
@@ -542,14 +545,14 @@ func (j *judge) freespaceKeys() {
 			// Holes read as free at generation 0: every hole position is
 			// bad (at most maxInvalid findings per key).
 			n := 0
-			ci := j.search(vlo)
+			hc := j.search(vlo)
 			for b := vlo; b < vhi && n < maxInvalid; b++ {
 				var c *shard.Corrected
-				for ci < j.cs.Len() && j.cs.At(ci).Key < b {
-					ci++
+				for hc < j.cs.Len() && j.cs.At(hc).Key < b {
+					hc++
 				}
-				if ci < j.cs.Len() {
-					if cc := j.cs.At(ci); cc.Key == b {
+				if hc < j.cs.Len() {
+					if cc := j.cs.At(hc); cc.Key == b {
 						c = &cc
 					}
 				}
@@ -567,7 +570,13 @@ func (j *judge) freespaceKeys() {
 			}
 			return
 		}
-		for i := j.search(vlo); i < j.cs.Len(); i++ {
+		if int(f.genbits) != lastGen {
+			ci, lastGen = j.search(vlo), int(f.genbits)
+		}
+		for ci < j.cs.Len() && j.cs.At(ci).Key < vlo {
+			ci++
+		}
+		for i := ci; i < j.cs.Len(); i++ {
 			c := j.cs.At(i)
 			if c.Key >= vhi {
 				break

@@ -238,16 +238,6 @@ func (k *Keys) gensOf(dev, idx uint64) *[GensPerKey]byte {
 	return &k.gens[i].gens
 }
 
-// gen returns the gen the bucket_gens btree records for bucket b, and
-// whether a key covers it.
-func (k *Keys) gen(dev, b uint64) (uint8, bool) {
-	g := k.gensOf(dev, b/GensPerKey)
-	if g == nil {
-		return 0, false
-	}
-	return g[b%GensPerKey], true
-}
-
 // freeAt returns the freespace key of dev at genbits covering bucket b
 // (ok), or else the start of the next one above b at genbits (next; ^0
 // when none). Keys of one generation never overlap (they are extents).
@@ -263,11 +253,14 @@ func (k *Keys) freeAt(dev uint32, genbits uint8, b uint64) (e freeKey, ok bool, 
 	return freeKey{}, false, s[i].start
 }
 
-// freeKeys calls fn for every freespace key.
-func (k *Keys) freeKeys(fn func(freeKey)) {
+// freeKeys calls fn for every freespace key that overlaps buckets
+// [lo, hi), generation by generation, in bucket order.
+func (k *Keys) freeKeys(lo, hi shard.BucketKey, fn func(freeKey)) {
 	for i := range k.free {
-		for _, f := range k.free[i] {
-			fn(f)
+		s := k.free[i] // sorted, and one generation's keys do not overlap
+		j := sort.Search(len(s), func(j int) bool { return shard.MakeBucketKey(uint64(s[j].dev), s[j].end) > lo })
+		for ; j < len(s) && shard.MakeBucketKey(uint64(s[j].dev), s[j].start) < hi; j++ {
+			fn(s[j])
 		}
 	}
 }

@@ -7,7 +7,9 @@
 package pipeline
 
 import (
+	"bytes"
 	"fmt"
+	"slices"
 	"sort"
 
 	"bpcheck/accounting"
@@ -28,7 +30,7 @@ type acctSums struct {
 	lastRepC      *accounting.Counters
 	lastSnap      uint32
 	lastSnapC     *accounting.Counters
-	cached, ec    bool // cached or erasure-coded pointers were seen
+	cached        bool // cached pointers were seen
 	snapshotCount bool // the era compares snapshot sectors (≤ 1.28)
 	// snapshotKeys: the era counts keys, key bytes and sectors per
 	// (snapshot, btree) (1.39); kept for the extents btree, whose leaves
@@ -231,7 +233,6 @@ func (s *acctSums) ptr(a *acctKey, d *bp.DecodedPtr) {
 	case d.Ptr.Cached:
 		s.cached = true
 	case d.HasStripe:
-		s.ec = true
 		a.nrRequired = 0
 		if s.ecSectors == nil {
 			s.ecSectors = map[ecKey]int64{}
@@ -521,15 +522,7 @@ func (c *checker) judgeAccounting(got, want accounting.Table, sums *acctSums) (f
 		}
 		sorted = append(sorted, a)
 	}
-	sort.Slice(sorted, func(i, j int) bool {
-		x, y := sorted[i], sorted[j]
-		for k := range x {
-			if x[k] != y[k] {
-				return x[k] < y[k]
-			}
-		}
-		return false
-	})
+	slices.SortFunc(sorted, func(x, y accounting.Pos) int { return bytes.Compare(x[:], y[:]) })
 	v := c.fs.SB.Version
 	for _, a := range sorted {
 		var g, w accounting.Counters

@@ -57,9 +57,7 @@ func (l *derivedLoader) Node(n *btreeio.Node) error {
 	if n.Level != 0 {
 		return nil
 	}
-	l.c.opt.Progress.addNode()
-	l.c.loadNodes.Add(1)
-	l.c.loadBytes.Add(int64(n.SectorsWritten) * btreeio.SectorSize)
+	l.c.countLoaded(n)
 	l.c.loadedNodeProblems(n)
 	for i := range n.Keys {
 		k := &n.Keys[i]

@@ -229,10 +229,13 @@ func (l *bpLoader) PackedLeaf(n *btreeio.Node) (bool, error) {
 }
 
 // countNode counts a loaded leaf for the progress display and summary.
-func (l *bpLoader) countNode(n *btreeio.Node) {
-	l.c.opt.Progress.addNode()
-	l.c.loadNodes.Add(1)
-	l.c.loadBytes.Add(int64(n.SectorsWritten) * btreeio.SectorSize)
+func (l *bpLoader) countNode(n *btreeio.Node) { l.c.countLoaded(n) }
+
+// countLoaded counts a leaf a loader read (progress, Stats.Load*).
+func (c *checker) countLoaded(n *btreeio.Node) {
+	c.opt.Progress.addNode()
+	c.loadNodes.Add(1)
+	c.loadBytes.Add(int64(n.SectorsWritten) * btreeio.SectorSize)
 }
 
 func (l *bpLoader) badBP(code string, k *btreeio.NodeKey, detail string) report.Finding {
@@ -293,9 +296,7 @@ func (l *allocLoader) Node(n *btreeio.Node) error {
 	if n.Level != 0 {
 		return nil
 	}
-	l.c.opt.Progress.addNode()
-	l.c.loadNodes.Add(1)
-	l.c.loadBytes.Add(int64(n.SectorsWritten) * btreeio.SectorSize)
+	l.c.countLoaded(n)
 	l.c.loadedNodeProblems(n)
 	if l.keys != nil {
 		l.keys.AddAllocLeaf(n.Max)

@@ -284,7 +284,6 @@ func (c *checker) runPass(ctx context.Context, pass int, spans []span, tasks []t
 			if e.acct != nil {
 				e.acct.merge(c.acctWant, c.fs.SB.Version, &c.acctSums)
 				c.acctSums.cached = c.acctSums.cached || e.acct.cached
-				c.acctSums.ec = c.acctSums.ec || e.acct.ec
 			}
 			statsMu.Unlock()
 			return nil

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
@@ -24,16 +25,7 @@ func TestMetricsFile(t *testing.T) {
 	if code := run(args, &out, &errb); code != exitProblems {
 		t.Fatalf("exit %d, want %d: %s", code, exitProblems, errb.String())
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := parser.TextToMetricFamilies(f)
-	if err != nil {
-		t.Fatalf("metrics do not parse: %v", err)
-	}
+	fams := parseMetricsFile(t, path)
 	value := func(name string, label ...string) float64 {
 		fam, ok := fams[name]
 		if !ok {
@@ -107,16 +99,7 @@ func TestMetricsLive(t *testing.T) {
 	if err := writeMetrics(path, s, "u", time.Unix(1, 0)); err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := parser.TextToMetricFamilies(f)
-	if err != nil {
-		t.Fatalf("does not parse: %v", err)
-	}
+	fams := parseMetricsFile(t, path)
 	for name, want := range map[string]float64{"bpcheck_live": 1, "bpcheck_findings_transient": 3, "bpcheck_live_scans": 2,
 		"bpcheck_node_read_retries": 4, "bpcheck_node_read_retries_recovered": 3} {
 		fam, ok := fams[name]
@@ -135,4 +118,20 @@ func TestMetricsLive(t *testing.T) {
 	if byType["ptr_to_missing_backpointer"] != 2 || byType["backpointer_to_missing_ptr"] != 1 || len(byType) != 2 {
 		t.Errorf("transient by type = %v", byType)
 	}
+}
+
+// parseMetricsFile reads a metrics file with the Prometheus text parser.
+func parseMetricsFile(t *testing.T, path string) map[string]*dto.MetricFamily {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(f)
+	if err != nil {
+		t.Fatalf("metrics do not parse: %v", err)
+	}
+	return fams
 }
