@@ -25,7 +25,8 @@ flags=${FSCK_FLAGS--K -o $opts}
 root=$(cd "$(dirname "$0")/.." && pwd)
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/bpcheck-vsfsck.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT INT TERM
-(cd "$root" && go build -o "$tmp/bpcheck" ./cmd/bpcheck && go build -o "$tmp/fsckpasses" ./bench/fsckpasses)
+# Built as README.md says (static: no dynamic loader at start-up).
+(cd "$root" && CGO_ENABLED=0 go build -trimpath -o "$tmp/bpcheck" ./cmd/bpcheck && go build -o "$tmp/fsckpasses" ./bench/fsckpasses)
 
 echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ) $(grep -m1 '^model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ *//'), $(getconf _NPROCESSORS_ONLN) CPUs"
 # One untimed run of each: the images and both binaries in the page cache.

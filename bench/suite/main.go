@@ -158,7 +158,10 @@ func buildBinary() (string, error) {
 		return "", err
 	}
 	f.Close()
-	cmd := exec.Command("go", "build", "-o", f.Name(), "./cmd/bpcheck")
+	// Built as README.md says: static, without the dynamic loader's
+	// start-up.
+	cmd := exec.Command("go", "build", "-trimpath", "-o", f.Name(), "./cmd/bpcheck")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	cmd.Stderr = os.Stderr
 	if err := cmd.Run(); err != nil {
 		return "", fmt.Errorf("build bpcheck: %w", err)

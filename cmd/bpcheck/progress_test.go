@@ -1,6 +1,7 @@
 package main
 
 import (
+	"debug/elf"
 	"fmt"
 	"os"
 	"os/exec"
@@ -27,10 +28,7 @@ func TestProgressOnTerminal(t *testing.T) {
 	if err != nil {
 		t.Skip("script(1) not installed: no pseudo-terminal to test with")
 	}
-	bin := filepath.Join(t.TempDir(), "bpcheck")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t)
 	img := casedata.CaseImages(t, "many-extents")[0]
 	cmd := exec.Command(script, "-qefc", bin+" check --memory 1M "+img+" > /dev/null", "/dev/null")
 	out, err := cmd.CombinedOutput()
@@ -67,10 +65,7 @@ func TestProgressOnTerminal(t *testing.T) {
 // stop with the partial report and exit 32.
 func TestInterruptSignal(t *testing.T) {
 	casedata.Require(t)
-	bin := filepath.Join(t.TempDir(), "bpcheck")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t)
 	img := casedata.CaseImages(t, "many-extents")[0]
 	for _, sig := range []os.Signal{os.Interrupt, syscall.SIGTERM} {
 		cmd := exec.Command(bin, "check", "--json", "--memory", "256K", img)
@@ -119,4 +114,28 @@ func waitSigCaught(t *testing.T, pid int, sig syscall.Signal) {
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
+}
+
+// buildBinary builds bpcheck as README.md tells users to (CGO_ENABLED=0,
+// -trimpath) and checks that the result is static: no program
+// interpreter, so no dynamic loader runs at every start.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "bpcheck")
+	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	f, err := elf.Open(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			t.Fatalf("%s has a program interpreter: the README's build is not static", bin)
+		}
+	}
+	return bin
 }
