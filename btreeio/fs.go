@@ -496,6 +496,18 @@ type Visitor interface {
 	NodeError(btree bp.BtreeID, level uint8, parent *bp.Key, err error) error
 }
 
+// LeafSharer is a Visitor that shares out the leaves of the level-1 nodes
+// its walks meet: instead of visiting all of a level-1 node's leaf
+// children itself, the walk hands their pointers (copies, which outlive
+// the node) to ShareLeaves and visits, in order and reading ahead as
+// usual, only the ones it returns; the visitor has the others walked
+// elsewhere (by WalkLeaves), so that several walkers can share one wide
+// subtree. The level-1 node itself still goes to Node first.
+type LeafSharer interface {
+	Visitor
+	ShareLeaves(btree bp.BtreeID, kids []NodeKey) []NodeKey
+}
+
 // PackedLeafVisitor is a Visitor that can take the keys of a leaf as they
 // lie packed in the node, without their being decoded into Node.Keys
 // first. Walks that read leaves ahead (the default) offer it the leaves

@@ -31,6 +31,13 @@ func (fs *FS) visitLeaves(id bp.BtreeID, n *Node, lo, hi *bp.Pos, v Visitor) err
 		}
 		ks = append(ks, ck)
 	}
+	if ls, ok := v.(LeafSharer); ok && len(ks) > 1 {
+		kids := make([]NodeKey, len(ks))
+		for i, k := range ks {
+			kids[i] = NodeKey{Key: k.Key, Val: append([]byte(nil), k.Val...)}
+		}
+		return fs.WalkLeaves(id, ls.ShareLeaves(id, kids), v)
+	}
 	return fs.readLeaves(id, ks, v)
 }
 

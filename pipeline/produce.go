@@ -51,11 +51,6 @@ type task struct {
 	leaves []btreeio.NodeKey
 }
 
-// leafGroups is how many tasks per worker a root whose children are
-// leaves is cut into: enough to balance the workers, few enough that each
-// walk reads many leaves ahead.
-const leafGroups = 4
-
 // minLevel is the lowest level a producer reads in btree id: leaves only
 // in the data btrees; elsewhere the pointers are all in interior nodes.
 func (c *checker) minLevel(id bp.BtreeID) uint8 {
@@ -104,8 +99,8 @@ func (c *checker) rootTasks() ([]task, error) {
 }
 
 // leafGroupTasks cuts the leaf children of level-1 root node n into
-// groups of consecutive leaves, one task each, with copies of their
-// pointers (the node's memory goes back to the pool).
+// groups of consecutive leaves (leafGroups), one task each, with copies
+// of their pointers (the node's memory goes back to the pool).
 func (c *checker) leafGroupTasks(r btreeio.Root, n *btreeio.Node) []task {
 	var kids []btreeio.NodeKey
 	for i := range n.Keys {
@@ -115,16 +110,10 @@ func (c *checker) leafGroupTasks(r btreeio.Root, n *btreeio.Node) []task {
 		}
 		kids = append(kids, btreeio.NodeKey{Key: k.Key, Val: append([]byte(nil), k.Val...)})
 	}
-	groups := min(len(kids), leafGroups*c.opt.Workers)
-	var tasks []task
-	for g := 0; g < groups; g++ {
-		a, b := g*len(kids)/groups, (g+1)*len(kids)/groups
-		if a == b {
-			continue
-		}
-		tasks = append(tasks, task{btree: r.Btree, level: 0, key: kids[a].Key, leaves: kids[a:b]})
+	if len(kids) == 0 {
+		return nil
 	}
-	return tasks
+	return leafTasks(r.Btree, kids, c.opt.Workers)
 }
 
 // emitter batches records per shard for one producer.
@@ -505,6 +494,9 @@ func (e *emitter) emitStripePtrs(btree bp.BtreeID, k *bp.Key, val []byte) error 
 type producer struct {
 	e         *emitter
 	dataBtree bool
+	// q, when set, takes the leaves of wide level-1 nodes that this
+	// producer's walk shares out (ShareLeaves).
+	q *taskQueue
 	// skip: Node skips the keys up to skipTo, which PackedLeaf emitted
 	// before it met a key it leaves to the general rules.
 	skip   bool

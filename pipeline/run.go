@@ -253,28 +253,27 @@ func (c *checker) runPass(ctx context.Context, pass int, spans []span, tasks []t
 			}
 		}()
 	}
-	taskCh := make(chan task)
-	g.Go(func() error {
-		defer close(taskCh)
-		for _, t := range tasks {
-			select {
-			case taskCh <- t:
-			case <-gctx.Done():
-				return gctx.Err()
-			}
-		}
-		return nil
-	})
+	q, stopQueue := newTaskQueue(gctx, append([]task(nil), tasks...))
+	defer stopQueue()
 	var statsMu sync.Mutex
 	var total Stats
 	for w := 0; w < c.opt.Workers; w++ {
 		g.Go(func() error {
 			e := newEmitter(gctx, c, shards, chans, lo, hi, pass)
 			e.apply = al
-			for t := range taskCh {
-				if err := c.runTask(e, t); err != nil {
+			for {
+				t, ok := q.next()
+				if !ok {
+					break
+				}
+				err := c.runTask(e, t, q)
+				q.done()
+				if err != nil {
 					return err
 				}
+			}
+			if err := gctx.Err(); err != nil {
+				return err
 			}
 			if err := e.flush(); err != nil {
 				return err
@@ -372,7 +371,9 @@ func (s *Stats) add(o *Stats) {
 	}
 }
 
-func (c *checker) runTask(e *emitter, t task) error {
+// runTask runs one producer task; the walk shares out the leaves of wide
+// level-1 nodes to q (nil: it walks them all itself).
+func (c *checker) runTask(e *emitter, t task, q *taskQueue) error {
 	if t.root {
 		if err := e.emitKeyPtrs(t.btree, t.level+1, &t.key, t.val); err != nil {
 			return err
@@ -386,10 +387,14 @@ func (c *checker) runTask(e *emitter, t task) error {
 	if t.topOnly {
 		minLevel = t.level
 	}
+	p := &producer{e: e, dataBtree: data}
 	if t.leaves != nil {
-		return c.fs.WalkLeaves(t.btree, t.leaves, &producer{e: e, dataBtree: data})
+		return c.fs.WalkLeaves(t.btree, t.leaves, p)
 	}
-	return c.fs.WalkFrom(t.btree, t.level, &t.key, t.val, minLevel, &producer{e: e, dataBtree: data})
+	if minLevel == 0 && q != nil {
+		p.q = q
+	}
+	return c.fs.WalkFrom(t.btree, t.level, &t.key, t.val, minLevel, p)
 }
 
 // Check is a convenience wrapper: opens nothing, loads the roots and runs.
