@@ -196,6 +196,11 @@ type Shard struct {
 	lastKey BucketKey
 	lastIdx int
 	lastOK  bool
+	// dense, when made (indexBuckets), maps bucket denseLo+i of one
+	// device to its entry in buckets (alloc keys only), or -1: a lookup
+	// without a binary search over entries a cache miss apart.
+	dense   []int32
+	denseLo BucketKey
 }
 
 // New returns an empty shard for buckets [lo, hi).
@@ -313,6 +318,12 @@ func (s *Shard) bucket(k BucketKey) *bucketState {
 
 // bucketIndex finds (or adds) bucket k's entry.
 func (s *Shard) bucketIndex(k BucketKey) int {
+	if d := uint64(k) - uint64(s.denseLo); d < uint64(len(s.dense)) {
+		if i := s.dense[d]; i >= 0 {
+			return int(i)
+		}
+		return s.extraIndex(k)
+	}
 	i, j := 0, s.nAlloc
 	for i < j {
 		h := int(uint(i+j) >> 1)
@@ -325,6 +336,11 @@ func (s *Shard) bucketIndex(k BucketKey) int {
 	if i < s.nAlloc && s.buckets[i].key == k {
 		return i
 	}
+	return s.extraIndex(k)
+}
+
+// extraIndex finds (or adds) the entry of bucket k, which has no alloc key.
+func (s *Shard) extraIndex(k BucketKey) int {
 	if j, ok := s.extra[k]; ok {
 		return j
 	}
@@ -333,10 +349,45 @@ func (s *Shard) bucketIndex(k BucketKey) int {
 	return len(s.buckets) - 1
 }
 
+// denseMax bounds the dense index to a few words per alloc key: a shard
+// over a mostly empty device keeps the binary search.
+const denseMax = 8
+
+// makeDense builds the dense bucket index when the alloc keys lie on one
+// device and span no more than denseMax buckets per key (at most 32 bytes
+// per alloc key, against its 120-byte entry).
+func (s *Shard) makeDense() {
+	if s.nAlloc == 0 || s.nAlloc >= 1<<31 {
+		return
+	}
+	lo, hi := s.buckets[0].key, s.buckets[s.nAlloc-1].key
+	if lo.Dev() != hi.Dev() || uint64(hi-lo) >= uint64(denseMax*s.nAlloc+1024) {
+		return
+	}
+	s.dense = make([]int32, hi-lo+1)
+	for i := range s.dense {
+		s.dense[i] = -1
+	}
+	for i := range s.buckets[:s.nAlloc] {
+		k := s.buckets[i].key
+		if k < lo || k > hi || i > 0 && k < s.buckets[i-1].key {
+			// Not sorted (the loader keeps what the btree gives): the
+			// search decides, as it always did.
+			s.dense = nil
+			return
+		}
+		if d := &s.dense[k-lo]; *d < 0 {
+			*d = int32(i) // the first of equal keys, as the search finds
+		}
+	}
+	s.denseLo = lo
+}
+
 // indexBuckets records, for every alloc key's bucket, the range of the
 // shard's backpointers that fall in it (both arrays are sorted by bucket).
 func (s *Shard) indexBuckets() {
 	s.indexed = true
+	s.makeDense()
 	if len(s.bps) >= 1<<31 {
 		return
 	}
@@ -348,10 +399,22 @@ func (s *Shard) indexBuckets() {
 			i++
 			continue
 		}
-		k := MakeBucketKey(uint64(e.Dev), (e.Off>>s.cfg.Shift)/uint64(bs))
+		b := (e.Off >> s.cfg.Shift) / uint64(bs)
+		k := MakeBucketKey(uint64(e.Dev), b)
 		j := i + 1
-		for j < len(s.bps) && s.bps[j].Dev == e.Dev && MakeBucketKey(uint64(e.Dev), (s.bps[j].Off>>s.cfg.Shift)/uint64(bs)) == k {
-			j++
+		// The bucket's backpointers are those below the next bucket's
+		// first position (one division per bucket, not per entry); the
+		// shift back up is exact unless it overflows, which the
+		// per-entry division then decides.
+		if end := (b + 1) * uint64(bs); end>>(64-s.cfg.Shift) == 0 && s.cfg.Shift < 64 && b < 1<<48 {
+			lim := end << s.cfg.Shift
+			for j < len(s.bps) && s.bps[j].Dev == e.Dev && s.bps[j].Off < lim {
+				j++
+			}
+		} else {
+			for j < len(s.bps) && s.bps[j].Dev == e.Dev && MakeBucketKey(uint64(e.Dev), (s.bps[j].Off>>s.cfg.Shift)/uint64(bs)) == k {
+				j++
+			}
 		}
 		for bi < s.nAlloc && s.buckets[bi].key < k {
 			s.buckets[bi].indexed = true

@@ -351,3 +351,39 @@ func TestOrphanNotLeftover(t *testing.T) {
 		}
 	}
 }
+
+// TestDenseIndexLikeSearch checks that the dense bucket index finds the
+// entries the binary search over the alloc keys finds: present buckets,
+// holes between them (added as extra entries), buckets outside the
+// keys' span and on other devices, and that alloc keys out of order or
+// spread too thinly keep the search.
+func TestDenseIndexLikeSearch(t *testing.T) {
+	keys := []uint64{5, 6, 9, 9, 10, 40, 41}
+	probe := []BucketKey{MakeBucketKey(0, 4), MakeBucketKey(0, 5), MakeBucketKey(0, 7), MakeBucketKey(0, 9),
+		MakeBucketKey(0, 41), MakeBucketKey(0, 42), MakeBucketKey(1, 5), MakeBucketKey(0, 7)}
+	build := func(keys []uint64, dense bool) *Shard {
+		s := New(testConfig(128), MakeBucketKey(0, 0), MakeBucketKey(2, 0))
+		for _, b := range keys {
+			s.AddAlloc(MakeBucketKey(0, b), bp.AllocV4{Gen: byte(b)})
+		}
+		if dense {
+			s.makeDense()
+		}
+		return s
+	}
+	dense, search := build(keys, true), build(keys, false)
+	if dense.dense == nil {
+		t.Fatal("no dense index for sorted keys on one device")
+	}
+	for _, k := range probe {
+		if a, b := dense.bucketIndex(k), search.bucketIndex(k); a != b {
+			t.Errorf("bucket %d:%d: dense index %d, search %d", k.Dev(), k.Bucket(), a, b)
+		}
+	}
+	if s := build([]uint64{5, 9, 6}, true); s.dense != nil {
+		t.Error("dense index made for alloc keys out of order")
+	}
+	if s := build([]uint64{1, 1 << 20}, true); s.dense != nil {
+		t.Error("dense index made for two keys a million buckets apart")
+	}
+}
