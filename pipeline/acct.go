@@ -116,7 +116,7 @@ func (s *acctSums) countersN(a accounting.Pos, n int) *accounting.Counters {
 // (the extent trigger): a run of pointers of one compression type counts
 // one extent, their uncompressed and compressed sizes; uncompressed
 // pointers end a run and count nothing.
-func (s *acctSums) compPtr(a *acctKey, ctype uint8, usize, csize uint32) {
+func (s *acctSums) compPtr(a *compRun, ctype uint8, usize, csize uint32) {
 	if a.compCur != 0 && a.compCur != ctype {
 		s.compFlush(a)
 	}
@@ -127,12 +127,19 @@ func (s *acctSums) compPtr(a *acctKey, ctype uint8, usize, csize uint32) {
 	}
 }
 
-func (s *acctSums) compFlush(a *acctKey) {
+func (s *acctSums) compFlush(a *compRun) {
 	c := s.countersN(accounting.Compression(a.compCur), 3)
 	c.V[0]++
 	c.V[1] += a.comp[0]
 	c.V[2] += a.comp[1]
 	a.comp = [2]int64{}
+}
+
+// compRun is the current run of one compression type among a key's
+// pointers and its uncompressed and compressed sizes (compPtr).
+type compRun struct {
+	compCur uint8
+	comp    [2]int64
 }
 
 // snapKeyCounters returns the (1.39) counters of the extents btree in
@@ -208,10 +215,7 @@ type acctKey struct {
 	sectors    int64
 	size       uint32 // sectors a pointer of the key covers
 	dt         bp.DataType
-	// compCur, comp: the current run of one compression type and its
-	// uncompressed and compressed sizes
-	compCur uint8
-	comp    [2]int64
+	compRun
 }
 
 func (a *acctKey) start(g *bp.Geometry, level uint8, k *bp.Key) {
@@ -228,7 +232,7 @@ func (a *acctKey) start(g *bp.Geometry, level uint8, k *bp.Key) {
 // placeholder: BCH_SB_MEMBER_INVALID, a replica not yet written, counts
 // in the replicas entry with its sectors, as the trigger counts it).
 func (s *acctSums) ptr(a *acctKey, d *bp.DecodedPtr) {
-	s.compPtr(a, d.CRC.CompressionType, d.CRC.UncompressedSize, d.CRC.CompressedSize)
+	s.compPtr(&a.compRun, d.CRC.CompressionType, d.CRC.UncompressedSize, d.CRC.CompressedSize)
 	switch {
 	case d.Ptr.Cached:
 		s.cached = true
@@ -250,7 +254,7 @@ func (s *acctSums) ptr(a *acctKey, d *bp.DecodedPtr) {
 // finishKey adds a key's replicas, snapshot and btree counters.
 func (s *acctSums) finishKey(btree bp.BtreeID, level uint8, k *bp.Key, a *acctKey) {
 	if a.compCur != 0 {
-		s.compFlush(a)
+		s.compFlush(&a.compRun)
 	}
 	s.key(level, k, a.devs[:a.n], a.sectors, a.nrRequired)
 	if level > 0 && a.n > 0 && int(btree) < len(s.btrees) {

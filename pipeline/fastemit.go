@@ -115,7 +115,7 @@ func (e *emitter) emitExtentFast(btree bp.BtreeID, k *bp.Key, entries []byte) (o
 	var devs [fastPtrsMax]uint8
 	nd := 0
 	var acctSectors int64
-	var ak acctKey // compression runs
+	var comp compRun // compression runs
 	for i := range ptrs[:n] {
 		p := &ptrs[i]
 		dev := uint8(p.w >> 48)
@@ -127,7 +127,9 @@ func (e *emitter) emitExtentFast(btree bp.BtreeID, k *bp.Key, entries []byte) (o
 		if e.count {
 			e.stats.Pointers++
 			e.stats.PerDev[dev].Pointers++
-			e.acct.compPtr(&ak, p.compression, p.uncompressedSize, p.compressedSize)
+			if p.compression != 0 || comp.compCur != 0 {
+				e.acct.compPtr(&comp, p.compression, p.uncompressedSize, p.compressedSize)
+			}
 			if cached {
 				e.acct.cached = true
 			} else {
@@ -175,10 +177,69 @@ func (e *emitter) emitExtentFast(btree bp.BtreeID, k *bp.Key, entries []byte) (o
 		}
 	}
 	if e.count {
-		if ak.compCur != 0 {
-			e.acct.compFlush(&ak)
+		if comp.compCur != 0 {
+			e.acct.compFlush(&comp)
 		}
-		e.acct.key(0, k, devs[:nd], acctSectors, 1)
+		// The common case inline: one dirty pointer, in the run of the
+		// previous extent (acctExtent).
+		if nd == 1 && e.runSig == runSigOne|uint64(devs[0])<<24 && e.runSnap == k.Pos.Snapshot&e.runSnapMask && !e.runSnapKeys {
+			e.runSectors += acctSectors
+		} else {
+			e.acctExtent(k, devs[:nd], acctSectors)
+		}
 	}
 	return true, nil
+}
+
+// runSigOne is the replicas signature (acctSums.key) of user data on one
+// device, needing it, without the device.
+const runSigOne = uint64(bp.DataUser) | 1<<8 | 1<<16
+
+// acctExtent accounts the dirty pointers of a fast-path extent: devs (up
+// to fastPtrsMax) and their sectors. Consecutive extents with the same
+// replicas entry, and before 1.29 the same snapshot, are summed in the
+// emitter's run (runSig, runSnap, runSectors) and reach acctSums.key
+// once per run (flushAcctRun): a word added per extent instead of a call.
+// From 1.39 (per-snapshot key counters) every extent goes to key.
+func (e *emitter) acctExtent(k *bp.Key, devs []uint8, sectors int64) {
+	n := len(devs)
+	if n == 0 {
+		return
+	}
+	if e.runSnapKeys {
+		e.flushAcctRun()
+		e.acct.key(0, k, devs, sectors, 1)
+		return
+	}
+	for i := 1; i < n; i++ { // as key sorts them
+		for j := i; j > 0 && devs[j] < devs[j-1]; j-- {
+			devs[j], devs[j-1] = devs[j-1], devs[j]
+		}
+	}
+	sig := uint64(bp.DataUser) | 1<<8 | uint64(n)<<16
+	for i, d := range devs {
+		sig |= uint64(d) << (24 + 8*i)
+	}
+	snap := k.Pos.Snapshot & e.runSnapMask
+	if sig != e.runSig || snap != e.runSnap {
+		e.flushAcctRun()
+		e.runSig, e.runSnap = sig, snap
+	}
+	e.runSectors += sectors
+}
+
+// flushAcctRun hands the run of extents that acctExtent summed to
+// acctSums.key. Producers flush before their sums are merged.
+func (e *emitter) flushAcctRun() {
+	if e.runSig == 0 {
+		return
+	}
+	n := int(e.runSig >> 16 & 0xff)
+	var devs [fastPtrsMax]uint8
+	for i := range devs[:n] {
+		devs[i] = uint8(e.runSig >> (24 + 8*i))
+	}
+	k := bp.Key{Type: bp.KeyExtent, Pos: bp.Pos{Snapshot: e.runSnap}}
+	e.acct.key(0, &k, devs[:n], e.runSectors, 1)
+	e.runSig, e.runSnap, e.runSectors = 0, 0, 0
 }

@@ -133,5 +133,22 @@ func fuzzFastEmit(f *testing.F, caseName string) {
 		if !reflect.DeepEqual(fast.stats, gen.stats) {
 			t.Fatalf("stats differ: fast %+v, general %+v", fast.stats, gen.stats)
 		}
+		// The accounting the two paths sum, over a run of extents in
+		// one snapshot and one in another: the fast path's run reaches
+		// the sums when flushed.
+		for _, snap := range []uint32{0xffffffff, 5, 5} {
+			k.Pos.Snapshot = snap
+			k.Pos.Offset += uint64(size)
+			if done, err := fast.emitExtentFast(bp.BtreeExtents, &k, entries); !done || err != nil {
+				t.Fatalf("fast path took a value once, not again: %v %v", done, err)
+			}
+			if err := gen.emitKeyPtrs(bp.BtreeExtents, 0, &k, entries); err != nil {
+				t.Fatalf("general path: %v", err)
+			}
+		}
+		fast.flushAcctRun()
+		if len(fast.acct.t)+len(gen.acct.t) != 0 && !reflect.DeepEqual(fast.acct.t, gen.acct.t) {
+			t.Fatalf("accounting differs: fast %v, general %v", fast.acct.t, gen.acct.t)
+		}
 	})
 }

@@ -149,6 +149,16 @@ type emitter struct {
 	bpv   bp.Backpointer
 	// acct sums the accounting the pointers imply (first pass only).
 	acct *acctSums
+	// The run of fast-path extents with one replicas entry (and, before
+	// 1.29, one snapshot) not yet added to acct (acctExtent): its
+	// signature (0: none), snapshot and sectors. runSnapMask keeps the
+	// snapshot where the era counts per snapshot (else 0); runSnapKeys:
+	// 1.39's per-snapshot key counters, which take every extent.
+	runSig      uint64
+	runSnap     uint32
+	runSectors  int64
+	runSnapMask uint32
+	runSnapKeys bool
 }
 
 // applyLocks serialise the application of records to the shards of a
@@ -178,6 +188,10 @@ func newEmitter(ctx context.Context, c *checker, shards []*shard.Shard, chans []
 	if pass == 0 {
 		e.acct = &acctSums{snapshotCount: c.fs.SB.Version <= bp.VersionInodeHasCaseInsensitive,
 			snapshotKeys: c.fs.SB.Version >= bp.VersionPerDevFragmentationLRU}
+		if e.acct.snapshotCount {
+			e.runSnapMask = ^uint32(0)
+		}
+		e.runSnapKeys = e.acct.snapshotKeys
 	}
 	e.his = make([]shard.BucketKey, len(shards))
 	for i, sh := range shards {

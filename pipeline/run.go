@@ -278,6 +278,9 @@ func (c *checker) runPass(ctx context.Context, pass int, spans []span, tasks []t
 			if err := e.flush(); err != nil {
 				return err
 			}
+			if e.acct != nil {
+				e.flushAcctRun()
+			}
 			statsMu.Lock()
 			total.add(&e.stats)
 			if e.acct != nil {
