@@ -245,19 +245,27 @@ func (e *emitter) slot(bucket shard.BucketKey) (i int, r *shard.Ref) {
 	}
 	b := e.bufs[i]
 	if len(b) == cap(b) { // a batch not yet taken, or a short one
-		if cap(b) == 0 {
-			// A whole batch at once: grown record by record, the first
-			// batch of each shard was reallocated a dozen times (fresh
-			// memory, page faults).
-			b = getBatch()
-		} else {
-			b = append(b, shard.Ref{})[:len(b)]
-		}
-		e.bufs[i] = b
+		b = e.room(i)
 	}
 	// The batch's header is left as it is until commit: rewriting it for
 	// every record cost more than the record.
 	return i, &b[:len(b)+1][len(b)]
+}
+
+// room makes space for one more record in shard i's full (or not yet
+// taken) batch and returns the batch.
+func (e *emitter) room(i int) []shard.Ref {
+	b := e.bufs[i]
+	if cap(b) == 0 {
+		// A whole batch at once: grown record by record, the first batch
+		// of each shard was reallocated a dozen times (fresh memory,
+		// page faults).
+		b = getBatch()
+	} else {
+		b = append(b, shard.Ref{})[:len(b)]
+	}
+	e.bufs[i] = b
+	return b
 }
 
 // commit adds the record slot last returned for shard i to its batch.
