@@ -589,6 +589,10 @@ func (p *producer) PackedLeaf(n *btreeio.Node) (bool, error) {
 	var curVal []byte
 	have, emitted := false, false
 	var last bp.Pos // the last key emitted
+	// Extents go straight to the fast path where emitKeyPtrs would send
+	// them (its accounting of other keys aside: 1.39's per-snapshot key
+	// counters are summed there).
+	direct := !e.noFast && !e.runSnapKeys
 	emit := func(k *bp.Key, val []byte) error {
 		emitted, last = true, k.Pos
 		switch k.Type {
@@ -596,6 +600,12 @@ func (p *producer) PackedLeaf(n *btreeio.Node) (bool, error) {
 			return nil
 		case bp.KeyStripe:
 			return e.emitStripePtrs(n.BtreeID, k, val)
+		case bp.KeyExtent, bp.KeyReflinkV:
+			if skip, _ := bp.EntriesStart(k.Type); direct && len(val) >= skip {
+				if done, err := e.emitExtentFast(n.BtreeID, k, val[skip:]); done {
+					return err
+				}
+			}
 		}
 		return e.emitKeyPtrs(n.BtreeID, 0, k, val)
 	}
