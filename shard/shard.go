@@ -74,16 +74,25 @@ func (r *Ref) BP(formatB bool) bp.Backpointer {
 	return v
 }
 
-// BPEntry is a backpointer as the shard keeps it.
+// BPEntry is a backpointer as the shard keeps it: its position's offset
+// and its value. Its device is kept per run of entries (Shard.devRuns:
+// they are in key order, device first), and whether a pointer matched
+// it in a bitmap (Shard.matched).
 type BPEntry struct {
-	Dev     uint32
-	Matched bool
-	Off     uint64
-	Val     [bp.BackpointerBytes]byte
+	Off uint64
+	Val [bp.BackpointerBytes]byte
 }
 
-// BPEntrySize is the memory a shard pins per backpointer.
-const BPEntrySize = 48
+// BPEntrySize is the memory a shard pins per backpointer (its entry and
+// its bit of the matched bitmap, rounded down).
+const BPEntrySize = 40
+
+// devRun says that the backpointers from index start on (up to the next
+// run) are on device dev.
+type devRun struct {
+	start int
+	dev   uint32
+}
 
 // AllocEntrySize is the memory a shard pins per alloc key.
 const AllocEntrySize = 120
@@ -196,6 +205,11 @@ type Shard struct {
 	lastKey BucketKey
 	lastIdx int
 	lastOK  bool
+	// devRuns: the devices of bps, a run per device in key order (one
+	// more for every step back a corrupt btree takes).
+	devRuns []devRun
+	// matched: bit i says a pointer matched bps[i] (made by indexBuckets).
+	matched []uint64
 	// dense, when made (indexBuckets), maps bucket denseLo+i of one
 	// device to its entry in buckets (alloc keys only), or -1: a lookup
 	// without a binary search over entries a cache miss apart.
@@ -273,13 +287,16 @@ func (s *Shard) AddBP(dev uint32, off uint64, val []byte) {
 	// The entry is filled in place: a local copied in would be read back
 	// with wide loads that stall on the narrow stores that built it.
 	n := len(s.bps)
+	if r := len(s.devRuns); r == 0 || s.devRuns[r-1].dev != dev {
+		s.devRuns = append(s.devRuns, devRun{start: n, dev: dev})
+	}
 	if n < cap(s.bps) {
 		s.bps = s.bps[:n+1]
 	} else {
 		s.bps = append(s.bps, BPEntry{})
 	}
 	e := &s.bps[n]
-	e.Dev, e.Matched, e.Off = dev, false, off
+	e.Off = off
 	if copy(e.Val[:], val) < len(e.Val) {
 		clear(e.Val[len(val):])
 	}
@@ -291,6 +308,47 @@ func (s *Shard) TruncateBPs(n int) {
 	if n < len(s.bps) {
 		s.bps = s.bps[:n]
 	}
+	for r := len(s.devRuns); r > 0 && s.devRuns[r-1].start >= len(s.bps); r-- {
+		s.devRuns = s.devRuns[:r-1]
+	}
+}
+
+// runEnd returns the end of devRuns[r] in bps.
+func (s *Shard) runEnd(r int) int {
+	if r+1 < len(s.devRuns) {
+		return s.devRuns[r+1].start
+	}
+	return len(s.bps)
+}
+
+// devAt returns the device of bps[i].
+func (s *Shard) devAt(i int) uint32 {
+	r := s.devRuns
+	if len(r) == 1 {
+		return r[0].dev
+	}
+	lo, hi := 0, len(r) // the last run that starts at or before i
+	for hi-lo > 1 {
+		if h := int(uint(lo+hi) >> 1); r[h].start <= i {
+			lo = h
+		} else {
+			hi = h
+		}
+	}
+	return r[lo].dev
+}
+
+// isMatched reports whether a pointer matched bps[i].
+func (s *Shard) isMatched(i int) bool {
+	return i>>6 < len(s.matched) && s.matched[i>>6]&(1<<(uint(i)&63)) != 0
+}
+
+// setMatched records that a pointer matched bps[i].
+func (s *Shard) setMatched(i int) {
+	if i>>6 >= len(s.matched) {
+		s.matched = append(s.matched, make([]uint64, i>>6+1-len(s.matched))...)
+	}
+	s.matched[i>>6] |= 1 << (uint(i) & 63)
 }
 
 // AddAlloc adds the alloc key of a bucket; keys must be added in order.
@@ -391,40 +449,42 @@ func (s *Shard) indexBuckets() {
 	if len(s.bps) >= 1<<31 {
 		return
 	}
+	s.matched = make([]uint64, (len(s.bps)+63)/64)
 	bi := 0
-	for i := 0; i < len(s.bps); {
-		e := &s.bps[i]
-		bs, ok := s.cfg.BucketSize(uint64(e.Dev))
+	for r := range s.devRuns {
+		dev, end := s.devRuns[r].dev, s.runEnd(r)
+		bs, ok := s.cfg.BucketSize(uint64(dev))
 		if !ok || bs == 0 {
-			i++
 			continue
 		}
-		b := (e.Off >> s.cfg.Shift) / uint64(bs)
-		k := MakeBucketKey(uint64(e.Dev), b)
-		j := i + 1
-		// The bucket's backpointers are those below the next bucket's
-		// first position (one division per bucket, not per entry); the
-		// shift back up is exact unless it overflows, which the
-		// per-entry division then decides.
-		if end := (b + 1) * uint64(bs); end>>(64-s.cfg.Shift) == 0 && s.cfg.Shift < 64 && b < 1<<48 {
-			lim := end << s.cfg.Shift
-			for j < len(s.bps) && s.bps[j].Dev == e.Dev && s.bps[j].Off < lim {
-				j++
+		for i := s.devRuns[r].start; i < end; {
+			b := (s.bps[i].Off >> s.cfg.Shift) / uint64(bs)
+			k := MakeBucketKey(uint64(dev), b)
+			j := i + 1
+			// The bucket's backpointers are those below the next
+			// bucket's first position (one division per bucket, not
+			// per entry); the shift back up is exact unless it
+			// overflows, which the per-entry division then decides.
+			if top := (b + 1) * uint64(bs); top>>(64-s.cfg.Shift) == 0 && s.cfg.Shift < 64 && b < 1<<48 {
+				lim := top << s.cfg.Shift
+				for j < end && s.bps[j].Off < lim {
+					j++
+				}
+			} else {
+				for j < end && MakeBucketKey(uint64(dev), (s.bps[j].Off>>s.cfg.Shift)/uint64(bs)) == k {
+					j++
+				}
 			}
-		} else {
-			for j < len(s.bps) && s.bps[j].Dev == e.Dev && MakeBucketKey(uint64(e.Dev), (s.bps[j].Off>>s.cfg.Shift)/uint64(bs)) == k {
-				j++
+			for bi < s.nAlloc && s.buckets[bi].key < k {
+				s.buckets[bi].indexed = true
+				bi++
 			}
+			if bi < s.nAlloc && s.buckets[bi].key == k {
+				s.buckets[bi].indexed, s.buckets[bi].bpLo, s.buckets[bi].bpHi = true, int32(i), int32(j)
+				bi++
+			}
+			i = j
 		}
-		for bi < s.nAlloc && s.buckets[bi].key < k {
-			s.buckets[bi].indexed = true
-			bi++
-		}
-		if bi < s.nAlloc && s.buckets[bi].key == k {
-			s.buckets[bi].indexed, s.buckets[bi].bpLo, s.buckets[bi].bpHi = true, int32(i), int32(j)
-			bi++
-		}
-		i = j
 	}
 	for ; bi < s.nAlloc; bi++ {
 		s.buckets[bi].indexed = true
@@ -442,45 +502,56 @@ func (s *Shard) findBPIn(b *bucketState, p bp.Pos) int {
 	if p.Snapshot != 0 || p.Inode > 0xffffffff {
 		return -1
 	}
-	dev := uint32(p.Inode)
+	if uint32(p.Inode) != uint32(b.key.Dev()) {
+		return -1 // not this bucket's device: none of its entries
+	}
+	// The bucket's entries are all on its device: offsets decide.
 	if c := int(b.bpNext); c >= int(b.bpLo) && c < int(b.bpHi) {
 		// Taken only when it is the first entry at its position, as the
 		// search below would find (a corrupt btree may hold a position
 		// twice; the answer must not depend on the records' order).
-		if e := &s.bps[c]; e.Off == p.Offset && e.Dev == dev &&
-			(c == int(b.bpLo) || s.bps[c-1].Off != p.Offset || s.bps[c-1].Dev != dev) {
+		if e := &s.bps[c]; e.Off == p.Offset && (c == int(b.bpLo) || s.bps[c-1].Off != p.Offset) {
 			b.bpNext = int32(c + 1)
 			return c
 		}
 	}
-	i := s.searchBP(int(b.bpLo), int(b.bpHi), dev, p.Offset)
+	i := s.searchOff(int(b.bpLo), int(b.bpHi), p.Offset)
 	if i >= 0 {
 		b.bpNext = int32(i + 1)
 	}
 	return i
 }
 
-// findBP looks p up among all of the shard's backpointers.
+// findBP looks p up among all of the shard's backpointers: in the run of
+// its device (the first that holds it, should a corrupt btree have
+// stepped back).
 func (s *Shard) findBP(p bp.Pos) int {
 	if p.Snapshot != 0 || p.Inode > 0xffffffff {
 		return -1
 	}
-	return s.searchBP(0, len(s.bps), uint32(p.Inode), p.Offset)
+	for r := range s.devRuns {
+		if s.devRuns[r].dev == uint32(p.Inode) {
+			if i := s.searchOff(s.devRuns[r].start, s.runEnd(r), p.Offset); i >= 0 {
+				return i
+			}
+		}
+	}
+	return -1
 }
 
-// searchBP returns the index of backpointer (dev, off) in s.bps[lo:hi]
-// (sorted), or -1.
-func (s *Shard) searchBP(lo, hi int, dev uint32, off uint64) int {
+// searchOff returns the index of the first backpointer at offset off in
+// s.bps[lo:hi] (sorted, one device), or -1.
+func (s *Shard) searchOff(lo, hi int, off uint64) int {
 	i, j := lo, hi
 	for i < j {
 		h := int(uint(i+j) >> 1)
-		if e := &s.bps[h]; e.Dev < dev || e.Dev == dev && e.Off < off {
+		if s.bps[h].Off < off {
 			i = h + 1
 		} else {
 			j = h
 		}
 	}
-	if i < hi && s.bps[i].Dev == dev && s.bps[i].Off == off {
+	if i < hi && s.bps[i].Off == off {
 		return i
 	}
 	return -1
@@ -601,7 +672,7 @@ func (s *Shard) apply(r *Ref) {
 		s.pending = append(s.pending, mismatch{ref: *r, entry: i})
 		return
 	}
-	e.Matched = true
+	s.setMatched(i)
 }
 
 // resolveMismatches judges pointers whose backpointer position holds a
@@ -613,8 +684,9 @@ func (s *Shard) resolveMismatches() {
 		m := &s.pending[i]
 		e := &s.bps[m.entry]
 		r := &m.ref
-		pos := bp.Pos{Inode: uint64(e.Dev), Offset: e.Off}
-		if e.Matched && s.cfg.CheckDup != nil {
+		dev := s.devAt(m.entry)
+		pos := bp.Pos{Inode: uint64(dev), Offset: e.Off}
+		if s.isMatched(m.entry) && s.cfg.CheckDup != nil {
 			s.findings = append(s.findings, s.cfg.CheckDup(r, pos, e.Val[:])...)
 			continue
 		}
@@ -622,7 +694,7 @@ func (s *Shard) resolveMismatches() {
 		f := s.ptrFinding(report.PtrToMissingBackpointer, r, "backpointer does not match the pointer")
 		f.Got = s.cfg.Describe(r.BPPos(), e.Val[:])
 		f.Want = s.cfg.Describe(r.BPPos(), want[:])
-		if kind := s.leftover(e, &want); kind != "" {
+		if kind := s.leftover(dev, e, &want); kind != "" {
 			report.MarkLeftover(&f, kind)
 			if s.leftovers == nil {
 				s.leftovers = map[int]string{}
@@ -637,8 +709,8 @@ func (s *Shard) resolveMismatches() {
 // leftover says what an upgrade left in stored backpointer e (a
 // report.Leftover* kind) when a pointer expects want there, or "": the
 // value differs from want only as the upgrade left it.
-func (s *Shard) leftover(e *BPEntry, want *[bp.BackpointerBytes]byte) string {
-	if s.oldLayout(e) && string(e.Val[:3]) == string(want[:3]) && string(e.Val[8:]) == string(want[8:]) {
+func (s *Shard) leftover(dev uint32, e *BPEntry, want *[bp.BackpointerBytes]byte) string {
+	if s.oldLayout(dev, e) && string(e.Val[:3]) == string(want[:3]) && string(e.Val[8:]) == string(want[8:]) {
 		return report.LeftoverLayout114
 	}
 	if s.cfg.ECFlags && s.cfg.FormatB {
@@ -661,11 +733,11 @@ func (s *Shard) leftover(e *BPEntry, want *[bp.BackpointerBytes]byte) string {
 
 // oldLayout reports whether a stored backpointer of a format B filesystem
 // with the format A shift keeps the format A value layout (bp.OldLayoutB).
-func (s *Shard) oldLayout(e *BPEntry) bool {
+func (s *Shard) oldLayout(dev uint32, e *BPEntry) bool {
 	if !s.cfg.FormatB || s.cfg.Shift != bp.ShiftA {
 		return false
 	}
-	bs, ok := s.cfg.BucketSize(uint64(e.Dev))
+	bs, ok := s.cfg.BucketSize(uint64(dev))
 	if !ok || bs == 0 {
 		return false
 	}
@@ -768,25 +840,28 @@ func (s *Shard) Finish(lost *Lost) []report.Finding {
 	if !lost.Empty() {
 		s.dropLost(lost)
 	}
-	// Backpointers per device, counted in runs (they are in key order,
-	// so one run per device).
+	// Backpointers per device, counted by runs; the unmatched ones
+	// found 64 at a time in the bitmap.
 	s.devCounts = map[uint32]int{}
-	runDev, runStart := uint32(0), 0
-	for i := range s.bps {
-		e := &s.bps[i]
-		if e.Dev != runDev {
-			if i > runStart {
-				s.devCounts[runDev] += i - runStart
-			}
-			runDev, runStart = e.Dev, i
+	for r := range s.devRuns {
+		if n := s.runEnd(r) - s.devRuns[r].start; n > 0 {
+			s.devCounts[s.devRuns[r].dev] += n
 		}
-		if e.Matched {
+	}
+	for i := 0; i < len(s.bps); i++ {
+		if w := i >> 6; i&63 == 0 && w < len(s.matched) && s.matched[w] == ^uint64(0) {
+			i += 63
 			continue
 		}
-		pos := bp.Pos{Inode: uint64(e.Dev), Offset: e.Off}
+		if s.isMatched(i) {
+			continue
+		}
+		e := &s.bps[i]
+		dev := s.devAt(i)
+		pos := bp.Pos{Inode: uint64(dev), Offset: e.Off}
 		v, _ := bp.DecodeBackpointer(e.Val[:], cfg.FormatB)
-		bs, _ := cfg.BucketSize(uint64(e.Dev))
-		k := MakeBucketKey(uint64(e.Dev), (e.Off>>cfg.Shift)/uint64(bs))
+		bs, _ := cfg.BucketSize(uint64(dev))
+		k := MakeBucketKey(uint64(dev), (e.Off>>cfg.Shift)/uint64(bs))
 		if lost.ownerLost(&v) {
 			s.bucket(k).incomplete = true
 			continue
@@ -811,9 +886,6 @@ func (s *Shard) Finish(lost *Lost) []report.Finding {
 			report.MarkLeftover(&f, kind)
 		}
 		s.findings = append(s.findings, f)
-	}
-	if len(s.bps) > runStart {
-		s.devCounts[runDev] += len(s.bps) - runStart
 	}
 	stripesLost := lost.stripesLost()
 	for i := range s.buckets {

@@ -65,7 +65,7 @@ func TestApplyAllocs(t *testing.T) {
 		t.Errorf("Apply of %d matching records: %.1f allocations per call, want 0", len(refs), n)
 	}
 	for i := range s.bps {
-		if !s.bps[i].Matched {
+		if !s.isMatched(i) {
 			t.Fatalf("backpointer %d not matched", i)
 		}
 	}
@@ -385,5 +385,47 @@ func TestDenseIndexLikeSearch(t *testing.T) {
 	}
 	if s := build([]uint64{1, 1 << 20}, true); s.dense != nil {
 		t.Error("dense index made for two keys a million buckets apart")
+	}
+}
+
+// TestDeviceRuns checks the devices kept per run of backpointers: lookups
+// by device and offset across runs (and a run a corrupt btree adds by
+// stepping back to an earlier device), devAt, and TruncateBPs dropping
+// the runs of the entries it drops.
+func TestDeviceRuns(t *testing.T) {
+	s := New(testConfig(128), MakeBucketKey(0, 0), MakeBucketKey(4, 0))
+	var v [bp.BackpointerBytes]byte
+	add := []struct {
+		dev uint32
+		off uint64
+	}{{0, 8}, {0, 16}, {2, 8}, {2, 24}, {3, 8}, {1, 40}}
+	for _, a := range add {
+		s.AddBP(a.dev, a.off, v[:])
+	}
+	if len(s.devRuns) != 4 {
+		t.Fatalf("%d runs, want 4: %+v", len(s.devRuns), s.devRuns)
+	}
+	for i, a := range add {
+		if d := s.devAt(i); d != a.dev {
+			t.Errorf("devAt(%d) = %d, want %d", i, d, a.dev)
+		}
+		if j := s.findBP(bp.Pos{Inode: uint64(a.dev), Offset: a.off}); j != i {
+			t.Errorf("findBP(%d:%d) = %d, want %d", a.dev, a.off, j, i)
+		}
+	}
+	if j := s.findBP(bp.Pos{Inode: 2, Offset: 16}); j != -1 {
+		t.Errorf("findBP(2:16) = %d, want -1", j)
+	}
+	s.TruncateBPs(3)
+	if len(s.devRuns) != 2 || s.devAt(2) != 2 {
+		t.Errorf("after TruncateBPs(3): runs %+v", s.devRuns)
+	}
+	s.TruncateBPs(2)
+	if len(s.devRuns) != 1 {
+		t.Errorf("after TruncateBPs(2): runs %+v", s.devRuns)
+	}
+	s.AddBP(1, 8, v[:])
+	if s.devAt(2) != 1 || s.findBP(bp.Pos{Inode: 1, Offset: 8}) != 2 {
+		t.Errorf("after adding again: runs %+v", s.devRuns)
 	}
 }
