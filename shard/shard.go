@@ -94,8 +94,10 @@ type devRun struct {
 	dev   uint32
 }
 
-// AllocEntrySize is the memory a shard pins per alloc key.
-const AllocEntrySize = 120
+// AllocEntrySize is the memory a shard pins per alloc key: its 120-byte
+// entry and a word of the dense bucket index (the planner counts one
+// per bucket of the range).
+const AllocEntrySize = 124
 
 type bucketState struct {
 	key    BucketKey
