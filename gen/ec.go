@@ -203,7 +203,7 @@ func (g *generator) addStripes() error {
 					if ec.left == 0 {
 						ec.ino = g.src.newInode()
 						ec.off = 0
-						ec.left = 1 + ec.r.intn(uint64(p.ExtentsPerFile))
+						ec.left = fileLen(p, ec.r)
 					}
 					size := min(minSize+blockSectors*ec.r.intn(nSizes), bs-used)
 					if err := g.addECExtent(&st, b, st.ptrs[b].Offset+used, uint32(size)); err != nil {

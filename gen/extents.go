@@ -35,6 +35,7 @@ type extentSource struct {
 	nSizes  uint64
 	minSize uint64
 	clock   uint64 // io write clock: sectors written
+	made    int64  // extents made by next
 	// onClose is called for a full data bucket before the next one opens.
 	onClose func(d *device) error
 }
@@ -88,8 +89,14 @@ func (s *extentSource) next(x *extent) error {
 	if s.left == 0 {
 		s.ino++
 		s.fileOff = 0
-		s.left = 1 + s.r.intn(uint64(s.p.ExtentsPerFile))
+		s.left = fileLen(s.p, s.r)
+		if s.p.Shape == ShapeReal {
+			// The long files of the real shape would often run past
+			// the end: the last file ends with the last extent.
+			s.left = min(s.left, uint64(s.p.Extents-s.made))
+		}
 	}
+	s.made++
 	size := s.minSize + blockSectors*s.r.intn(s.nSizes)
 	nd := len(s.devs)
 	f := s.first

@@ -257,7 +257,8 @@ func (g *generator) newBuf() *nodeBuf {
 	case b := <-g.freeBuf:
 		return b
 	default:
-		return newNodeBuf(g.nodeBytes)
+		num, den := fill(&g.p)
+		return newNodeBuf(g.nodeBytes, num, den)
 	}
 }
 

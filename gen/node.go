@@ -13,9 +13,9 @@ import (
 const (
 	nodeHeaderBytes = 160
 	bsetMaxU64s     = 65535 // bset.u64s is 16 bits
-	// Leaves and interior nodes are filled to 3/4 of their size; the last
-	// node of a btree gets the rest (its max_key, SPOS_MAX, can widen the
-	// key format).
+	// Leaves and interior nodes are filled to 3/4 of their size (2/5 in
+	// the real shape, see fill); the last node of a btree gets the rest
+	// (its max_key, SPOS_MAX, can widen the key format).
 	fillNum, fillDen = 3, 4
 )
 
@@ -43,9 +43,11 @@ type nodeBuf struct {
 	goalU64s int // fill target
 }
 
-func newNodeBuf(nodeBytes int) *nodeBuf {
+// newNodeBuf returns an empty node of nodeBytes that is full at num/den
+// of its u64s.
+func newNodeBuf(nodeBytes, num, den int) *nodeBuf {
 	capU64s := min((nodeBytes-nodeHeaderBytes)/8, bsetMaxU64s)
-	return &nodeBuf{capU64s: capU64s, goalU64s: capU64s * fillNum / fillDen}
+	return &nodeBuf{capU64s: capU64s, goalU64s: capU64s * num / den}
 }
 
 func (n *nodeBuf) reset(min bp.Pos) {

@@ -58,6 +58,23 @@ type Params struct {
 	// journal entries encrypted and MAC'd (chacha20_poly1305_128), extents
 	// with chacha20_poly1305_80 data checksums and key versions 1, 2, …
 	Encrypted bool `json:"encrypted,omitempty"`
+	// Shape picks the shape of the filesystem: "" (ShapeDefault) is the
+	// generator's own (extents of 8..128 sectors, files of 1..4 extents,
+	// nodes filled to 3/4); ShapeReal ("real") is that of `bcachefs
+	// format --encoded_extent_max=4k --source=/usr` by bcachefs-tools
+	// v1.36.1, measured on a 20 GiB image of 1.35 M extents (see
+	// gen/README.md, "Real shape"): encoded_extent_max 4 KiB in the
+	// superblock and in the bucket size format picks (64 KiB buckets and
+	// nodes at 20 GiB), every extent one 4 KiB block, file lengths drawn
+	// from the extents-per-file distribution of that /usr (68 % of files
+	// one extent, a tail to 2^16), and every node filled to 2/5 of its
+	// u64s, as bcachefs leaves nodes split by appends (3/5 of a node
+	// split past 2/3). Fields left zero take the shape's defaults: a
+	// 20 GiB device (doubled while the data would fill more than half
+	// of it), extents of 8 sectors, at most 65535 extents per file.
+	// Empty is left out of the manifest, so that default manifests stay
+	// as they were.
+	Shape string `json:"shape,omitempty"`
 	// Passphrase seals the key of an encrypted filesystem (scrypt N=2^14
 	// r=2^3 p=2^4, as format); empty stores the key in plain text, as
 	// `bcachefs format --encrypted --no_passphrase`. Never written to the
@@ -126,6 +143,18 @@ var Kinds = []string{KindMissingBP, KindDanglingBP, KindWrongBP, KindMissingAllo
 	KindWrongDirty, KindMissingNodeBP, KindDupBadCsum, KindWrongStripeSectors, KindWrongParitySectors, KindMissingStripeBP, KindWrongStripeBlockCount,
 	KindMissingLRU, KindFreespaceHole, KindWrongAccounting}
 
+// Shapes that Params.Shape takes.
+const (
+	// ShapeDefault is the generator's own shape.
+	ShapeDefault = ""
+	// ShapeReal is the shape of a filesystem made by bcachefs format
+	// --source from a real tree (see Params.Shape).
+	ShapeReal = "real"
+)
+
+// Shapes lists the named shapes (ShapeDefault has no name).
+var Shapes = []string{ShapeReal}
+
 // Fixed facts of the generated filesystems.
 const (
 	sectorSize     = 512
@@ -138,6 +167,9 @@ const (
 
 // WithDefaults returns p with every zero field set to its default.
 func (p Params) WithDefaults() Params {
+	if p.Shape == ShapeReal {
+		p = p.realDefaults()
+	}
 	if p.Devices == 0 {
 		p.Devices = 1
 	}
@@ -163,7 +195,7 @@ func (p Params) WithDefaults() Params {
 	}
 	if p.BtreeNodeSize == 0 {
 		p.BtreeNodeSize = min(defaultNodeMax, p.BucketSize)
-		if f := formatOf(p.MetadataVersion); f != nil && p.BtreeNodeSize < f.minNodeSize {
+		if f := formatFor(&p); f != nil && p.BtreeNodeSize < f.minNodeSize {
 			p.BtreeNodeSize = f.minNodeSize
 		}
 	}
@@ -187,7 +219,7 @@ func roundDownPow2(v int64) int64 {
 // pickBucketSize is the bucket size bcachefs format of p's version
 // picks (see the versions' pickBucket functions).
 func pickBucketSize(p Params) int64 {
-	f := formatOf(p.MetadataVersion)
+	f := formatFor(&p)
 	if f == nil {
 		f = formatOf("")
 	}
@@ -198,6 +230,9 @@ func pickBucketSize(p Params) int64 {
 func (p *Params) Validate() error {
 	if err := checkVersion(p.MetadataVersion); err != nil {
 		return err
+	}
+	if p.Shape != ShapeDefault && p.Shape != ShapeReal {
+		return fmt.Errorf("shape %q: must be empty (the default) or one of %s", p.Shape, strings.Join(Shapes, ", "))
 	}
 	f := mustFormat(p)
 	switch {

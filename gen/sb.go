@@ -323,6 +323,9 @@ func (g *generator) superblock(d *device, roots []root, offset uint64) []byte {
 	le.PutUint64(sb[128:], baseTime*1e9)
 	le.PutUint32(sb[140:], 1)
 	flags := f.flags(g)
+	// encoded_extent_max (flags[1] bits 14..19, log2 of it in sectors):
+	// the version's default, 4 KiB in the real shape.
+	flags[1] = flags[1]&^(0x3f<<sbEncodedExtentMaxShift) | uint64(bits.Len64(uint64(f.encodedExtMax)>>9)-1)<<sbEncodedExtentMaxShift
 	if g.crypt != nil {
 		flags[1] |= 1 << sbEncryptionTypeShift
 	}

@@ -135,9 +135,9 @@ func formatOf(v string) *format {
 	return formats[v]
 }
 
-// mustFormat is formatOf for validated parameters.
+// mustFormat is formatFor for validated parameters.
 func mustFormat(p *Params) *format {
-	f := formatOf(p.MetadataVersion)
+	f := formatFor(p)
 	if f == nil {
 		panic(fmt.Sprintf("gen: metadata version %q", p.MetadataVersion))
 	}

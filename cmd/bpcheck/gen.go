@@ -33,6 +33,13 @@ same options (and passphrase) give byte-identical images.
 Options:
   --out DIR                directory to write (created if needed)
   --devices N              member devices (default 1)
+  --shape real             the shape of a filesystem bcachefs format --source
+                           makes from a real tree (measured on /usr, v1.36.1,
+                           --encoded_extent_max=4k): encoded_extent_max 4 KiB,
+                           extents of one 4 KiB block, file lengths as on /usr
+                           (most 1 extent, a long tail), nodes filled to 2/5;
+                           device 20G (larger for much data), extent size 8-8
+                           and up to 65535 extents per file unless given
   --device-size SIZE       size of each device, e.g. 256M, 10G (default 1G)
   --bucket-size SIZE       bucket size (default: as bcachefs format picks)
   --btree-node-size SIZE   btree node size (default: min(256K, bucket size))
@@ -110,9 +117,15 @@ func runGen(args []string, stdout, stderr io.Writer) int {
 	encrypted := fl.Bool("encrypted", false, "encrypt the filesystem")
 	passFile := fl.String("passphrase-file", "", "file whose first line seals the key")
 	noPass := fl.Bool("no-passphrase", false, "store the key in plain text")
+	shape := fl.String("shape", "", "shape: "+strings.Join(gen.Shapes, ", "))
 	if err := fl.Parse(args); err != nil {
 		return exitUsage
 	}
+	given := map[string]bool{}
+	fl.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	// The real shape has defaults of its own for the options it sets:
+	// they apply unless the option is given.
+	keep := func(name string) bool { return *shape == "" || given[name] }
 	usageErr := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "bpcheck gen: "+format+"\n", a...)
 		return exitUsage
@@ -121,15 +134,20 @@ func runGen(args []string, stdout, stderr io.Writer) int {
 		fl.Usage()
 		return exitUsage
 	}
-	p := gen.Params{Devices: *devices, Extents: *extents, ExtentsPerFile: *perFile, Replicas: *replicas, ECStripes: *ecStripes, Seed: *seed}
+	p := gen.Params{Devices: *devices, Extents: *extents, Replicas: *replicas, ECStripes: *ecStripes, Seed: *seed, Shape: *shape}
+	if keep("extents-per-file") {
+		p.ExtentsPerFile = *perFile
+	}
 	if *version != gen.DefaultMetadataVersion {
 		// The default stays implicit, so that 1.36 manifests are as
 		// they were.
 		p.MetadataVersion = *version
 	}
 	var err error
-	if p.DeviceSize, err = gen.ParseSize(*devSize); err != nil {
-		return usageErr("--device-size: %v", err)
+	if keep("device-size") {
+		if p.DeviceSize, err = gen.ParseSize(*devSize); err != nil {
+			return usageErr("--device-size: %v", err)
+		}
 	}
 	if *bucketSize != "" {
 		if p.BucketSize, err = gen.ParseSize(*bucketSize); err != nil {
@@ -150,7 +168,9 @@ func runGen(args []string, stdout, stderr io.Writer) int {
 	if err1 != nil || err2 != nil || a == 0 || b < a {
 		return usageErr("--extent-size %q: want MIN-MAX sectors", *extentSize)
 	}
-	p.ExtentMin, p.ExtentMax = uint32(a), uint32(b)
+	if keep("extent-size") {
+		p.ExtentMin, p.ExtentMax = uint32(a), uint32(b)
+	}
 	if p.Inject, err = gen.ParseInject(*inject); err != nil {
 		return usageErr("--inject: %v", err)
 	}
@@ -186,8 +206,12 @@ func runGen(args []string, stdout, stderr io.Writer) int {
 		return exitOperational
 	}
 	el := time.Since(start)
-	fmt.Fprintf(stdout, "wrote %s: metadata %s, %d device(s) of %d bytes, bucket %d, btree node %d; %d extents in %d files; %.2f s (%.0f extents/s)\n",
-		*out, m.Version, full.Devices, full.DeviceSize, full.BucketSize, full.BtreeNodeSize, m.Extents, m.Inodes, el.Seconds(), float64(m.Extents)/el.Seconds())
+	shapeNote := ""
+	if full.Shape != "" {
+		shapeNote = ", shape " + full.Shape
+	}
+	fmt.Fprintf(stdout, "wrote %s: metadata %s%s, %d device(s) of %d bytes, bucket %d, btree node %d; %d extents in %d files; %.2f s (%.0f extents/s)\n",
+		*out, m.Version, shapeNote, full.Devices, full.DeviceSize, full.BucketSize, full.BtreeNodeSize, m.Extents, m.Inodes, el.Seconds(), float64(m.Extents)/el.Seconds())
 	for _, name := range sortedKeys(m.Btrees) {
 		c := m.Btrees[name]
 		fmt.Fprintf(stdout, "  %-14s %10d keys %7d nodes, root level %d\n", name, c.Keys, c.Nodes, c.RootLevel)
