@@ -110,7 +110,7 @@ func run(bin string, runs int, out string, specs []string) error {
 	}
 	fmt.Printf("| series | image | version | extents | check alone (median) | extents/s | whole process (median) | extents/s |\n|---|---|---|---:|---:|---:|---:|---:|\n")
 	for _, p := range pts {
-		fmt.Printf("| %s | %s | %s | %d | %.1f ms | %.2f M | %.1f ms | %.2f M |\n", p.Series, filepath.Base(p.Devices[0]), p.Version,
+		fmt.Printf("| %s | %s | %s | %d | %.1f ms | %.2f M | %.1f ms | %.2f M |\n", p.Series, imageName(p.Devices[0]), p.Version,
 			p.Extents, p.MedCheckS*1000, p.CheckRate/1e6, p.MedWholeS*1000, p.WholeRate/1e6)
 	}
 	js, _ := json.MarshalIndent(pts, "", " ")
@@ -150,6 +150,16 @@ func check(bin string, p *point) (checkS, wholeS float64, err error) {
 	}
 	p.Extents, p.Findings, p.Version, p.NodeBytes, p.LoadBytes = s.Extents, s.Findings, s.Version, s.NodeBytes, s.LoadBytes
 	return s.Seconds, wholeS, nil
+}
+
+// imageName names an image by its file, or by its directory when the
+// file is a generated devN.img.
+func imageName(path string) string {
+	b := filepath.Base(path)
+	if strings.HasPrefix(b, "dev") && strings.HasSuffix(b, ".img") {
+		return filepath.Base(filepath.Dir(path)) + "/" + b
+	}
+	return b
 }
 
 func median(v []float64) float64 {
