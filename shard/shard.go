@@ -213,8 +213,8 @@ type Shard struct {
 	// matched: bit i says a pointer matched bps[i] (made by indexBuckets).
 	matched []uint64
 	// dense, when made (indexBuckets), maps bucket denseLo+i of one
-	// device to its entry in buckets (alloc keys only), or -1: a lookup
-	// without a binary search over entries a cache miss apart.
+	// device to 1 + its entry in buckets (alloc keys only), or 0: a
+	// lookup without a binary search over entries a cache miss apart.
 	dense   []int32
 	denseLo BucketKey
 }
@@ -379,8 +379,8 @@ func (s *Shard) bucket(k BucketKey) *bucketState {
 // bucketIndex finds (or adds) bucket k's entry.
 func (s *Shard) bucketIndex(k BucketKey) int {
 	if d := uint64(k) - uint64(s.denseLo); d < uint64(len(s.dense)) {
-		if i := s.dense[d]; i >= 0 {
-			return int(i)
+		if i := s.dense[d]; i > 0 {
+			return int(i) - 1
 		}
 		return s.extraIndex(k)
 	}
@@ -417,17 +417,14 @@ const denseMax = 8
 // device and span no more than denseMax buckets per key (at most 32 bytes
 // per alloc key, against its 120-byte entry).
 func (s *Shard) makeDense() {
-	if s.nAlloc == 0 || s.nAlloc >= 1<<31 {
+	if s.nAlloc == 0 || s.nAlloc >= 1<<31-1 {
 		return
 	}
 	lo, hi := s.buckets[0].key, s.buckets[s.nAlloc-1].key
 	if lo.Dev() != hi.Dev() || uint64(hi-lo) >= uint64(denseMax*s.nAlloc+1024) {
 		return
 	}
-	s.dense = make([]int32, hi-lo+1)
-	for i := range s.dense {
-		s.dense[i] = -1
-	}
+	s.dense = make([]int32, hi-lo+1) // fresh zero pages: nothing to fill
 	for i := range s.buckets[:s.nAlloc] {
 		k := s.buckets[i].key
 		if k < lo || k > hi || i > 0 && k < s.buckets[i-1].key {
@@ -436,8 +433,8 @@ func (s *Shard) makeDense() {
 			s.dense = nil
 			return
 		}
-		if d := &s.dense[k-lo]; *d < 0 {
-			*d = int32(i) // the first of equal keys, as the search finds
+		if d := &s.dense[k-lo]; *d == 0 {
+			*d = int32(i) + 1 // the first of equal keys, as the search finds
 		}
 	}
 	s.denseLo = lo
