@@ -310,6 +310,19 @@ type acctLoader struct {
 	base map[accounting.Pos]acctBase
 	be   bool
 	lost bool
+	// lostNodes: the nodes that could not be read, reported (nodeLost)
+	// by wait, after the passes, so that a read running beside them adds
+	// no finding while they do.
+	lostNodes []lostNode
+}
+
+// lostNode is a node a read could not read: its btree, level, parent
+// pointer (a copy) and the error.
+type lostNode struct {
+	btree  bp.BtreeID
+	level  uint8
+	parent *bp.Key
+	err    error
 }
 
 type acctBase struct {
@@ -340,18 +353,59 @@ func (l *acctLoader) Node(n *btreeio.Node) error {
 }
 
 func (l *acctLoader) NodeError(btree bp.BtreeID, level uint8, parent *bp.Key, err error) error {
-	var lost []shard.LostRange
-	l.c.nodeLost(&lost, btree, level, parent, err)
+	n := lostNode{btree: btree, level: level, err: err}
+	if parent != nil {
+		p := *parent
+		n.parent = &p
+	}
+	l.lostNodes = append(l.lostNodes, n)
 	l.lost = true
 	return nil
 }
 
+// acctRead is a read of the accounting btree running beside the passes
+// (startAccountingRead).
+type acctRead struct {
+	done chan struct{}
+	l    *acctLoader
+	t    accounting.Table
+	ok   bool
+	err  error
+	c    *checker
+}
+
+// startAccountingRead starts reading the accounting btree; wait returns
+// what readAccounting would.
+func (c *checker) startAccountingRead() *acctRead {
+	r := &acctRead{done: make(chan struct{}), c: c}
+	go func() {
+		defer close(r.done)
+		r.t, r.ok, r.l, r.err = c.readAccountingWith()
+	}()
+	return r
+}
+
+// wait waits for the read and reports the nodes it could not read.
+func (r *acctRead) wait() (accounting.Table, bool, error) {
+	<-r.done
+	if r.l != nil {
+		for _, n := range r.l.lostNodes {
+			var lost []shard.LostRange
+			r.c.nodeLost(&lost, n.btree, n.level, n.parent, n.err)
+		}
+		r.l.lostNodes = nil
+	}
+	return r.t, r.ok, r.err
+}
+
 func versionLE(a, b bp.Version) bool { return a.Hi < b.Hi || a.Hi == b.Hi && a.Lo <= b.Lo }
 
-// readAccounting returns the counters recovery holds in memory: each
+// readAccountingWith returns the counters recovery holds in memory: each
 // btree key's value plus the journal deltas newer than it
 // (bch2_accounting_read); ok=false when part of the btree was unreadable.
-func (c *checker) readAccounting() (accounting.Table, bool, error) {
+// The nodes it could not read are left in the loader it returns, for
+// acctRead.wait to report.
+func (c *checker) readAccountingWith() (accounting.Table, bool, *acctLoader, error) {
 	be := c.fs.SB.Version >= bp.VersionDiskAccountingBigEndian
 	l := &acctLoader{c: c, base: map[accounting.Pos]acctBase{}, be: be}
 	// From 1.15 keys sort by type: the walk stops before the inum keys
@@ -363,7 +417,7 @@ func (c *checker) readAccounting() (accounting.Table, bool, error) {
 		err = c.fs.Walk(btreeio.BtreeAccounting, 0, l)
 	}
 	if err != nil {
-		return nil, false, err
+		return nil, false, l, err
 	}
 	t := accounting.Table{}
 	for a, b := range l.base {
@@ -383,7 +437,7 @@ func (c *checker) readAccounting() (accounting.Table, bool, error) {
 		v := accounting.Value(jk.Val)
 		t.Add(a, v.V[:v.N]...)
 	}
-	return t, !l.lost, nil
+	return t, !l.lost, l, nil
 }
 
 // addDevDataTypes adds the per-device data type counters of a shard's

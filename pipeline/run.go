@@ -55,6 +55,26 @@ func Run(ctx context.Context, fs *btreeio.FS, opt Options) (*Result, error) {
 		opt.Progress.start.Store(start)
 		opt.Progress.setStage(StagePlan)
 	}
+	// The root tasks (reading every root node) and the accounting btree
+	// (compared after the last pass) are read while the planner reads
+	// the interior nodes: three serial reads at once instead of one after
+	// the other.
+	type rootsResult struct {
+		tasks []task
+		err   error
+	}
+	roots := make(chan rootsResult, 1)
+	go func() {
+		t, err := c.rootTasks()
+		roots <- rootsResult{t, err}
+	}()
+	var acct *acctRead
+	if !fs.Live() {
+		acct = c.startAccountingRead()
+		// Whatever way Run returns, the read has ended (before the
+		// readers are closed).
+		defer func() { <-acct.done }()
+	}
 	// The planner's read errors are met again, and reported, by the loaders.
 	plan, _ := makePlan(fs, opt.MemoryBudget, opt.Shards)
 	c.phases.Plan = time.Since(start)
@@ -64,7 +84,8 @@ func Run(ctx context.Context, fs *btreeio.FS, opt Options) (*Result, error) {
 			"erasure coding: the bucket_to_stripe btree (check_stripe_refs)")
 	}
 	c.planProgress(opt.Progress, len(plan.Passes))
-	tasks, err := c.rootTasks()
+	rr := <-roots
+	tasks, err := rr.tasks, rr.err
 	if err != nil {
 		return nil, err
 	}
@@ -108,7 +129,7 @@ func Run(ctx context.Context, fs *btreeio.FS, opt Options) (*Result, error) {
 		// could be confirmed on a fresh read.
 		res.NotChecked = append(res.NotChecked, "accounting: not compared in a live check (the counters of a mounted filesystem move while it is read)")
 	case !res.Interrupted && res.PassesDone == res.Passes:
-		got, ok, err := c.readAccounting()
+		got, ok, err := acct.wait()
 		if err != nil {
 			return nil, err
 		}
