@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 
 	"bpcheck/bp"
 	"bpcheck/btreeio"
@@ -107,13 +108,21 @@ func leafTasks(id bp.BtreeID, kids []btreeio.NodeKey, workers int) []task {
 	return tasks
 }
 
+// shareLeaves lets walks share out leaves (tests turn it off to
+// compare); sharedGroups counts the groups they queued.
+var (
+	shareLeaves  = true
+	sharedGroups atomic.Int64
+)
+
 // ShareLeaves keeps the first group of a level-1 node's leaves for this
 // walk and queues the others as tasks of their own (btreeio.LeafSharer).
 func (p *producer) ShareLeaves(id bp.BtreeID, kids []btreeio.NodeKey) []btreeio.NodeKey {
-	if p.q == nil {
+	if p.q == nil || !shareLeaves {
 		return kids
 	}
 	tasks := leafTasks(id, kids, p.e.c.opt.Workers)
 	p.q.add(tasks[1:]...)
+	sharedGroups.Add(int64(len(tasks) - 1))
 	return tasks[0].leaves
 }
