@@ -30,6 +30,9 @@ type acctSums struct {
 	lastRepC      *accounting.Counters
 	lastSnap      uint32
 	lastSnapC     *accounting.Counters
+	// lastSnapKey, lastSnapKeyC: the last snapshot's (1.39) key counters.
+	lastSnapKey  uint32
+	lastSnapKeyC *accounting.Counters
 	cached        bool // cached pointers were seen
 	snapshotCount bool // the era compares snapshot sectors (≤ 1.28)
 	// snapshotKeys: the era counts keys, key bytes and sectors per
@@ -145,7 +148,11 @@ type compRun struct {
 // snapKeyCounters returns the (1.39) counters of the extents btree in
 // snapshot id: keys, key bytes, sectors.
 func (s *acctSums) snapKeyCounters(id uint32) *accounting.Counters {
-	return s.countersN(accounting.SnapshotBtree(id, bp.BtreeExtents), 3)
+	// One snapshot's keys follow each other: the last counters are kept.
+	if s.lastSnapKeyC == nil || s.lastSnapKey != id {
+		s.lastSnapKeyC, s.lastSnapKey = s.countersN(accounting.SnapshotBtree(id, bp.BtreeExtents), 3), id
+	}
+	return s.lastSnapKeyC
 }
 
 // snapKey counts a leaf key of the extents btree in its snapshot (1.39,

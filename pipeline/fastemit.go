@@ -198,7 +198,7 @@ func (e *emitter) emitExtentFast(btree bp.BtreeID, k *bp.Key, entries []byte) (o
 		}
 		// The common case inline: one dirty pointer, in the run of the
 		// previous extent (acctExtent).
-		if nd == 1 && e.runSig == runSigOne|uint64(devs[0])<<24 && e.runSnap == k.Pos.Snapshot&e.runSnapMask && !e.runSnapKeys {
+		if nd == 1 && e.runSig == runSigOne|uint64(devs[0])<<24 && e.runSnap == k.Pos.Snapshot&e.runSnapMask && (k.Type == bp.KeyExtent || !e.runSnapKeys) {
 			e.runSectors += acctSectors
 		} else {
 			e.acctExtent(k, devs[:nd], acctSectors)
@@ -213,16 +213,18 @@ const runSigOne = uint64(bp.DataUser) | 1<<8 | 1<<16
 
 // acctExtent accounts the dirty pointers of a fast-path extent: devs (up
 // to fastPtrsMax) and their sectors. Consecutive extents with the same
-// replicas entry, and before 1.29 the same snapshot, are summed in the
-// emitter's run (runSig, runSnap, runSectors) and reach acctSums.key
-// once per run (flushAcctRun): a word added per extent instead of a call.
-// From 1.39 (per-snapshot key counters) every extent goes to key.
+// replicas entry, and where the era counts per snapshot (before 1.29,
+// and from 1.39 the sectors of the extents btree's keys) the same
+// snapshot, are summed in the emitter's run (runSig, runSnap,
+// runSectors) and reach acctSums.key once per run (flushAcctRun): a word
+// added per extent instead of a call. From 1.39 a key that is not an
+// extent (reflink_v) goes to key, which counts its snapshot differently.
 func (e *emitter) acctExtent(k *bp.Key, devs []uint8, sectors int64) {
 	n := len(devs)
 	if n == 0 {
 		return
 	}
-	if e.runSnapKeys {
+	if e.runSnapKeys && k.Type != bp.KeyExtent {
 		e.flushAcctRun()
 		e.acct.key(0, k, devs, sectors, 1)
 		return

@@ -149,11 +149,12 @@ type emitter struct {
 	bpv   bp.Backpointer
 	// acct sums the accounting the pointers imply (first pass only).
 	acct *acctSums
-	// The run of fast-path extents with one replicas entry (and, before
-	// 1.29, one snapshot) not yet added to acct (acctExtent): its
-	// signature (0: none), snapshot and sectors. runSnapMask keeps the
-	// snapshot where the era counts per snapshot (else 0); runSnapKeys:
-	// 1.39's per-snapshot key counters, which take every extent.
+	// The run of fast-path extents with one replicas entry (and one
+	// snapshot where the era counts per snapshot) not yet added to acct
+	// (acctExtent): its signature (0: none), snapshot and sectors.
+	// runSnapMask keeps the snapshot where the era counts per snapshot
+	// (before 1.29, and from 1.39), else 0; runSnapKeys: the era of
+	// 1.39's per-snapshot key counters.
 	runSig      uint64
 	runSnap     uint32
 	runSectors  int64
@@ -188,7 +189,7 @@ func newEmitter(ctx context.Context, c *checker, shards []*shard.Shard, chans []
 	if pass == 0 {
 		e.acct = &acctSums{snapshotCount: c.fs.SB.Version <= bp.VersionInodeHasCaseInsensitive,
 			snapshotKeys: c.fs.SB.Version >= bp.VersionPerDevFragmentationLRU}
-		if e.acct.snapshotCount {
+		if e.acct.snapshotCount || e.acct.snapshotKeys {
 			e.runSnapMask = ^uint32(0)
 		}
 		e.runSnapKeys = e.acct.snapshotKeys
@@ -321,7 +322,6 @@ func (e *emitter) flush() error {
 // emitKeyPtrs emits the records of every pointer of key k held at level in
 // btree (level ≥ 1: btree node pointers; 0: data pointers).
 func (e *emitter) emitKeyPtrs(btree bp.BtreeID, level uint8, k *bp.Key, val []byte) error {
-	c := e.c
 	if e.acct != nil && level == 0 {
 		if e.acct.snapshotKeys && btree == bp.BtreeExtents && k.Pos.Snapshot != 0 {
 			e.acct.snapKey(k)
@@ -347,6 +347,13 @@ func (e *emitter) emitKeyPtrs(btree bp.BtreeID, level uint8, k *bp.Key, val []by
 			}
 		}
 	}
+	return e.emitPtrsGeneral(btree, level, k, val)
+}
+
+// emitPtrsGeneral is emitKeyPtrs after the key's own accounting and the
+// fast path: every entry decoded.
+func (e *emitter) emitPtrsGeneral(btree bp.BtreeID, level uint8, k *bp.Key, val []byte) error {
+	c := e.c
 	entries, ok, err := bp.ValueEntries(k.Type, val)
 	if !ok {
 		return nil
@@ -589,10 +596,10 @@ func (p *producer) PackedLeaf(n *btreeio.Node) (bool, error) {
 	var curVal []byte
 	have, emitted := false, false
 	var last bp.Pos // the last key emitted
-	// Extents go straight to the fast path where emitKeyPtrs would send
-	// them (its accounting of other keys aside: 1.39's per-snapshot key
-	// counters are summed there).
-	direct := !e.noFast && !e.runSnapKeys
+	// Extents go straight to the fast path, as emitKeyPtrs would send
+	// them, with the key's own accounting (1.39's per-snapshot key
+	// counters) done here.
+	snapKeys := e.runSnapKeys && n.BtreeID == bp.BtreeExtents
 	emit := func(k *bp.Key, val []byte) error {
 		emitted, last = true, k.Pos
 		switch k.Type {
@@ -601,11 +608,18 @@ func (p *producer) PackedLeaf(n *btreeio.Node) (bool, error) {
 		case bp.KeyStripe:
 			return e.emitStripePtrs(n.BtreeID, k, val)
 		case bp.KeyExtent, bp.KeyReflinkV:
-			if skip, _ := bp.EntriesStart(k.Type); direct && len(val) >= skip {
+			if e.noFast {
+				break
+			}
+			if snapKeys && k.Pos.Snapshot != 0 {
+				e.acct.snapKey(k)
+			}
+			if skip, _ := bp.EntriesStart(k.Type); len(val) >= skip {
 				if done, err := e.emitExtentFast(n.BtreeID, k, val[skip:]); done {
 					return err
 				}
 			}
+			return e.emitPtrsGeneral(n.BtreeID, 0, k, val)
 		}
 		return e.emitKeyPtrs(n.BtreeID, 0, k, val)
 	}
