@@ -26,13 +26,13 @@ type acctSums struct {
 	t accounting.Table
 	// lastSig, lastRepC: the last replicas entry, by its fields packed in
 	// a word (see key), and its counters.
-	lastSig       uint64
-	lastRepC      *accounting.Counters
-	lastSnap      uint32
-	lastSnapC     *accounting.Counters
+	lastSig   uint64
+	lastRepC  *accounting.Counters
+	lastSnap  uint32
+	lastSnapC *accounting.Counters
 	// lastSnapKey, lastSnapKeyC: the last snapshot's (1.39) key counters.
-	lastSnapKey  uint32
-	lastSnapKeyC *accounting.Counters
+	lastSnapKey   uint32
+	lastSnapKeyC  *accounting.Counters
 	cached        bool // cached pointers were seen
 	snapshotCount bool // the era compares snapshot sectors (≤ 1.28)
 	// snapshotKeys: the era counts keys, key bytes and sectors per
