@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/usr/bin/env bash
 # Times the real bcachefs fsck's three backpointer passes and bpcheck's
 # whole check on the same images, alternating round after round so that
 # both see the same host load (docs/bench.md, "Against the real fsck,
@@ -15,7 +15,9 @@
 # every pass by default: give it FSCK_FLAGS= (empty), which replaces
 # "-K -o $FSCK_OPTS"; timed per pass by bench/fsckpasses) and three
 # `bpcheck check --json` processes (the check's own time, the summary's
-# "seconds"). It prints every run, then the medians and their ratio.
+# "seconds", and the whole process's wall time). It prints every run,
+# then the medians and their ratios, and the medians of each run's ratio
+# to the fsck run of its round.
 set -eu
 : "${BCACHEFS:?set BCACHEFS to a bcachefs-tools binary}"
 rounds=${ROUNDS:-5}
@@ -43,13 +45,27 @@ while [ "$r" -lt "$rounds" ]; do
 	echo "round $r fsck_bp_passes_ms $f"
 	echo "$f" >>"$tmp/fsck"
 	for i in 1 2 3; do
+		t0=$EPOCHREALTIME
 		"$tmp/bpcheck" check --json "$@" >"$tmp/b.json" 2>/dev/null || true
+		t1=$EPOCHREALTIME
 		b=$(grep -o '"seconds":[0-9.]*' "$tmp/b.json" | head -1 | cut -d: -f2)
 		echo "round $r bpcheck_ms $(echo "$b" | awk '{printf "%.1f", $1 * 1000}')"
 		echo "$b" | awk '{printf "%.3f\n", $1 * 1000}' >>"$tmp/bp"
+		# The whole process, start to exit (bash's clock: no process
+		# is started to read it).
+		w=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", (b - a) * 1000}')
+		echo "round $r bpcheck_whole_ms $w"
+		echo "$w" >>"$tmp/bw"
+		echo "$f $b $w" >>"$tmp/pairs"
 	done
 done
 median() { sort -n "$1" | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 fm=$(median "$tmp/fsck")
 bm=$(median "$tmp/bp")
+wm=$(median "$tmp/bw")
 echo "median fsck 3 bp passes ${fm} ms, bpcheck ${bm} ms, ratio $(awk -v f="$fm" -v b="$bm" 'BEGIN {printf "%.1f", f / b}')"
+# Per run, the ratio to the fsck run of its round (alternation keeps both
+# under the same host load): medians of those ratios.
+awk '{print $1 / ($2 * 1000)}' "$tmp/pairs" >"$tmp/rc"
+awk '{print $1 / $3}' "$tmp/pairs" >"$tmp/rw"
+echo "median whole process ${wm} ms, ratio $(awk -v f="$fm" -v b="$wm" 'BEGIN {printf "%.1f", f / b}'); per-run ratios to their round's fsck: check alone $(median "$tmp/rc" | awk '{printf "%.1f", $1}'), whole process $(median "$tmp/rw" | awk '{printf "%.1f", $1}')"
