@@ -140,10 +140,13 @@ func (l *bpLoader) PackedLeaf(n *btreeio.Node) (bool, error) {
 		!n.Min.Less(l.plo) && (l.open || n.Max.Less(l.phi))
 	// Format A: a value's bucket_offset must be its key's offset within
 	// its bucket (l.invalid); spanA is a bucket's length in key offsets.
-	var spanA uint64
+	var spanA, maskA uint64
 	if whole && !c.formatB {
 		spanA = uint64(c.fs.SB.Member(uint8(n.Min.Inode)).BucketSize) << bp.ShiftA
 		whole = spanA != 0
+		if spanA&(spanA-1) == 0 {
+			maskA = spanA - 1 // the offset within a bucket by mask, not division
+		}
 	}
 	si := l.si
 	if whole {
@@ -173,7 +176,7 @@ func (l *bpLoader) PackedLeaf(n *btreeio.Node) (bool, error) {
 				continue
 			}
 			if pos.Snapshot != 0 || len(val) != bp.BackpointerBytes || val[1] > 4 ||
-				spanA != 0 && bp.BackpointerBucketOffsetA(val) != pos.Offset%spanA {
+				spanA != 0 && bp.BackpointerBucketOffsetA(val) != inSpanA(pos.Offset, spanA, maskA) {
 				return undo() // invalid: Node reports it
 			}
 			sh.AddBP(dev, pos.Offset, val)
@@ -401,4 +404,13 @@ func (e *emitterDirect) add(r shard.Ref) {
 			return
 		}
 	}
+}
+
+// inSpanA returns off modulo span: by mask when span is a power of two
+// (mask = span-1), else by division.
+func inSpanA(off, span, mask uint64) uint64 {
+	if mask != 0 {
+		return off & mask
+	}
+	return off % span
 }
