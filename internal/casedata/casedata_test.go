@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // bcachefsMagic is the superblock magic at offset 24 of the superblock,
@@ -356,5 +357,47 @@ func TestSplitKeys(t *testing.T) {
 	}
 	if got := SplitKeys(""); got != nil {
 		t.Errorf("SplitKeys(\"\") = %q", got)
+	}
+}
+
+// TestImageKeyedByContent: two copies of one .zst at different paths (as
+// in two checkouts) share one cache entry, and entries unused for longer
+// than staleAfter are pruned when a new one is made, but not the new one.
+func TestImageKeyedByContent(t *testing.T) {
+	Require(t)
+	src, err := os.ReadFile(filepath.Join(CaseDir(t, "tiny"), "dev0.img.zst"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	for _, d := range []string{t.TempDir(), t.TempDir()} {
+		p := filepath.Join(d, "dev0.img.zst")
+		if err := os.WriteFile(p, src, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, Image(t, p))
+	}
+	if paths[0] != paths[1] {
+		t.Errorf("copies at two paths cached apart: %s, %s", paths[0], paths[1])
+	}
+
+	root := t.TempDir()
+	old, recent, keep := filepath.Join(root, "old"), filepath.Join(root, "recent"), filepath.Join(root, "keep")
+	for _, d := range []string{old, recent, keep} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Now()
+	for _, d := range []string{old, keep} {
+		if err := os.Chtimes(d, now.Add(-2*staleAfter), now.Add(-2*staleAfter)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pruneStale(root, keep, now)
+	for d, want := range map[string]bool{old: false, recent: true, keep: true} {
+		if _, err := os.Stat(d); (err == nil) != want {
+			t.Errorf("%s: exists %v, want %v", filepath.Base(d), err == nil, want)
+		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -59,8 +60,11 @@ func newDecoder(r io.Reader) (*zstd.Decoder, error) {
 // Image returns the path of a decompressed copy of the .zst file zstPath.
 //
 // The copy is cached as
-// os.TempDir()/bpcheck-testdata-cache/<sha256 of path, size, mtime>/<name without .zst>
-// and is read-only (mode 0444): tests must not modify it. The copy is
+// os.TempDir()/bpcheck-testdata-cache/<sha256 of the .zst's content>/<name without .zst>
+// and is read-only (mode 0444): tests must not modify it. Keyed by
+// content, the copies of one file in several checkouts (every clone that
+// CI or a worktree makes) share one entry; entries no test has used for
+// staleAfter are removed when a new one is made. The copy is
 // written sparsely (all-zero 4 KiB blocks become holes) to a temporary file
 // that is renamed into place, so concurrent test processes never see a
 // partial image. The test fails if the file cannot be decompressed.
@@ -87,13 +91,17 @@ func cachedImage(zstPath string) (string, error) {
 		return "", fmt.Errorf("image %s: not a regular file", abs)
 	}
 
-	sum := sha256.Sum256([]byte(abs + "\x00" + strconv.FormatInt(st.Size(), 10) + "\x00" + strconv.FormatInt(st.ModTime().UnixNano(), 10)))
+	sum, err := contentSum(abs, st)
+	if err != nil {
+		return "", fmt.Errorf("image %s: %w", abs, err)
+	}
 	dir := filepath.Join(os.TempDir(), CacheDirName, hex.EncodeToString(sum[:]))
 	final := filepath.Join(dir, strings.TrimSuffix(filepath.Base(abs), ".zst"))
 
 	if ok, err := isCached(final); err != nil || ok {
 		if ok {
 			cacheHits.Add(1)
+			touch(dir)
 		}
 		return final, err
 	}
@@ -131,7 +139,61 @@ func cachedImage(zstPath string) (string, error) {
 		return "", fmt.Errorf("image %s: %w", abs, err)
 	}
 	decompressions.Add(1)
+	pruneStale(filepath.Dir(dir), dir, time.Now())
 	return final, nil
+}
+
+// staleAfter is how long a cache entry may go unused before it is removed.
+const staleAfter = 7 * 24 * time.Hour
+
+// sums memoises the content hash of each .zst by path, size and mtime
+// within this process.
+var sums sync.Map // string -> [sha256.Size]byte
+
+// contentSum returns the sha256 of the file at abs (st is its stat).
+func contentSum(abs string, st os.FileInfo) ([sha256.Size]byte, error) {
+	memo := abs + "\x00" + strconv.FormatInt(st.Size(), 10) + "\x00" + strconv.FormatInt(st.ModTime().UnixNano(), 10)
+	if v, ok := sums.Load(memo); ok {
+		return v.([sha256.Size]byte), nil
+	}
+	var sum [sha256.Size]byte
+	f, err := os.Open(abs)
+	if err != nil {
+		return sum, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return sum, fmt.Errorf("hashing: %w", err)
+	}
+	h.Sum(sum[:0])
+	sums.Store(memo, sum)
+	return sum, nil
+}
+
+// touch marks a cache entry as used now (best effort).
+func touch(dir string) {
+	now := time.Now()
+	_ = os.Chtimes(dir, now, now)
+}
+
+// pruneStale removes the entries of the cache directory root (other than
+// keep) that no test has used for staleAfter. Best effort: an entry
+// another process is making or using is at worst made again.
+func pruneStale(root, keep string, now time.Time) {
+	ents, err := os.ReadDir(root)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		p := filepath.Join(root, e.Name())
+		if !e.IsDir() || p == keep {
+			continue
+		}
+		if info, err := e.Info(); err == nil && now.Sub(info.ModTime()) > staleAfter {
+			_ = os.RemoveAll(p)
+		}
+	}
 }
 
 // isCached reports whether a finished cache entry exists at path.
