@@ -299,6 +299,12 @@ func (s *Shard) AddBP(dev uint32, off uint64, val []byte) {
 	}
 	e := &s.bps[n]
 	e.Off = off
+	if len(val) >= len(e.Val) {
+		// A whole value: an array copy, two 16-byte moves inline (a
+		// copy of the slice called memmove once per backpointer).
+		e.Val = [bp.BackpointerBytes]byte(val)
+		return
+	}
 	if copy(e.Val[:], val) < len(e.Val) {
 		clear(e.Val[len(val):])
 	}
