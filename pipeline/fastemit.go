@@ -138,20 +138,10 @@ func (e *emitter) emitExtentFast(btree bp.BtreeID, k *bp.Key, entries []byte) (o
 				acctSectors += int64(bucketLen)
 			}
 		}
-		// e.slot and e.commit, inline: two calls per pointer cost more
-		// than the record.
-		if p.bucket < e.lo || p.bucket >= e.hi {
+		si, r := e.slot(p.bucket)
+		if r == nil {
 			continue // another pass's buckets
 		}
-		si := e.shardOf(p.bucket)
-		if si >= len(e.shards) {
-			continue
-		}
-		batch := e.bufs[si]
-		if len(batch) == cap(batch) {
-			batch = e.room(si)
-		}
-		r := &batch[:len(batch)+1][len(batch)]
 		offset := p.w >> 4 & (1<<44 - 1)
 		gen := uint8(p.w >> 56)
 		dataType := bp.DataUser
@@ -184,12 +174,8 @@ func (e *emitter) emitExtentFast(btree bp.BtreeID, k *bp.Key, entries []byte) (o
 			}
 			bp.EncodeBackpointerA(r.BPVal[:], btree, 0, bp.DataUser, inBucket<<bp.ShiftA+uint64(p.crcOffset), bucketLen, &k.Pos)
 		}
-		batch = batch[:len(batch)+1]
-		e.bufs[si] = batch
-		if len(batch) >= batchSize {
-			if err := e.flushOne(si); err != nil {
-				return true, err
-			}
+		if err := e.commit(si); err != nil {
+			return true, err
 		}
 	}
 	if e.count {

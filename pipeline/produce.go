@@ -347,12 +347,6 @@ func (e *emitter) emitKeyPtrs(btree bp.BtreeID, level uint8, k *bp.Key, val []by
 			}
 		}
 	}
-	return e.emitPtrsGeneral(btree, level, k, val)
-}
-
-// emitPtrsGeneral is emitKeyPtrs after the key's own accounting and the
-// fast path: every entry decoded.
-func (e *emitter) emitPtrsGeneral(btree bp.BtreeID, level uint8, k *bp.Key, val []byte) error {
 	c := e.c
 	entries, ok, err := bp.ValueEntries(k.Type, val)
 	if !ok {
@@ -596,10 +590,6 @@ func (p *producer) PackedLeaf(n *btreeio.Node) (bool, error) {
 	var curVal []byte
 	have, emitted := false, false
 	var last bp.Pos // the last key emitted
-	// Extents go straight to the fast path, as emitKeyPtrs would send
-	// them, with the key's own accounting (1.39's per-snapshot key
-	// counters) done here.
-	snapKeys := e.runSnapKeys && n.BtreeID == bp.BtreeExtents
 	emit := func(k *bp.Key, val []byte) error {
 		emitted, last = true, k.Pos
 		switch k.Type {
@@ -607,19 +597,6 @@ func (p *producer) PackedLeaf(n *btreeio.Node) (bool, error) {
 			return nil
 		case bp.KeyStripe:
 			return e.emitStripePtrs(n.BtreeID, k, val)
-		case bp.KeyExtent, bp.KeyReflinkV:
-			if e.noFast {
-				break
-			}
-			if snapKeys && k.Pos.Snapshot != 0 {
-				e.acct.snapKey(k)
-			}
-			if skip, _ := bp.EntriesStart(k.Type); len(val) >= skip {
-				if done, err := e.emitExtentFast(n.BtreeID, k, val[skip:]); done {
-					return err
-				}
-			}
-			return e.emitPtrsGeneral(n.BtreeID, 0, k, val)
 		}
 		return e.emitKeyPtrs(n.BtreeID, 0, k, val)
 	}
