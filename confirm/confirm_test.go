@@ -33,22 +33,7 @@ func findingLines(fs []report.Finding) []string {
 func TestStaticFindingsConfirmed(t *testing.T) {
 	for _, name := range []string{"corrupt-missing-bp", "corrupt-missing-alloc", "corrupt-missing-extent", "corrupt-mixed", "unclean"} {
 		t.Run(name, func(t *testing.T) {
-			fs, err := btreeio.Open(casedata.CaseImages(t, name))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer fs.Close()
-			fs.SetLive(btreeio.DefaultLiveRetries)
-			if err := fs.LoadRoots(); err != nil {
-				t.Fatal(err)
-			}
-			res, err := pipeline.Run(context.Background(), fs, pipeline.Options{Workers: 2})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(res.Findings) == 0 {
-				t.Fatal("no findings to confirm")
-			}
+			fs, res := scanLive(t, name)
 			cres, err := confirm.Run(context.Background(), fs, res.Findings, res.Errors, quick)
 			if err != nil {
 				t.Fatal(err)
@@ -72,19 +57,7 @@ func TestStaticFindingsConfirmed(t *testing.T) {
 // unconfirmed candidates); with no candidate it reads nothing and cannot
 // fail.
 func TestCancelled(t *testing.T) {
-	fs, err := btreeio.Open(casedata.CaseImages(t, "corrupt-missing-bp"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fs.Close()
-	fs.SetLive(btreeio.DefaultLiveRetries)
-	if err := fs.LoadRoots(); err != nil {
-		t.Fatal(err)
-	}
-	res, err := pipeline.Run(context.Background(), fs, pipeline.Options{Workers: 2})
-	if err != nil || len(res.Findings) == 0 {
-		t.Fatalf("scan: %v, %d findings", err, len(res.Findings))
-	}
+	fs, res := scanLive(t, "corrupt-missing-bp")
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if _, err := confirm.Run(ctx, fs, res.Findings, res.Errors, quick); !errors.Is(err, context.Canceled) {
@@ -94,4 +67,27 @@ func TestCancelled(t *testing.T) {
 	if err != nil || len(cres.Seqs) != 1 {
 		t.Errorf("no candidates: %v, seqs %v", err, cres.Seqs)
 	}
+}
+
+// scanLive opens a case for a live check and scans it; the case must
+// have findings to confirm. The filesystem is closed when the test ends.
+func scanLive(t *testing.T, name string) (*btreeio.FS, *pipeline.Result) {
+	t.Helper()
+	fs, err := btreeio.Open(casedata.CaseImages(t, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fs.Close() })
+	fs.SetLive(btreeio.DefaultLiveRetries)
+	if err := fs.LoadRoots(); err != nil {
+		t.Fatal(err)
+	}
+	res, err := pipeline.Run(context.Background(), fs, pipeline.Options{Workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Findings) == 0 {
+		t.Fatal("no findings to confirm")
+	}
+	return fs, res
 }

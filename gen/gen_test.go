@@ -424,7 +424,14 @@ func hashDir(t *testing.T, dir string) map[string][32]byte {
 // TestDeterministic: the same parameters give byte-identical images and
 // manifests; another seed gives other images.
 func TestDeterministic(t *testing.T) {
-	p := Params{Devices: 2, Replicas: 2, DeviceSize: 64 << 20, Extents: 1500, ExtentMax: 32, BtreeNodeSize: 8192, Seed: 5, Inject: allFaults}
+	checkDeterministic(t, Params{Devices: 2, Replicas: 2, DeviceSize: 64 << 20, Extents: 1500, ExtentMax: 32, BtreeNodeSize: 8192, Seed: 5, Inject: allFaults}, 3)
+}
+
+// checkDeterministic generates p twice with its seed and once with the
+// next: the files (files of them) must be byte-identical between the
+// first two and all differ in the third.
+func checkDeterministic(t *testing.T, p Params, files int) {
+	t.Helper()
 	var hashes []map[string][32]byte
 	for _, seed := range []uint64{p.Seed, p.Seed, p.Seed + 1} {
 		q := p
@@ -435,7 +442,7 @@ func TestDeterministic(t *testing.T) {
 		}
 		hashes = append(hashes, hashDir(t, dir))
 	}
-	if len(hashes[0]) != 3 {
+	if len(hashes[0]) != files {
 		t.Fatalf("files: %v", hashes[0])
 	}
 	for name, h := range hashes[0] {

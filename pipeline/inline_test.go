@@ -15,7 +15,14 @@ import (
 // checkCase runs a check of a case and renders its findings and errors.
 func checkCase(t *testing.T, name string, opt Options) (string, *Result) {
 	t.Helper()
-	fs, err := btreeio.Open(casedata.CaseImages(t, name))
+	return checkPaths(t, casedata.CaseImages(t, name), opt)
+}
+
+// checkPaths runs a check of the filesystem on the given images and
+// renders its findings and errors.
+func checkPaths(t *testing.T, paths []string, opt Options) (string, *Result) {
+	t.Helper()
+	fs, err := btreeio.Open(paths)
 	if err != nil {
 		t.Fatal(err)
 	}

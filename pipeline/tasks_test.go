@@ -3,7 +3,6 @@ package pipeline
 import (
 	"context"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -12,7 +11,6 @@ import (
 	"bpcheck/bp"
 	"bpcheck/btreeio"
 	"bpcheck/gen"
-	"bpcheck/report"
 )
 
 // TestLeafGroups checks the cut of n leaves among producers: every leaf
@@ -114,29 +112,18 @@ func TestLeafSharingSameFindings(t *testing.T) {
 		t.Fatal(err)
 	}
 	paths := []string{filepath.Join(dir, "dev0.img"), filepath.Join(dir, "dev1.img")}
-	check := func(opt Options) (string, *Result) {
-		t.Helper()
-		fs, err := btreeio.Open(paths)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer fs.Close()
-		if err := fs.LoadRoots(); err != nil {
-			t.Fatal(err)
-		}
-		if r := fs.Root(bp.BtreeExtents); r == nil || r.Level < 2 {
-			t.Fatalf("extents root %+v: want level 2 or more", r)
-		}
-		res, err := Run(context.Background(), fs, opt)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var b strings.Builder
-		for i := range res.Findings {
-			report.WriteText(&b, &res.Findings[i])
-		}
-		return b.String(), res
+	fs, err := btreeio.Open(paths)
+	if err != nil {
+		t.Fatal(err)
 	}
+	if err := fs.LoadRoots(); err != nil {
+		t.Fatal(err)
+	}
+	if r := fs.Root(bp.BtreeExtents); r == nil || r.Level < 2 {
+		t.Fatalf("extents root %+v: want level 2 or more", r)
+	}
+	fs.Close()
+	check := func(opt Options) (string, *Result) { return checkPaths(t, paths, opt) }
 	defer func() { shareLeaves = true }()
 	shareLeaves = false
 	want, base := check(Options{Workers: 1})
