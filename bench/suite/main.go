@@ -29,6 +29,7 @@ import (
 	"syscall"
 	"time"
 
+	"bpcheck/bench/internal/bpbuild"
 	"bpcheck/gen"
 )
 
@@ -168,13 +169,8 @@ func buildBinary() (string, error) {
 		return "", err
 	}
 	f.Close()
-	// Built as README.md says: static, without the dynamic loader's
-	// start-up.
-	cmd := exec.Command("go", "build", "-trimpath", "-o", f.Name(), "./cmd/bpcheck")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	cmd.Stderr = os.Stderr
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("build bpcheck: %w", err)
+	if err := bpbuild.Static(f.Name()); err != nil {
+		return "", err
 	}
 	return f.Name(), nil
 }

@@ -29,6 +29,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"bpcheck/bench/internal/bpbuild"
 )
 
 // point is one image's figures.
@@ -72,11 +74,8 @@ func run(bin string, runs int, out string, specs []string) error {
 		}
 		defer os.RemoveAll(dir)
 		bin = filepath.Join(dir, "bpcheck")
-		cmd := exec.Command("go", "build", "-trimpath", "-o", bin, "./cmd/bpcheck")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		cmd.Stderr = os.Stderr
-		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("build bpcheck: %w", err)
+		if err := bpbuild.Static(bin); err != nil {
+			return err
 		}
 	}
 	var pts []*point
