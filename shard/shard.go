@@ -7,7 +7,6 @@
 package shard
 
 import (
-	"encoding/binary"
 	"fmt"
 	"math"
 	"slices"
@@ -75,17 +74,18 @@ func (r *Ref) BP(formatB bool) bp.Backpointer {
 }
 
 // BPEntry is a backpointer as the shard keeps it: its position's offset
-// and its value. Its device is kept per run of entries (Shard.devRuns:
+// and its value, packed into three words (entry.go). Its device is kept per run of entries (Shard.devRuns:
 // they are in key order, device first), and whether a pointer matched
 // it in a bitmap (Shard.matched).
 type BPEntry struct {
 	Off uint64
-	Val [bp.BackpointerBytes]byte
+	w   packedBP // the value (entry.go), or notPacked: in Shard.whole
 }
 
 // BPEntrySize is the memory a shard pins per backpointer (its entry and
-// its bit of the matched bitmap, rounded down).
-const BPEntrySize = 40
+// its bit of the matched bitmap, rounded down). A value that does not pack
+// (see entry.go) costs a map entry more.
+const BPEntrySize = 32
 
 // devRun says that the backpointers from index start on (up to the next
 // run) are on device dev.
@@ -217,6 +217,13 @@ type Shard struct {
 	// lookup without a binary search over entries a cache miss apart.
 	dense   []int32
 	denseLo BucketKey
+	// whole holds the values of the entries that do not pack, by index.
+	whole map[int][bp.BackpointerBytes]byte
+	// aDev's bucket size aBS (0: none), valid when aOK: inBucketA's
+	// cache (the entries and records come device by device).
+	aDev uint32
+	aOK  bool
+	aBS  uint64
 }
 
 // New returns an empty shard for buckets [lo, hi).
@@ -265,7 +272,7 @@ func hugeCap(n int, size uintptr) int {
 // Release frees the arrays Reserve made. The shard, and anything Finish
 // did not copy out of it, must not be used afterwards.
 func (s *Shard) Release() {
-	s.bps, s.buckets = nil, nil
+	s.bps, s.buckets, s.whole = nil, nil, nil
 	s.bpsArr.Free()
 	s.bucketsArr.Free()
 	s.bpsArr, s.bucketsArr = nil, nil
@@ -273,14 +280,6 @@ func (s *Shard) Release() {
 
 // Contains reports whether bucket k belongs to the shard.
 func (s *Shard) Contains(k BucketKey) bool { return k >= s.Lo && k < s.Hi }
-
-// sameBP compares two encoded backpointer values as four words (an array
-// comparison calls the general memory compare, once per pointer).
-func sameBP(a, b *[bp.BackpointerBytes]byte) bool {
-	le := binary.LittleEndian
-	return le.Uint64(a[0:]) == le.Uint64(b[0:]) && le.Uint64(a[8:]) == le.Uint64(b[8:]) &&
-		le.Uint64(a[16:]) == le.Uint64(b[16:]) && le.Uint64(a[24:]) == le.Uint64(b[24:])
-}
 
 // AddBP adds a backpointer read from the backpointers btree. Backpointers
 // must be added in key order; val is the key's value (BackpointerBytes
@@ -299,21 +298,33 @@ func (s *Shard) AddBP(dev uint32, off uint64, val []byte) {
 	}
 	e := &s.bps[n]
 	e.Off = off
-	if len(val) >= len(e.Val) {
-		// A whole value: an array copy, two 16-byte moves inline (a
-		// copy of the slice called memmove once per backpointer).
-		e.Val = [bp.BackpointerBytes]byte(val)
+	var v *[bp.BackpointerBytes]byte
+	if len(val) >= bp.BackpointerBytes {
+		v = (*[bp.BackpointerBytes]byte)(val)
+	} else {
+		var padded [bp.BackpointerBytes]byte
+		copy(padded[:], val)
+		v = &padded
+	}
+	if packBP(&e.w, v, s.cfg.FormatB, s.inBucket(dev, off)) {
 		return
 	}
-	if copy(e.Val[:], val) < len(e.Val) {
-		clear(e.Val[len(val):])
+	e.w[0], e.w[1], e.w[2] = 0, 0, notPacked
+	if s.whole == nil {
+		s.whole = map[int][bp.BackpointerBytes]byte{}
 	}
+	s.whole[n] = *v
 }
 
 // TruncateBPs drops the backpointers added after the first n (a loader
 // undoing the keys of a node it leaves to another path).
 func (s *Shard) TruncateBPs(n int) {
 	if n < len(s.bps) {
+		for i := range s.whole {
+			if i >= n {
+				delete(s.whole, i)
+			}
+		}
 		s.bps = s.bps[:n]
 	}
 	for r := len(s.devRuns); r > 0 && s.devRuns[r-1].start >= len(s.bps); r-- {
@@ -671,8 +682,7 @@ func (s *Shard) apply(r *Ref) {
 		s.findings = append(s.findings, f)
 		return
 	}
-	e := &s.bps[i]
-	if !sameBP(&e.Val, &r.BPVal) {
+	if !s.sameAt(i, uint32(r.Bucket.Dev()), &r.BPVal) {
 		// Judged at the end: another key may claim this backpointer.
 		s.pending = append(s.pending, mismatch{ref: *r, entry: i})
 		return
@@ -687,19 +697,20 @@ func (s *Shard) apply(r *Ref) {
 func (s *Shard) resolveMismatches() {
 	for i := range s.pending {
 		m := &s.pending[i]
-		e := &s.bps[m.entry]
 		r := &m.ref
 		dev := s.devAt(m.entry)
-		pos := bp.Pos{Inode: uint64(dev), Offset: e.Off}
+		off := s.bps[m.entry].Off
+		pos := bp.Pos{Inode: uint64(dev), Offset: off}
+		got := s.value(m.entry, dev)
 		if s.isMatched(m.entry) && s.cfg.CheckDup != nil {
-			s.findings = append(s.findings, s.cfg.CheckDup(r, pos, e.Val[:])...)
+			s.findings = append(s.findings, s.cfg.CheckDup(r, pos, got[:])...)
 			continue
 		}
 		want := r.BPVal
 		f := s.ptrFinding(report.PtrToMissingBackpointer, r, "backpointer does not match the pointer")
-		f.Got = s.cfg.Describe(r.BPPos(), e.Val[:])
+		f.Got = s.cfg.Describe(r.BPPos(), got[:])
 		f.Want = s.cfg.Describe(r.BPPos(), want[:])
-		if kind := s.leftover(dev, e, &want); kind != "" {
+		if kind := s.leftover(dev, off, &got, &want); kind != "" {
 			report.MarkLeftover(&f, kind)
 			if s.leftovers == nil {
 				s.leftovers = map[int]string{}
@@ -711,15 +722,15 @@ func (s *Shard) resolveMismatches() {
 	s.pending = nil
 }
 
-// leftover says what an upgrade left in stored backpointer e (a
-// report.Leftover* kind) when a pointer expects want there, or "": the
-// value differs from want only as the upgrade left it.
-func (s *Shard) leftover(dev uint32, e *BPEntry, want *[bp.BackpointerBytes]byte) string {
-	if s.oldLayout(dev, e) && string(e.Val[:3]) == string(want[:3]) && string(e.Val[8:]) == string(want[8:]) {
+// leftover says what an upgrade left in the backpointer stored at offset
+// off (value got) (a report.Leftover* kind) when a pointer expects want
+// there, or "": the value differs from want only as the upgrade left it.
+func (s *Shard) leftover(dev uint32, off uint64, got, want *[bp.BackpointerBytes]byte) string {
+	if s.oldLayout(dev, off, got) && string(got[:3]) == string(want[:3]) && string(got[8:]) == string(want[8:]) {
 		return report.LeftoverLayout114
 	}
 	if s.cfg.ECFlags && s.cfg.FormatB {
-		v, err := bp.DecodeBackpointer(e.Val[:], true)
+		v, err := bp.DecodeBackpointer(got[:], true)
 		if err != nil || v.Flags&(bp.BPFlagErasureCoded|bp.BPFlagStripePtr) != 0 || v.DataType != bp.DataStripe {
 			return ""
 		}
@@ -736,9 +747,10 @@ func (s *Shard) leftover(dev uint32, e *BPEntry, want *[bp.BackpointerBytes]byte
 	return ""
 }
 
-// oldLayout reports whether a stored backpointer of a format B filesystem
-// with the format A shift keeps the format A value layout (bp.OldLayoutB).
-func (s *Shard) oldLayout(dev uint32, e *BPEntry) bool {
+// oldLayout reports whether a stored backpointer (at offset off, value
+// val) of a format B filesystem with the format A shift keeps the format
+// A value layout (bp.OldLayoutB).
+func (s *Shard) oldLayout(dev uint32, off uint64, val *[bp.BackpointerBytes]byte) bool {
 	if !s.cfg.FormatB || s.cfg.Shift != bp.ShiftA {
 		return false
 	}
@@ -746,8 +758,8 @@ func (s *Shard) oldLayout(dev uint32, e *BPEntry) bool {
 	if !ok || bs == 0 {
 		return false
 	}
-	start := (e.Off >> bp.ShiftA) / uint64(bs) * uint64(bs) << bp.ShiftA
-	return bp.OldLayoutB(e.Val[:], e.Off-start)
+	start := (off >> bp.ShiftA) / uint64(bs) * uint64(bs) << bp.ShiftA
+	return bp.OldLayoutB(val[:], off-start)
 }
 
 func (s *Shard) ptrFinding(code string, r *Ref, detail string) report.Finding {
@@ -864,7 +876,8 @@ func (s *Shard) Finish(lost *Lost) []report.Finding {
 		e := &s.bps[i]
 		dev := s.devAt(i)
 		pos := bp.Pos{Inode: uint64(dev), Offset: e.Off}
-		v, _ := bp.DecodeBackpointer(e.Val[:], cfg.FormatB)
+		got := s.value(i, dev)
+		v, _ := bp.DecodeBackpointer(got[:], cfg.FormatB)
 		bs, _ := cfg.BucketSize(uint64(dev))
 		k := MakeBucketKey(uint64(dev), (e.Off>>cfg.Shift)/uint64(bs))
 		if lost.ownerLost(&v) {
@@ -872,7 +885,7 @@ func (s *Shard) Finish(lost *Lost) []report.Finding {
 			continue
 		}
 		f := report.Finding{Dev: k.Dev(), Bucket: k.Bucket(), BP: pos, HasBP: true,
-			Btree: cfg.BtreeName(v.BtreeID), Level: int(v.Level), Pos: v.Pos, Got: cfg.Describe(pos, e.Val[:])}
+			Btree: cfg.BtreeName(v.BtreeID), Level: int(v.Level), Pos: v.Pos, Got: cfg.Describe(pos, got[:])}
 		b := s.bucket(k)
 		if !b.hasAlloc && !b.hasRefs {
 			f.Code = report.BackpointerToMissingAlloc

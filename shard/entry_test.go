@@ -1,0 +1,189 @@
+package shard
+
+import (
+	"encoding/binary"
+	"encoding/hex"
+	"testing"
+
+	"bpcheck/bp"
+	"bpcheck/report"
+)
+
+// FuzzPackBP: a value that packs unpacks to itself, bit for bit, and its
+// words never carry the mark of a value kept whole. Two values that pack
+// are therefore equal exactly when their words are.
+func FuzzPackBP(f *testing.F) {
+	var v [bp.BackpointerBytes]byte
+	pos := bp.Pos{Inode: 4096, Offset: 128, Snapshot: ^uint32(0)}
+	bp.EncodeBackpointerB(v[:], bp.BtreeExtents, 0, bp.DataUser, 3, 1, 8, &pos)
+	f.Add(v[:], true, uint64(0))
+	bp.EncodeBackpointerA(v[:], bp.BtreeExtents, 0, bp.DataUser, 5<<bp.ShiftA|7, 8, &pos)
+	f.Add(v[:], false, uint64(5<<bp.ShiftA|7))
+	f.Add(v[:], false, uint64(6<<bp.ShiftA))
+	pos = bp.Pos{Inode: 1 << 62, Offset: ^uint64(0), Snapshot: ^uint32(0)}
+	bp.EncodeBackpointerB(v[:], bp.BtreeInodes, 1, bp.DataBtree, 0, 0, 512, &pos)
+	f.Add(v[:], true, uint64(0))
+	f.Fuzz(func(t *testing.T, b []byte, formatB bool, inBucket uint64) {
+		var v [bp.BackpointerBytes]byte
+		copy(v[:], b)
+		var w packedBP
+		if !packBP(&w, &v, formatB, inBucket) {
+			return
+		}
+		if w[2]&notPacked != 0 {
+			t.Fatalf("packed words %x carry the not-packed mark", w)
+		}
+		if got := unpackBP(&w, formatB, inBucket); got != v {
+			t.Fatalf("formatB %v inBucket %d: %x unpacks to %x", formatB, inBucket, v, got)
+		}
+	})
+}
+
+// hexDescribe renders a value whole, so that a finding shows exactly what
+// the shard kept.
+func hexDescribe(_ bp.Pos, v []byte) string { return hex.EncodeToString(v) }
+
+// TestPackedAndWholeValues: values that pack and values kept whole match
+// a pointer that expects exactly them, differ from one that expects a
+// value one byte away, and come back whole in the findings; in both
+// layouts.
+func TestPackedAndWholeValues(t *testing.T) {
+	const bucketSize = 128
+	for _, formatB := range []bool{true, false} {
+		cfg := testConfig(bucketSize)
+		cfg.FormatB = formatB
+		cfg.Describe = hexDescribe
+		if !formatB {
+			cfg.Shift = bp.ShiftA
+		}
+		mk := func(bucket, sector uint64, mutate func(v *[bp.BackpointerBytes]byte)) Ref {
+			r := Ref{Kind: RefPtr, NeedsBP: true, Gen: 1, DataType: bp.DataUser, Sectors: 8,
+				Bucket: MakeBucketKey(0, bucket), BPOff: (bucket*bucketSize+sector)<<cfg.Shift + 3}
+			pos := bp.Pos{Inode: 4096 + bucket, Offset: 64 + sector, Snapshot: ^uint32(0)}
+			if formatB {
+				bp.EncodeBackpointerB(r.BPVal[:], bp.BtreeExtents, 0, bp.DataUser, 1, 0, 8, &pos)
+			} else {
+				bp.EncodeBackpointerA(r.BPVal[:], bp.BtreeExtents, 0, bp.DataUser, sector<<cfg.Shift+3, 8, &pos)
+			}
+			if mutate != nil {
+				mutate(&r.BPVal)
+			}
+			return r
+		}
+		le := binary.LittleEndian
+		cases := []struct {
+			name   string
+			mutate func(v *[bp.BackpointerBytes]byte)
+			packs  bool
+		}{
+			{"plain", nil, true},
+			{"offset 2^40", func(v *[bp.BackpointerBytes]byte) { le.PutUint64(v[16:], 1<<40) }, false},
+			{"POS_MAX", func(v *[bp.BackpointerBytes]byte) { le.PutUint64(v[16:], ^uint64(0)) }, false},
+			{"level 9", func(v *[bp.BackpointerBytes]byte) { v[1] = 9 }, false},
+			{"data type 40", func(v *[bp.BackpointerBytes]byte) { v[2] = 40 }, false},
+			{"bucket_len 2^24", func(v *[bp.BackpointerBytes]byte) { le.PutUint32(v[8:], 1<<24) }, false},
+			{"high inode", func(v *[bp.BackpointerBytes]byte) { le.PutUint64(v[24:], 1<<63|5) }, true},
+			// Format B: flags of 128; format A: a bucket_offset the
+			// position does not give.
+			{"bytes 4-7", func(v *[bp.BackpointerBytes]byte) { v[7] = 0x80 }, false},
+		}
+		s := New(cfg, MakeBucketKey(0, 0), MakeBucketKey(1, 0))
+		var same, other []Ref
+		for i := range cases {
+			s.AddAlloc(MakeBucketKey(0, uint64(i)), bp.AllocV4{Gen: 1, DataType: bp.DataUser, DirtySectors: 16})
+		}
+		for i, c := range cases {
+			r := mk(uint64(i), 8, c.mutate)
+			s.AddBP(0, r.BPOff, r.BPVal[:])
+			if packed := s.bps[i].w[2]&notPacked == 0; packed != c.packs {
+				t.Errorf("format B %v, %s: packed %v, want %v", formatB, c.name, packed, c.packs)
+			}
+			if got := s.value(i, 0); got != r.BPVal {
+				t.Errorf("format B %v, %s: kept %x, added %x", formatB, c.name, got, r.BPVal)
+			}
+			same = append(same, r)
+			o := r
+			o.BPVal[31] ^= 1 // the inode's top byte
+			other = append(other, o)
+		}
+		s.Apply(same)
+		s.Apply(other)
+		for i, c := range cases {
+			if !s.isMatched(i) {
+				t.Errorf("format B %v, %s: the pointer with the stored value did not match", formatB, c.name)
+			}
+		}
+		var missing int
+		for _, f := range s.Finish(nil) {
+			if f.Code != report.PtrToMissingBackpointer {
+				continue
+			}
+			missing++
+			i := int(f.Bucket)
+			if want := hex.EncodeToString(same[i].BPVal[:]); f.Got != want {
+				t.Errorf("format B %v, %s: finding shows the stored value as %s, want %s", formatB, cases[i].name, f.Got, want)
+			}
+		}
+		if missing != len(cases) {
+			t.Errorf("format B %v: %d pointers one byte off found no backpointer, want %d", formatB, missing, len(cases))
+		}
+	}
+}
+
+// TestTruncateDropsWholeValues: a loader that takes back entries takes
+// back the values kept whole with them.
+func TestTruncateDropsWholeValues(t *testing.T) {
+	s := New(testConfig(128), MakeBucketKey(0, 0), MakeBucketKey(1, 0))
+	var v [bp.BackpointerBytes]byte
+	v[1] = 9 // level 9: kept whole
+	s.AddBP(0, 8, v[:])
+	s.AddBP(0, 16, v[:])
+	s.TruncateBPs(1)
+	if len(s.whole) != 1 {
+		t.Fatalf("%d values kept whole after truncating to one entry, want 1", len(s.whole))
+	}
+	v[2] = 1
+	s.AddBP(0, 16, v[:])
+	if got := s.value(1, 0); got != v {
+		t.Fatalf("entry re-added after truncation reads %x, want %x", got, v)
+	}
+}
+
+// FuzzSameAt: a stored value (packed or kept whole) matches an expected
+// value exactly when the two are equal byte for byte, in both layouts.
+func FuzzSameAt(f *testing.F) {
+	var a [bp.BackpointerBytes]byte
+	pos := bp.Pos{Inode: 4096, Offset: 128, Snapshot: ^uint32(0)}
+	bp.EncodeBackpointerB(a[:], bp.BtreeExtents, 0, bp.DataUser, 3, 1, 8, &pos)
+	f.Add(a[:], a[:], true, uint64(5<<bp.ShiftA|7), uint8(0))
+	b := a
+	b[7] = 0x80
+	f.Add(a[:], b[:], true, uint64(0), uint8(0))
+	bp.EncodeBackpointerA(a[:], bp.BtreeExtents, 0, bp.DataUser, 5<<bp.ShiftA|7, 8, &pos)
+	f.Add(a[:], a[:], false, uint64(128<<bp.ShiftA|5<<bp.ShiftA|7), uint8(0))
+	f.Add(a[:], a[:], false, uint64(128<<bp.ShiftA|6<<bp.ShiftA), uint8(1))
+	f.Fuzz(func(t *testing.T, x, y []byte, formatB bool, off uint64, flip uint8) {
+		var stored, want [bp.BackpointerBytes]byte
+		copy(stored[:], x)
+		copy(want[:], y)
+		if flip&1 != 0 {
+			want = stored
+			want[int(flip>>1)%bp.BackpointerBytes] ^= flip | 1
+		} else if len(y) == 0 {
+			want = stored
+		}
+		cfg := testConfig(128)
+		cfg.FormatB = formatB
+		if !formatB {
+			cfg.Shift = bp.ShiftA
+		}
+		s := New(cfg, MakeBucketKey(0, 0), MakeBucketKey(1, 0))
+		s.AddBP(0, off, stored[:])
+		if got := s.value(0, 0); got != stored {
+			t.Fatalf("stored %x reads back as %x", stored, got)
+		}
+		if got, exp := s.sameAt(0, 0, &want), stored == want; got != exp {
+			t.Fatalf("format B %v off %d: sameAt(%x, %x) = %v, want %v", formatB, off, stored, want, got, exp)
+		}
+	})
+}
