@@ -3,7 +3,6 @@ package btreeio_test
 import (
 	"errors"
 	"io"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -11,6 +10,7 @@ import (
 	"bpcheck/bp"
 	"bpcheck/btreeio"
 	"bpcheck/internal/casedata"
+	"bpcheck/internal/fsopen"
 )
 
 // flakyReader serves a node's bytes with a byte flipped for the first bad
@@ -66,28 +66,6 @@ func (l *leafOffsets) NodeError(_ bp.BtreeID, _ uint8, _ *bp.Key, err error) err
 	return nil
 }
 
-func openFlaky(t *testing.T, path string, wrap func(io.ReaderAt) io.ReaderAt) *btreeio.FS {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	st, err := f.Stat()
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := btreeio.NewDevice(path, wrap(f), st.Size())
-	if err != nil {
-		t.Fatal(err)
-	}
-	fs, err := btreeio.Assemble([]*btreeio.Device{d})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fs
-}
-
 // TestLiveRetry: a leaf whose first read has a bad checksum (a node being
 // rewritten) or another node's bytes (a seq that does not match the
 // pointer: the space read before the node was written) is an error in a
@@ -96,7 +74,7 @@ func openFlaky(t *testing.T, path string, wrap func(io.ReaderAt) io.ReaderAt) *b
 // bounded retries.
 func TestLiveRetry(t *testing.T) {
 	src := casedata.CaseImages(t, "small")[0]
-	clean := openFlaky(t, src, func(r io.ReaderAt) io.ReaderAt { return r })
+	clean := fsopen.Through(t, src, func(r io.ReaderAt) io.ReaderAt { return r })
 	if err := clean.LoadRoots(); err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +103,7 @@ func TestLiveRetry(t *testing.T) {
 		{"live, stale on every read", true, 1 << 20, true, 1, 1, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			fs := openFlaky(t, src, func(r io.ReaderAt) io.ReaderAt {
+			fs := fsopen.Through(t, src, func(r io.ReaderAt) io.ReaderAt {
 				f := &flakyReader{r: r, off: target, bad: tc.bad}
 				if tc.stale {
 					f.stale = other

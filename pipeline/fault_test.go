@@ -19,6 +19,7 @@ import (
 	"bpcheck/gen"
 	"bpcheck/internal/casedata"
 	"bpcheck/internal/faultio"
+	"bpcheck/internal/fsopen"
 	"bpcheck/pipeline"
 	"bpcheck/report"
 )
@@ -57,23 +58,7 @@ func openFaulty(t *testing.T, path string, faults []faultio.Fault) (*btreeio.FS,
 // image through the reader wrap makes of the file.
 func openThrough(t *testing.T, path string, wrap func(io.ReaderAt) io.ReaderAt) *btreeio.FS {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	st, err := f.Stat()
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := btreeio.NewDevice(path, wrap(f), st.Size())
-	if err != nil {
-		t.Fatal(err)
-	}
-	fs, err := btreeio.Assemble([]*btreeio.Device{d})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fs := fsopen.Through(t, path, wrap)
 	if err := fs.LoadRoots(); err != nil {
 		t.Fatal(err)
 	}
