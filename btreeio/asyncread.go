@@ -86,8 +86,12 @@ func (fs *FS) asyncLeaves(id bp.BtreeID, kids []*NodeKey, v Visitor) (bool, erro
 	// read when their turn comes. At a miss the deferred leaves of the
 	// read-ahead window are issued at once: each is read on the spot if
 	// the cache holds it, else submitted to the reader (and a hit among
-	// them makes later leaves deferred again).
-	warm := false
+	// them makes later leaves deferred again). A walk starts from what
+	// the filesystem's last read found: a check makes a walk per task
+	// (hundreds), and each starting cold had read its first Prefetch
+	// leaves at once, into as many fresh buffers, only to parse them
+	// after the copies had left the CPU caches.
+	warm := fs.cacheWarm.Load()
 	// issue reads slot i into a fresh buffer: at once when cached, else
 	// through the reader.
 	issue := func(i int) {
@@ -101,10 +105,16 @@ func (fs *FS) asyncLeaves(id bp.BtreeID, kids []*NodeKey, v Visitor) (bool, erro
 				// In the page cache: read at once, nothing to wait for.
 				s.res, s.done = aio.Result{Tag: uint64(i), N: n}, true
 				warm = true
+				if !fs.cacheWarm.Load() { // written on a change only
+					fs.cacheWarm.Store(true)
+				}
 				return
 			}
 		}
 		warm = false
+		if fs.cacheWarm.Load() {
+			fs.cacheWarm.Store(false)
+		}
 		if err := r.Submit([]aio.Request{{File: f, Off: s.off, Buf: buf, Tag: uint64(i)}}); err != nil {
 			fs.Release(s.n)
 			s.n, s.sync = nil, true

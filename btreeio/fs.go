@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"bpcheck/aio"
 	"bpcheck/bp"
@@ -35,6 +36,9 @@ type FS struct {
 	nodePool sync.Pool
 	readers  readerPool
 	live     liveState
+	// cacheWarm says whether the last leaf a read-ahead walk read found
+	// the page cache holding it: a walk starts from it (asyncLeaves).
+	cacheWarm atomic.Bool
 }
 
 // loadJournalRoots reads the journal of an unclean filesystem, takes the
