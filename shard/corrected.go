@@ -97,6 +97,7 @@ func (s *Shard) Correct(lost *Lost) CorrectedView {
 	if !slices.IsSortedFunc(s.buckets, byKey) {
 		slices.SortFunc(s.buckets, byKey)
 	}
-	s.extra, s.lastOK, s.indexed, s.dense = nil, false, false, nil
+	s.extra, s.lastOK, s.indexed = nil, false, false
+	s.dropDense()
 	return CorrectedView{s}
 }

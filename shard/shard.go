@@ -215,8 +215,9 @@ type Shard struct {
 	// dense, when made (indexBuckets), maps bucket denseLo+i of one
 	// device to 1 + its entry in buckets (alloc keys only), or 0: a
 	// lookup without a binary search over entries a cache miss apart.
-	dense   []int32
-	denseLo BucketKey
+	dense    []int32
+	denseLo  BucketKey
+	denseArr *hugemem.Array[int32] // dense's memory (Release, dropDense)
 	// whole holds the values of the entries that do not pack, by index.
 	whole map[int][bp.BackpointerBytes]byte
 	// aDev's bucket size aBS (0: none), valid when aOK: inBucketA's
@@ -273,6 +274,7 @@ func hugeCap(n int, size uintptr) int {
 // did not copy out of it, must not be used afterwards.
 func (s *Shard) Release() {
 	s.bps, s.buckets, s.whole = nil, nil, nil
+	s.dropDense()
 	s.bpsArr.Free()
 	s.bucketsArr.Free()
 	s.bpsArr, s.bucketsArr = nil, nil
@@ -426,6 +428,13 @@ func (s *Shard) extraIndex(k BucketKey) int {
 	return len(s.buckets) - 1
 }
 
+// dropDense drops the dense bucket index and frees its memory.
+func (s *Shard) dropDense() {
+	s.dense = nil
+	s.denseArr.Free()
+	s.denseArr = nil
+}
+
 // denseMax bounds the dense index to a few words per alloc key: a shard
 // over a mostly empty device keeps the binary search.
 const denseMax = 8
@@ -441,13 +450,15 @@ func (s *Shard) makeDense() {
 	if lo.Dev() != hi.Dev() || uint64(hi-lo) >= uint64(denseMax*s.nAlloc+1024) {
 		return
 	}
-	s.dense = make([]int32, hi-lo+1) // fresh zero pages: nothing to fill
+	// Fresh zero memory, on huge pages when large: nothing to fill.
+	s.denseArr = hugemem.Alloc[int32](int(hi - lo + 1))
+	s.dense = s.denseArr.S[:hi-lo+1]
 	for i := range s.buckets[:s.nAlloc] {
 		k := s.buckets[i].key
 		if k < lo || k > hi || i > 0 && k < s.buckets[i-1].key {
 			// Not sorted (the loader keeps what the btree gives): the
 			// search decides, as it always did.
-			s.dense = nil
+			s.dropDense()
 			return
 		}
 		if d := &s.dense[k-lo]; *d == 0 {
