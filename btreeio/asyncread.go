@@ -91,7 +91,7 @@ func (fs *FS) asyncLeaves(id bp.BtreeID, kids []*NodeKey, v Visitor) (bool, erro
 	// (hundreds), and each starting cold had read its first Prefetch
 	// leaves at once, into as many fresh buffers, only to parse them
 	// after the copies had left the CPU caches.
-	warm := fs.cacheWarm.Load()
+	warm := !fs.cacheCold.Load()
 	// issue reads slot i into a fresh buffer: at once when cached, else
 	// through the reader.
 	issue := func(i int) {
@@ -105,15 +105,15 @@ func (fs *FS) asyncLeaves(id bp.BtreeID, kids []*NodeKey, v Visitor) (bool, erro
 				// In the page cache: read at once, nothing to wait for.
 				s.res, s.done = aio.Result{Tag: uint64(i), N: n}, true
 				warm = true
-				if !fs.cacheWarm.Load() { // written on a change only
-					fs.cacheWarm.Store(true)
+				if fs.cacheCold.Load() { // written on a change only
+					fs.cacheCold.Store(false)
 				}
 				return
 			}
 		}
 		warm = false
-		if fs.cacheWarm.Load() {
-			fs.cacheWarm.Store(false)
+		if !fs.cacheCold.Load() {
+			fs.cacheCold.Store(true)
 		}
 		if err := r.Submit([]aio.Request{{File: f, Off: s.off, Buf: buf, Tag: uint64(i)}}); err != nil {
 			fs.Release(s.n)

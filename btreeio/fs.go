@@ -36,9 +36,12 @@ type FS struct {
 	nodePool sync.Pool
 	readers  readerPool
 	live     liveState
-	// cacheWarm says whether the last leaf a read-ahead walk read found
-	// the page cache holding it: a walk starts from it (asyncLeaves).
-	cacheWarm atomic.Bool
+	// cacheCold says whether the last leaf a read-ahead walk read missed
+	// the page cache: a walk starts from it (asyncLeaves). The first
+	// walks start warm: on a cold cache that costs each of them one read
+	// that would block (RWF_NOWAIT), on a warm one it saves them reading
+	// their first leaves into fresh buffers.
+	cacheCold atomic.Bool
 }
 
 // loadJournalRoots reads the journal of an unclean filesystem, takes the
