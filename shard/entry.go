@@ -13,16 +13,20 @@ import (
 // fields fit the widths below, so that an entry is 32 bytes with its
 // position (it was 40). Values that do not fit are kept whole, in a map:
 // file offsets of 2^40 sectors (512 TiB) or more, as at the last node of a
-// btree (POS_MAX), flags of 128 or more, and corrupt values. Format A's
-// bucket_offset is left out: it is what the entry's position implies
-// (inBucketA), and a value that says otherwise is kept whole.
+// btree (POS_MAX), and corrupt values. Format A's bucket_offset is left
+// out: it is what the entry's position implies (inBucketA), and a value
+// that says otherwise is kept whole. A format B filesystem upgraded from
+// format A keeps format A values until they are rewritten (bp.OldLayoutB):
+// their bytes 3–7 hold a bucket_offset, which reads as flags of 64 or
+// more; those are packed as format A's are, marked (packALayout).
 //
 // The words:
 //
 //	w[0]: the position's inode
 //	w[1]: the position's offset (bits 0-39) | bucket_len (40-63)
 //	w[2]: snapshot (0-31) | btree id (32-39) | level (40-42) | data type (43-47)
-//	      | format B: bucket_gen (48-55) | flags (56-62)
+//	      | format B: bucket_gen (48-55) | flags (56-61)
+//	      | bit 62 (format B): format A's layout, bytes 3-7 implied
 //	      | bit 63: not packed, the value is kept whole (Shard.whole)
 //
 // Packing is a function of the value (and, in format A, of its position),
@@ -35,19 +39,22 @@ type packedBP [3]uint64
 // notPacked marks an entry whose value is kept whole.
 const notPacked = 1 << 63
 
+// packALayout marks, in format B, a value packed in format A's layout.
+const packALayout = 1 << 62
+
 // Field limits of a packed value.
 const (
 	packOffsetBits = 40
 	packLenBits    = 24
 	packLevels     = 8
 	packDataTypes  = 32
-	packFlags      = 1 << 7
+	packFlags      = 1 << 6
 )
 
 // packBP packs value v into w and reports true, or reports false (w
-// untouched) when v does not fit. inBucket is, in format A, the
-// bucket_offset the backpointer's position implies (inBucketA), or
-// noInBucket when it cannot be worked out; it is unused in format B. The
+// untouched) when v does not fit. inBucket is the bucket_offset the
+// backpointer's position implies (inBucketA; in format B only where
+// format A values may remain), or noInBucket. The
 // words are written one by one into the caller's memory: returned as an
 // array, they were copied through the stack with wide loads that stall on
 // the narrow stores that wrote them (once per backpointer and pointer).
@@ -61,11 +68,13 @@ func packBP(w *packedBP, v *[bp.BackpointerBytes]byte, formatB bool, inBucket ui
 	}
 	var hi uint64
 	if formatB {
-		flags := le.Uint32(v[4:])
-		if flags >= packFlags {
+		if flags := le.Uint32(v[4:]); flags < packFlags {
+			hi = uint64(v[3]) | uint64(flags)<<8
+		} else if bp.BackpointerBucketOffsetA(v[:]) == inBucket {
+			hi = packALayout >> 48
+		} else {
 			return false
 		}
-		hi = uint64(v[3]) | uint64(flags)<<8
 	} else if bp.BackpointerBucketOffsetA(v[:]) != inBucket {
 		return false
 	}
@@ -81,7 +90,7 @@ func unpackBP(w *packedBP, formatB bool, inBucket uint64) (v [bp.BackpointerByte
 	v[0] = byte(w[2] >> 32)
 	v[1] = byte(w[2]>>40) & (packLevels - 1)
 	v[2] = byte(w[2]>>43) & (packDataTypes - 1)
-	if formatB {
+	if formatB && w[2]&packALayout == 0 {
 		v[3] = byte(w[2] >> 48)
 		le.PutUint32(v[4:], uint32(w[2]>>56)&(packFlags-1))
 	} else {
@@ -127,10 +136,12 @@ func (s *Shard) inBucketA(dev uint32, off uint64) uint64 {
 	return off - start<<shift
 }
 
-// inBucket is inBucketA in format A; format B packs without it.
+// inBucket is inBucketA where format A values may be stored: in format A,
+// and in format B with format A's shift (upgraded filesystems); elsewhere
+// noInBucket.
 func (s *Shard) inBucket(dev uint32, off uint64) uint64 {
-	if s.cfg.FormatB {
-		return 0
+	if s.cfg.FormatB && s.cfg.Shift != bp.ShiftA {
+		return noInBucket
 	}
 	return s.inBucketA(dev, off)
 }
@@ -168,11 +179,13 @@ func (s *Shard) sameAt(i int, dev uint32, want *[bp.BackpointerBytes]byte) bool 
 	}
 	var hi uint64
 	if s.cfg.FormatB {
-		flags := le.Uint32(want[4:])
-		if flags >= packFlags {
+		if flags := le.Uint32(want[4:]); flags < packFlags {
+			hi = uint64(want[3]) | uint64(flags)<<8
+		} else if bp.BackpointerBucketOffsetA(want[:]) == s.inBucket(dev, e.Off) {
+			hi = packALayout >> 48
+		} else {
 			return false
 		}
-		hi = uint64(want[3]) | uint64(flags)<<8
 	} else if bp.BackpointerBucketOffsetA(want[:]) != s.inBucketA(dev, e.Off) {
 		return false
 	}

@@ -45,25 +45,33 @@ func hexDescribe(_ bp.Pos, v []byte) string { return hex.EncodeToString(v) }
 
 // TestPackedAndWholeValues: values that pack and values kept whole match
 // a pointer that expects exactly them, differ from one that expects a
-// value one byte away, and come back whole in the findings; in both
-// layouts.
+// value one byte away, and come back whole in the findings; in format A,
+// in format B, and in format B upgraded from A (format A's shift, values
+// left in format A's layout).
 func TestPackedAndWholeValues(t *testing.T) {
 	const bucketSize = 128
-	for _, formatB := range []bool{true, false} {
+	layouts := []struct {
+		name      string
+		formatB   bool
+		shift     uint
+		valuesInA bool
+	}{
+		{"format B", true, 0, false},
+		{"format A", false, bp.ShiftA, true},
+		{"format B upgraded from A", true, bp.ShiftA, true},
+	}
+	for _, l := range layouts {
 		cfg := testConfig(bucketSize)
-		cfg.FormatB = formatB
+		cfg.FormatB, cfg.Shift = l.formatB, l.shift
 		cfg.Describe = hexDescribe
-		if !formatB {
-			cfg.Shift = bp.ShiftA
-		}
 		mk := func(bucket, sector uint64, mutate func(v *[bp.BackpointerBytes]byte)) Ref {
 			r := Ref{Kind: RefPtr, NeedsBP: true, Gen: 1, DataType: bp.DataUser, Sectors: 8,
 				Bucket: MakeBucketKey(0, bucket), BPOff: (bucket*bucketSize+sector)<<cfg.Shift + 3}
 			pos := bp.Pos{Inode: 4096 + bucket, Offset: 64 + sector, Snapshot: ^uint32(0)}
-			if formatB {
-				bp.EncodeBackpointerB(r.BPVal[:], bp.BtreeExtents, 0, bp.DataUser, 1, 0, 8, &pos)
+			if l.valuesInA {
+				bp.EncodeBackpointerA(r.BPVal[:], bp.BtreeExtents, 0, bp.DataUser, sector<<bp.ShiftA+3, 8, &pos)
 			} else {
-				bp.EncodeBackpointerA(r.BPVal[:], bp.BtreeExtents, 0, bp.DataUser, sector<<cfg.Shift+3, 8, &pos)
+				bp.EncodeBackpointerB(r.BPVal[:], bp.BtreeExtents, 0, bp.DataUser, 1, 0, 8, &pos)
 			}
 			if mutate != nil {
 				mutate(&r.BPVal)
@@ -83,8 +91,8 @@ func TestPackedAndWholeValues(t *testing.T) {
 			{"data type 40", func(v *[bp.BackpointerBytes]byte) { v[2] = 40 }, false},
 			{"bucket_len 2^24", func(v *[bp.BackpointerBytes]byte) { le.PutUint32(v[8:], 1<<24) }, false},
 			{"high inode", func(v *[bp.BackpointerBytes]byte) { le.PutUint64(v[24:], 1<<63|5) }, true},
-			// Format B: flags of 128; format A: a bucket_offset the
-			// position does not give.
+			// Format B: flags of 2^31; format A's layout: a bucket_offset
+			// the position does not give.
 			{"bytes 4-7", func(v *[bp.BackpointerBytes]byte) { v[7] = 0x80 }, false},
 		}
 		s := New(cfg, MakeBucketKey(0, 0), MakeBucketKey(1, 0))
@@ -93,13 +101,18 @@ func TestPackedAndWholeValues(t *testing.T) {
 			s.AddAlloc(MakeBucketKey(0, uint64(i)), bp.AllocV4{Gen: 1, DataType: bp.DataUser, DirtySectors: 16})
 		}
 		for i, c := range cases {
-			r := mk(uint64(i), 8, c.mutate)
+			// Sector 40: bucket_offset 40<<10+3, read as format B's
+			// flags 160 (format A's layout marked in format B).
+			r := mk(uint64(i), 40, c.mutate)
 			s.AddBP(0, r.BPOff, r.BPVal[:])
 			if packed := s.bps[i].w[2]&notPacked == 0; packed != c.packs {
-				t.Errorf("format B %v, %s: packed %v, want %v", formatB, c.name, packed, c.packs)
+				t.Errorf("%s, %s: packed %v, want %v", l.name, c.name, packed, c.packs)
 			}
 			if got := s.value(i, 0); got != r.BPVal {
-				t.Errorf("format B %v, %s: kept %x, added %x", formatB, c.name, got, r.BPVal)
+				t.Errorf("%s, %s: kept %x, added %x", l.name, c.name, got, r.BPVal)
+			}
+			if marked := s.bps[i].w[2]&(notPacked|packALayout) == packALayout; marked != (c.packs && l.formatB && l.valuesInA) {
+				t.Errorf("%s, %s: packed in format A's layout %v", l.name, c.name, marked)
 			}
 			same = append(same, r)
 			o := r
@@ -110,7 +123,7 @@ func TestPackedAndWholeValues(t *testing.T) {
 		s.Apply(other)
 		for i, c := range cases {
 			if !s.isMatched(i) {
-				t.Errorf("format B %v, %s: the pointer with the stored value did not match", formatB, c.name)
+				t.Errorf("%s, %s: the pointer with the stored value did not match", l.name, c.name)
 			}
 		}
 		var missing int
@@ -121,11 +134,11 @@ func TestPackedAndWholeValues(t *testing.T) {
 			missing++
 			i := int(f.Bucket)
 			if want := hex.EncodeToString(same[i].BPVal[:]); f.Got != want {
-				t.Errorf("format B %v, %s: finding shows the stored value as %s, want %s", formatB, cases[i].name, f.Got, want)
+				t.Errorf("%s, %s: finding shows the stored value as %s, want %s", l.name, cases[i].name, f.Got, want)
 			}
 		}
 		if missing != len(cases) {
-			t.Errorf("format B %v: %d pointers one byte off found no backpointer, want %d", formatB, missing, len(cases))
+			t.Errorf("%s: %d pointers one byte off found no backpointer, want %d", l.name, missing, len(cases))
 		}
 	}
 }
@@ -162,6 +175,11 @@ func FuzzSameAt(f *testing.F) {
 	bp.EncodeBackpointerA(a[:], bp.BtreeExtents, 0, bp.DataUser, 5<<bp.ShiftA|7, 8, &pos)
 	f.Add(a[:], a[:], false, uint64(128<<bp.ShiftA|5<<bp.ShiftA|7), uint8(0))
 	f.Add(a[:], a[:], false, uint64(128<<bp.ShiftA|6<<bp.ShiftA), uint8(1))
+	// Format B upgraded from A, a value left in format A's layout.
+	bp.EncodeBackpointerA(a[:], bp.BtreeExtents, 0, bp.DataUser, 40<<bp.ShiftA|7, 8, &pos)
+	f.Add(a[:], a[:], true, uint64(128<<bp.ShiftA|40<<bp.ShiftA|7), uint8(2))
+	f.Add(a[:], a[:], true, uint64(128<<bp.ShiftA|40<<bp.ShiftA|7), uint8(3))
+	f.Add(a[:], a[:], true, uint64(128<<bp.ShiftA|41<<bp.ShiftA|7), uint8(2))
 	f.Fuzz(func(t *testing.T, x, y []byte, formatB bool, off uint64, flip uint8) {
 		var stored, want [bp.BackpointerBytes]byte
 		copy(stored[:], x)
@@ -174,7 +192,7 @@ func FuzzSameAt(f *testing.F) {
 		}
 		cfg := testConfig(128)
 		cfg.FormatB = formatB
-		if !formatB {
+		if !formatB || flip&2 != 0 { // format A, or B upgraded from A
 			cfg.Shift = bp.ShiftA
 		}
 		s := New(cfg, MakeBucketKey(0, 0), MakeBucketKey(1, 0))

@@ -7,6 +7,7 @@
 package shard
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math"
 	"slices"
@@ -308,7 +309,11 @@ func (s *Shard) AddBP(dev uint32, off uint64, val []byte) {
 		copy(padded[:], val)
 		v = &padded
 	}
-	if packBP(&e.w, v, s.cfg.FormatB, s.inBucket(dev, off)) {
+	inBucket := uint64(0) // format B values with small flags pack without it
+	if !s.cfg.FormatB || binary.LittleEndian.Uint32(v[4:]) >= packFlags {
+		inBucket = s.inBucket(dev, off)
+	}
+	if packBP(&e.w, v, s.cfg.FormatB, inBucket) {
 		return
 	}
 	e.w[0], e.w[1], e.w[2] = 0, 0, notPacked
