@@ -187,8 +187,12 @@ const (
 	// VersionBtreeNodeAccounting: btree accounting counts nodes and
 	// interior nodes beside sectors (1.31).
 	VersionBtreeNodeAccounting uint16 = 1<<10 | 31
-	VersionCachedBackpointers  uint16 = 1<<10 | 21
-	VersionStripeBackpointers  uint16 = 1<<10 | 22
+	// VersionSBFieldExtentTypeU64s (1.32): the superblock records the
+	// size of each extent entry type; from it to 1.34 the tools print
+	// the v1.33 `list` text (listfmt.DialectV133).
+	VersionSBFieldExtentTypeU64s uint16 = 1<<10 | 32
+	VersionCachedBackpointers    uint16 = 1<<10 | 21
+	VersionStripeBackpointers    uint16 = 1<<10 | 22
 	// VersionInodeHasCaseInsensitive (1.28) is the newest version the
 	// bcachefs-tools v1.25 and the last mainline kernel (6.16) write.
 	VersionInodeHasCaseInsensitive uint16 = 1<<10 | 28

@@ -1,7 +1,8 @@
 // Package listfmt prints bcachefs keys in the text form of `bcachefs list`,
 // in the dialect of the tools that match the filesystem's metadata version
 // (see Dialect): metadata up to 1.13 as bcachefs-tools v1.9 prints it,
-// 1.14 to 1.28 as v1.25 does, newer as v1.36 (and v1.39) do. Values are
+// 1.14 to 1.28 as v1.25 does, 1.32 to 1.34 as v1.33 does, the others
+// from 1.29 as v1.36 (and v1.39) do. Values are
 // printed in full for extents, btree pointers, alloc_v4, backpointers and
 // reflink_v; other key types print their header only.
 package listfmt
@@ -28,22 +29,32 @@ const (
 	// one-line layout of v1.9 with format B backpointers, and alloc keys
 	// with the stripe index and redundancy of that era.
 	DialectV125
-	// DialectV136 is bcachefs-tools v1.36 and v1.39 (metadata from 1.29):
-	// "  : " after the header, one extent entry per line with device
-	// names, stripe_refcount in alloc keys.
+	// DialectV133 is bcachefs-tools v1.33 (metadata 1.32 to 1.34): the
+	// v1.36 text, except that alloc keys print the bytes of
+	// stripe_refcount as "stripe" (without the redundancy line of v1.25)
+	// and backpointers carry no " phys" suffix.
+	DialectV133
+	// DialectV136 is bcachefs-tools v1.36 and v1.39 (metadata from 1.29
+	// outside 1.32 to 1.34): "  : " after the header, one extent entry per
+	// line with device names, stripe_refcount in alloc keys.
 	DialectV136
 )
 
 // DialectFor returns the dialect of the tools that wrote metadata version
-// v. Tools v1.31 to v1.35 (metadata 1.29 to 1.35) print their own mixes of
-// the v1.25 and v1.36 texts; with no dump of theirs to judge by, their
-// filesystems get the v1.36 text.
+// v. The v1.33 text is proved on dumps of bcachefs-tools v1.33.4 (metadata
+// 1.33); v1.32 and v1.34 print alloc keys and backpointers with the same
+// code, so metadata 1.32 and 1.34 get it too. The tools v1.31 (1.29 to
+// 1.31) and v1.35 (1.35) print their own mixes of the v1.25 and v1.36
+// texts; with no dump of theirs to judge by, their filesystems get the
+// v1.36 text.
 func DialectFor(v uint16) Dialect {
 	switch {
 	case v < bp.VersionBackpointerBucketGen:
 		return DialectV19
 	case v <= bp.VersionInodeHasCaseInsensitive:
 		return DialectV125
+	case v >= bp.VersionSBFieldExtentTypeU64s && v < bp.VersionBucketStripeIndex:
+		return DialectV133
 	}
 	return DialectV136
 }
@@ -55,6 +66,8 @@ func (d Dialect) String() string {
 		return "bcachefs-tools v1.9"
 	case DialectV125:
 		return "bcachefs-tools v1.25"
+	case DialectV133:
+		return "bcachefs-tools v1.33"
 	}
 	return "bcachefs-tools v1.36"
 }
@@ -141,7 +154,7 @@ func (p *Printer) AppendKey(b []byte, btree bp.BtreeID, k *bp.Key, val []byte) [
 	if len(val) == 0 {
 		return b
 	}
-	if p.dialect == DialectV136 {
+	if p.dialect >= DialectV133 {
 		b = append(b, "  : "...)
 	} else {
 		b = append(b, ": "...)

@@ -18,7 +18,7 @@ func (p *Printer) appendPtrsValue(b []byte, k *bp.Key, val []byte) []byte {
 	switch k.Type {
 	case bp.KeyBtreePtrV2:
 		v, _ := bp.DecodeBtreePtrV2(val)
-		if p.dialect == DialectV136 {
+		if p.dialect >= DialectV133 {
 			b = append(b, "\n  "...)
 		}
 		b = append(b, "seq "...)
@@ -45,7 +45,7 @@ func (p *Printer) appendPtrsValue(b []byte, k *bp.Key, val []byte) []byte {
 		off := it.Offset()
 		e, ok, err := it.Next()
 		if err != nil && off+8 <= len(entries) {
-			if p.dialect == DialectV136 {
+			if p.dialect >= DialectV133 {
 				b = append(b, "\n  (unknown extent entry "...)
 			} else {
 				if !first {
@@ -59,7 +59,7 @@ func (p *Printer) appendPtrsValue(b []byte, k *bp.Key, val []byte) []byte {
 		if !ok {
 			break
 		}
-		if p.dialect == DialectV136 {
+		if p.dialect >= DialectV133 {
 			b = append(b, "\n  "...)
 		} else if !first {
 			b = append(b, ' ')
@@ -98,7 +98,7 @@ func (p *Printer) appendEntry(b []byte, e bp.Entry, size uint32) []byte {
 		ptr := bp.DecodePtr(binary.LittleEndian.Uint64(e.Words))
 		b = append(b, "ptr: "...)
 		m := p.sb.Member(ptr.Dev)
-		if m != nil && p.dialect == DialectV136 {
+		if m != nil && p.dialect >= DialectV133 {
 			name := fmt.Sprintf("dev-%d", ptr.Dev)
 			if int(ptr.Dev) < len(p.devNames) && p.devNames[ptr.Dev] != "" {
 				name = p.devNames[ptr.Dev]
@@ -123,13 +123,13 @@ func (p *Printer) appendEntry(b []byte, e bp.Entry, size uint32) []byte {
 		if ptr.Cached {
 			b = append(b, " cached"...)
 		}
-		if ptr.Unwritten && (m != nil || p.dialect == DialectV136) {
+		if ptr.Unwritten && (m != nil || p.dialect >= DialectV133) {
 			b = append(b, " unwritten"...)
 		}
 		return b
 	case bp.EntryCRC32, bp.EntryCRC64, bp.EntryCRC128:
 		c := bp.DecodeCRC(e, size)
-		if p.dialect == DialectV136 {
+		if p.dialect >= DialectV133 {
 			b = append(b, "crc"...)
 			b = appendUint(b, []uint64{0, 32, 64, 128}[e.Type])
 			b = append(b, ": c_size "...)
@@ -154,7 +154,7 @@ func (p *Printer) appendEntry(b []byte, e bp.Entry, size uint32) []byte {
 		return b
 	case bp.EntryStripePtr:
 		s := bp.DecodeStripePtr(e)
-		if p.dialect == DialectV136 {
+		if p.dialect >= DialectV133 {
 			b = append(b, "stripe_ptr: idx "...)
 		} else {
 			b = append(b, "ec: idx "...)
@@ -164,16 +164,16 @@ func (p *Printer) appendEntry(b []byte, e bp.Entry, size uint32) []byte {
 		b = appendUint(b, uint64(s.Block))
 		return b
 	case bp.EntryReconcile:
-		if p.dialect == DialectV136 {
+		if p.dialect >= DialectV133 {
 			return appendReconcile(append(b, "reconcile: "...), binary.LittleEndian.Uint64(e.Words))
 		}
 	case bp.EntryReconcileBP:
-		if p.dialect == DialectV136 {
+		if p.dialect >= DialectV133 {
 			b = append(b, "reconcile_bp: idx "...)
 			return appendUint(b, binary.LittleEndian.Uint64(e.Words)>>9)
 		}
 	case bp.EntryFlags:
-		if p.dialect == DialectV136 {
+		if p.dialect >= DialectV133 {
 			b = append(b, "flags: "...)
 			return appendBitflags(b, extentFlagNames, binary.LittleEndian.Uint64(e.Words)>>7)
 		}
@@ -223,9 +223,14 @@ func (p *Printer) appendAllocV4(b []byte, k *bp.Key, val []byte) []byte {
 			b = line(b, "stripe_sectors", w, uint64(a.StripeSectors))
 		}
 		b = line(b, "cached_sectors", w, uint64(a.CachedSectors))
-		if p.dialect == DialectV136 {
+		switch p.dialect {
+		case DialectV136:
 			b = line(b, "stripe_refcount", w, uint64(a.StripeRefcount))
-		} else {
+		case DialectV133:
+			// The same bytes hold the stripe index; the tools of
+			// 1.32 to 1.34 no longer print the redundancy byte.
+			b = line(b, "stripe", w, uint64(a.StripeRefcount))
+		default:
 			// Before 1.35 the same bytes are the stripe index and
 			// the stripe's redundancy.
 			b = line(b, "stripe", w, uint64(a.StripeRefcount))
@@ -335,7 +340,8 @@ func (p *Printer) appendBackpointer(b []byte, k *bp.Key, val []byte) []byte {
 	}
 	b = append(b, " pos="...)
 	b = AppendPos(b, v.Pos)
-	if p.formatB && v.Flags&bp.BPFlagReconcileMask != 0 {
+	if p.formatB && v.Flags&bp.BPFlagReconcileMask != 0 && p.dialect == DialectV136 {
+		// the v1.36+ tools; the v1.33 ones print no flags
 		b = append(b, " phys"...)
 	}
 	if p.formatB && v.Flags&bp.BPFlagStripePtr != 0 && p.sb.Version >= bp.VersionErasureCoding {

@@ -9,6 +9,7 @@ dev*.img.zst, case.json, fsck.txt, fsck_repair.txt, errors.txt, expect.json, tru
 list/*.txt.zst, and for upgraded cases upgrade.txt. The tools:
 
   v1.25.3   /work/realtools/v1.25.3/bcachefs   (metadata 1.28; reports itself as 1.25.2)
+  v1.33.4   /work/realtools/v1.33.4/bcachefs   (metadata 1.33: reconcile)
   v1.36.1   /work/realtools/v1.36.1/bcachefs   (metadata 1.36)
   v1.36.1-ec /work/realtools/v1.36.1-ec/bcachefs: the same v1.36.1 library compiled with
             CONFIG_BCACHEFS_ERASURE_CODING (build_ec.sh); only used to run reconcile so that
@@ -37,9 +38,9 @@ sys.path.insert(0, HERE)
 import fsck2expect  # noqa: E402
 
 RT = "/work/realtools"
-TOOLS = {v: "%s/%s/bcachefs" % (RT, v) for v in ("v1.25.3", "v1.36.1", "v1.36.1-ec", "v1.39.2")}
-TOOL_NAME = {"v1.25.3": "bcachefs-tools 1.25.2", "v1.36.1": "bcachefs-tools v1.36.1",
-             "v1.39.2": "bcachefs-tools v1.39.2"}
+TOOLS = {v: "%s/%s/bcachefs" % (RT, v) for v in ("v1.25.3", "v1.33.4", "v1.36.1", "v1.36.1-ec", "v1.39.2")}
+TOOL_NAME = {"v1.25.3": "bcachefs-tools 1.25.2", "v1.33.4": "bcachefs-tools v1.33.4",
+             "v1.36.1": "bcachefs-tools v1.36.1", "v1.39.2": "bcachefs-tools v1.39.2"}
 SHARED = "/work/shared/testdata"
 REPAIR_TIMEOUT = 240
 UPGRADE_TIMEOUT = 180
@@ -54,6 +55,8 @@ BTREES = {
                "reconcile_scan reconcile_work_phys reconcile_hipri_phys bucket_to_stripe".split(),
 }
 BTREES["v1.39.2"] = BTREES["v1.36.1"] + ["stripe_backpointers", "damage"]
+# v1.33.4: the btrees of v1.36.1 up to reconcile_hipri_phys (25); bucket_to_stripe (26) came later
+BTREES["v1.33.4"] = [b for b in BTREES["v1.36.1"] if b != "bucket_to_stripe"]
 
 
 def fsck_cmd(ver, mode):
@@ -99,6 +102,46 @@ CASES["v128-unclean"] = dict(
     what="deletions left only in the journal: 2 extents deleted with triggers, 2 user "
          "backpointers and 1 extent deleted without; each delete-key run SIGKILLed 3 s after "
          "its journal flush, before shutdown")
+CASES["v133-small"] = dict(
+    tool="v1.33.4", devs=1, size_mib=64, fmt=[],
+    tree=dict(seed=1331, files=400, large=1), ops=[],
+    what="metadata 1.33 (bcachefs-tools v1.33.4), 1 device, defaults, clean")
+CASES["v133-corrupt-mixed"] = dict(
+    tool="v1.33.4", devs=2, size_mib=64, fmt=["--replicas=2"],
+    tree=dict(seed=1332, files=300, large=1), seed=1342,
+    ops=[("bp_user", 5), ("extent", 3), ("alloc", 1)],
+    what="metadata 1.33, 2 devices, --replicas=2; as the shared corrupt-mixed: 5 user backpointers, "
+         "3 extents and 1 alloc key of a bucket with backpointers deleted (no triggers)")
+CASES["v133-unclean"] = dict(
+    tool="v1.33.4", devs=1, size_mib=64, fmt=[],
+    tree=dict(seed=1333, files=300, large=1), seed=1343, unclean=True,
+    notes=["As with v1.36.1 (enc-unclean), v1.33.4 leaves the superblock marked clean (Clean: 1) after delete-key -U's "
+           "SIGKILL: its bch2_write_super() also returns early until BCH_FS_may_upgrade_downgrade is set. fsck "
+           "therefore prints 'recovering from clean shutdown, journal seq N', but it reads and replays the journal: "
+           "list_journal -a of the final image shows each of the five deletions as an overwrite followed by a "
+           "deleted key (extents 2147483768:16, 2147483772:24, 2147483699:24; backpointers 0:7725056:0, "
+           "0:15007744:0)."],
+    ops=[("extent_consistent", 2), ("bp_user", 2), ("extent", 1)],
+    what="metadata 1.33; deletions left only in the journal: 2 extents deleted with triggers, 2 user "
+         "backpointers and 1 extent deleted without; each delete-key run SIGKILLed 3 s after "
+         "its journal flush, before shutdown")
+CASES["v133-corrupt-bp"] = dict(
+    tool="v1.33.4", devs=1, size_mib=64, fmt=["--encoded_extent_max=256k"],
+    tree=dict(seed=1335, files=300, large=4), seed=1345,
+    ops=[("bp_user", 4), ("bp_user_only", 2), ("bp_user_empty_bucket", 1), ("bp_btree", 1)],
+    what="metadata 1.33; as v128-corrupt-bp: user backpointers deleted (4 in buckets with others, 2 that "
+         "were the only one of their bucket, all 2-3 of one bucket), one btree-node backpointer deleted; "
+         "--encoded_extent_max=256k so that large files give buckets with a single extent")
+CASES["v133-corrupt-alloc"] = dict(
+    tool="v1.33.4", devs=1, size_mib=64, fmt=[],
+    tree=dict(seed=1336, files=300, large=1), seed=1346, ops=[("alloc", 1), ("alloc_orphan", 1)],
+    what="metadata 1.33; alloc key of a bucket with extents deleted; and alloc_orphan: an alloc key "
+         "deleted together with every extent pointing into that bucket")
+CASES["v133-lz4"] = dict(
+    tool="v1.33.4", devs=1, size_mib=64,
+    fmt=["--compression=lz4", "--metadata_checksum=crc64", "--data_checksum=xxhash"],
+    tree=dict(seed=1334, files=400, large=1), ops=[],
+    what="metadata 1.33; lz4 compression, crc64 metadata and xxhash data checksums, clean")
 ENC_PASS = "correct horse battery"
 CASES["enc-two-dev"] = dict(
     tool="v1.36.1", devs=2, size_mib=64, fmt=["--replicas=2"], passphrase=ENC_PASS,
@@ -560,8 +603,8 @@ def recheck_nodes(name, out_root, work_root):
     od = os.path.join(out_root, name)
     case = json.load(open(os.path.join(od, "case.json")), object_pairs_hook=collections.OrderedDict)
     exp = json.load(open(os.path.join(od, "expect.json")))
-    ver = {"bcachefs-tools 1.25.2": "v1.25.3", "bcachefs-tools v1.36.1": "v1.36.1",
-           "bcachefs-tools v1.39.2": "v1.39.2"}[case["oracle"]]
+    ver = {"bcachefs-tools 1.25.2": "v1.25.3", "bcachefs-tools v1.33.4": "v1.33.4",
+           "bcachefs-tools v1.36.1": "v1.36.1", "bcachefs-tools v1.39.2": "v1.39.2"}[case["oracle"]]
     n = case["devices"]
     img = os.path.join(work_root, name, "recheck")
     shutil.rmtree(img, ignore_errors=True)

@@ -61,6 +61,7 @@ var goldenCases = []goldenCase{
 	{"a-corrupt", exitProblems},
 	{"corrupt-missing-alloc", exitProblems},
 	{"v128-corrupt-mixed", exitProblems},
+	{"v133-corrupt-mixed", exitProblems},
 	{"v139-corrupt-mixed", exitProblems},
 }
 
