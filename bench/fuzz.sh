@@ -6,10 +6,15 @@
 #   bench/fuzz.sh            # 60 s per target
 #   FUZZTIME=10m bench/fuzz.sh
 #   TARGETS="./btreeio:FuzzNode" FUZZTIME=1h bench/fuzz.sh
+#   FUZZTIME=1s bench/fuzz.sh   # every target found, briefly
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FUZZTIME=${FUZZTIME:-60s}
-TARGETS=${TARGETS:-"./bp:FuzzDecodeKey ./bp:FuzzExtentEntries ./bp:FuzzValues ./btreeio:FuzzSuperblock ./btreeio:FuzzNode ./btreeio:FuzzJournal ./btreeio:FuzzCryptField ./csum:FuzzCRC64 ./csum:FuzzCRC64Fast ./pipeline:FuzzImage ./pipeline:FuzzFastEmit ./pipeline:FuzzPackedLeaf"}
+# Every Fuzz function of the repository's test files, unless TARGETS names some.
+if [ -z "${TARGETS:-}" ]; then
+  TARGETS=$(git grep -E '^func Fuzz[A-Za-z0-9_]*' -- '*_test.go' |
+    sed -E 's#^(.*)/[^/]*_test\.go:func (Fuzz[A-Za-z0-9_]*).*#./\1:\2#' | sort -u | tr '\n' ' ')
+fi
 status=0
 for t in $TARGETS; do
   pkg=${t%%:*}
