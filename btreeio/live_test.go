@@ -9,8 +9,8 @@ import (
 
 	"bpcheck/bp"
 	"bpcheck/btreeio"
+	"bpcheck/btreeio/btreeiotest"
 	"bpcheck/internal/casedata"
-	"bpcheck/internal/fsopen"
 )
 
 // flakyReader serves a node's bytes with a byte flipped for the first bad
@@ -74,7 +74,7 @@ func (l *leafOffsets) NodeError(_ bp.BtreeID, _ uint8, _ *bp.Key, err error) err
 // bounded retries.
 func TestLiveRetry(t *testing.T) {
 	src := casedata.CaseImages(t, "small")[0]
-	clean := fsopen.Through(t, src, func(r io.ReaderAt) io.ReaderAt { return r })
+	clean := btreeiotest.OpenThrough(t, src, func(r io.ReaderAt) io.ReaderAt { return r })
 	if err := clean.LoadRoots(); err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +103,7 @@ func TestLiveRetry(t *testing.T) {
 		{"live, stale on every read", true, 1 << 20, true, 1, 1, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			fs := fsopen.Through(t, src, func(r io.ReaderAt) io.ReaderAt {
+			fs := btreeiotest.OpenThrough(t, src, func(r io.ReaderAt) io.ReaderAt {
 				f := &flakyReader{r: r, off: target, bad: tc.bad}
 				if tc.stale {
 					f.stale = other

@@ -16,10 +16,10 @@ import (
 	"bpcheck/aio"
 	"bpcheck/bp"
 	"bpcheck/btreeio"
+	"bpcheck/btreeio/btreeiotest"
 	"bpcheck/gen"
 	"bpcheck/internal/casedata"
 	"bpcheck/internal/faultio"
-	"bpcheck/internal/fsopen"
 	"bpcheck/pipeline"
 	"bpcheck/report"
 )
@@ -58,7 +58,7 @@ func openFaulty(t *testing.T, path string, faults []faultio.Fault) (*btreeio.FS,
 // image through the reader wrap makes of the file.
 func openThrough(t *testing.T, path string, wrap func(io.ReaderAt) io.ReaderAt) *btreeio.FS {
 	t.Helper()
-	fs := fsopen.Through(t, path, wrap)
+	fs := btreeiotest.OpenThrough(t, path, wrap)
 	if err := fs.LoadRoots(); err != nil {
 		t.Fatal(err)
 	}

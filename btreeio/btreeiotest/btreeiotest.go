@@ -1,7 +1,7 @@
-// Package fsopen opens a one-device filesystem image for tests, reading it
-// through a reader that the test wraps around the file (fault injection,
-// recorded states).
-package fsopen
+// Package btreeiotest helps tests of packages that read filesystems
+// through btreeio: it opens a one-device image through a reader that the
+// test wraps around the file (fault injection, recorded states).
+package btreeiotest
 
 import (
 	"io"
@@ -11,10 +11,10 @@ import (
 	"bpcheck/btreeio"
 )
 
-// Through opens the image at path as a one-device filesystem (its roots
+// OpenThrough opens the image at path as a one-device filesystem (its roots
 // not loaded yet), reading it through wrap(file). The file is closed
 // when the test ends; any error fails the test.
-func Through(t testing.TB, path string, wrap func(io.ReaderAt) io.ReaderAt) *btreeio.FS {
+func OpenThrough(t testing.TB, path string, wrap func(io.ReaderAt) io.ReaderAt) *btreeio.FS {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
