@@ -1080,3 +1080,24 @@ func TestDecodeBtreePtrV2AndStripe(t *testing.T) {
 		t.Errorf("stripe header cut: %v", err)
 	}
 }
+
+// TestEraOf: each metadata version gets the fsck that judged its cases.
+func TestEraOf(t *testing.T) {
+	for _, tc := range []struct {
+		v    uint16
+		want string
+	}{
+		{bp.VersionMin, "bcachefs-tools v1.9.4"}, {1<<10 | 13, "bcachefs-tools v1.9.4"},
+		{1<<10 | 14, "bcachefs-tools v1.25.3"}, {1<<10 | 28, "bcachefs-tools v1.25.3"},
+		{1<<10 | 29, "bcachefs-tools v1.31.13"}, {1<<10 | 31, "bcachefs-tools v1.31.13"},
+		{1<<10 | 32, "bcachefs-tools v1.36.1"}, {1<<10 | 35, "bcachefs-tools v1.36.1"}, {1<<10 | 36, "bcachefs-tools v1.36.1"},
+		{1<<10 | 37, "bcachefs-tools v1.39.2"}, {1<<10 | 39, "bcachefs-tools v1.39.2"}, {1<<10 | 40, "bcachefs-tools v1.39.2"},
+	} {
+		if got := bp.EraOf(tc.v).Tools; got != tc.want {
+			t.Errorf("EraOf(%s) = %s, want %s", bp.VersionString(tc.v), got, tc.want)
+		}
+	}
+	if got := bp.EraOf(1<<10 | 30).String(); got != "bcachefs-tools v1.31.13 (metadata 1.29-1.31)" {
+		t.Errorf("era of 1.30: %q", got)
+	}
+}

@@ -18,7 +18,10 @@ type Era struct {
 var eras = []Era{
 	{Tools: "bcachefs-tools v1.9.4", From: VersionMin, To: VersionBackpointerBucketGen - 1},
 	{Tools: "bcachefs-tools v1.25.3", From: VersionBackpointerBucketGen, To: VersionInodeHasCaseInsensitive},
-	{Tools: "bcachefs-tools v1.36.1", From: VersionInodeHasCaseInsensitive + 1, To: VersionErasureCoding - 1},
+	// The v1.31 fsck still keeps the snapshot accounting counters in
+	// memory and compares them (from v1.33.2 it leaves them out).
+	{Tools: "bcachefs-tools v1.31.13", From: VersionInodeHasCaseInsensitive + 1, To: VersionBtreeNodeAccounting},
+	{Tools: "bcachefs-tools v1.36.1", From: VersionBtreeNodeAccounting + 1, To: VersionErasureCoding - 1},
 	{Tools: "bcachefs-tools v1.39.2", From: VersionErasureCoding, To: VersionKnown},
 }
 
@@ -34,7 +37,7 @@ func EraOf(v uint16) Era {
 }
 
 // String describes the era, e.g. "bcachefs-tools v1.36.1 (metadata
-// 1.29-1.36)".
+// 1.32-1.36)".
 func (e Era) String() string {
 	return e.Tools + " (metadata " + VersionString(e.From) + "-" + VersionString(e.To) + ")"
 }

@@ -1,9 +1,9 @@
 // Package listfmt prints bcachefs keys in the text form of `bcachefs list`,
 // in the dialect of the tools that match the filesystem's metadata version
 // (see Dialect): metadata up to 1.13 as bcachefs-tools v1.9 prints it,
-// 1.14 to 1.28 as v1.25 does, 1.32 to 1.34 as v1.33 does, the others
-// from 1.29 as v1.36 (and v1.39) do. Values are
-// printed in full for extents, btree pointers, alloc_v4, backpointers and
+// 1.14 to 1.28 as v1.25 does, 1.29 to 1.31 as v1.31 does, 1.32 to 1.34
+// as v1.33 does, 1.35 as v1.35 does, newer as v1.36 (and v1.39) do.
+// Values are printed in full for extents, btree pointers, alloc_v4, backpointers and
 // reflink_v; other key types print their header only.
 package listfmt
 
@@ -29,32 +29,44 @@ const (
 	// one-line layout of v1.9 with format B backpointers, and alloc keys
 	// with the stripe index and redundancy of that era.
 	DialectV125
+	// DialectV131 is bcachefs-tools v1.31 (metadata 1.29 to 1.31): ": "
+	// after the header as v1.25, but one extent entry per line with
+	// device names as v1.36, "durability: N" followed by three spaces
+	// (the entries' indent is added on that line), and alloc keys with
+	// the stripe index and redundancy of v1.25.
+	DialectV131
 	// DialectV133 is bcachefs-tools v1.33 (metadata 1.32 to 1.34): the
 	// v1.36 text, except that alloc keys print the bytes of
 	// stripe_refcount as "stripe" (without the redundancy line of v1.25)
 	// and backpointers carry no " phys" suffix.
 	DialectV133
-	// DialectV136 is bcachefs-tools v1.36 and v1.39 (metadata from 1.29
-	// outside 1.32 to 1.34): "  : " after the header, one extent entry per
-	// line with device names, stripe_refcount in alloc keys.
+	// DialectV135 is bcachefs-tools v1.35 (metadata 1.35): the v1.36
+	// text, except that backpointers carry no " phys" suffix.
+	DialectV135
+	// DialectV136 is bcachefs-tools v1.36 and v1.39 (metadata from 1.36):
+	// "  : " after the header, one extent entry per line with device
+	// names, stripe_refcount in alloc keys.
 	DialectV136
 )
 
 // DialectFor returns the dialect of the tools that wrote metadata version
-// v. The v1.33 text is proved on dumps of bcachefs-tools v1.33.4 (metadata
-// 1.33); v1.32 and v1.34 print alloc keys and backpointers with the same
-// code, so metadata 1.32 and 1.34 get it too. The tools v1.31 (1.29 to
-// 1.31) and v1.35 (1.35) print their own mixes of the v1.25 and v1.36
-// texts; with no dump of theirs to judge by, their filesystems get the
-// v1.36 text.
+// v. The v1.31, v1.33 and v1.35 texts are proved on dumps of
+// bcachefs-tools v1.31.13 (metadata 1.31), v1.33.4 (1.33) and v1.35.2
+// (1.35); v1.32 and v1.34 print alloc keys and backpointers with the v1.33
+// code, so metadata 1.32 and 1.34 get that text; the tools v1.31 also
+// wrote 1.29 and 1.30.
 func DialectFor(v uint16) Dialect {
 	switch {
 	case v < bp.VersionBackpointerBucketGen:
 		return DialectV19
 	case v <= bp.VersionInodeHasCaseInsensitive:
 		return DialectV125
-	case v >= bp.VersionSBFieldExtentTypeU64s && v < bp.VersionBucketStripeIndex:
+	case v <= bp.VersionBtreeNodeAccounting:
+		return DialectV131
+	case v < bp.VersionBucketStripeIndex:
 		return DialectV133
+	case v == bp.VersionBucketStripeIndex:
+		return DialectV135
 	}
 	return DialectV136
 }
@@ -66,8 +78,12 @@ func (d Dialect) String() string {
 		return "bcachefs-tools v1.9"
 	case DialectV125:
 		return "bcachefs-tools v1.25"
+	case DialectV131:
+		return "bcachefs-tools v1.31"
 	case DialectV133:
 		return "bcachefs-tools v1.33"
+	case DialectV135:
+		return "bcachefs-tools v1.35"
 	}
 	return "bcachefs-tools v1.36"
 }

@@ -139,8 +139,8 @@ func TestListedWhiteouts(t *testing.T) {
 }
 
 // TestDialectFor: each metadata version gets the text of the tools of its
-// era (the v128-* dumps are v1.25's, the v133-* ones v1.33's, the v139-*
-// ones v1.39's).
+// era (the v128-* dumps are v1.25's, the v131-* ones v1.31's, the v133-*
+// ones v1.33's, the v135-* ones v1.35's, the v139-* ones v1.39's).
 func TestDialectFor(t *testing.T) {
 	for _, tc := range []struct {
 		v    uint16
@@ -148,9 +148,9 @@ func TestDialectFor(t *testing.T) {
 	}{
 		{1<<10 | 9, listfmt.DialectV19}, {1<<10 | 13, listfmt.DialectV19},
 		{1<<10 | 14, listfmt.DialectV125}, {1<<10 | 28, listfmt.DialectV125},
-		{1<<10 | 29, listfmt.DialectV136}, {1<<10 | 31, listfmt.DialectV136},
+		{1<<10 | 29, listfmt.DialectV131}, {1<<10 | 30, listfmt.DialectV131}, {1<<10 | 31, listfmt.DialectV131},
 		{1<<10 | 32, listfmt.DialectV133}, {1<<10 | 33, listfmt.DialectV133}, {1<<10 | 34, listfmt.DialectV133},
-		{1<<10 | 35, listfmt.DialectV136}, {1<<10 | 36, listfmt.DialectV136}, {1<<10 | 39, listfmt.DialectV136},
+		{1<<10 | 35, listfmt.DialectV135}, {1<<10 | 36, listfmt.DialectV136}, {1<<10 | 39, listfmt.DialectV136},
 	} {
 		if got := listfmt.DialectFor(tc.v); got != tc.want {
 			t.Errorf("DialectFor(%s) = %s, want %s", bp.VersionString(tc.v), got, tc.want)

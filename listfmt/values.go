@@ -18,8 +18,12 @@ func (p *Printer) appendPtrsValue(b []byte, k *bp.Key, val []byte) []byte {
 	switch k.Type {
 	case bp.KeyBtreePtrV2:
 		v, _ := bp.DecodeBtreePtrV2(val)
-		if p.dialect >= DialectV133 {
+		switch {
+		case p.dialect >= DialectV133:
 			b = append(b, "\n  "...)
+		case p.dialect == DialectV131:
+			// no indent around the value yet
+			b = append(b, '\n')
 		}
 		b = append(b, "seq "...)
 		b = appendHex(b, v.Seq)
@@ -39,6 +43,10 @@ func (p *Printer) appendPtrsValue(b []byte, k *bp.Key, val []byte) []byte {
 	b = append(b, "durability: "...)
 	b = appendUint(b, uint64(p.durability(entries, k.Size)))
 	b = append(b, ' ')
+	if p.dialect == DialectV131 {
+		// the v1.31 tools add the entries' indent on this line
+		b = append(b, "  "...)
+	}
 	it := bp.NewEntryIter(entries, p.extra)
 	first := true
 	for {
@@ -47,6 +55,8 @@ func (p *Printer) appendPtrsValue(b []byte, k *bp.Key, val []byte) []byte {
 		if err != nil && off+8 <= len(entries) {
 			if p.dialect >= DialectV133 {
 				b = append(b, "\n  (unknown extent entry "...)
+			} else if p.dialect == DialectV131 {
+				b = append(b, "\n  (invalid extent entry "...)
 			} else {
 				if !first {
 					b = append(b, ' ')
@@ -59,7 +69,7 @@ func (p *Printer) appendPtrsValue(b []byte, k *bp.Key, val []byte) []byte {
 		if !ok {
 			break
 		}
-		if p.dialect >= DialectV133 {
+		if p.dialect >= DialectV131 {
 			b = append(b, "\n  "...)
 		} else if !first {
 			b = append(b, ' ')
@@ -98,7 +108,7 @@ func (p *Printer) appendEntry(b []byte, e bp.Entry, size uint32) []byte {
 		ptr := bp.DecodePtr(binary.LittleEndian.Uint64(e.Words))
 		b = append(b, "ptr: "...)
 		m := p.sb.Member(ptr.Dev)
-		if m != nil && p.dialect >= DialectV133 {
+		if m != nil && p.dialect >= DialectV131 {
 			name := fmt.Sprintf("dev-%d", ptr.Dev)
 			if int(ptr.Dev) < len(p.devNames) && p.devNames[ptr.Dev] != "" {
 				name = p.devNames[ptr.Dev]
@@ -123,13 +133,13 @@ func (p *Printer) appendEntry(b []byte, e bp.Entry, size uint32) []byte {
 		if ptr.Cached {
 			b = append(b, " cached"...)
 		}
-		if ptr.Unwritten && (m != nil || p.dialect >= DialectV133) {
+		if ptr.Unwritten && (m != nil || p.dialect >= DialectV131) {
 			b = append(b, " unwritten"...)
 		}
 		return b
 	case bp.EntryCRC32, bp.EntryCRC64, bp.EntryCRC128:
 		c := bp.DecodeCRC(e, size)
-		if p.dialect >= DialectV133 {
+		if p.dialect >= DialectV131 {
 			b = append(b, "crc"...)
 			b = appendUint(b, []uint64{0, 32, 64, 128}[e.Type])
 			b = append(b, ": c_size "...)
@@ -154,7 +164,7 @@ func (p *Printer) appendEntry(b []byte, e bp.Entry, size uint32) []byte {
 		return b
 	case bp.EntryStripePtr:
 		s := bp.DecodeStripePtr(e)
-		if p.dialect >= DialectV133 {
+		if p.dialect >= DialectV131 {
 			b = append(b, "stripe_ptr: idx "...)
 		} else {
 			b = append(b, "ec: idx "...)
@@ -173,7 +183,7 @@ func (p *Printer) appendEntry(b []byte, e bp.Entry, size uint32) []byte {
 			return appendUint(b, binary.LittleEndian.Uint64(e.Words)>>9)
 		}
 	case bp.EntryFlags:
-		if p.dialect >= DialectV133 {
+		if p.dialect >= DialectV131 {
 			b = append(b, "flags: "...)
 			return appendBitflags(b, extentFlagNames, binary.LittleEndian.Uint64(e.Words)>>7)
 		}
@@ -224,7 +234,7 @@ func (p *Printer) appendAllocV4(b []byte, k *bp.Key, val []byte) []byte {
 		}
 		b = line(b, "cached_sectors", w, uint64(a.CachedSectors))
 		switch p.dialect {
-		case DialectV136:
+		case DialectV136, DialectV135:
 			b = line(b, "stripe_refcount", w, uint64(a.StripeRefcount))
 		case DialectV133:
 			// The same bytes hold the stripe index; the tools of
@@ -341,7 +351,7 @@ func (p *Printer) appendBackpointer(b []byte, k *bp.Key, val []byte) []byte {
 	b = append(b, " pos="...)
 	b = AppendPos(b, v.Pos)
 	if p.formatB && v.Flags&bp.BPFlagReconcileMask != 0 && p.dialect == DialectV136 {
-		// the v1.36+ tools; the v1.33 ones print no flags
+		// the v1.36+ tools; the v1.33 and v1.35 ones print no flags
 		b = append(b, " phys"...)
 	}
 	if p.formatB && v.Flags&bp.BPFlagStripePtr != 0 && p.sb.Version >= bp.VersionErasureCoding {

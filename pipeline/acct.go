@@ -34,7 +34,7 @@ type acctSums struct {
 	lastSnapKey   uint32
 	lastSnapKeyC  *accounting.Counters
 	cached        bool // cached pointers were seen
-	snapshotCount bool // the era compares snapshot sectors (≤ 1.28)
+	snapshotCount bool // the era compares snapshot sectors (≤ 1.31)
 	// snapshotKeys: the era counts keys, key bytes and sectors per
 	// (snapshot, btree) (1.39); kept for the extents btree, whose leaves
 	// the check reads.
@@ -543,9 +543,11 @@ func (c *checker) acctChecked(a accounting.Pos, sums *acctSums) (bool, string) {
 		if v >= bp.VersionErasureCoding {
 			return false, "snapshot counters (1.37-1.38: their layout under the v1.39.2 rules is not known here)"
 		}
-		if v > bp.VersionInodeHasCaseInsensitive {
-			return false, "" // not kept in memory by the fsck of 1.29-1.36: not compared
+		if v > bp.VersionBtreeNodeAccounting {
+			return false, "" // not kept in memory by the fsck of 1.32-1.36: not compared
 		}
+		// Up to 1.31 (the v1.25.3 and v1.31.13 eras) the fsck keeps
+		// and compares them.
 		return true, ""
 	case accounting.TypeInum:
 		return false, "" // never compared by fsck

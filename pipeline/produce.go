@@ -187,7 +187,7 @@ func newApplyLocks(n int) *applyLocks {
 func newEmitter(ctx context.Context, c *checker, shards []*shard.Shard, chans []chan []shard.Ref, lo, hi shard.BucketKey, pass int) *emitter {
 	e := &emitter{c: c, shards: shards, chans: chans, bufs: make([][]shard.Ref, len(shards)), lo: lo, hi: hi, ctx: ctx, count: pass == 0, pass: pass}
 	if pass == 0 {
-		e.acct = &acctSums{snapshotCount: c.fs.SB.Version <= bp.VersionInodeHasCaseInsensitive,
+		e.acct = &acctSums{snapshotCount: c.fs.SB.Version <= bp.VersionBtreeNodeAccounting,
 			snapshotKeys: c.fs.SB.Version >= bp.VersionPerDevFragmentationLRU}
 		if e.acct.snapshotCount || e.acct.snapshotKeys {
 			e.runSnapMask = ^uint32(0)

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Turn the output of a real `bcachefs fsck` (v1.25.x, v1.33.x, v1.36.x, v1.39.x) into expect.json.
+"""Turn the output of a real `bcachefs fsck` (v1.25.x, v1.31.x, v1.33.x, v1.35.x, v1.36.x,
+v1.39.x) into expect.json.
 
     fsck2expect.py FSCK_TXT --case NAME --command "bcachefs fsck -n ..." \
         [--errors ERRORS_TXT] [--repair FSCK_REPAIR_TXT] [-o expect.json]
@@ -12,9 +13,9 @@ internal/casedata/expect.go and pipeline/pipeline_test.go):
             or target_type/target_pos (backpointer doesn't match: the first key printed
             after the message line), and detail (bucket_offset, data_type, bp_len, gen).
             The backpointer fields come from the "want:" backpointer (missing backpointer),
-            the found backpointer (doesn't match: the line after "found:", or in v1.25
-            and v1.33, which print the backpointer before the key, the first backpointer
-            line) or the printed backpointer (missing alloc key / device). U32_MAX,
+            the found backpointer (doesn't match: the line after "found:", or in v1.25,
+            v1.31, v1.33 and v1.35, which print the backpointer before the key, the first
+            backpointer line) or the printed backpointer (missing alloc key / device). U32_MAX,
             U64_MAX, SPOS_MAX, POS_MAX, POS_MIN are expanded to numbers.
   counts    findings per code, in order of first appearance
   other     every other message: pass, code guessed from the text (None when unknown),

@@ -9,7 +9,9 @@ dev*.img.zst, case.json, fsck.txt, fsck_repair.txt, errors.txt, expect.json, tru
 list/*.txt.zst, and for upgraded cases upgrade.txt. The tools:
 
   v1.25.3   /work/realtools/v1.25.3/bcachefs   (metadata 1.28; reports itself as 1.25.2)
+  v1.31.13  /work/realtools/v1.31.13/bcachefs  (metadata 1.31: btree_node_accounting)
   v1.33.4   /work/realtools/v1.33.4/bcachefs   (metadata 1.33: reconcile)
+  v1.35.2   /work/realtools/v1.35.2/bcachefs   (metadata 1.35: bucket_stripe_index)
   v1.36.1   /work/realtools/v1.36.1/bcachefs   (metadata 1.36)
   v1.36.1-ec /work/realtools/v1.36.1-ec/bcachefs: the same v1.36.1 library compiled with
             CONFIG_BCACHEFS_ERASURE_CODING (build_ec.sh); only used to run reconcile so that
@@ -38,8 +40,10 @@ sys.path.insert(0, HERE)
 import fsck2expect  # noqa: E402
 
 RT = "/work/realtools"
-TOOLS = {v: "%s/%s/bcachefs" % (RT, v) for v in ("v1.25.3", "v1.33.4", "v1.36.1", "v1.36.1-ec", "v1.39.2")}
-TOOL_NAME = {"v1.25.3": "bcachefs-tools 1.25.2", "v1.33.4": "bcachefs-tools v1.33.4",
+TOOLS = {v: "%s/%s/bcachefs" % (RT, v)
+         for v in ("v1.25.3", "v1.31.13", "v1.33.4", "v1.35.2", "v1.36.1", "v1.36.1-ec", "v1.39.2")}
+TOOL_NAME = {"v1.25.3": "bcachefs-tools 1.25.2", "v1.31.13": "bcachefs-tools v1.31.13",
+             "v1.33.4": "bcachefs-tools v1.33.4", "v1.35.2": "bcachefs-tools v1.35.2",
              "v1.36.1": "bcachefs-tools v1.36.1", "v1.39.2": "bcachefs-tools v1.39.2"}
 SHARED = "/work/shared/testdata"
 REPAIR_TIMEOUT = 240
@@ -57,6 +61,11 @@ BTREES = {
 BTREES["v1.39.2"] = BTREES["v1.36.1"] + ["stripe_backpointers", "damage"]
 # v1.33.4: the btrees of v1.36.1 up to reconcile_hipri_phys (25); bucket_to_stripe (26) came later
 BTREES["v1.33.4"] = [b for b in BTREES["v1.36.1"] if b != "bucket_to_stripe"]
+# v1.31.13: the btrees of v1.25.3 (rebalance_work, not yet reconcile_*); v1.35.2: those of v1.36.1
+BTREES["v1.31.13"] = BTREES["v1.25.3"]
+BTREES["v1.35.2"] = BTREES["v1.36.1"]
+# the tools whose rebalance option is still called rebalance_enabled (reconcile_enabled from 1.33)
+REBALANCE_ENABLED_OPT = ("v1.25.3", "v1.31.13")
 
 
 def fsck_cmd(ver, mode):
@@ -142,6 +151,74 @@ CASES["v133-lz4"] = dict(
     fmt=["--compression=lz4", "--metadata_checksum=crc64", "--data_checksum=xxhash"],
     tree=dict(seed=1334, files=400, large=1), ops=[],
     what="metadata 1.33; lz4 compression, crc64 metadata and xxhash data checksums, clean")
+CASES["v131-small"] = dict(
+    tool="v1.31.13", devs=1, size_mib=64, fmt=[],
+    tree=dict(seed=1311, files=400, large=1), ops=[],
+    what="metadata 1.31 (bcachefs-tools v1.31.13), 1 device, defaults, clean")
+CASES["v131-corrupt-mixed"] = dict(
+    tool="v1.31.13", devs=2, size_mib=64, fmt=["--replicas=2"],
+    tree=dict(seed=1312, files=300, large=1), seed=1322,
+    ops=[("bp_user", 5), ("extent", 3), ("alloc", 1)],
+    what="metadata 1.31, 2 devices, --replicas=2; as the shared corrupt-mixed: 5 user backpointers, "
+         "3 extents and 1 alloc key of a bucket with backpointers deleted (no triggers)")
+CASES["v131-unclean"] = dict(
+    tool="v1.31.13", devs=1, size_mib=64, fmt=[],
+    tree=dict(seed=1313, files=300, large=1), seed=1323, unclean=True,
+    ops=[("extent_consistent", 2), ("bp_user", 2), ("extent", 1)],
+    what="metadata 1.31; deletions left only in the journal: 2 extents deleted with triggers, 2 user "
+         "backpointers and 1 extent deleted without; each delete-key run SIGKILLed 3 s after "
+         "its journal flush, before shutdown")
+CASES["v131-corrupt-bp"] = dict(
+    tool="v1.31.13", devs=1, size_mib=64, fmt=["--encoded_extent_max=256k"],
+    tree=dict(seed=1315, files=300, large=4), seed=1325,
+    ops=[("bp_user", 4), ("bp_user_only", 2), ("bp_user_empty_bucket", 1), ("bp_btree", 1)],
+    what="metadata 1.31; as v128-corrupt-bp: user backpointers deleted (4 in buckets with others, 2 that "
+         "were the only one of their bucket, all 2-3 of one bucket), one btree-node backpointer deleted; "
+         "--encoded_extent_max=256k so that large files give buckets with a single extent")
+CASES["v131-corrupt-alloc"] = dict(
+    tool="v1.31.13", devs=1, size_mib=64, fmt=[],
+    tree=dict(seed=1316, files=300, large=1), seed=1326, ops=[("alloc", 1), ("alloc_orphan", 1)],
+    what="metadata 1.31; alloc key of a bucket with extents deleted; and alloc_orphan: an alloc key "
+         "deleted together with every extent pointing into that bucket")
+CASES["v131-lz4"] = dict(
+    tool="v1.31.13", devs=1, size_mib=64,
+    fmt=["--compression=lz4", "--metadata_checksum=crc64", "--data_checksum=xxhash"],
+    tree=dict(seed=1314, files=400, large=1), ops=[],
+    what="metadata 1.31; lz4 compression, crc64 metadata and xxhash data checksums, clean")
+CASES["v135-small"] = dict(
+    tool="v1.35.2", devs=1, size_mib=64, fmt=[],
+    tree=dict(seed=1351, files=400, large=1), ops=[],
+    what="metadata 1.35 (bcachefs-tools v1.35.2), 1 device, defaults, clean")
+CASES["v135-corrupt-mixed"] = dict(
+    tool="v1.35.2", devs=2, size_mib=64, fmt=["--replicas=2"],
+    tree=dict(seed=1352, files=300, large=1), seed=1362,
+    ops=[("bp_user", 5), ("extent", 3), ("alloc", 1)],
+    what="metadata 1.35, 2 devices, --replicas=2; as the shared corrupt-mixed: 5 user backpointers, "
+         "3 extents and 1 alloc key of a bucket with backpointers deleted (no triggers)")
+CASES["v135-unclean"] = dict(
+    tool="v1.35.2", devs=1, size_mib=64, fmt=[],
+    tree=dict(seed=1353, files=300, large=1), seed=1363, unclean=True,
+    ops=[("extent_consistent", 2), ("bp_user", 2), ("extent", 1)],
+    what="metadata 1.35; deletions left only in the journal: 2 extents deleted with triggers, 2 user "
+         "backpointers and 1 extent deleted without; each delete-key run SIGKILLed 3 s after "
+         "its journal flush, before shutdown")
+CASES["v135-corrupt-bp"] = dict(
+    tool="v1.35.2", devs=1, size_mib=64, fmt=["--encoded_extent_max=256k"],
+    tree=dict(seed=1355, files=300, large=4), seed=1365,
+    ops=[("bp_user", 4), ("bp_user_only", 2), ("bp_user_empty_bucket", 1), ("bp_btree", 1)],
+    what="metadata 1.35; as v128-corrupt-bp: user backpointers deleted (4 in buckets with others, 2 that "
+         "were the only one of their bucket, all 2-3 of one bucket), one btree-node backpointer deleted; "
+         "--encoded_extent_max=256k so that large files give buckets with a single extent")
+CASES["v135-corrupt-alloc"] = dict(
+    tool="v1.35.2", devs=1, size_mib=64, fmt=[],
+    tree=dict(seed=1356, files=300, large=1), seed=1366, ops=[("alloc", 1), ("alloc_orphan", 1)],
+    what="metadata 1.35; alloc key of a bucket with extents deleted; and alloc_orphan: an alloc key "
+         "deleted together with every extent pointing into that bucket")
+CASES["v135-lz4"] = dict(
+    tool="v1.35.2", devs=1, size_mib=64,
+    fmt=["--compression=lz4", "--metadata_checksum=crc64", "--data_checksum=xxhash"],
+    tree=dict(seed=1354, files=400, large=1), ops=[],
+    what="metadata 1.35; lz4 compression, crc64 metadata and xxhash data checksums, clean")
 ENC_PASS = "correct horse battery"
 CASES["enc-two-dev"] = dict(
     tool="v1.36.1", devs=2, size_mib=64, fmt=["--replicas=2"], passphrase=ENC_PASS,
@@ -603,8 +680,7 @@ def recheck_nodes(name, out_root, work_root):
     od = os.path.join(out_root, name)
     case = json.load(open(os.path.join(od, "case.json")), object_pairs_hook=collections.OrderedDict)
     exp = json.load(open(os.path.join(od, "expect.json")))
-    ver = {"bcachefs-tools 1.25.2": "v1.25.3", "bcachefs-tools v1.33.4": "v1.33.4",
-           "bcachefs-tools v1.36.1": "v1.36.1", "bcachefs-tools v1.39.2": "v1.39.2"}[case["oracle"]]
+    ver = {name: v for v, name in TOOL_NAME.items()}[case["oracle"]]
     n = case["devices"]
     img = os.path.join(work_root, name, "recheck")
     shutil.rmtree(img, ignore_errors=True)
@@ -862,7 +938,7 @@ def make_case(name, out_root, work_root, keep=False):
     before = {b["bp"]: b for b in (parse_bp(k) for k in list_btree(ver, img, n, "backpointers")) if b}
     td = os.path.join(wd, "truth")
     copy_imgs(img, td, n)
-    quiet = "copygc_enabled=0," + ("rebalance_enabled=0" if ver == "v1.25.3" else "reconcile_enabled=0")
+    quiet = "copygc_enabled=0," + ("rebalance_enabled=0" if ver in REBALANCE_ENABLED_OPT else "reconcile_enabled=0")
     tcmd = fsck_cmd(ver, "-y")
     tcmd[-1] = tcmd[-1] + "," + quiet
     rc_t, out_t, _ = run(ver, tcmd + imgs(n), td, timeout=REPAIR_TIMEOUT) if rc_y is not None else (None, "", 0)

@@ -61,7 +61,9 @@ var goldenCases = []goldenCase{
 	{"a-corrupt", exitProblems},
 	{"corrupt-missing-alloc", exitProblems},
 	{"v128-corrupt-mixed", exitProblems},
+	{"v131-corrupt-mixed", exitProblems},
 	{"v133-corrupt-mixed", exitProblems},
+	{"v135-corrupt-mixed", exitProblems},
 	{"v139-corrupt-mixed", exitProblems},
 }
 
