@@ -264,14 +264,19 @@ func (p *Printer) appendAllocV4(b []byte, k *bp.Key, val []byte) []byte {
 		b = line(b, "stripe_redundancy", w, uint64(a.StripeRedundancy))
 		b = line(b, "io_time[READ]", w, a.IOTime[0])
 		b = line(b, "io_time[WRITE]", w, a.IOTime[1])
-		b = line(b, "fragmentation", w, a.JournalSeqEmpty)
+		switch {
+		case p.dialect == DialectV19:
+			b = line(b, "fragmentation", w, a.JournalSeqEmpty)
+		case k.Pos.Inode < 256 && p.sb.Member(uint8(k.Pos.Inode)) != nil:
+			b = line(b, "fragmentation", w, p.fragmentation(k, &a))
+		}
 		b = line(b, "bp_start", w, uint64(a.BackpointersStart()))
 	}
 	return b
 }
 
-// fragmentation is the fragmentation LRU index that format B tools compute
-// for display: dirty (and stripe) sectors scaled to 2^31 per bucket, for
+// fragmentation is the fragmentation LRU index that the tools from v1.13
+// compute for display: dirty (and stripe) sectors scaled to 2^31 per bucket, for
 // partly used buckets of movable data.
 func (p *Printer) fragmentation(k *bp.Key, a *bp.AllocV4) uint64 {
 	switch a.DataType {
