@@ -77,7 +77,7 @@ REBALANCE_ENABLED_OPT = ("v1.20.0", "v1.25.3", "v1.31.13")
 NO_QUIET_OPTS = ("v1.13.0",)
 # the tools whose `list` shows an unclean filesystem without the journal's keys (their recovery
 # without replay drops them at its end)
-NO_LIST_JOURNAL_OVERLAY = ("v1.13.0",)
+NO_LIST_JOURNAL_OVERLAY = ("v1.13.0", "v1.20.0")
 
 
 def fsck_cmd(ver, mode):
@@ -589,7 +589,9 @@ class Corruptor:
 
     def op(self, kind, n):
         self.state()
-        user = lambda b: b["data_type"] == "user" and b["level"] == 0 and b["btree"] == "extents"
+        # v1.20.0 prints backpointers without data_type: a leaf extents backpointer there
+        # points at user data (no cache devices in these cases)
+        user = lambda b: (b["data_type"] or "user") == "user" and b["level"] == 0 and b["btree"] == "extents"
         if kind == "bp_user":
             cands = [b for b in self.bps if user(b) and len(self.by_bucket[b["bucket"]]) >= 3 and self.free_bucket(b["bucket"])]
             # one per bucket
