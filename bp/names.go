@@ -200,6 +200,9 @@ const (
 	VersionSBFieldExtentTypeU64s uint16 = 1<<10 | 32
 	VersionCachedBackpointers    uint16 = 1<<10 | 21
 	VersionStripeBackpointers    uint16 = 1<<10 | 22
+	// VersionExtentFlags (1.25): from the tools that write it (v1.25.1
+	// on; v1.25.0 still the v1.20 text) backpointers print their data type.
+	VersionExtentFlags uint16 = 1<<10 | 25
 	// VersionInodeHasCaseInsensitive (1.28) is the newest version the
 	// bcachefs-tools v1.25 and the last mainline kernel (6.16) write.
 	VersionInodeHasCaseInsensitive uint16 = 1<<10 | 28

@@ -1,7 +1,7 @@
 // Package listfmt prints bcachefs keys in the text form of `bcachefs list`,
 // in the dialect of the tools that match the filesystem's metadata version
 // (see Dialect): metadata up to 1.12 as bcachefs-tools v1.9 prints it,
-// 1.13 as v1.13 does, 1.14 to 1.28 as v1.25 does, 1.29 to 1.31 as v1.31 does, 1.32 to 1.34
+// 1.13 as v1.13 does, 1.14 to 1.24 as v1.20 does, 1.25 to 1.28 as v1.25 does, 1.29 to 1.31 as v1.31 does, 1.32 to 1.34
 // as v1.33 does, 1.35 as v1.35 does, newer as v1.36 (and v1.39) do.
 // Values are printed in full for extents, btree pointers, alloc_v4, backpointers and
 // reflink_v; other key types print their header only.
@@ -30,7 +30,10 @@ const (
 	// computed from the sector counts (the stored field is obsolete), and
 	// only for a bucket of an existing device.
 	DialectV113
-	// DialectV125 is bcachefs-tools v1.25 (metadata 1.14 to 1.28): the
+	// DialectV120 is bcachefs-tools v1.20 (metadata 1.14 to 1.24): the
+	// v1.25 text, except that backpointers print no data type.
+	DialectV120
+	// DialectV125 is bcachefs-tools v1.25 (metadata 1.25 to 1.28): the
 	// one-line layout of v1.9 with format B backpointers, and alloc keys
 	// with the stripe index and redundancy of that era.
 	DialectV125
@@ -62,12 +65,18 @@ const (
 // wrote 1.29 and 1.30. The v1.13 text is proved on dumps of
 // bcachefs-tools v1.13.0; the sources that brought metadata 1.13 made the
 // alloc key's stored fragmentation index obsolete (v1.11.0 still prints it).
+// The v1.20 text is proved on dumps of bcachefs-tools v1.20.0; backpointers
+// print their data type from bcachefs-tools commit 8af5c93e4 (March 2025,
+// between v1.25.0 and v1.25.1, both writing 1.25), so 1.25 gets the v1.25
+// text of the newest tools that write it.
 func DialectFor(v uint16) Dialect {
 	switch {
 	case v < bp.VersionInodeHasChildSnapshots:
 		return DialectV19
 	case v < bp.VersionBackpointerBucketGen:
 		return DialectV113
+	case v < bp.VersionExtentFlags:
+		return DialectV120
 	case v <= bp.VersionInodeHasCaseInsensitive:
 		return DialectV125
 	case v <= bp.VersionBtreeNodeAccounting:
@@ -81,11 +90,11 @@ func DialectFor(v uint16) Dialect {
 }
 
 // OverlaysJournal reports whether the tools' `list` shows an unclean
-// filesystem with the journal's keys overlaid. The tools up to v1.13 open
+// filesystem with the journal's keys overlaid. The tools up to v1.20 open
 // it without journal replay and drop the journal's keys at the end of that
-// recovery (bch2_fs_recovery puts them unconditionally; from v1.25 only
-// after a replay), so they list the btree nodes as written (proved on the
-// v1.13.0 dump of v113-unclean).
+// recovery (bch2_fs_recovery puts them unconditionally in v1.9.4, v1.13.0
+// and v1.20.0; in v1.25.3 only after a replay), so they list the btree
+// nodes as written (proved on the v1.13.0 dump of v113-unclean).
 func (d Dialect) OverlaysJournal() bool { return d >= DialectV125 }
 
 // String names the tools of the dialect.
@@ -95,6 +104,8 @@ func (d Dialect) String() string {
 		return "bcachefs-tools v1.9"
 	case DialectV113:
 		return "bcachefs-tools v1.13"
+	case DialectV120:
+		return "bcachefs-tools v1.20"
 	case DialectV125:
 		return "bcachefs-tools v1.25"
 	case DialectV131:

@@ -150,7 +150,8 @@ func TestDialectFor(t *testing.T) {
 		want listfmt.Dialect
 	}{
 		{1<<10 | 9, listfmt.DialectV19}, {1<<10 | 12, listfmt.DialectV19}, {1<<10 | 13, listfmt.DialectV113},
-		{1<<10 | 14, listfmt.DialectV125}, {1<<10 | 28, listfmt.DialectV125},
+		{1<<10 | 14, listfmt.DialectV120}, {1<<10 | 20, listfmt.DialectV120}, {1<<10 | 24, listfmt.DialectV120},
+		{1<<10 | 25, listfmt.DialectV125}, {1<<10 | 28, listfmt.DialectV125},
 		{1<<10 | 29, listfmt.DialectV131}, {1<<10 | 30, listfmt.DialectV131}, {1<<10 | 31, listfmt.DialectV131},
 		{1<<10 | 32, listfmt.DialectV133}, {1<<10 | 33, listfmt.DialectV133}, {1<<10 | 34, listfmt.DialectV133},
 		{1<<10 | 35, listfmt.DialectV135}, {1<<10 | 36, listfmt.DialectV136}, {1<<10 | 39, listfmt.DialectV136},
