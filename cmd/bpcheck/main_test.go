@@ -61,6 +61,7 @@ var goldenCases = []goldenCase{
 	{"a-corrupt", exitProblems},
 	{"corrupt-missing-alloc", exitProblems},
 	{"v113-corrupt-mixed", exitProblems},
+	{"v120-corrupt-mixed", exitProblems},
 	{"v128-corrupt-mixed", exitProblems},
 	{"v131-corrupt-mixed", exitProblems},
 	{"v133-corrupt-mixed", exitProblems},
