@@ -568,7 +568,7 @@ func (fs *FS) overlayJournal(n *Node) {
 
 // SkipJournalKeys stops overlaying the journal's keys on the nodes read
 // from now on; the roots stay those the journal gave. bcachefs-tools up to
-// v1.13 list an unclean filesystem so: their recovery without journal
+// v1.20 list an unclean filesystem so: their recovery without journal
 // replay (norecovery) drops the journal's keys before the listing.
 func (fs *FS) SkipJournalKeys() { fs.skipJournalKeys = true }
 

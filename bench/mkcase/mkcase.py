@@ -78,6 +78,9 @@ NO_QUIET_OPTS = ("v1.13.0",)
 # the tools whose `list` shows an unclean filesystem without the journal's keys (their recovery
 # without replay drops them at its end)
 NO_LIST_JOURNAL_OVERLAY = ("v1.13.0", "v1.20.0")
+KEY_COUNTS_NOTE_NO_OVERLAY = ("bcachefs list -b BTREE (leaf keys, level 0) of the final images; list opens with "
+                              "norecovery and this tool then drops the journal's keys: an unclean image's keys as "
+                              "the btree nodes hold them")
 
 
 def fsck_cmd(ver, mode):
@@ -967,7 +970,8 @@ def make_case(name, out_root, work_root, keep=False):
         if keys:
             dumps[bt] = "\n".join(keys) + "\n"
     case["key_counts"] = counts
-    case["key_counts_note"] = "bcachefs list -b BTREE (leaf keys, level 0) of the final images; list opens with norecovery but overlays the journal's keys"
+    case["key_counts_note"] = KEY_COUNTS_NOTE_NO_OVERLAY if ver in NO_LIST_JOURNAL_OVERLAY else \
+        "bcachefs list -b BTREE (leaf keys, level 0) of the final images; list opens with norecovery but overlays the journal's keys"
     ld = os.path.join(wd, "list")
     os.makedirs(ld, exist_ok=True)
     for bt, text in dumps.items():

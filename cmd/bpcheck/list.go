@@ -64,7 +64,7 @@ func runList(args []string, stdout, stderr io.Writer) int {
 	}
 	if fs.Journal != nil && !listfmt.DialectFor(fs.SB.Version).OverlaysJournal() {
 		fs.SkipJournalKeys()
-		fmt.Fprintln(stderr, "bpcheck: note: bcachefs-tools v1.13 and older list an unclean filesystem without the journal's keys; so does bpcheck list")
+		fmt.Fprintln(stderr, "bpcheck: note: bcachefs-tools v1.20 and older list an unclean filesystem without the journal's keys; so does bpcheck list")
 	}
 	w := bufio.NewWriterSize(stdout, 1<<16)
 	defer w.Flush()
