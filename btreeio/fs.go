@@ -567,9 +567,10 @@ func (fs *FS) overlayJournal(n *Node) {
 }
 
 // SkipJournalKeys stops overlaying the journal's keys on the nodes read
-// from now on; the roots stay those the journal gave. bcachefs-tools up to
-// v1.20 list an unclean filesystem so: their recovery without journal
-// replay (norecovery) drops the journal's keys before the listing.
+// from now on; the roots stay those the journal gave. The bcachefs-tools
+// that write metadata up to 1.27 list an unclean filesystem so: their
+// recovery without journal replay (norecovery) drops the journal's keys
+// before the listing (listfmt.ListsJournalKeys).
 func (fs *FS) SkipJournalKeys() { fs.skipJournalKeys = true }
 
 // Walk reads btree id from its root down to minLevel, depth first in key

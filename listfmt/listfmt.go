@@ -89,13 +89,16 @@ func DialectFor(v uint16) Dialect {
 	return DialectV136
 }
 
-// OverlaysJournal reports whether the tools' `list` shows an unclean
-// filesystem with the journal's keys overlaid. The tools up to v1.20 open
-// it without journal replay and drop the journal's keys at the end of that
-// recovery (bch2_fs_recovery puts them unconditionally in v1.9.4, v1.13.0
-// and v1.20.0; in v1.25.3 only after a replay), so they list the btree
-// nodes as written (proved on the v1.13.0 dump of v113-unclean).
-func (d Dialect) OverlaysJournal() bool { return d >= DialectV125 }
+// ListsJournalKeys reports whether the tools that wrote metadata version v
+// show an unclean filesystem in `list` with the journal's keys overlaid.
+// `list` opens it without journal replay, and until bcachefs-tools commit
+// 4613023c1 (May 2025, after v1.25.2, when tools wrote 1.28) the end of
+// that recovery dropped the journal's keys (bch2_fs_recovery put them
+// unconditionally; later only after a replay), so the tools up to 1.27
+// list the btree nodes as written (proved on the v1.13.0 and v1.20.0 dumps
+// of v113-unclean and v120-unclean; v1.25.3, writing 1.28, overlays them:
+// v128-unclean).
+func ListsJournalKeys(v uint16) bool { return v >= bp.VersionInodeHasCaseInsensitive }
 
 // String names the tools of the dialect.
 func (d Dialect) String() string {

@@ -75,7 +75,7 @@ func TestListMatchesBcachefs(t *testing.T) {
 				}
 				t.Fatal(err)
 			}
-			if !listfmt.DialectFor(fs.SB.Version).OverlaysJournal() {
+			if !listfmt.ListsJournalKeys(fs.SB.Version) {
 				fs.SkipJournalKeys() // as the tools of the dialect list
 			}
 			p := listfmt.NewPrinter(fs)
