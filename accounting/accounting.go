@@ -43,40 +43,74 @@ type Pos [20]byte
 // Type is the accounting type.
 func (a Pos) Type() uint8 { return a[0] }
 
-// FromBPos decodes a key position. From metadata 1.15
-// (disk_accounting_big_endian) the fields are the position's bytes in
-// big-endian order (inode, offset, snapshot), so that keys sort by type;
-// before, its bytes in memory order (snapshot, offset, inode, little
-// endian), with the fields 4 bytes in (the real 1.9 images: dev_data_type
-// of dev 0, sb, is 0:256:3).
-func FromBPos(p bp.Pos, bigEndian bool) Pos {
+// Layout is how an accounting key's position holds the kernel's
+// disk_accounting_pos; it depends on the metadata version (LayoutOf).
+type Layout uint8
+
+// The layouts of disk_accounting_pos in a key position.
+const (
+	// LayoutAligned (metadata 1.9, disk_accounting_v2): the position's
+	// bytes in memory order (snapshot, offset, inode, little endian),
+	// the type in the first byte and the type's fields 4 bytes in (the
+	// union after the type was aligned then; the real 1.9 images:
+	// dev_data_type of dev 0, sb, is 0:256:3).
+	LayoutAligned Layout = iota
+	// LayoutPacked (1.10 disk_accounting_v3 to 1.14): memory order as
+	// LayoutAligned, but the fields right after the type byte (the
+	// union is packed; the real 1.13 images: dev_data_type of dev 0,
+	// sb, is 0:0:65539).
+	LayoutPacked
+	// LayoutBigEndian (from 1.15, disk_accounting_big_endian): the
+	// packed bytes in big-endian order (inode, offset, snapshot), so
+	// that keys sort by type.
+	LayoutBigEndian
+)
+
+// LayoutOf returns the position layout of metadata version v.
+func LayoutOf(v uint16) Layout {
+	switch {
+	case v >= bp.VersionDiskAccountingBigEndian:
+		return LayoutBigEndian
+	case v >= bp.VersionDiskAccountingV3:
+		return LayoutPacked
+	}
+	return LayoutAligned
+}
+
+// FromBPos decodes a key position of layout l.
+func FromBPos(p bp.Pos, l Layout) Pos {
 	var a Pos
-	if bigEndian {
+	if l == LayoutBigEndian {
 		binary.BigEndian.PutUint64(a[0:], p.Inode)
 		binary.BigEndian.PutUint64(a[8:], p.Offset)
 		binary.BigEndian.PutUint32(a[16:], p.Snapshot)
-	} else {
-		// The type is the low byte of the snapshot field; the fields
-		// start at the offset (the union after the type was aligned to
-		// 4 bytes then).
-		var raw [20]byte
-		binary.LittleEndian.PutUint32(raw[0:], p.Snapshot)
-		binary.LittleEndian.PutUint64(raw[4:], p.Offset)
-		binary.LittleEndian.PutUint64(raw[12:], p.Inode)
-		a[0] = raw[0]
-		copy(a[1:], raw[4:])
+		return a
 	}
+	// The type is the low byte of the snapshot field.
+	var raw [20]byte
+	binary.LittleEndian.PutUint32(raw[0:], p.Snapshot)
+	binary.LittleEndian.PutUint64(raw[4:], p.Offset)
+	binary.LittleEndian.PutUint64(raw[12:], p.Inode)
+	if l == LayoutPacked {
+		return Pos(raw)
+	}
+	a[0] = raw[0]
+	copy(a[1:], raw[4:])
 	return a
 }
 
-// BPos is the key position of a (the inverse of FromBPos).
-func (a Pos) BPos(bigEndian bool) bp.Pos {
-	if bigEndian {
+// BPos is the key position of a in layout l (the inverse of FromBPos).
+func (a Pos) BPos(l Layout) bp.Pos {
+	if l == LayoutBigEndian {
 		return bp.Pos{Inode: binary.BigEndian.Uint64(a[0:]), Offset: binary.BigEndian.Uint64(a[8:]), Snapshot: binary.BigEndian.Uint32(a[16:])}
 	}
 	var raw [20]byte
-	raw[0] = a[0]
-	copy(raw[4:], a[1:17])
+	if l == LayoutPacked {
+		raw = a
+	} else {
+		raw[0] = a[0]
+		copy(raw[4:], a[1:17])
+	}
 	return bp.Pos{Snapshot: binary.LittleEndian.Uint32(raw[0:]), Offset: binary.LittleEndian.Uint64(raw[4:]), Inode: binary.LittleEndian.Uint64(raw[12:])}
 }
 

@@ -7,34 +7,37 @@ import (
 )
 
 // Positions from the accounting btrees of the real images (bcachefs list):
-// metadata 1.36 (big endian) and 1.9 (little endian, fields 4 bytes in).
+// metadata 1.36 (big endian), 1.13 (little endian, packed) and 1.9 (little
+// endian, fields 4 bytes in).
 func TestKeysOfRealImages(t *testing.T) {
 	for _, c := range []struct {
 		pos     bp.Pos
-		be      bool
+		layout  Layout
 		version uint16
 		want    string
 	}{
-		{bp.Pos{Inode: 0x0204020100010000}, true, 1<<10 | 36, "replicas user: 1/2 [0 1]"},
-		{bp.Pos{Inode: 0x0203020100010000}, true, 1<<10 | 36, "replicas btree: 1/2 [0 1]"},
-		{bp.Pos{Inode: 0x0300040000000000}, true, 1<<10 | 36, "dev_data_type dev=0 data_type=user"},
-		{bp.Pos{Inode: 0x0301000000000000}, true, 1<<10 | 36, "dev_data_type dev=1 data_type=free"},
-		{bp.Pos{Offset: 256, Snapshot: 3}, false, 1<<10 | 9, "dev_data_type dev=0 data_type=sb"},
-		{bp.Pos{Offset: 1, Snapshot: 6}, false, 1<<10 | 9, "btree btree=inodes"},
-		{bp.Pos{Inode: 0x0405000000000000}, true, 1<<10 | 36, "compression incompressible"},
+		{bp.Pos{Inode: 0x0204020100010000}, LayoutBigEndian, 1<<10 | 36, "replicas user: 1/2 [0 1]"},
+		{bp.Pos{Inode: 0x0203020100010000}, LayoutBigEndian, 1<<10 | 36, "replicas btree: 1/2 [0 1]"},
+		{bp.Pos{Inode: 0x0300040000000000}, LayoutBigEndian, 1<<10 | 36, "dev_data_type dev=0 data_type=user"},
+		{bp.Pos{Inode: 0x0301000000000000}, LayoutBigEndian, 1<<10 | 36, "dev_data_type dev=1 data_type=free"},
+		{bp.Pos{Offset: 256, Snapshot: 3}, LayoutAligned, 1<<10 | 9, "dev_data_type dev=0 data_type=sb"},
+		{bp.Pos{Offset: 1, Snapshot: 6}, LayoutAligned, 1<<10 | 9, "btree btree=inodes"},
+		{bp.Pos{Inode: 0x0405000000000000}, LayoutBigEndian, 1<<10 | 36, "compression incompressible"},
+		{bp.Pos{Snapshot: 65539}, LayoutPacked, 1<<10 | 13, "dev_data_type dev=0 data_type=sb"},
+		{bp.Pos{Snapshot: 262}, LayoutPacked, 1<<10 | 13, "btree btree=inodes"},
 	} {
-		a := FromBPos(c.pos, c.be)
+		a := FromBPos(c.pos, c.layout)
 		if got := a.Text(c.version); got != c.want {
 			t.Errorf("%v: %q, want %q", c.pos, got, c.want)
 		}
-		if back := a.BPos(c.be); back != c.pos {
+		if back := a.BPos(c.layout); back != c.pos {
 			t.Errorf("%v: back to %v", c.pos, back)
 		}
 	}
-	if got, want := Replicas(bp.DataUser, 1, []uint8{1, 0}), FromBPos(bp.Pos{Inode: 0x0204020100010000}, true); got != want {
+	if got, want := Replicas(bp.DataUser, 1, []uint8{1, 0}), FromBPos(bp.Pos{Inode: 0x0204020100010000}, LayoutBigEndian); got != want {
 		t.Errorf("Replicas sorts its devices: %v, want %v", got, want)
 	}
-	if got, want := DevDataType(0, bp.DataSB), FromBPos(bp.Pos{Offset: 256, Snapshot: 3}, false); got != want {
+	if got, want := DevDataType(0, bp.DataSB), FromBPos(bp.Pos{Offset: 256, Snapshot: 3}, LayoutAligned); got != want {
 		t.Errorf("DevDataType %v, want %v", got, want)
 	}
 }
@@ -59,12 +62,12 @@ func FuzzPos(f *testing.F) {
 	f.Add(uint64(0), uint64(256), uint32(3), []byte{})
 	f.Fuzz(func(t *testing.T, inode, offset uint64, snap uint32, val []byte) {
 		p := bp.Pos{Inode: inode, Offset: offset, Snapshot: snap}
-		for _, be := range []bool{false, true} {
-			a := FromBPos(p, be)
+		for _, l := range []Layout{LayoutAligned, LayoutPacked, LayoutBigEndian} {
+			a := FromBPos(p, l)
 			_ = a.Text(1<<10 | 39)
 			_ = a.Text(1<<10 | 9)
-			if be && a.BPos(be) != p {
-				t.Fatalf("big endian round trip %v", p)
+			if l != LayoutAligned && a.BPos(l) != p {
+				t.Fatalf("layout %d round trip %v", l, p)
 			}
 		}
 		_ = Value(val).String()

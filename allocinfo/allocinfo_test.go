@@ -157,6 +157,7 @@ func FuzzJudge(f *testing.F) {
 		for _, perDev := range []bool{false, true} {
 			r := rules(perDev)
 			r.FragLRUField = !perDev
+			r.LRUEntryChecksA = !perDev
 			lo, hi := shard.MakeBucketKey(0, 0), ^shard.BucketKey(0)
 			k := NewKeys(lo, hi, perDev)
 			for rest := keys; len(rest) >= 26; rest = rest[26:] {

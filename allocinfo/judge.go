@@ -41,19 +41,26 @@ type Rules struct {
 	// Member returns member dev (ok=false: no such member).
 	Member func(dev uint64) (Member, bool)
 	// FragLRUField: alloc keys store their fragmentation LRU index
-	// (format A, bcachefs-tools v1.9): check_allocations compares it
-	// (alloc_key_fragmentation_lru_wrong), and check_lrus reports an
-	// entry for a nonexistent bucket as lru_entry_to_invalid_bucket and
-	// an entry that is not a `set` key as bad.
+	// (format A up to metadata 1.12, bcachefs-tools v1.9): check_allocations
+	// compares it (alloc_key_fragmentation_lru_wrong). From the v1.13
+	// tools the field is obsolete and never compared.
 	FragLRUField bool
+	// LRUEntryChecksA: check_lrus reports an entry for a nonexistent
+	// bucket as lru_entry_to_invalid_bucket and an entry that is not a
+	// `set` key as bad (format A: bcachefs-tools v1.9 and v1.13).
+	LRUEntryChecksA bool
 	// PerDevFragLRU: one fragmentation LRU per device, id 8192 + dev
 	// (metadata 1.39); before, one for the whole filesystem (id 65535).
 	PerDevFragLRU bool
-	// NoAutofix: the era's fsck (v1.9.4) does not repair these errors in
-	// memory under -n (they are not FSCK_AUTOFIX there), so a later
-	// check meets the stale key again and reports it too; from v1.25
-	// they are repaired, and the later checks see the repair.
+	// NoAutofix: the era's fsck (v1.9.4, v1.13.0) does not repair the
+	// need_discard and freespace errors in memory under -n (they are not
+	// FSCK_AUTOFIX there), so a later check meets the stale key again and
+	// reports it too; from v1.25 they are repaired, and the later checks
+	// see the repair.
 	NoAutofix bool
+	// NoAutofixGensLRU: the same for bucket_gens_to_invalid_buckets and
+	// lru_entry_to_invalid_bucket (v1.9.4 only: FSCK_AUTOFIX from v1.13).
+	NoAutofixGensLRU bool
 	// MovableMultiple: buckets of type multiple are movable, so they
 	// belong in the fragmentation LRU (v1.39.2's DATA_TYPES_MOVABLE).
 	MovableMultiple bool
@@ -612,7 +619,7 @@ func (j *judge) bucketGensKeys() {
 		if end <= m.FirstBucket || start >= m.NBuckets {
 			j.add(report.Finding{Code: report.BucketGensToInvalidBuckets, Dev: int(g.dev), Bucket: start,
 				Btree: j.btree(bp.BtreeBucketGens), Pos: pos, Detail: "bucket_gens key for invalid buckets"})
-			if !j.r.NoAutofix {
+			if !j.r.NoAutofixGensLRU {
 				continue // deleted: v1.9.4 goes on to its gens
 			}
 		}
@@ -642,12 +649,12 @@ func (j *judge) lrus() {
 		}
 		dev := uint64(e.bucket.Dev())
 		m, mok := j.r.Member(dev)
-		if j.r.FragLRUField {
+		if j.r.LRUEntryChecksA {
 			if _, ok := j.validBucket(e.bucket); !ok {
 				j.add(report.Finding{Code: report.LRUEntryToInvalidBucket, Dev: int(dev), Bucket: e.bucket.Bucket(),
 					Btree: j.btree(BtreeLRU), Pos: e.pos,
 					Detail: fmt.Sprintf("lru key points to nonexistent device:bucket %d:%d", dev, e.bucket.Bucket())})
-				if !j.r.NoAutofix {
+				if !j.r.NoAutofixGensLRU {
 					continue // deleted: v1.9.4 goes on and judges it against the zero key
 				}
 			}
@@ -671,7 +678,7 @@ func (j *judge) lrus() {
 				wantID = uint16(dev)
 			}
 		}
-		if e.time != idx || e.id != wantID || j.r.FragLRUField && !e.set {
+		if e.time != idx || e.id != wantID || j.r.LRUEntryChecksA && !e.set {
 			j.add(report.Finding{Code: report.LRUEntryBad, Dev: int(dev), Bucket: e.bucket.Bucket(),
 				Btree: j.btree(BtreeLRU), Pos: e.pos, Got: fmt.Sprint(e.time), Want: fmt.Sprint(idx),
 				Detail: fmt.Sprintf("incorrect lru entry: lru %s time %d (id %d, expected id %d time %d; bucket data type %s)", kind, e.time, e.id, wantID, idx, a.DataType)})

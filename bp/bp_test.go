@@ -1087,7 +1087,7 @@ func TestEraOf(t *testing.T) {
 		v    uint16
 		want string
 	}{
-		{bp.VersionMin, "bcachefs-tools v1.9.4"}, {1<<10 | 13, "bcachefs-tools v1.9.4"},
+		{bp.VersionMin, "bcachefs-tools v1.9.4"}, {1<<10 | 12, "bcachefs-tools v1.9.4"}, {1<<10 | 13, "bcachefs-tools v1.13.0"},
 		{1<<10 | 14, "bcachefs-tools v1.25.3"}, {1<<10 | 28, "bcachefs-tools v1.25.3"},
 		{1<<10 | 29, "bcachefs-tools v1.31.13"}, {1<<10 | 31, "bcachefs-tools v1.31.13"},
 		{1<<10 | 32, "bcachefs-tools v1.36.1"}, {1<<10 | 35, "bcachefs-tools v1.36.1"}, {1<<10 | 36, "bcachefs-tools v1.36.1"},
@@ -1099,5 +1099,8 @@ func TestEraOf(t *testing.T) {
 	}
 	if got := bp.EraOf(1<<10 | 30).String(); got != "bcachefs-tools v1.31.13 (metadata 1.29-1.31)" {
 		t.Errorf("era of 1.30: %q", got)
+	}
+	if got := bp.EraOf(1<<10 | 13).String(); got != "bcachefs-tools v1.13.0 (metadata 1.13)" {
+		t.Errorf("era of 1.13: %q", got)
 	}
 }

@@ -16,7 +16,11 @@ type Era struct {
 // eras are ordered by version; the first whose To is not below a version
 // is its era.
 var eras = []Era{
-	{Tools: "bcachefs-tools v1.9.4", From: VersionMin, To: VersionBackpointerBucketGen - 1},
+	{Tools: "bcachefs-tools v1.9.4", From: VersionMin, To: VersionInodeHasChildSnapshots - 1},
+	// The v1.13 fsck ignores the fragmentation_lru field of alloc keys
+	// (obsolete from the sources that brought metadata 1.13) and repairs
+	// bucket_gens and LRU errors in memory under -n (FSCK_AUTOFIX).
+	{Tools: "bcachefs-tools v1.13.0", From: VersionInodeHasChildSnapshots, To: VersionBackpointerBucketGen - 1},
 	{Tools: "bcachefs-tools v1.25.3", From: VersionBackpointerBucketGen, To: VersionInodeHasCaseInsensitive},
 	// The v1.31 fsck still keeps the snapshot accounting counters in
 	// memory and compares them (from v1.33.2 it leaves them out).
@@ -37,7 +41,11 @@ func EraOf(v uint16) Era {
 }
 
 // String describes the era, e.g. "bcachefs-tools v1.36.1 (metadata
-// 1.32-1.36)".
+// 1.32-1.36)", or "bcachefs-tools v1.13.0 (metadata 1.13)" for an era of
+// one version.
 func (e Era) String() string {
+	if e.From == e.To {
+		return e.Tools + " (metadata " + VersionString(e.From) + ")"
+	}
 	return e.Tools + " (metadata " + VersionString(e.From) + "-" + VersionString(e.To) + ")"
 }

@@ -175,12 +175,19 @@ func (d DataType) String() string {
 
 // Metadata versions that change what bpcheck decodes.
 const (
-	VersionMin                  uint16 = 9
-	VersionBackpointers         uint16 = 22
-	VersionNoBpsInAllocKeys     uint16 = 28
-	Version1_0                  uint16 = 1 << 10
-	VersionBucketStripeSectors  uint16 = 1<<10 | 8
-	VersionBackpointerBucketGen uint16 = 1<<10 | 14
+	VersionMin                 uint16 = 9
+	VersionBackpointers        uint16 = 22
+	VersionNoBpsInAllocKeys    uint16 = 28
+	Version1_0                 uint16 = 1 << 10
+	VersionBucketStripeSectors uint16 = 1<<10 | 8
+	// VersionDiskAccountingV3 (1.10): accounting key positions hold
+	// their fields right after the type byte (the union is packed).
+	VersionDiskAccountingV3 uint16 = 1<<10 | 10
+	// VersionInodeHasChildSnapshots (1.13) is the version bcachefs-tools
+	// v1.13.0 and Linux 6.12 write; their fsck no longer keeps a
+	// fragmentation LRU index in alloc keys (era v1.13.0).
+	VersionInodeHasChildSnapshots uint16 = 1<<10 | 13
+	VersionBackpointerBucketGen   uint16 = 1<<10 | 14
 	// VersionDiskAccountingBigEndian: accounting key positions hold
 	// their fields in big-endian byte order (1.15).
 	VersionDiskAccountingBigEndian uint16 = 1<<10 | 15
@@ -193,6 +200,9 @@ const (
 	VersionSBFieldExtentTypeU64s uint16 = 1<<10 | 32
 	VersionCachedBackpointers    uint16 = 1<<10 | 21
 	VersionStripeBackpointers    uint16 = 1<<10 | 22
+	// VersionExtentFlags (1.25): from the tools that write it (v1.25.1
+	// on; v1.25.0 still the v1.20 text) backpointers print their data type.
+	VersionExtentFlags uint16 = 1<<10 | 25
 	// VersionInodeHasCaseInsensitive (1.28) is the newest version the
 	// bcachefs-tools v1.25 and the last mainline kernel (6.16) write.
 	VersionInodeHasCaseInsensitive uint16 = 1<<10 | 28

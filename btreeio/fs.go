@@ -23,6 +23,8 @@ type FS struct {
 	// Journal is set when the filesystem was not cleanly unmounted: the
 	// replayed journal, whose keys are overlaid on every node read.
 	Journal *Journal
+	// skipJournalKeys: the journal's keys are not overlaid (SkipJournalKeys).
+	skipJournalKeys bool
 
 	// Prefetch is how many leaves a walk reads ahead of the one it
 	// visits (0: none). Set it before walking.
@@ -416,7 +418,7 @@ func (fs *FS) readNodeOnce(btree bp.BtreeID, level uint8, k *bp.Key, val []byte)
 			errs = append(errs, err)
 			continue
 		}
-		if fs.Journal != nil {
+		if fs.Journal != nil && !fs.skipJournalKeys {
 			fs.Journal.overlay(n)
 		}
 		return n, nil
@@ -552,7 +554,7 @@ func VisitLeaf(v Visitor, n *Node) error {
 // whose keys are still packed is decoded first when the journal has keys
 // for it.
 func (fs *FS) overlayJournal(n *Node) {
-	if fs.Journal == nil {
+	if fs.Journal == nil || fs.skipJournalKeys {
 		return
 	}
 	if n.packed != nil {
@@ -563,6 +565,13 @@ func (fs *FS) overlayJournal(n *Node) {
 	}
 	fs.Journal.overlay(n)
 }
+
+// SkipJournalKeys stops overlaying the journal's keys on the nodes read
+// from now on; the roots stay those the journal gave. The bcachefs-tools
+// that write metadata up to 1.27 list an unclean filesystem so: their
+// recovery without journal replay (norecovery) drops the journal's keys
+// before the listing (listfmt.ListsJournalKeys).
+func (fs *FS) SkipJournalKeys() { fs.skipJournalKeys = true }
 
 // Walk reads btree id from its root down to minLevel, depth first in key
 // order, and hands every node to v. A btree without a root is empty.

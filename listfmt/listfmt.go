@@ -1,7 +1,7 @@
 // Package listfmt prints bcachefs keys in the text form of `bcachefs list`,
 // in the dialect of the tools that match the filesystem's metadata version
-// (see Dialect): metadata up to 1.13 as bcachefs-tools v1.9 prints it,
-// 1.14 to 1.28 as v1.25 does, 1.29 to 1.31 as v1.31 does, 1.32 to 1.34
+// (see Dialect): metadata up to 1.12 as bcachefs-tools v1.9 prints it,
+// 1.13 as v1.13 does, 1.14 to 1.24 as v1.20 does, 1.25 to 1.28 as v1.25 does, 1.29 to 1.31 as v1.31 does, 1.32 to 1.34
 // as v1.33 does, 1.35 as v1.35 does, newer as v1.36 (and v1.39) do.
 // Values are printed in full for extents, btree pointers, alloc_v4, backpointers and
 // reflink_v; other key types print their header only.
@@ -22,10 +22,18 @@ type Dialect uint8
 
 // The dialects, by the tools whose `bcachefs list` they reproduce.
 const (
-	// DialectV19 is bcachefs-tools v1.9 (metadata up to 1.13, format A):
+	// DialectV19 is bcachefs-tools v1.9 (metadata up to 1.12, format A):
 	// key and value on one line after ": ", extent entries on that line.
 	DialectV19 Dialect = iota
-	// DialectV125 is bcachefs-tools v1.25 (metadata 1.14 to 1.28): the
+	// DialectV113 is bcachefs-tools v1.13 (metadata 1.13, format A): the
+	// v1.9 text, except that alloc keys print the fragmentation LRU index
+	// computed from the sector counts (the stored field is obsolete), and
+	// only for a bucket of an existing device.
+	DialectV113
+	// DialectV120 is bcachefs-tools v1.20 (metadata 1.14 to 1.24): the
+	// v1.25 text, except that backpointers print no data type.
+	DialectV120
+	// DialectV125 is bcachefs-tools v1.25 (metadata 1.25 to 1.28): the
 	// one-line layout of v1.9 with format B backpointers, and alloc keys
 	// with the stripe index and redundancy of that era.
 	DialectV125
@@ -54,11 +62,21 @@ const (
 // bcachefs-tools v1.31.13 (metadata 1.31), v1.33.4 (1.33) and v1.35.2
 // (1.35); v1.32 and v1.34 print alloc keys and backpointers with the v1.33
 // code, so metadata 1.32 and 1.34 get that text; the tools v1.31 also
-// wrote 1.29 and 1.30.
+// wrote 1.29 and 1.30. The v1.13 text is proved on dumps of
+// bcachefs-tools v1.13.0; the sources that brought metadata 1.13 made the
+// alloc key's stored fragmentation index obsolete (v1.11.0 still prints it).
+// The v1.20 text is proved on dumps of bcachefs-tools v1.20.0; backpointers
+// print their data type from bcachefs-tools commit 8af5c93e4 (March 2025,
+// between v1.25.0 and v1.25.1, both writing 1.25), so 1.25 gets the v1.25
+// text of the newest tools that write it.
 func DialectFor(v uint16) Dialect {
 	switch {
-	case v < bp.VersionBackpointerBucketGen:
+	case v < bp.VersionInodeHasChildSnapshots:
 		return DialectV19
+	case v < bp.VersionBackpointerBucketGen:
+		return DialectV113
+	case v < bp.VersionExtentFlags:
+		return DialectV120
 	case v <= bp.VersionInodeHasCaseInsensitive:
 		return DialectV125
 	case v <= bp.VersionBtreeNodeAccounting:
@@ -71,11 +89,26 @@ func DialectFor(v uint16) Dialect {
 	return DialectV136
 }
 
+// ListsJournalKeys reports whether the tools that wrote metadata version v
+// show an unclean filesystem in `list` with the journal's keys overlaid.
+// `list` opens it without journal replay, and until bcachefs-tools commit
+// 4613023c1 (May 2025, after v1.25.2, when tools wrote 1.28) the end of
+// that recovery dropped the journal's keys (bch2_fs_recovery put them
+// unconditionally; later only after a replay), so the tools up to 1.27
+// list the btree nodes as written (proved on the v1.13.0 and v1.20.0 dumps
+// of v113-unclean and v120-unclean; v1.25.3, writing 1.28, overlays them:
+// v128-unclean).
+func ListsJournalKeys(v uint16) bool { return v >= bp.VersionInodeHasCaseInsensitive }
+
 // String names the tools of the dialect.
 func (d Dialect) String() string {
 	switch d {
 	case DialectV19:
 		return "bcachefs-tools v1.9"
+	case DialectV113:
+		return "bcachefs-tools v1.13"
+	case DialectV120:
+		return "bcachefs-tools v1.20"
 	case DialectV125:
 		return "bcachefs-tools v1.25"
 	case DialectV131:

@@ -126,7 +126,7 @@ func (p *Printer) appendEntry(b []byte, e bp.Entry, size uint32) []byte {
 		}
 		b = append(b, " gen "...)
 		b = appendUint(b, uint64(ptr.Gen))
-		if m != nil && p.dialect >= DialectV125 && m.Durability() != 1 {
+		if m != nil && p.dialect >= DialectV120 && m.Durability() != 1 {
 			b = append(b, " d="...)
 			b = appendUint(b, uint64(m.Durability()))
 		}
@@ -220,7 +220,7 @@ func (p *Printer) appendAllocV4(b []byte, k *bp.Key, val []byte) []byte {
 		}
 		return 0
 	}
-	if p.dialect >= DialectV125 {
+	if p.dialect >= DialectV120 {
 		const w = 20
 		b = line(b, "journal_seq_nonempty", w, a.JournalSeqNonempty)
 		if len(val) > 48 {
@@ -264,14 +264,19 @@ func (p *Printer) appendAllocV4(b []byte, k *bp.Key, val []byte) []byte {
 		b = line(b, "stripe_redundancy", w, uint64(a.StripeRedundancy))
 		b = line(b, "io_time[READ]", w, a.IOTime[0])
 		b = line(b, "io_time[WRITE]", w, a.IOTime[1])
-		b = line(b, "fragmentation", w, a.JournalSeqEmpty)
+		switch {
+		case p.dialect == DialectV19:
+			b = line(b, "fragmentation", w, a.JournalSeqEmpty)
+		case k.Pos.Inode < 256 && p.sb.Member(uint8(k.Pos.Inode)) != nil:
+			b = line(b, "fragmentation", w, p.fragmentation(k, &a))
+		}
 		b = line(b, "bp_start", w, uint64(a.BackpointersStart()))
 	}
 	return b
 }
 
-// fragmentation is the fragmentation LRU index that format B tools compute
-// for display: dirty (and stripe) sectors scaled to 2^31 per bucket, for
+// fragmentation is the fragmentation LRU index that the tools from v1.13
+// compute for display: dirty (and stripe) sectors scaled to 2^31 per bucket, for
 // partly used buckets of movable data.
 func (p *Printer) fragmentation(k *bp.Key, a *bp.AllocV4) uint64 {
 	switch a.DataType {
@@ -330,8 +335,10 @@ func (p *Printer) appendBackpointer(b []byte, k *bp.Key, val []byte) []byte {
 	if p.formatB {
 		b = append(b, " level="...)
 		b = appendUint(b, uint64(v.Level))
-		b = append(b, " data_type="...)
-		b = append(b, v.DataType.String()...)
+		if p.dialect >= DialectV125 {
+			b = append(b, " data_type="...)
+			b = append(b, v.DataType.String()...)
+		}
 		b = append(b, " suboffset="...)
 		b = appendUint(b, k.Pos.Offset&(1<<p.shift-1))
 		b = append(b, " len="...)

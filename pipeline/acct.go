@@ -313,10 +313,10 @@ func (s *acctSums) merge(t accounting.Table, version uint16, into *acctSums) {
 // acctLoader reads the accounting btree: each key's value as the btree
 // holds it (before the journal overlay) and its version.
 type acctLoader struct {
-	c    *checker
-	base map[accounting.Pos]acctBase
-	be   bool
-	lost bool
+	c      *checker
+	base   map[accounting.Pos]acctBase
+	layout accounting.Layout
+	lost   bool
 	// lostNodes: the nodes that could not be read, reported (nodeLost)
 	// by wait, after the passes, so that a read running beside them adds
 	// no finding while they do.
@@ -350,7 +350,7 @@ func (l *acctLoader) Node(n *btreeio.Node) error {
 		if k.Key.Type != bp.KeyAccounting {
 			continue
 		}
-		a := accounting.FromBPos(k.Key.Pos, l.be)
+		a := accounting.FromBPos(k.Key.Pos, l.layout)
 		if a.Type() >= accounting.TypeInum {
 			continue // never compared (inum: one per inode, most of the btree)
 		}
@@ -413,12 +413,12 @@ func versionLE(a, b bp.Version) bool { return a.Hi < b.Hi || a.Hi == b.Hi && a.L
 // The nodes it could not read are left in the loader it returns, for
 // acctRead.wait to report.
 func (c *checker) readAccountingWith() (accounting.Table, bool, *acctLoader, error) {
-	be := c.fs.SB.Version >= bp.VersionDiskAccountingBigEndian
-	l := &acctLoader{c: c, base: map[accounting.Pos]acctBase{}, be: be}
+	layout := accounting.LayoutOf(c.fs.SB.Version)
+	l := &acctLoader{c: c, base: map[accounting.Pos]acctBase{}, layout: layout}
 	// From 1.15 keys sort by type: the walk stops before the inum keys
 	// (one per inode), which are never compared.
 	var err error
-	if be {
+	if layout == accounting.LayoutBigEndian {
 		err = c.fs.WalkRange(btreeio.BtreeAccounting, 0, bp.PosMin, bp.Pos{Inode: accounting.TypeInum<<56 - 1, Offset: ^uint64(0), Snapshot: ^uint32(0)}, l)
 	} else {
 		err = c.fs.Walk(btreeio.BtreeAccounting, 0, l)
@@ -434,7 +434,7 @@ func (c *checker) readAccountingWith() (accounting.Table, bool, *acctLoader, err
 		if jk.Key.Type != bp.KeyAccounting {
 			continue
 		}
-		a := accounting.FromBPos(jk.Key.Pos, be)
+		a := accounting.FromBPos(jk.Key.Pos, layout)
 		if a.Type() >= accounting.TypeInum {
 			continue
 		}
@@ -605,7 +605,7 @@ func (c *checker) judgeAccounting(got, want accounting.Table, sums *acctSums) (f
 			continue
 		}
 		findings = append(findings, report.Finding{Code: report.AccountingMismatch, Dev: -1, Btree: btreeio.BtreeAccounting.Name(v),
-			Pos: a.BPos(v >= bp.VersionDiskAccountingBigEndian), KeyType: bp.KeyAccounting.String(),
+			Pos: a.BPos(accounting.LayoutOf(v)), KeyType: bp.KeyAccounting.String(),
 			Got: g.String(), Want: w.String(), Detail: fmt.Sprintf("accounting mismatch for %s", a.Text(v))})
 	}
 	if v >= 1<<10|33 {

@@ -38,11 +38,13 @@ func allocRules(fs *btreeio.FS) *allocinfo.Rules {
 			return allocinfo.Member{BucketSize: uint32(m.BucketSize), FirstBucket: uint64(m.FirstBucket), NBuckets: min(m.NBuckets, 1<<48-1),
 				WalkEnd: fs.DevBuckets(int(dev)), FreespaceInitialized: m.FreespaceInitialized()}, true
 		},
-		FragLRUField:    !sb.FormatB(),
-		NoAutofix:       !sb.FormatB(),
-		MovableMultiple: sb.Version >= bp.VersionErasureCoding, // the v1.39.2 era
-		PerDevFragLRU:   sb.Version >= bp.VersionPerDevFragmentationLRU,
-		BtreeName:       func(id bp.BtreeID) string { return id.Name(sb.Version) },
+		FragLRUField:     sb.Version < bp.VersionInodeHasChildSnapshots,
+		LRUEntryChecksA:  !sb.FormatB(),
+		NoAutofix:        !sb.FormatB(),
+		NoAutofixGensLRU: sb.Version < bp.VersionInodeHasChildSnapshots,
+		MovableMultiple:  sb.Version >= bp.VersionErasureCoding, // the v1.39.2 era
+		PerDevFragLRU:    sb.Version >= bp.VersionPerDevFragmentationLRU,
+		BtreeName:        func(id bp.BtreeID) string { return id.Name(sb.Version) },
 	}
 }
 

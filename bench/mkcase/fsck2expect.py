@@ -105,11 +105,24 @@ BP_FIELDS = re.compile(
     r"(?: data_type=(\S+))?(?: suboffset=(\d+))?(?: len=(\d+))?(?: gen=(\d+))? pos=([^\s,]+)")
 
 
+# format A (metadata <= 1.13: v1.9.4, v1.13.0): "bucket=D:B:0 btree=X l=L offset=SECTORS:SUB len=N pos=P";
+# the value has no data type (a leaf backpointer points at user data, an interior one at a btree node)
+BP_FIELDS_A = re.compile(
+    r"type backpointer (\S+) .*?bucket=(\d+):(\d+):\d+ btree=(\S+) l=(\d+) offset=(\d+):(\d+) len=(\d+) pos=([^\s,]+)")
+
+
 def parse_bp(text):
     """Fields of a backpointer key printed on one line, None if it is none."""
     m = BP_FIELDS.search(text)
     if not m:
-        return None
+        a = BP_FIELDS_A.search(text)
+        if not a:
+            return None
+        level = int(a.group(5))
+        return {"bp": a.group(1), "bucket": "%s:%s" % (a.group(2), a.group(3)), "btree": a.group(4),
+                "level": level, "pos": expand_pos(a.group(9)),
+                "detail": {"bucket_offset": int(a.group(6)), "suboffset": int(a.group(7)),
+                           "data_type": "user" if level == 0 else "btree", "bp_len": int(a.group(8))}}
     f = {"bp": m.group(1)}
     if m.group(2) is not None:
         f["bucket"] = "%s:%s" % (m.group(2), m.group(3))
@@ -181,6 +194,16 @@ def finding(pas, lines):
         f["key_type"], f["key_pos"] = kt, kp
         f["detail"] = bp["detail"]
         return f
+    # v1.9.4 / v1.13.0 (format A): "backpointer for missing extent" (or btree node) + the backpointer
+    if first.startswith("backpointer for missing extent") or first.startswith("backpointer for missing btree node"):
+        bp = next((b for b in (parse_bp(l) for l in body) if b), None)
+        if not bp:
+            return None
+        f = {"code": "backpointer_to_missing_ptr"}
+        f.update({k: bp[k] for k in ("bp", "bucket", "btree", "level", "pos")})
+        f["pass"] = pas
+        f["detail"] = bp["detail"]
+        return f
     if first.startswith("backpointer doesn't match"):
         target = body[0].strip() if body else ""
         bp = None
@@ -232,7 +255,17 @@ def other_code(first):
 
 def parse(text):
     findings, other = [], []
-    for pas, lines in split_messages(text):
+    msgs = split_messages(text)
+    # v1.13.0 prints "backpointer for nonexistent alloc key: D:B:0" and the backpointer on the
+    # next line without indent: join them into one message
+    joined = []
+    for pas, lines in msgs:
+        if joined and joined[-1][1][0].startswith("backpointer for nonexistent alloc key") and \
+                len(joined[-1][1]) == 1 and lines[0].startswith("u64s ") and " type backpointer " in lines[0]:
+            joined[-1] = (joined[-1][0], joined[-1][1] + lines)
+            continue
+        joined.append((pas, lines))
+    for pas, lines in joined:
         f = finding(pas, lines)
         if f:
             findings.append(f)

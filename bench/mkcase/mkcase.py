@@ -8,6 +8,9 @@ of one version, written to OUT/CASE/ in the layout of the shared testdata (READM
 dev*.img.zst, case.json, fsck.txt, fsck_repair.txt, errors.txt, expect.json, truth.json,
 list/*.txt.zst, and for upgraded cases upgrade.txt. The tools:
 
+  v1.13.0   /work/realtools/v1.13.0/bcachefs   (metadata 1.13: inode_has_child_snapshots; format A;
+            reports itself as 1.12.0; no copygc_enabled/rebalance_enabled options)
+  v1.20.0   /work/realtools/v1.20.0/bcachefs   (metadata 1.20: directory_size)
   v1.25.3   /work/realtools/v1.25.3/bcachefs   (metadata 1.28; reports itself as 1.25.2)
   v1.31.13  /work/realtools/v1.31.13/bcachefs  (metadata 1.31: btree_node_accounting)
   v1.33.4   /work/realtools/v1.33.4/bcachefs   (metadata 1.33: reconcile)
@@ -41,8 +44,9 @@ import fsck2expect  # noqa: E402
 
 RT = "/work/realtools"
 TOOLS = {v: "%s/%s/bcachefs" % (RT, v)
-         for v in ("v1.25.3", "v1.31.13", "v1.33.4", "v1.35.2", "v1.36.1", "v1.36.1-ec", "v1.39.2")}
-TOOL_NAME = {"v1.25.3": "bcachefs-tools 1.25.2", "v1.31.13": "bcachefs-tools v1.31.13",
+         for v in ("v1.13.0", "v1.20.0", "v1.25.3", "v1.31.13", "v1.33.4", "v1.35.2", "v1.36.1", "v1.36.1-ec", "v1.39.2")}
+TOOL_NAME = {"v1.13.0": "bcachefs-tools v1.13.0", "v1.20.0": "bcachefs-tools v1.20.0",
+             "v1.25.3": "bcachefs-tools 1.25.2", "v1.31.13": "bcachefs-tools v1.31.13",
              "v1.33.4": "bcachefs-tools v1.33.4", "v1.35.2": "bcachefs-tools v1.35.2",
              "v1.36.1": "bcachefs-tools v1.36.1", "v1.39.2": "bcachefs-tools v1.39.2"}
 SHARED = "/work/shared/testdata"
@@ -64,14 +68,27 @@ BTREES["v1.33.4"] = [b for b in BTREES["v1.36.1"] if b != "bucket_to_stripe"]
 # v1.31.13: the btrees of v1.25.3 (rebalance_work, not yet reconcile_*); v1.35.2: those of v1.36.1
 BTREES["v1.31.13"] = BTREES["v1.25.3"]
 BTREES["v1.35.2"] = BTREES["v1.36.1"]
+# v1.13.0 and v1.20.0: the same btrees as v1.25.3
+BTREES["v1.13.0"] = BTREES["v1.20.0"] = BTREES["v1.25.3"]
 # the tools whose rebalance option is still called rebalance_enabled (reconcile_enabled from 1.33)
-REBALANCE_ENABLED_OPT = ("v1.25.3", "v1.31.13")
+REBALANCE_ENABLED_OPT = ("v1.20.0", "v1.25.3", "v1.31.13")
+# the tools with neither copygc_enabled nor rebalance_enabled options (v1.13.0: copygc is
+# on by default and rebalance only has work when something asks for it)
+NO_QUIET_OPTS = ("v1.13.0",)
+# the tools whose `list` shows an unclean filesystem without the journal's keys (their recovery
+# without replay drops them at its end)
+NO_LIST_JOURNAL_OVERLAY = ("v1.13.0", "v1.20.0")
+KEY_COUNTS_NOTE_NO_OVERLAY = ("bcachefs list -b BTREE (leaf keys, level 0) of the final images; list opens with "
+                              "norecovery and this tool then drops the journal's keys: an unclean image's keys as "
+                              "the btree nodes hold them")
 
 
 def fsck_cmd(ver, mode):
     o = "fsck,recovery_passes=check_backpointers_to_extents" if ver == "v1.39.2" \
         else "recovery_passes=check_backpointers_to_extents"
-    return ["fsck", mode, "-K", "-o", o]
+    # v1.13.0's getopt string lacks the short -K (its longopts have --no-kernel): a -K would be
+    # refused on stderr ("invalid option") and ignored
+    return ["fsck", mode, "--no-kernel" if ver == "v1.13.0" else "-K", "-o", o]
 
 
 # ---------------------------------------------------------------------------------------
@@ -185,6 +202,74 @@ CASES["v131-lz4"] = dict(
     fmt=["--compression=lz4", "--metadata_checksum=crc64", "--data_checksum=xxhash"],
     tree=dict(seed=1314, files=400, large=1), ops=[],
     what="metadata 1.31; lz4 compression, crc64 metadata and xxhash data checksums, clean")
+CASES["v113-small"] = dict(
+    tool="v1.13.0", devs=1, size_mib=64, fmt=[],
+    tree=dict(seed=1131, files=400, large=1), ops=[],
+    what="metadata 1.13 (bcachefs-tools v1.13.0), 1 device, defaults, clean")
+CASES["v113-corrupt-mixed"] = dict(
+    tool="v1.13.0", devs=2, size_mib=64, fmt=["--replicas=2"],
+    tree=dict(seed=1132, files=300, large=1), seed=1142,
+    ops=[("bp_user", 5), ("extent", 3), ("alloc", 1)],
+    what="metadata 1.13, 2 devices, --replicas=2; as the shared corrupt-mixed: 5 user backpointers, "
+         "3 extents and 1 alloc key of a bucket with backpointers deleted (no triggers)")
+CASES["v113-unclean"] = dict(
+    tool="v1.13.0", devs=1, size_mib=64, fmt=[],
+    tree=dict(seed=1133, files=300, large=1), seed=1143, unclean=True,
+    ops=[("extent_consistent", 2), ("bp_user", 2), ("extent", 1)],
+    what="metadata 1.13; deletions left only in the journal: 2 extents deleted with triggers, 2 user "
+         "backpointers and 1 extent deleted without; each delete-key run SIGKILLed 3 s after "
+         "its journal flush, before shutdown")
+CASES["v113-corrupt-bp"] = dict(
+    tool="v1.13.0", devs=1, size_mib=64, fmt=["--encoded_extent_max=256k"],
+    tree=dict(seed=1135, files=300, large=4), seed=1145,
+    ops=[("bp_user", 4), ("bp_user_only", 2), ("bp_user_empty_bucket", 1), ("bp_btree", 1)],
+    what="metadata 1.13; as v128-corrupt-bp: user backpointers deleted (4 in buckets with others, 2 that "
+         "were the only one of their bucket, all 2-3 of one bucket), one btree-node backpointer deleted; "
+         "--encoded_extent_max=256k so that large files give buckets with a single extent")
+CASES["v113-corrupt-alloc"] = dict(
+    tool="v1.13.0", devs=1, size_mib=64, fmt=[],
+    tree=dict(seed=1136, files=300, large=1), seed=1146, ops=[("alloc", 1), ("alloc_orphan", 1)],
+    what="metadata 1.13; alloc key of a bucket with extents deleted; and alloc_orphan: an alloc key "
+         "deleted together with every extent pointing into that bucket")
+CASES["v113-lz4"] = dict(
+    tool="v1.13.0", devs=1, size_mib=64,
+    fmt=["--compression=lz4", "--metadata_checksum=crc64", "--data_checksum=xxhash"],
+    tree=dict(seed=1134, files=400, large=1), ops=[],
+    what="metadata 1.13; lz4 compression, crc64 metadata and xxhash data checksums, clean")
+CASES["v120-small"] = dict(
+    tool="v1.20.0", devs=1, size_mib=64, fmt=[],
+    tree=dict(seed=1201, files=400, large=1), ops=[],
+    what="metadata 1.20 (bcachefs-tools v1.20.0), 1 device, defaults, clean")
+CASES["v120-corrupt-mixed"] = dict(
+    tool="v1.20.0", devs=2, size_mib=64, fmt=["--replicas=2"],
+    tree=dict(seed=1202, files=300, large=1), seed=1212,
+    ops=[("bp_user", 5), ("extent", 3), ("alloc", 1)],
+    what="metadata 1.20, 2 devices, --replicas=2; as the shared corrupt-mixed: 5 user backpointers, "
+         "3 extents and 1 alloc key of a bucket with backpointers deleted (no triggers)")
+CASES["v120-unclean"] = dict(
+    tool="v1.20.0", devs=1, size_mib=64, fmt=[],
+    tree=dict(seed=1203, files=300, large=1), seed=1213, unclean=True,
+    ops=[("extent_consistent", 2), ("bp_user", 2), ("extent", 1)],
+    what="metadata 1.20; deletions left only in the journal: 2 extents deleted with triggers, 2 user "
+         "backpointers and 1 extent deleted without; each delete-key run SIGKILLed 3 s after "
+         "its journal flush, before shutdown")
+CASES["v120-corrupt-bp"] = dict(
+    tool="v1.20.0", devs=1, size_mib=64, fmt=["--encoded_extent_max=256k"],
+    tree=dict(seed=1205, files=300, large=4), seed=1215,
+    ops=[("bp_user", 4), ("bp_user_only", 2), ("bp_user_empty_bucket", 1), ("bp_btree", 1)],
+    what="metadata 1.20; as v128-corrupt-bp: user backpointers deleted (4 in buckets with others, 2 that "
+         "were the only one of their bucket, all 2-3 of one bucket), one btree-node backpointer deleted; "
+         "--encoded_extent_max=256k so that large files give buckets with a single extent")
+CASES["v120-corrupt-alloc"] = dict(
+    tool="v1.20.0", devs=1, size_mib=64, fmt=[],
+    tree=dict(seed=1206, files=300, large=1), seed=1216, ops=[("alloc", 1), ("alloc_orphan", 1)],
+    what="metadata 1.20; alloc key of a bucket with extents deleted; and alloc_orphan: an alloc key "
+         "deleted together with every extent pointing into that bucket")
+CASES["v120-lz4"] = dict(
+    tool="v1.20.0", devs=1, size_mib=64,
+    fmt=["--compression=lz4", "--metadata_checksum=crc64", "--data_checksum=xxhash"],
+    tree=dict(seed=1204, files=400, large=1), ops=[],
+    what="metadata 1.20; lz4 compression, crc64 metadata and xxhash data checksums, clean")
 CASES["v135-small"] = dict(
     tool="v1.35.2", devs=1, size_mib=64, fmt=[],
     tree=dict(seed=1351, files=400, large=1), ops=[],
@@ -507,7 +592,9 @@ class Corruptor:
 
     def op(self, kind, n):
         self.state()
-        user = lambda b: b["data_type"] == "user" and b["level"] == 0 and b["btree"] == "extents"
+        # v1.20.0 prints backpointers without data_type: a leaf extents backpointer there
+        # points at user data (no cache devices in these cases)
+        user = lambda b: (b["data_type"] or "user") == "user" and b["level"] == 0 and b["btree"] == "extents"
         if kind == "bp_user":
             cands = [b for b in self.bps if user(b) and len(self.by_bucket[b["bucket"]]) >= 3 and self.free_bucket(b["bucket"])]
             # one per bucket
@@ -883,7 +970,8 @@ def make_case(name, out_root, work_root, keep=False):
         if keys:
             dumps[bt] = "\n".join(keys) + "\n"
     case["key_counts"] = counts
-    case["key_counts_note"] = "bcachefs list -b BTREE (leaf keys, level 0) of the final images; list opens with norecovery but overlays the journal's keys"
+    case["key_counts_note"] = KEY_COUNTS_NOTE_NO_OVERLAY if ver in NO_LIST_JOURNAL_OVERLAY else \
+        "bcachefs list -b BTREE (leaf keys, level 0) of the final images; list opens with norecovery but overlays the journal's keys"
     ld = os.path.join(wd, "list")
     os.makedirs(ld, exist_ok=True)
     for bt, text in dumps.items():
@@ -935,12 +1023,27 @@ def make_case(name, out_root, work_root, keep=False):
                          "lines: %r (fsck_after_repair.txt)" % (rc2, out2.strip().split("\n")[-3:]))
 
     # ---- truth: backpointers before / after a repair with nothing else moving
-    before = {b["bp"]: b for b in (parse_bp(k) for k in list_btree(ver, img, n, "backpointers")) if b}
+    bimg = img
+    if ver in NO_LIST_JOURNAL_OVERLAY and spec.get("unclean", False):
+        # this tool's list shows the btree without the journal's keys: BEFORE is listed from a
+        # copy opened read-write once (journal replayed, no fsck) and shut down cleanly, by a
+        # delete-key of a position that holds no key (exit 2, nothing deleted)
+        bimg = os.path.join(wd, "truth_before")
+        copy_imgs(img, bimg, n)
+        rc_b, out_b, _ = run(ver, ["delete-key", "-b", "extents", "-p", "0:0:0"] + imgs(n), bimg, timeout=300)
+        if rc_b != 2:
+            raise SystemExit("journal replay open failed (rc %s):\n%s" % (rc_b, out_b))
+        notes.append("truth.json BEFORE: %s lists an unclean filesystem without the journal's keys, so BEFORE "
+                     "was listed from a copy opened read-write once (journal replayed, no fsck) and shut down "
+                     "cleanly (`bcachefs delete-key -b extents -p 0:0:0`, which finds no key there and deletes "
+                     "nothing)" % TOOL_NAME[ver])
+    before = {b["bp"]: b for b in (parse_bp(k) for k in list_btree(ver, bimg, n, "backpointers")) if b}
     td = os.path.join(wd, "truth")
     copy_imgs(img, td, n)
     quiet = "copygc_enabled=0," + ("rebalance_enabled=0" if ver in REBALANCE_ENABLED_OPT else "reconcile_enabled=0")
     tcmd = fsck_cmd(ver, "-y")
-    tcmd[-1] = tcmd[-1] + "," + quiet
+    if ver not in NO_QUIET_OPTS:
+        tcmd[-1] = tcmd[-1] + "," + quiet
     rc_t, out_t, _ = run(ver, tcmd + imgs(n), td, timeout=REPAIR_TIMEOUT) if rc_y is not None else (None, "", 0)
     after = {b["bp"]: b for b in (parse_bp(k) for k in list_btree(ver, td, n, "backpointers")) if b} \
         if rc_t is not None else dict(before)
@@ -1011,14 +1114,18 @@ def make_case(name, out_root, work_root, keep=False):
     truth["added"] = [tb(b) for b in added]
     truth["removed"] = [tb(b) for b in removed]
     truth["method"] = ("BEFORE = `bcachefs list -b backpointers` of the case images (list overlays the "
-                       "journal's keys); AFTER = `bcachefs %s` on a copy (copygc and %s off, so nothing "
-                       "moves but the repairs), then list; added = positions only in AFTER or with another "
+                       "journal's keys); AFTER = `bcachefs %s` on a copy (%s), then list; added = positions only in AFTER or with another "
                        "value, removed = positions only in BEFORE. Backpointers of btree nodes that the "
                        "read-write fsck rewrote, split or created (data_type btree, neither a finding nor a "
                        "corruption step: btree_node_churn) are not repairs and are left out of the rule "
                        "check; replaced_in_place counts reported backpointers deleted and written anew at "
                        "the same position. rule_holds: added == ptr_to_missing_backpointer findings + "
-                       "silent steps and removed == backpointer_to_missing_* findings. Tool: %s" % (" ".join(tcmd), quiet.split(",")[1].split("=")[0], TOOL_NAME[ver]))
+                       "silent steps and removed == backpointer_to_missing_* findings. Tool: %s" % (
+                           " ".join(tcmd),
+                           "this tool has no copygc_enabled/rebalance_enabled options: copygc and rebalance left on"
+                           if ver in NO_QUIET_OPTS else
+                           "copygc and %s off, so nothing moves but the repairs" % quiet.split(",")[1].split("=")[0],
+                           TOOL_NAME[ver]))
     truth["repair_exit_code"] = rc_t
     truth["bp_keys_before"] = len(before)
     truth["bp_keys_after"] = len(after)

@@ -62,6 +62,10 @@ func runList(args []string, stdout, stderr io.Writer) int {
 		}
 		return exitCodeFor(err)
 	}
+	if fs.Journal != nil && !listfmt.ListsJournalKeys(fs.SB.Version) {
+		fs.SkipJournalKeys()
+		fmt.Fprintln(stderr, "bpcheck: note: the bcachefs-tools that write metadata up to 1.27 list an unclean filesystem without the journal's keys; so does bpcheck list")
+	}
 	w := bufio.NewWriterSize(stdout, 1<<16)
 	defer w.Flush()
 	v := &listVisitor{w: w, p: listfmt.NewPrinter(fs), level: uint8(*level), stderr: stderr, version: fs.SB.Version}

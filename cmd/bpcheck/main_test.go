@@ -60,6 +60,8 @@ var goldenCases = []goldenCase{
 	{"corrupt-mixed", exitProblems},
 	{"a-corrupt", exitProblems},
 	{"corrupt-missing-alloc", exitProblems},
+	{"v113-corrupt-mixed", exitProblems},
+	{"v120-corrupt-mixed", exitProblems},
 	{"v128-corrupt-mixed", exitProblems},
 	{"v131-corrupt-mixed", exitProblems},
 	{"v133-corrupt-mixed", exitProblems},
