@@ -19,6 +19,10 @@ list/*.txt.zst, and for upgraded cases upgrade.txt. The tools:
   v1.36.1-ec /work/realtools/v1.36.1-ec/bcachefs: the same v1.36.1 library compiled with
             CONFIG_BCACHEFS_ERASURE_CODING (build_ec.sh); only used to run reconcile so that
             erasure-coded stripes get written. Never a judge.
+  v1.37.5   /work/realtools/v1.37.5/bcachefs   (metadata 1.37: erasure_coding; C front end, no
+            format --source: its cases are formatted and populated by v1.36.1 (format_with), then
+            upgraded to 1.37 by v1.37.5 fsck -y -o version_upgrade=incompatible)
+  v1.38.8   /work/realtools/v1.38.8/bcachefs   (metadata 1.38: need_discard_by_journal_seq; the same)
   v1.39.2   /work/realtools/v1.39.2/bcachefs   (metadata 1.39)
 
 plus two subcommands of ours in those C front ends (mains/delkey.c, mains/reconcile_run.c):
@@ -44,11 +48,13 @@ import fsck2expect  # noqa: E402
 
 RT = "/work/realtools"
 TOOLS = {v: "%s/%s/bcachefs" % (RT, v)
-         for v in ("v1.13.0", "v1.20.0", "v1.25.3", "v1.31.13", "v1.33.4", "v1.35.2", "v1.36.1", "v1.36.1-ec", "v1.39.2")}
+         for v in ("v1.13.0", "v1.20.0", "v1.25.3", "v1.31.13", "v1.33.4", "v1.35.2", "v1.36.1", "v1.36.1-ec", "v1.37.5",
+                   "v1.38.8", "v1.39.2")}
 TOOL_NAME = {"v1.13.0": "bcachefs-tools v1.13.0", "v1.20.0": "bcachefs-tools v1.20.0",
              "v1.25.3": "bcachefs-tools 1.25.2", "v1.31.13": "bcachefs-tools v1.31.13",
              "v1.33.4": "bcachefs-tools v1.33.4", "v1.35.2": "bcachefs-tools v1.35.2",
-             "v1.36.1": "bcachefs-tools v1.36.1", "v1.39.2": "bcachefs-tools v1.39.2"}
+             "v1.36.1": "bcachefs-tools v1.36.1", "v1.37.5": "bcachefs-tools v1.37.5",
+             "v1.38.8": "bcachefs-tools v1.38.8", "v1.39.2": "bcachefs-tools v1.39.2"}
 SHARED = "/work/shared/testdata"
 REPAIR_TIMEOUT = 240
 UPGRADE_TIMEOUT = 180
@@ -63,6 +69,8 @@ BTREES = {
                "reconcile_scan reconcile_work_phys reconcile_hipri_phys bucket_to_stripe".split(),
 }
 BTREES["v1.39.2"] = BTREES["v1.36.1"] + ["stripe_backpointers", "damage"]
+# v1.37.5 and v1.38.8: stripe_backpointers (28) but not yet damage
+BTREES["v1.37.5"] = BTREES["v1.38.8"] = BTREES["v1.36.1"] + ["stripe_backpointers"]
 # v1.33.4: the btrees of v1.36.1 up to reconcile_hipri_phys (25); bucket_to_stripe (26) came later
 BTREES["v1.33.4"] = [b for b in BTREES["v1.36.1"] if b != "bucket_to_stripe"]
 # v1.31.13: the btrees of v1.25.3 (rebalance_work, not yet reconcile_*); v1.35.2: those of v1.36.1
@@ -84,7 +92,9 @@ KEY_COUNTS_NOTE_NO_OVERLAY = ("bcachefs list -b BTREE (leaf keys, level 0) of th
 
 
 def fsck_cmd(ver, mode):
-    o = "fsck,recovery_passes=check_backpointers_to_extents" if ver == "v1.39.2" \
+    # from v1.38.5 fsck leaves its `fsck` option out when an -o names recovery_passes (that
+    # alone would run only the named pass): given back explicitly
+    o = "fsck,recovery_passes=check_backpointers_to_extents" if ver in ("v1.38.8", "v1.39.2") \
         else "recovery_passes=check_backpointers_to_extents"
     # v1.13.0's getopt string lacks the short -K (its longopts have --no-kernel): a -K would be
     # refused on stderr ("invalid option") and ignored
@@ -304,6 +314,88 @@ CASES["v135-lz4"] = dict(
     fmt=["--compression=lz4", "--metadata_checksum=crc64", "--data_checksum=xxhash"],
     tree=dict(seed=1354, files=400, large=1), ops=[],
     what="metadata 1.35; lz4 compression, crc64 metadata and xxhash data checksums, clean")
+# v1.37.5, v1.38.8: no C format --source; formatted and populated by v1.36.1 (metadata 1.36),
+# upgraded by the judge's own fsck -y -o version_upgrade=incompatible before the damage
+CASES["v137-small"] = dict(
+    tool="v1.37.5", format_with="v1.36.1", prep=[("upgrade", "v1.37.5")],
+   devs=1, size_mib=64, fmt=[],
+    tree=dict(seed=3701, files=400, large=1), ops=[],
+    what="metadata 1.37 (bcachefs-tools v1.37.5), 1 device, defaults, clean")
+CASES["v137-corrupt-mixed"] = dict(
+    tool="v1.37.5", format_with="v1.36.1", prep=[("upgrade", "v1.37.5")],
+   devs=2, size_mib=64, fmt=["--replicas=2"],
+    tree=dict(seed=3702, files=300, large=1), seed=3712,
+    ops=[("bp_user", 5), ("extent", 3), ("alloc", 1)],
+    what="metadata 1.37, 2 devices, --replicas=2; as the shared corrupt-mixed: 5 user backpointers, "
+         "3 extents and 1 alloc key of a bucket with backpointers deleted (no triggers)")
+CASES["v137-unclean"] = dict(
+    tool="v1.37.5", format_with="v1.36.1", prep=[("upgrade", "v1.37.5")],
+   devs=1, size_mib=64, fmt=[],
+    tree=dict(seed=3703, files=300, large=1), seed=3713, unclean=True,
+    ops=[("extent_consistent", 2), ("bp_user", 2), ("extent", 1)],
+    what="metadata 1.37; deletions left only in the journal: 2 extents deleted with triggers, 2 user "
+         "backpointers and 1 extent deleted without; each delete-key run SIGKILLed 3 s after "
+         "its journal flush, before shutdown")
+CASES["v137-corrupt-bp"] = dict(
+    tool="v1.37.5", format_with="v1.36.1", prep=[("upgrade", "v1.37.5")],
+   devs=1, size_mib=64, fmt=["--encoded_extent_max=256k"],
+    tree=dict(seed=3705, files=300, large=4), seed=3715,
+    ops=[("bp_user", 4), ("bp_user_only", 2), ("bp_user_empty_bucket", 1), ("bp_btree", 1)],
+    what="metadata 1.37; as v128-corrupt-bp: user backpointers deleted (4 in buckets with others, 2 that "
+         "were the only one of their bucket, all 2-3 of one bucket), one btree-node backpointer deleted; "
+         "--encoded_extent_max=256k so that large files give buckets with a single extent")
+CASES["v137-corrupt-alloc"] = dict(
+    tool="v1.37.5", format_with="v1.36.1", prep=[("upgrade", "v1.37.5")],
+   devs=1, size_mib=64, fmt=[],
+    tree=dict(seed=3706, files=300, large=1), seed=3716, ops=[("alloc", 1), ("alloc_orphan", 1)],
+    what="metadata 1.37; alloc key of a bucket with extents deleted; and alloc_orphan: an alloc key "
+         "deleted together with every extent pointing into that bucket")
+CASES["v137-lz4"] = dict(
+    tool="v1.37.5", format_with="v1.36.1", prep=[("upgrade", "v1.37.5")],
+   devs=1, size_mib=64,
+    fmt=["--compression=lz4", "--metadata_checksum=crc64", "--data_checksum=xxhash"],
+    tree=dict(seed=3704, files=400, large=1), ops=[],
+    what="metadata 1.37; lz4 compression, crc64 metadata and xxhash data checksums, clean")
+CASES["v138-small"] = dict(
+    tool="v1.38.8", format_with="v1.36.1", prep=[("upgrade", "v1.38.8")],
+   devs=1, size_mib=64, fmt=[],
+    tree=dict(seed=3801, files=400, large=1), ops=[],
+    what="metadata 1.38 (bcachefs-tools v1.38.8), 1 device, defaults, clean")
+CASES["v138-corrupt-mixed"] = dict(
+    tool="v1.38.8", format_with="v1.36.1", prep=[("upgrade", "v1.38.8")],
+   devs=2, size_mib=64, fmt=["--replicas=2"],
+    tree=dict(seed=3802, files=300, large=1), seed=3812,
+    ops=[("bp_user", 5), ("extent", 3), ("alloc", 1)],
+    what="metadata 1.38, 2 devices, --replicas=2; as the shared corrupt-mixed: 5 user backpointers, "
+         "3 extents and 1 alloc key of a bucket with backpointers deleted (no triggers)")
+CASES["v138-unclean"] = dict(
+    tool="v1.38.8", format_with="v1.36.1", prep=[("upgrade", "v1.38.8")],
+   devs=1, size_mib=64, fmt=[],
+    tree=dict(seed=3803, files=300, large=1), seed=3813, unclean=True,
+    ops=[("extent_consistent", 2), ("bp_user", 2), ("extent", 1)],
+    what="metadata 1.38; deletions left only in the journal: 2 extents deleted with triggers, 2 user "
+         "backpointers and 1 extent deleted without; each delete-key run SIGKILLed 3 s after "
+         "its journal flush, before shutdown")
+CASES["v138-corrupt-bp"] = dict(
+    tool="v1.38.8", format_with="v1.36.1", prep=[("upgrade", "v1.38.8")],
+   devs=1, size_mib=64, fmt=["--encoded_extent_max=256k"],
+    tree=dict(seed=3805, files=300, large=4), seed=3815,
+    ops=[("bp_user", 4), ("bp_user_only", 2), ("bp_user_empty_bucket", 1), ("bp_btree", 1)],
+    what="metadata 1.38; as v128-corrupt-bp: user backpointers deleted (4 in buckets with others, 2 that "
+         "were the only one of their bucket, all 2-3 of one bucket), one btree-node backpointer deleted; "
+         "--encoded_extent_max=256k so that large files give buckets with a single extent")
+CASES["v138-corrupt-alloc"] = dict(
+    tool="v1.38.8", format_with="v1.36.1", prep=[("upgrade", "v1.38.8")],
+   devs=1, size_mib=64, fmt=[],
+    tree=dict(seed=3806, files=300, large=1), seed=3816, ops=[("alloc", 1), ("alloc_orphan", 1)],
+    what="metadata 1.38; alloc key of a bucket with extents deleted; and alloc_orphan: an alloc key "
+         "deleted together with every extent pointing into that bucket")
+CASES["v138-lz4"] = dict(
+    tool="v1.38.8", format_with="v1.36.1", prep=[("upgrade", "v1.38.8")],
+   devs=1, size_mib=64,
+    fmt=["--compression=lz4", "--metadata_checksum=crc64", "--data_checksum=xxhash"],
+    tree=dict(seed=3804, files=400, large=1), ops=[],
+    what="metadata 1.38; lz4 compression, crc64 metadata and xxhash data checksums, clean")
 ENC_PASS = "correct horse battery"
 CASES["enc-two-dev"] = dict(
     tool="v1.36.1", devs=2, size_mib=64, fmt=["--replicas=2"], passphrase=ENC_PASS,
@@ -861,6 +953,8 @@ def make_case(name, out_root, work_root, keep=False):
         if sp is not None:
             open(summ_path, "wb").write(sp.stdout)
         summary = json.load(open(summ_path))
+        # format_with: the tool that formats and populates (a judge without format --source)
+        fver = spec.get("format_with", ver)
         if PASSPHRASE is not None:
             # upstream format --encrypted does not initialize the fs and ignores --source:
             # format, then our `populate` (mains/populate.c: bch2_fs_open + copy_fs as format does)
@@ -873,9 +967,9 @@ def make_case(name, out_root, work_root, keep=False):
                 if os.path.exists(p):
                     os.unlink(p)
                 subprocess.run(["truncate", "-s", "%dM" % spec["size_mib"], p], check=True)
-            rc, out, dt = run(ver, fmt_args, img)
+            rc, out, dt = run(fver, fmt_args, img)
             if rc == 0 and PASSPHRASE is not None:
-                rc, pout, dt = run(ver, ["populate", "--source=" + src] + imgs(n), img)
+                rc, pout, dt = run(fver, ["populate", "--source=" + src] + imgs(n), img)
                 out += "\n=== bcachefs populate --source=SRC ===\n" + pout
             open(os.path.join(wd, "format.txt"), "w").write(out)
             if rc == 0:
@@ -892,7 +986,7 @@ def make_case(name, out_root, work_root, keep=False):
             case["format_command"] = ("bcachefs format --force --encrypted %s%s && bcachefs populate --source=SRC %s"
                                       "  (passphrase on stdin; populate: /work/realtools/mains/populate.c)") % (
                 "".join(o + " " for o in spec["fmt"]), " ".join(imgs(n)), " ".join(imgs(n)))
-        case["format_tool"] = TOOL_NAME[ver]
+        case["format_tool"] = TOOL_NAME[fver]
         case["image_size_mib"] = spec["size_mib"]
         case["source_tree"] = {"generator": "bench/mkcase/gen_tree.py",
                                "args": {"seed": t["seed"], "files": t["files"], "large": t.get("large", 0),
