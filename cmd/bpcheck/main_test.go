@@ -66,6 +66,7 @@ var goldenCases = []goldenCase{
 	{"v131-corrupt-mixed", exitProblems},
 	{"v133-corrupt-mixed", exitProblems},
 	{"v135-corrupt-mixed", exitProblems},
+	{"v137-corrupt-mixed", exitProblems},
 	{"v139-corrupt-mixed", exitProblems},
 }
 
