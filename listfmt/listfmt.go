@@ -2,7 +2,8 @@
 // in the dialect of the tools that match the filesystem's metadata version
 // (see Dialect): metadata up to 1.12 as bcachefs-tools v1.9 prints it,
 // 1.13 as v1.13 does, 1.14 to 1.24 as v1.20 does, 1.25 to 1.28 as v1.25 does, 1.29 to 1.31 as v1.31 does, 1.32 to 1.34
-// as v1.33 does, 1.35 as v1.35 does, newer as v1.36 (and v1.39) do.
+// as v1.33 does, 1.35 as v1.35 does, 1.38 as v1.38 does, the others from
+// 1.36 as v1.36 (and v1.37, v1.39) do.
 // Values are printed in full for extents, btree pointers, alloc_v4, backpointers and
 // reflink_v; other key types print their header only.
 package listfmt
@@ -51,10 +52,15 @@ const (
 	// DialectV135 is bcachefs-tools v1.35 (metadata 1.35): the v1.36
 	// text, except that backpointers carry no " phys" suffix.
 	DialectV135
-	// DialectV136 is bcachefs-tools v1.36 and v1.39 (metadata from 1.36):
-	// "  : " after the header, one extent entry per line with device
-	// names, stripe_refcount in alloc keys.
+	// DialectV136 is bcachefs-tools v1.36, v1.37 and v1.39 (metadata
+	// 1.36, 1.37 and from 1.39): "  : " after the header, one extent
+	// entry per line with device names, stripe_refcount in alloc keys.
 	DialectV136
+	// DialectV138 is bcachefs-tools v1.38 (metadata 1.38): the v1.36
+	// text, except that an extent's durability counts a pointer to a
+	// device the filesystem lacks (the BCH_SB_MEMBER_INVALID placeholder
+	// 255 too) as 1 and does not zero an evacuating member's pointers.
+	DialectV138
 )
 
 // DialectFor returns the dialect of the tools that wrote metadata version
@@ -68,7 +74,10 @@ const (
 // The v1.20 text is proved on dumps of bcachefs-tools v1.20.0; backpointers
 // print their data type from bcachefs-tools commit 8af5c93e4 (March 2025,
 // between v1.25.0 and v1.25.1, both writing 1.25), so 1.25 gets the v1.25
-// text of the newest tools that write it.
+// text of the newest tools that write it. The v1.38 text is proved on dumps
+// of bcachefs-tools v1.38.8: its durability printer
+// (bch2_bkey_durability_safe) took that rule in upstream commit 0f3e53f64
+// (December 2025, first in v1.38.7); v1.37.5 still prints the v1.36 sum.
 func DialectFor(v uint16) Dialect {
 	switch {
 	case v < bp.VersionInodeHasChildSnapshots:
@@ -85,6 +94,8 @@ func DialectFor(v uint16) Dialect {
 		return DialectV133
 	case v == bp.VersionBucketStripeIndex:
 		return DialectV135
+	case v == bp.VersionNeedDiscardByJournalSeq:
+		return DialectV138
 	}
 	return DialectV136
 }
@@ -117,6 +128,8 @@ func (d Dialect) String() string {
 		return "bcachefs-tools v1.33"
 	case DialectV135:
 		return "bcachefs-tools v1.35"
+	case DialectV138:
+		return "bcachefs-tools v1.38"
 	}
 	return "bcachefs-tools v1.36"
 }

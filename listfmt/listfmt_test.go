@@ -154,7 +154,8 @@ func TestDialectFor(t *testing.T) {
 		{1<<10 | 25, listfmt.DialectV125}, {1<<10 | 28, listfmt.DialectV125},
 		{1<<10 | 29, listfmt.DialectV131}, {1<<10 | 30, listfmt.DialectV131}, {1<<10 | 31, listfmt.DialectV131},
 		{1<<10 | 32, listfmt.DialectV133}, {1<<10 | 33, listfmt.DialectV133}, {1<<10 | 34, listfmt.DialectV133},
-		{1<<10 | 35, listfmt.DialectV135}, {1<<10 | 36, listfmt.DialectV136}, {1<<10 | 39, listfmt.DialectV136},
+		{1<<10 | 35, listfmt.DialectV135}, {1<<10 | 36, listfmt.DialectV136}, {1<<10 | 37, listfmt.DialectV136},
+		{1<<10 | 38, listfmt.DialectV138}, {1<<10 | 39, listfmt.DialectV136},
 	} {
 		if got := listfmt.DialectFor(tc.v); got != tc.want {
 			t.Errorf("DialectFor(%s) = %s, want %s", bp.VersionString(tc.v), got, tc.want)

@@ -81,8 +81,10 @@ func (p *Printer) appendPtrsValue(b []byte, k *bp.Key, val []byte) []byte {
 }
 
 // durability sums the durability of a key's pointers as the tools print
-// it: cached pointers and evacuating (format A: failed) members count 0,
-// erasure-coded pointers count their stripe's redundancy + 1.
+// it: cached pointers count 0, erasure-coded pointers their stripe's
+// redundancy + 1; a pointer to a missing device and an evacuating
+// (format A: failed) member's pointer count 0, except in the v1.38 text,
+// which counts the first as 1 and the second at the member's durability.
 func (p *Printer) durability(entries []byte, size uint32) uint {
 	it := bp.NewPtrIter(entries, size, p.extra)
 	var d uint
@@ -93,7 +95,14 @@ func (p *Printer) durability(entries []byte, size uint32) uint {
 		}
 		m := p.sb.Member(dp.Ptr.Dev)
 		switch {
-		case m == nil || dp.Ptr.Cached || m.State() == 2:
+		case dp.Ptr.Cached:
+		case dp.HasStripe && p.dialect == DialectV138:
+			d += uint(dp.Stripe.Redundancy) + 1
+		case p.dialect == DialectV138 && m == nil:
+			d++
+		case p.dialect == DialectV138:
+			d += m.Durability()
+		case m == nil || m.State() == 2:
 		case dp.HasStripe:
 			d += uint(dp.Stripe.Redundancy) + 1
 		default:
@@ -234,7 +243,7 @@ func (p *Printer) appendAllocV4(b []byte, k *bp.Key, val []byte) []byte {
 		}
 		b = line(b, "cached_sectors", w, uint64(a.CachedSectors))
 		switch p.dialect {
-		case DialectV136, DialectV135:
+		case DialectV138, DialectV136, DialectV135:
 			b = line(b, "stripe_refcount", w, uint64(a.StripeRefcount))
 		case DialectV133:
 			// The same bytes hold the stripe index; the tools of
@@ -357,7 +366,7 @@ func (p *Printer) appendBackpointer(b []byte, k *bp.Key, val []byte) []byte {
 	}
 	b = append(b, " pos="...)
 	b = AppendPos(b, v.Pos)
-	if p.formatB && v.Flags&bp.BPFlagReconcileMask != 0 && p.dialect == DialectV136 {
+	if p.formatB && v.Flags&bp.BPFlagReconcileMask != 0 && p.dialect >= DialectV136 {
 		// the v1.36+ tools; the v1.33 and v1.35 ones print no flags
 		b = append(b, " phys"...)
 	}
