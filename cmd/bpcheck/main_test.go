@@ -67,6 +67,7 @@ var goldenCases = []goldenCase{
 	{"v133-corrupt-mixed", exitProblems},
 	{"v135-corrupt-mixed", exitProblems},
 	{"v137-corrupt-mixed", exitProblems},
+	{"v138-corrupt-mixed", exitProblems},
 	{"v139-corrupt-mixed", exitProblems},
 }
 
