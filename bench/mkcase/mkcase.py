@@ -8,6 +8,8 @@ of one version, written to OUT/CASE/ in the layout of the shared testdata (READM
 dev*.img.zst, case.json, fsck.txt, fsck_repair.txt, errors.txt, expect.json, truth.json,
 list/*.txt.zst, and for upgraded cases upgrade.txt. The tools:
 
+  v1.11.0   /work/realtools/v1.11.0/bcachefs   (metadata 1.11: disk_accounting_inum; reports itself
+            as 1.9.5; the same options and fsck getopt string as v1.13.0)
   v1.13.0   /work/realtools/v1.13.0/bcachefs   (metadata 1.13: inode_has_child_snapshots; format A;
             reports itself as 1.12.0; no copygc_enabled/rebalance_enabled options)
   v1.20.0   /work/realtools/v1.20.0/bcachefs   (metadata 1.20: directory_size)
@@ -48,9 +50,9 @@ import fsck2expect  # noqa: E402
 
 RT = "/work/realtools"
 TOOLS = {v: "%s/%s/bcachefs" % (RT, v)
-         for v in ("v1.13.0", "v1.20.0", "v1.25.3", "v1.31.13", "v1.33.4", "v1.35.2", "v1.36.1", "v1.36.1-ec", "v1.37.5",
+         for v in ("v1.11.0", "v1.13.0", "v1.20.0", "v1.25.3", "v1.31.13", "v1.33.4", "v1.35.2", "v1.36.1", "v1.36.1-ec", "v1.37.5",
                    "v1.38.8", "v1.39.2")}
-TOOL_NAME = {"v1.13.0": "bcachefs-tools v1.13.0", "v1.20.0": "bcachefs-tools v1.20.0",
+TOOL_NAME = {"v1.11.0": "bcachefs-tools v1.11.0", "v1.13.0": "bcachefs-tools v1.13.0", "v1.20.0": "bcachefs-tools v1.20.0",
              "v1.25.3": "bcachefs-tools 1.25.2", "v1.31.13": "bcachefs-tools v1.31.13",
              "v1.33.4": "bcachefs-tools v1.33.4", "v1.35.2": "bcachefs-tools v1.35.2",
              "v1.36.1": "bcachefs-tools v1.36.1", "v1.37.5": "bcachefs-tools v1.37.5",
@@ -76,16 +78,16 @@ BTREES["v1.33.4"] = [b for b in BTREES["v1.36.1"] if b != "bucket_to_stripe"]
 # v1.31.13: the btrees of v1.25.3 (rebalance_work, not yet reconcile_*); v1.35.2: those of v1.36.1
 BTREES["v1.31.13"] = BTREES["v1.25.3"]
 BTREES["v1.35.2"] = BTREES["v1.36.1"]
-# v1.13.0 and v1.20.0: the same btrees as v1.25.3
-BTREES["v1.13.0"] = BTREES["v1.20.0"] = BTREES["v1.25.3"]
+# v1.11.0, v1.13.0 and v1.20.0: the same btrees as v1.25.3
+BTREES["v1.11.0"] = BTREES["v1.13.0"] = BTREES["v1.20.0"] = BTREES["v1.25.3"]
 # the tools whose rebalance option is still called rebalance_enabled (reconcile_enabled from 1.33)
 REBALANCE_ENABLED_OPT = ("v1.20.0", "v1.25.3", "v1.31.13")
-# the tools with neither copygc_enabled nor rebalance_enabled options (v1.13.0: copygc is
+# the tools with neither copygc_enabled nor rebalance_enabled options (v1.11.0, v1.13.0: copygc is
 # on by default and rebalance only has work when something asks for it)
-NO_QUIET_OPTS = ("v1.13.0",)
+NO_QUIET_OPTS = ("v1.11.0", "v1.13.0")
 # the tools whose `list` shows an unclean filesystem without the journal's keys (their recovery
 # without replay drops them at its end)
-NO_LIST_JOURNAL_OVERLAY = ("v1.13.0", "v1.20.0")
+NO_LIST_JOURNAL_OVERLAY = ("v1.11.0", "v1.13.0", "v1.20.0")
 KEY_COUNTS_NOTE_NO_OVERLAY = ("bcachefs list -b BTREE (leaf keys, level 0) of the final images; list opens with "
                               "norecovery and this tool then drops the journal's keys: an unclean image's keys as "
                               "the btree nodes hold them")
@@ -96,9 +98,9 @@ def fsck_cmd(ver, mode):
     # alone would run only the named pass): given back explicitly
     o = "fsck,recovery_passes=check_backpointers_to_extents" if ver in ("v1.38.8", "v1.39.2") \
         else "recovery_passes=check_backpointers_to_extents"
-    # v1.13.0's getopt string lacks the short -K (its longopts have --no-kernel): a -K would be
-    # refused on stderr ("invalid option") and ignored
-    return ["fsck", mode, "--no-kernel" if ver == "v1.13.0" else "-K", "-o", o]
+    # v1.11.0's and v1.13.0's getopt string lacks the short -K (their longopts have --no-kernel):
+    # a -K would be refused on stderr ("invalid option") and ignored
+    return ["fsck", mode, "--no-kernel" if ver in ("v1.11.0", "v1.13.0") else "-K", "-o", o]
 
 
 # ---------------------------------------------------------------------------------------
@@ -212,6 +214,43 @@ CASES["v131-lz4"] = dict(
     fmt=["--compression=lz4", "--metadata_checksum=crc64", "--data_checksum=xxhash"],
     tree=dict(seed=1314, files=400, large=1), ops=[],
     what="metadata 1.31; lz4 compression, crc64 metadata and xxhash data checksums, clean")
+CASES["v111-small"] = dict(
+    tool="v1.11.0", devs=1, size_mib=64, fmt=[],
+    tree=dict(seed=1111, files=400, large=1), ops=[],
+    what="metadata 1.11 (bcachefs-tools v1.11.0), 1 device, defaults, clean")
+CASES["v111-corrupt-mixed"] = dict(
+    tool="v1.11.0", devs=2, size_mib=64, fmt=["--replicas=2"],
+    tree=dict(seed=1112, files=300, large=1), seed=1122,
+    ops=[("bp_user", 5), ("extent", 3), ("alloc", 1)],
+    what="metadata 1.11, 2 devices, --replicas=2; as the shared corrupt-mixed: 5 user backpointers, "
+         "3 extents and 1 alloc key of a bucket with backpointers deleted (no triggers)")
+# v111-unclean and v111-corrupt-alloc were not made: on both, v1.11.0's fsck -n never ended
+# (killed after 2-3 min at 100% CPU; gdb: check_extents -> check_i_sectors reporting the same
+# inode_i_sectors_wrong again and again); v1.13.0 finishes the same kinds of case
+CASES["v111-unclean"] = dict(
+    tool="v1.11.0", devs=1, size_mib=64, fmt=[],
+    tree=dict(seed=1113, files=300, large=1), seed=1123, unclean=True,
+    ops=[("extent_consistent", 2), ("bp_user", 2), ("extent", 1)],
+    what="metadata 1.11; deletions left only in the journal: 2 extents deleted with triggers, 2 user "
+         "backpointers and 1 extent deleted without; each delete-key run SIGKILLed 3 s after "
+         "its journal flush, before shutdown")
+CASES["v111-corrupt-bp"] = dict(
+    tool="v1.11.0", devs=1, size_mib=64, fmt=["--encoded_extent_max=256k"],
+    tree=dict(seed=1115, files=300, large=4), seed=1125,
+    ops=[("bp_user", 4), ("bp_user_only", 2), ("bp_user_empty_bucket", 1), ("bp_btree", 1)],
+    what="metadata 1.11; as v128-corrupt-bp: user backpointers deleted (4 in buckets with others, 2 that "
+         "were the only one of their bucket, all 2-3 of one bucket), one btree-node backpointer deleted; "
+         "--encoded_extent_max=256k so that large files give buckets with a single extent")
+CASES["v111-corrupt-alloc"] = dict(
+    tool="v1.11.0", devs=1, size_mib=64, fmt=[],
+    tree=dict(seed=1116, files=300, large=1), seed=1126, ops=[("alloc", 1), ("alloc_orphan", 1)],
+    what="metadata 1.11; alloc key of a bucket with extents deleted; and alloc_orphan: an alloc key "
+         "deleted together with every extent pointing into that bucket")
+CASES["v111-lz4"] = dict(
+    tool="v1.11.0", devs=1, size_mib=64,
+    fmt=["--compression=lz4", "--metadata_checksum=crc64", "--data_checksum=xxhash"],
+    tree=dict(seed=1114, files=400, large=1), ops=[],
+    what="metadata 1.11; lz4 compression, crc64 metadata and xxhash data checksums, clean")
 CASES["v113-small"] = dict(
     tool="v1.13.0", devs=1, size_mib=64, fmt=[],
     tree=dict(seed=1131, files=400, large=1), ops=[],
