@@ -60,6 +60,7 @@ var goldenCases = []goldenCase{
 	{"corrupt-mixed", exitProblems},
 	{"a-corrupt", exitProblems},
 	{"corrupt-missing-alloc", exitProblems},
+	{"v111-corrupt-mixed", exitProblems},
 	{"v113-corrupt-mixed", exitProblems},
 	{"v120-corrupt-mixed", exitProblems},
 	{"v128-corrupt-mixed", exitProblems},
