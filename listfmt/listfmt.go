@@ -1,11 +1,14 @@
 // Package listfmt prints bcachefs keys in the text form of `bcachefs list`,
 // in the dialect of the tools that match the filesystem's metadata version
 // (see Dialect): metadata up to 1.12 as bcachefs-tools v1.9 prints it,
-// 1.13 as v1.13 does, 1.14 to 1.24 as v1.20 does, 1.25 to 1.28 as v1.25 does, 1.29 to 1.31 as v1.31 does, 1.32 to 1.34
-// as v1.33 does, 1.35 as v1.35 does, 1.38 as v1.38 does, the others from
-// 1.36 as v1.36 (and v1.37, v1.39) do.
-// Values are printed in full for extents, btree pointers, alloc_v4, backpointers and
-// reflink_v; other key types print their header only.
+// 1.13 as v1.13 does, 1.14 to 1.24 as v1.20 does, 1.25 to 1.28 as v1.25
+// does, 1.29 to 1.31 as v1.31 does, 1.32 to 1.34 as v1.33 does, 1.35 as
+// v1.35 does, 1.38 as v1.38 does, the others from 1.36 as v1.36 (and
+// v1.37, v1.39) do. The dialects are ordered by release, and the printer
+// compares them (a change a release made holds for the later ones unless
+// a dialect says otherwise). Values are printed in full for extents,
+// btree pointers, alloc_v4, backpointers and reflink_v; other key types
+// print their header only.
 package listfmt
 
 import (

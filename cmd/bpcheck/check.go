@@ -96,9 +96,9 @@ terminal (echo off). A run without a terminal never waits for input. A
 wrong passphrase or no key is exit 8; nothing is ever written.
 
 Findings are judged as the real fsck of the filesystem's era judges them:
-bcachefs-tools v1.9.4 for metadata up to 1.13, v1.25.3 for 1.14-1.28,
-v1.31.13 for 1.29-1.31, v1.36.1 for 1.32-1.36, v1.39.2 for 1.37-1.39 (the
-summary's "Rules" line, "rules" in JSON).
+bcachefs-tools v1.9.4 for metadata up to 1.12, v1.13.0 for 1.13, v1.25.3
+for 1.14-1.28, v1.31.13 for 1.29-1.31, v1.36.1 for 1.32-1.36, v1.39.2 for
+1.37-1.39 (the summary's "Rules" line, "rules" in JSON).
 
 Examples:
   bpcheck check /dev/sdb

@@ -19,9 +19,10 @@ Prints the keys of one btree in key order, in the text form of
 line per key followed by its value. Key values are printed in full for
 extents, btree pointers, alloc, backpointers and reflink; other key types
 show type and position. The text is that of the tools of the filesystem's
-era: bcachefs-tools v1.9 for metadata up to 1.13, v1.25 for 1.14-1.28,
-v1.31 for 1.29-1.31, v1.33 for 1.32-1.34, v1.35 for 1.35, v1.36 (the same
-as v1.39) from 1.36.
+era: bcachefs-tools v1.9 for metadata up to 1.12, v1.13 for 1.13, v1.20
+for 1.14-1.24, v1.25 for 1.25-1.28, v1.31 for 1.29-1.31, v1.33 for
+1.32-1.34, v1.35 for 1.35, v1.38 for 1.38, v1.36 (the same as v1.37 and
+v1.39) for 1.36, 1.37 and from 1.39.
 
 Options:
   -b BTREE   btree to list (extents, alloc, backpointers, ...; default extents)
