@@ -21,7 +21,10 @@ var pageMask = uintptr(os.Getpagesize() - 1)
 // on large buffers that are fresh (just allocated) and about to be
 // filled. A page fault cost ~25 µs on the 2-vCPU VM the checker is
 // measured on (a hypervisor that shadows the page tables), populating a
-// page ~1 µs; on bare metal both are cheap. The contents do not change.
+// page ~1 µs; the first touch of a populated page still costs the
+// hypervisor's part (8 MiB: 14–43 ms after populating, 42–64 ms without;
+// package hugemem's huge pages avoid both). On bare metal all are cheap.
+// The contents do not change.
 // Memory of less than two pages is left alone (a fault or two cost about
 // the system call). Where the kernel lacks MADV_POPULATE_WRITE it does
 // nothing.
