@@ -224,6 +224,19 @@ type Summary struct {
 	Live *LiveSummary `json:"live,omitempty"`
 }
 
+// MetricsInput is what `bpcheck check --metrics-file` hands the metrics
+// writer (cmd/bpcheck-metrics) on its standard input, as one JSON object:
+// the summary of the check and the facts the summary does not carry.
+type MetricsInput struct {
+	// UUID is the filesystem's external uuid (the metrics' uuid label).
+	UUID string `json:"uuid"`
+	// Time is when the check ended, in Unix seconds.
+	Time int64 `json:"time"`
+	// PeakMemoryBytes is the check's peak resident set size.
+	PeakMemoryBytes int64    `json:"peak_memory_bytes"`
+	Summary         *Summary `json:"summary"`
+}
+
 // DevSummary is the per-device part of the summary.
 type DevSummary struct {
 	Dev          int            `json:"dev"`

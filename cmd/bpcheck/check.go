@@ -51,7 +51,8 @@ Options:
   --json             JSON Lines output: one object per finding, error and a
                      final summary, each with "message_type"
   --metrics-file PATH  write Prometheus text metrics for the node_exporter
-                     textfile collector (temp file + rename)
+                     textfile collector (temp file + rename), with the
+                     bpcheck-metrics program installed beside bpcheck
   --no-progress      no live progress line (it is shown on a terminal only,
                      never with --json; SIGUSR1 prints one line to stderr)
   --prefetch N       leaves each btree walk reads ahead of the one it checks

@@ -54,6 +54,15 @@ func manPage() string {
 	}
 	b.WriteString(".SH EXIT STATUS\n.nf\n")
 	b.WriteString(roffEscape(strings.TrimRight(exitCodesHelp, "\n")))
-	b.WriteString(".fi\n.SH SEE ALSO\n.BR bcachefs (8)\n")
+	b.WriteString(".fi\n.SH ENVIRONMENT\n")
+	b.WriteString(roffEscape(strings.TrimRight(environmentHelp, "\n")))
+	b.WriteString(".SH SEE ALSO\n.BR bcachefs (8)\n")
 	return b.String()
 }
+
+// environmentHelp is the man page's ENVIRONMENT section.
+const environmentHelp = `BPCHECK_METRICS names the program that writes --metrics-file
+(bpcheck-metrics); without it bpcheck looks beside its own executable,
+then on PATH.
+BPCHECK_TESTDATA is where demo finds the test images.
+`

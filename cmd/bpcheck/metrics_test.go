@@ -2,23 +2,27 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
-	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
 	"bpcheck/internal/casedata"
-	"bpcheck/report"
 )
 
 // TestMetricsFile runs a check with --metrics-file on a corrupt case and
-// parses the file with the Prometheus text parser.
+// parses the file (written by cmd/bpcheck-metrics) with the Prometheus
+// text parser.
 func TestMetricsFile(t *testing.T) {
 	casedata.Require(t)
+	useMetricsWriter(t)
 	path := filepath.Join(t.TempDir(), "bpcheck.prom")
 	args := append([]string{"check", "--workers", "2", "--memory", "1G", "--metrics-file", path}, casedata.CaseImages(t, "corrupt-mixed")...)
 	var out, errb bytes.Buffer
@@ -89,37 +93,6 @@ func TestMetricsFile(t *testing.T) {
 	}
 }
 
-// TestMetricsLive writes the metrics of a live check's summary (through
-// the client library's registry and WriteToTextfile) and reads the live
-// gauges back with the Prometheus parser.
-func TestMetricsLive(t *testing.T) {
-	s := &report.Summary{Version: "1.36", Live: &report.LiveSummary{Transient: 3, TransientByCode: map[string]int{"ptr_to_missing_backpointer": 2, "backpointer_to_missing_ptr": 1},
-		Scans: 2, NodeRetries: 4, NodeRetriesRecovered: 3}}
-	path := filepath.Join(t.TempDir(), "bpcheck.prom")
-	if err := writeMetrics(path, s, "u", time.Unix(1, 0)); err != nil {
-		t.Fatal(err)
-	}
-	fams := parseMetricsFile(t, path)
-	for name, want := range map[string]float64{"bpcheck_live": 1, "bpcheck_findings_transient": 3, "bpcheck_live_scans": 2,
-		"bpcheck_node_read_retries": 4, "bpcheck_node_read_retries_recovered": 3} {
-		fam, ok := fams[name]
-		if !ok || len(fam.GetMetric()) != 1 || fam.GetMetric()[0].GetGauge().GetValue() != want {
-			t.Errorf("%s: got %v, want one sample %v", name, fam, want)
-		}
-	}
-	byType := map[string]float64{}
-	for _, m := range fams["bpcheck_findings_transient_by_type"].GetMetric() {
-		for _, lp := range m.GetLabel() {
-			if lp.GetName() == "error_type" {
-				byType[lp.GetValue()] = m.GetGauge().GetValue()
-			}
-		}
-	}
-	if byType["ptr_to_missing_backpointer"] != 2 || byType["backpointer_to_missing_ptr"] != 1 || len(byType) != 2 {
-		t.Errorf("transient by type = %v", byType)
-	}
-}
-
 // parseMetricsFile reads a metrics file with the Prometheus text parser.
 func parseMetricsFile(t *testing.T, path string) map[string]*dto.MetricFamily {
 	t.Helper()
@@ -134,4 +107,79 @@ func parseMetricsFile(t *testing.T, path string) map[string]*dto.MetricFamily {
 		t.Fatalf("metrics do not parse: %v", err)
 	}
 	return fams
+}
+
+// useMetricsWriter builds cmd/bpcheck-metrics once per test binary and
+// names it in $BPCHECK_METRICS for the test: the test binary has no
+// writer beside it.
+func useMetricsWriter(t *testing.T) {
+	t.Helper()
+	metricsWriterOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "bpcheck-metrics")
+		if err != nil {
+			metricsWriterErr = err
+			return
+		}
+		metricsWriterBin = filepath.Join(dir, metricsWriterName)
+		cmd := exec.Command("go", "build", "-trimpath", "-o", metricsWriterBin, "../bpcheck-metrics")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			metricsWriterErr = fmt.Errorf("build the metrics writer: %v\n%s", err, out)
+		}
+	})
+	if metricsWriterErr != nil {
+		t.Fatal(metricsWriterErr)
+	}
+	t.Setenv("BPCHECK_METRICS", metricsWriterBin)
+}
+
+var (
+	metricsWriterOnce sync.Once
+	metricsWriterBin  string
+	metricsWriterErr  error
+)
+
+// TestMetricsWriterMissing: without the metrics writer the check still
+// runs and reports, and the exit code adds the operational bit, with a
+// message that says what is missing and how to get it.
+func TestMetricsWriterMissing(t *testing.T) {
+	casedata.Require(t)
+	t.Setenv("BPCHECK_METRICS", "")
+	t.Setenv("PATH", t.TempDir())
+	path := filepath.Join(t.TempDir(), "bpcheck.prom")
+	args := append([]string{"check", "--json", "--metrics-file", path}, casedata.CaseImages(t, "corrupt-mixed")...)
+	var out, errb bytes.Buffer
+	if code := run(args, &out, &errb); code != exitProblems|exitOperational {
+		t.Fatalf("exit %d, want %d: %s", code, exitProblems|exitOperational, errb.String())
+	}
+	if msg := errb.String(); !strings.Contains(msg, "metrics file "+path) || !strings.Contains(msg, "bpcheck-metrics not found") {
+		t.Errorf("stderr = %q", msg)
+	}
+	if !strings.Contains(out.String(), `"message_type":"summary"`) || !strings.Contains(out.String(), `"exit_code":12`) {
+		t.Errorf("no summary with exit code 12:\n%s", out.String())
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("metrics file exists: %v", err)
+	}
+}
+
+// TestMetricsWriterBeside builds bpcheck and its metrics writer as
+// README.md says (one directory) and checks that bpcheck finds the writer
+// beside itself, with $BPCHECK_METRICS unset and nothing on $PATH.
+func TestMetricsWriterBeside(t *testing.T) {
+	casedata.Require(t)
+	dir := buildBinaries(t, ".", "../bpcheck-metrics")
+	path := filepath.Join(t.TempDir(), "bpcheck.prom")
+	cmd := exec.Command(filepath.Join(dir, "bpcheck"), append([]string{"check", "--metrics-file", path}, casedata.CaseImages(t, "tiny")...)...)
+	cmd.Env = append(os.Environ(), "BPCHECK_METRICS=", "PATH="+t.TempDir())
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("check: %v\n%s", err, out)
+	}
+	fams := parseMetricsFile(t, path)
+	if fam := fams["bpcheck_exit_code"]; fam == nil || fam.GetMetric()[0].GetGauge().GetValue() != 0 {
+		t.Errorf("bpcheck_exit_code = %v", fam)
+	}
+	if fam := fams["bpcheck_peak_memory_bytes"]; fam == nil || fam.GetMetric()[0].GetGauge().GetValue() <= 0 {
+		t.Errorf("bpcheck_peak_memory_bytes = %v", fam)
+	}
 }

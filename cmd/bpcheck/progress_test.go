@@ -121,21 +121,35 @@ func waitSigCaught(t *testing.T, pid int, sig syscall.Signal) {
 // interpreter, so no dynamic loader runs at every start.
 func buildBinary(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "bpcheck")
-	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, ".")
+	return filepath.Join(buildBinaries(t, "."), "bpcheck")
+}
+
+// buildBinaries builds the packages (relative to cmd/bpcheck) into one
+// new directory, as README.md's build does, checks that each program is
+// static, and returns the directory.
+func buildBinaries(t *testing.T, pkgs ...string) string {
+	t.Helper()
+	dir := t.TempDir()
+	cmd := exec.Command("go", append([]string{"build", "-trimpath", "-o", dir + "/"}, pkgs...)...)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
-	f, err := elf.Open(bin)
-	if err != nil {
-		t.Fatal(err)
+	bins, _ := filepath.Glob(filepath.Join(dir, "*"))
+	if len(bins) != len(pkgs) {
+		t.Fatalf("build made %v from %v", bins, pkgs)
 	}
-	defer f.Close()
-	for _, p := range f.Progs {
-		if p.Type == elf.PT_INTERP {
-			t.Fatalf("%s has a program interpreter: the README's build is not static", bin)
+	for _, bin := range bins {
+		f, err := elf.Open(bin)
+		if err != nil {
+			t.Fatal(err)
 		}
+		for _, p := range f.Progs {
+			if p.Type == elf.PT_INTERP {
+				t.Errorf("%s has a program interpreter: the README's build is not static", bin)
+			}
+		}
+		f.Close()
 	}
-	return bin
+	return dir
 }
