@@ -11,7 +11,7 @@ import (
 // bucket_len, and the position of the key it names (snapshot, offset,
 // inode). A shard keeps it in three words instead, losslessly, whenever its
 // fields fit the widths below, so that an entry is 32 bytes with its
-// position (it was 40). Values that do not fit are kept whole, in a map:
+// position (it was 40). Values that do not fit are kept whole, in a slice:
 // file offsets of 2^40 sectors (512 TiB) or more, as at the last node of a
 // btree (POS_MAX), and corrupt values. Format A's bucket_offset is left
 // out: it is what the entry's position implies (inBucketA), and a value
@@ -27,7 +27,8 @@ import (
 //	w[2]: snapshot (0-31) | btree id (32-39) | level (40-42) | data type (43-47)
 //	      | format B: bucket_gen (48-55) | flags (56-61)
 //	      | bit 62 (format B): format A's layout, bytes 3-7 implied
-//	      | bit 63: not packed, the value is kept whole (Shard.whole)
+//	      | bit 63: not packed, the value is kept whole (Shard.whole; w[0]
+//	        is then its index there)
 //
 // Packing is a function of the value (and, in format A, of its position),
 // and unpacking gives back the value: two values that pack are equal
@@ -150,7 +151,7 @@ func (s *Shard) inBucket(dev uint32, off uint64) uint64 {
 func (s *Shard) value(i int, dev uint32) [bp.BackpointerBytes]byte {
 	e := &s.bps[i]
 	if e.w[2]&notPacked != 0 {
-		return s.whole[i]
+		return s.whole[e.w[0]]
 	}
 	return unpackBP(&e.w, s.cfg.FormatB, s.inBucket(dev, e.Off))
 }
@@ -163,7 +164,7 @@ func (s *Shard) value(i int, dev uint32) [bp.BackpointerBytes]byte {
 func (s *Shard) sameAt(i int, dev uint32, want *[bp.BackpointerBytes]byte) bool {
 	e := &s.bps[i]
 	if e.w[2]&notPacked != 0 {
-		return s.whole[i] == *want
+		return s.whole[e.w[0]] == *want
 	}
 	le := binary.LittleEndian
 	if le.Uint64(want[24:]) != e.w[0] {

@@ -160,6 +160,18 @@ func TestTruncateDropsWholeValues(t *testing.T) {
 	if got := s.value(1, 0); got != v {
 		t.Fatalf("entry re-added after truncation reads %x, want %x", got, v)
 	}
+	// A packed entry first among those dropped: the cut is at the first
+	// value kept whole after it; the values before stay as they were.
+	first := s.value(0, 0)
+	var packed [bp.BackpointerBytes]byte
+	packed[2] = 1
+	s.AddBP(0, 24, packed[:])
+	v[2] = 2
+	s.AddBP(0, 32, v[:])
+	s.TruncateBPs(2)
+	if len(s.whole) != 2 || s.value(0, 0) != first || s.value(1, 0)[2] != 1 {
+		t.Fatalf("after truncating behind a packed entry: %d values kept whole, entry 0 %x", len(s.whole), s.value(0, 0))
+	}
 }
 
 // FuzzSameAt: a stored value (packed or kept whole) matches an expected

@@ -219,8 +219,11 @@ type Shard struct {
 	dense    []int32
 	denseLo  BucketKey
 	denseArr *hugemem.Array[int32] // dense's memory (Release, dropDense)
-	// whole holds the values of the entries that do not pack, by index.
-	whole map[int][bp.BackpointerBytes]byte
+	// whole holds the values of the entries that do not pack, in the
+	// order of their entries; such an entry's first word is its value's
+	// index here (entry.go). 32 bytes a value, as its entry's value
+	// would take (a map took ~60–80).
+	whole [][bp.BackpointerBytes]byte
 	// aDev's bucket size aBS (0: none), valid when aOK: inBucketA's
 	// cache (the entries and records come device by device).
 	aDev uint32
@@ -316,20 +319,20 @@ func (s *Shard) AddBP(dev uint32, off uint64, val []byte) {
 	if packBP(&e.w, v, s.cfg.FormatB, inBucket) {
 		return
 	}
-	e.w[0], e.w[1], e.w[2] = 0, 0, notPacked
-	if s.whole == nil {
-		s.whole = map[int][bp.BackpointerBytes]byte{}
-	}
-	s.whole[n] = *v
+	e.w[0], e.w[1], e.w[2] = uint64(len(s.whole)), 0, notPacked
+	s.whole = append(s.whole, *v)
 }
 
 // TruncateBPs drops the backpointers added after the first n (a loader
 // undoing the keys of a node it leaves to another path).
 func (s *Shard) TruncateBPs(n int) {
 	if n < len(s.bps) {
-		for i := range s.whole {
-			if i >= n {
-				delete(s.whole, i)
+		// The values of the entries dropped are the last ones kept
+		// whole: cut at the first.
+		for i := n; i < len(s.bps); i++ {
+			if e := &s.bps[i]; e.w[2]&notPacked != 0 {
+				s.whole = s.whole[:e.w[0]]
+				break
 			}
 		}
 		s.bps = s.bps[:n]
