@@ -3,15 +3,13 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
+	"bpcheck/internal/metricstest"
 	"bpcheck/report"
 )
 
@@ -117,7 +115,7 @@ func FuzzInput(f *testing.F) {
 		if err := write(path, in); err != nil {
 			return // e.g. a label value that is not valid UTF-8
 		}
-		parseFile(t, path)
+		metricstest.ParseFile(t, path)
 	})
 }
 
@@ -132,21 +130,5 @@ func runWriter(t *testing.T, path string, in report.MetricsInput) map[string]*dt
 	if code := run([]string{path}, bytes.NewReader(b), &errb); code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
-	return parseFile(t, path)
-}
-
-// parseFile reads a metrics file with the Prometheus text parser.
-func parseFile(t *testing.T, path string) map[string]*dto.MetricFamily {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := parser.TextToMetricFamilies(f)
-	if err != nil {
-		t.Fatalf("metrics do not parse: %v", err)
-	}
-	return fams
+	return metricstest.ParseFile(t, path)
 }

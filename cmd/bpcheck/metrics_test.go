@@ -10,11 +10,8 @@ import (
 	"sync"
 	"testing"
 
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
-
 	"bpcheck/internal/casedata"
+	"bpcheck/internal/metricstest"
 )
 
 // TestMetricsFile runs a check with --metrics-file on a corrupt case and
@@ -29,7 +26,7 @@ func TestMetricsFile(t *testing.T) {
 	if code := run(args, &out, &errb); code != exitProblems {
 		t.Fatalf("exit %d, want %d: %s", code, exitProblems, errb.String())
 	}
-	fams := parseMetricsFile(t, path)
+	fams := metricstest.ParseFile(t, path)
 	value := func(name string, label ...string) float64 {
 		fam, ok := fams[name]
 		if !ok {
@@ -91,22 +88,6 @@ func TestMetricsFile(t *testing.T) {
 	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(path), "*")); len(left) != 1 {
 		t.Errorf("files beside the metrics file (temporary files left?): %v", left)
 	}
-}
-
-// parseMetricsFile reads a metrics file with the Prometheus text parser.
-func parseMetricsFile(t *testing.T, path string) map[string]*dto.MetricFamily {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := parser.TextToMetricFamilies(f)
-	if err != nil {
-		t.Fatalf("metrics do not parse: %v", err)
-	}
-	return fams
 }
 
 // useMetricsWriter builds cmd/bpcheck-metrics once per test binary and
@@ -175,7 +156,7 @@ func TestMetricsWriterBeside(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("check: %v\n%s", err, out)
 	}
-	fams := parseMetricsFile(t, path)
+	fams := metricstest.ParseFile(t, path)
 	if fam := fams["bpcheck_exit_code"]; fam == nil || fam.GetMetric()[0].GetGauge().GetValue() != 0 {
 		t.Errorf("bpcheck_exit_code = %v", fam)
 	}
