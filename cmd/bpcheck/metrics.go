@@ -68,7 +68,13 @@ func writeMetrics(path string, s *report.Summary, fsUUID string, now time.Time) 
 	if err != nil {
 		return fmt.Errorf("metrics file %s: encode the summary: %w", path, err)
 	}
-	cmd := exec.Command(prog, path)
+	// An absolute path: the writer takes no option, and a relative path
+	// starting with "-" would read as one.
+	arg, err := filepath.Abs(path)
+	if err != nil {
+		return fmt.Errorf("metrics file %s: %w", path, err)
+	}
+	cmd := exec.Command(prog, arg)
 	cmd.Stdin = bytes.NewReader(in)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

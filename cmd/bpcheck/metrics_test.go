@@ -157,6 +157,17 @@ func TestMetricsWriterBeside(t *testing.T) {
 		t.Fatalf("check: %v\n%s", err, out)
 	}
 	fams := metricstest.ParseFile(t, path)
+	// A relative path that starts with "-" is a file name, as before the
+	// writer was a program of its own.
+	cmd = exec.Command(filepath.Join(dir, "bpcheck"), append([]string{"check", "--metrics-file", "-dash.prom"}, casedata.CaseImages(t, "tiny")...)...)
+	cmd.Dir = t.TempDir()
+	cmd.Env = append(os.Environ(), "BPCHECK_METRICS=", "PATH="+t.TempDir())
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("check with --metrics-file -dash.prom: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(cmd.Dir, "-dash.prom")); err != nil {
+		t.Error(err)
+	}
 	if fam := fams["bpcheck_exit_code"]; fam == nil || fam.GetMetric()[0].GetGauge().GetValue() != 0 {
 		t.Errorf("bpcheck_exit_code = %v", fam)
 	}
