@@ -1,6 +1,10 @@
 package btreeio
 
-import "bpcheck/bp"
+import (
+	"slices"
+
+	"bpcheck/bp"
+)
 
 // leafRead is a prefetched leaf: the node or the error of reading it.
 type leafRead struct {
@@ -54,8 +58,20 @@ func (fs *FS) WalkLeaves(id bp.BtreeID, kids []NodeKey, v Visitor) error {
 	return fs.readLeaves(id, ks, v)
 }
 
-// readLeaves reads the leaves ks point to and hands them to v in order.
+// LeafFilter is a Visitor that may leave leaves unread: the walks skip
+// every leaf for which SkipLeaf(id, k) is true, k being the key that
+// points to it.
+type LeafFilter interface {
+	Visitor
+	SkipLeaf(id bp.BtreeID, k *bp.Key) bool
+}
+
+// readLeaves reads the leaves ks point to and hands them to v in order
+// (leaves a LeafFilter skips are left out).
 func (fs *FS) readLeaves(id bp.BtreeID, ks []*NodeKey, v Visitor) error {
+	if f, ok := v.(LeafFilter); ok {
+		ks = slices.DeleteFunc(ks, func(k *NodeKey) bool { return f.SkipLeaf(id, &k.Key) })
+	}
 	type child struct {
 		k   *NodeKey
 		out chan leafRead

@@ -64,6 +64,9 @@ type checker struct {
 	// allocLeafEnds: the buckets after every alloc leaf's last key, over
 	// all passes (allocinfo.MergeHoles)
 	allocLeafEnds map[shard.BucketKey]bool
+	// leafLog collects the first pass's data leaf ranges (leafrange.go);
+	// leafRanges is the log sorted and merged, made by the first recheck.
+	leafLog, leafRanges []leafRange
 }
 
 // nodeLost records a node that could not be read: its subtree's range goes
@@ -140,6 +143,11 @@ func newChecker(fs *btreeio.FS, opt Options) *checker {
 		ECFlags:             sb.Version >= bp.VersionErasureCoding,
 	}
 	c.cfg.CheckDup = c.checkDup
+	if !opt.Exact && !fs.Live() {
+		// A live check re-judges findings on fresh reads (rejudge.go)
+		// with Exact shards: it keeps them from the start.
+		c.cfg.Digest = shard.NewDigestKey()
+	}
 	c.allocRules = allocRules(fs)
 	c.acctWant, c.acctKnown = accounting.Table{}, true
 	for i := range sb.Members {

@@ -24,6 +24,17 @@ type bpLoader struct {
 	// (phi open-ended when open).
 	plo, phi bp.Pos
 	open     bool
+	// quiet: a recheck (shard.Recheck) loads again what a Digest pass
+	// loaded and reported: invalid keys are skipped unreported, and the
+	// leaves are not counted again.
+	quiet bool
+}
+
+// report adds a finding of the loader, unless it is quiet.
+func (l *bpLoader) report(f report.Finding) {
+	if !l.quiet {
+		l.c.addFinding(f)
+	}
 }
 
 func (l *bpLoader) Node(n *btreeio.Node) error {
@@ -44,11 +55,11 @@ func (l *bpLoader) Node(n *btreeio.Node) error {
 		}
 		if c.formatB && p.Inode == 255 {
 			// BCH_SB_MEMBER_INVALID: an invalid key in format B.
-			c.addFinding(l.badBP(report.BackpointerDevBad, k, "backpointer for the invalid device index 255"))
+			l.report(l.badBP(report.BackpointerDevBad, k, "backpointer for the invalid device index 255"))
 			continue
 		}
 		if p.Inode >= 256 || c.fs.SB.Member(uint8(p.Inode)) == nil {
-			c.addFinding(l.badBP(report.BackpointerToMissingDevice, k, "backpointer for missing device"))
+			l.report(l.badBP(report.BackpointerToMissingDevice, k, "backpointer for missing device"))
 			continue
 		}
 		bk := bpBucket(c.fs, p)
@@ -59,7 +70,7 @@ func (l *bpLoader) Node(n *btreeio.Node) error {
 		// per backpointer): level, and the bucket offset of format A.
 		if len(k.Val) < bp.BackpointerBytes {
 			_, err := bp.DecodeBackpointer(k.Val, c.formatB)
-			c.addFinding(l.badBP(report.BackpointerToMissingPtr, k, err.Error()))
+			l.report(l.badBP(report.BackpointerToMissingPtr, k, err.Error()))
 			continue
 		}
 		if !l.validate(k, k.Val[1], bp.BackpointerBucketOffsetA(k.Val)) {
@@ -79,7 +90,7 @@ func (l *bpLoader) Node(n *btreeio.Node) error {
 func (l *bpLoader) validate(k *btreeio.NodeKey, level uint8, bucketOffset uint64) bool {
 	code, detail := l.invalid(k.Key.Pos, len(k.Val), level, bucketOffset)
 	if code != "" {
-		l.c.addFinding(l.badBP(code, k, detail))
+		l.report(l.badBP(code, k, detail))
 		return false
 	}
 	return true
@@ -126,12 +137,12 @@ func (l *bpLoader) PackedLeaf(n *btreeio.Node) (bool, error) {
 	}
 	c := l.c
 	startSi := l.si
-	startLen, _ := l.shards[startSi].Counts()
+	start := l.shards[startSi].MarkBPs()
 	undo := func() (bool, error) {
 		for i := startSi + 1; i <= l.si; i++ {
-			l.shards[i].TruncateBPs(0) // shards after startSi had none yet
+			l.shards[i].UndoBPs(shard.BPMark{}) // shards after startSi had none yet
 		}
-		l.shards[startSi].TruncateBPs(startLen)
+		l.shards[startSi].UndoBPs(start)
 		l.si = startSi
 		return false, nil
 	}
@@ -232,7 +243,11 @@ func (l *bpLoader) PackedLeaf(n *btreeio.Node) (bool, error) {
 }
 
 // countNode counts a loaded leaf for the progress display and summary.
-func (l *bpLoader) countNode(n *btreeio.Node) { l.c.countLoaded(n) }
+func (l *bpLoader) countNode(n *btreeio.Node) {
+	if !l.quiet {
+		l.c.countLoaded(n)
+	}
+}
 
 // countLoaded counts a leaf a loader read (progress, Stats.Load*).
 func (c *checker) countLoaded(n *btreeio.Node) {
@@ -273,9 +288,14 @@ func (c *checker) bpRange(lo, hi shard.BucketKey) (bp.Pos, bp.Pos) {
 // loadBackpointers fills one shard with the backpointers of its bucket
 // range. Shards load in parallel: their position ranges do not overlap.
 func (c *checker) loadBackpointers(pass int, sh *shard.Shard) error {
-	l := &bpLoader{c: c, shards: []*shard.Shard{sh}, lo: sh.Lo, hi: sh.Hi, pass: pass}
-	l.plo, l.phi = c.bpRange(sh.Lo, sh.Hi)
-	l.open = sh.Hi == ^shard.BucketKey(0)
+	return c.loadBackpointersIn(pass, sh, sh.Lo, sh.Hi)
+}
+
+// loadBackpointersIn loads the backpointers of buckets [lo, hi) into sh.
+func (c *checker) loadBackpointersIn(pass int, sh *shard.Shard, lo, hi shard.BucketKey) error {
+	l := &bpLoader{c: c, shards: []*shard.Shard{sh}, lo: lo, hi: hi, pass: pass, quiet: sh.Mode() == shard.Recheck}
+	l.plo, l.phi = c.bpRange(lo, hi)
+	l.open = hi == ^shard.BucketKey(0)
 	phi := l.phi
 	if l.open {
 		phi = bp.SPosMax
@@ -293,13 +313,17 @@ type allocLoader struct {
 	// keys: the pass's derived-btree keys, told where alloc leaves end
 	// and which alloc nodes were lost.
 	keys *allocinfo.Keys
+	// quiet: a recheck's loader (see bpLoader.quiet)
+	quiet bool
 }
 
 func (l *allocLoader) Node(n *btreeio.Node) error {
 	if n.Level != 0 {
 		return nil
 	}
-	l.c.countLoaded(n)
+	if !l.quiet {
+		l.c.countLoaded(n)
+	}
 	l.c.loadedNodeProblems(n)
 	if l.keys != nil {
 		l.keys.AddAllocLeaf(n.Max)
@@ -315,7 +339,7 @@ func (l *allocLoader) Node(n *btreeio.Node) error {
 		}
 		a, err := bp.DecodeAllocV4(k.Val)
 		if err != nil {
-			if l.pass == 0 {
+			if l.pass == 0 && !l.quiet {
 				l.c.addError(fmt.Errorf("alloc key %s: %w", k.Key.Pos, err))
 			}
 			continue
@@ -338,6 +362,9 @@ func (l *allocLoader) NodeError(btree bp.BtreeID, level uint8, parent *bp.Key, e
 
 func (c *checker) loadAlloc(pass int, shards []*shard.Shard, lo, hi shard.BucketKey) error {
 	l := &allocLoader{c: c, shards: shards, lo: lo, hi: hi, pass: pass, keys: c.passKeys}
+	if shards[0].Mode() == shard.Recheck {
+		l.quiet, l.keys = true, nil
+	}
 	plo := bp.Pos{Inode: uint64(lo.Dev()), Offset: lo.Bucket()}
 	phi := bp.Pos{Inode: uint64(hi.Dev()), Offset: hi.Bucket()}
 	if hi == ^shard.BucketKey(0) {

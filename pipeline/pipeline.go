@@ -37,6 +37,15 @@ type Options struct {
 	// AsyncBackend (io_uring where the kernel allows, else a pread pool).
 	Async        bool
 	AsyncBackend aio.Backend
+	// Exact keeps every backpointer in the shards and looks each
+	// pointer's one up (shard.Exact). Otherwise, except on a live
+	// filesystem, the shards keep per bucket only the sums of keyed
+	// digests of the stored and of the expected backpointers, and check
+	// again, the exact way, just the buckets whose sums disagree
+	// (shard.Digest): the same findings, with no memory pinned per
+	// backpointer, at the price of a second walk of the pointer btrees
+	// when some bucket disagrees.
+	Exact bool
 }
 
 // Stats counts what a check read.
@@ -51,6 +60,10 @@ type Stats struct {
 	// bucket_gens) btrees (all passes; a leaf straddling two shards
 	// counts twice).
 	LoadNodes, LoadBytes int64
+	// Rechecked counts the buckets whose digests disagreed, checked
+	// again the exact way (a shard whose backpointers came out of order
+	// is checked again whole and counts one).
+	Rechecked int64
 }
 
 // DevStats are the counts of one device.
@@ -76,6 +89,8 @@ type Result struct {
 	Interrupted bool
 	PassesDone  int
 	NotChecked  []string
+	// Matching is "digest" or "exact" (Options.Exact).
+	Matching string
 	// Phases is the wall time spent per stage, summed over passes.
 	Phases Phases
 }
@@ -86,4 +101,7 @@ type Phases struct {
 	Load    time.Duration // backpointers and alloc keys into the shards
 	Produce time.Duration // walking the pointer btrees, shards applying records
 	Finish  time.Duration // unmatched backpointers, alloc comparisons
+	// Recheck (part of Finish): the buckets whose digests disagreed,
+	// checked again the exact way (shard.Recheck)
+	Recheck time.Duration
 }

@@ -348,6 +348,8 @@ func TestSameFindingsAnyLayout(t *testing.T) {
 				{Workers: 1, Prefetch: 1, MemoryBudget: base.EstimatedBytes / 5},
 				{Workers: 2, MemoryBudget: base.EstimatedBytes / 6},
 				{Workers: 3, MemoryBudget: base.EstimatedBytes / 9, Shards: 3},
+				{Workers: 2, Exact: true},
+				{Workers: 3, MemoryBudget: base.EstimatedBytes / 9, Shards: 3, Exact: true},
 			} {
 				res := runCase(t, name, opt)
 				if m := hugemem.Mapped(); m != 0 {
@@ -361,6 +363,39 @@ func TestSameFindingsAnyLayout(t *testing.T) {
 				}
 				t.Logf("options %+v: %d passes, %d shards, %d findings", opt, res.Passes, res.Shards, len(res.Findings))
 			}
+		})
+	}
+}
+
+// TestDigestLikeExact checks every case with digest matching (the
+// default) and with Options.Exact: the findings, errors and counts must
+// be the same, and a case whose exact check finds no backpointer problem
+// must need no recheck.
+func TestDigestLikeExact(t *testing.T) {
+	casedata.Require(t)
+	for _, name := range casedata.Cases(t) {
+		t.Run(name, func(t *testing.T) {
+			exact := runCase(t, name, pipeline.Options{Workers: 2, Exact: true})
+			res := runCase(t, name, pipeline.Options{Workers: 2})
+			if exact.Matching != "exact" || res.Matching != "digest" {
+				t.Fatalf("matching %q and %q, want exact and digest", exact.Matching, res.Matching)
+			}
+			if got, want := render(res), render(exact); got != want {
+				t.Errorf("digest findings differ from exact ones:\n got: %s\nwant: %s", got, want)
+			}
+			if len(res.Errors) != len(exact.Errors) {
+				t.Errorf("%d errors, exact %d", len(res.Errors), len(exact.Errors))
+			}
+			g, w := res.Stats, exact.Stats
+			g.LoadNodes, g.LoadBytes, g.Rechecked = w.LoadNodes, w.LoadBytes, w.Rechecked
+			if g != w {
+				t.Errorf("stats %+v, exact %+v", res.Stats, exact.Stats)
+			}
+			bps, _, _ := split(exact)
+			if len(bps) == 0 && res.Stats.Rechecked != 0 {
+				t.Errorf("no backpointer finding, yet %d buckets rechecked", res.Stats.Rechecked)
+			}
+			t.Logf("%d findings, %d backpointer ones; %d buckets rechecked", len(res.Findings), len(bps), res.Stats.Rechecked)
 		})
 	}
 }

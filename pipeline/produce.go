@@ -160,6 +160,23 @@ type emitter struct {
 	runSectors  int64
 	runSnapMask uint32
 	runSnapKeys bool
+	// only, when set, limits the records to its buckets (a recheck).
+	only *shard.BucketSet
+	// track (the first pass of a digest check): the buckets of the
+	// records of the data leaf being emitted are tracked in leafLo and
+	// leafHi, and each leaf's range is logged in leaves, so that a
+	// recheck reads only the leaves that may hold its buckets' pointers.
+	track          bool
+	leafLo, leafHi shard.BucketKey
+	leaves         []leafRange
+}
+
+// recheck makes e a recheck's emitter: records only of the buckets of
+// only; nothing counted, summed or reported again, nothing shown as
+// progress (the pass's own walk did all that).
+func (e *emitter) recheck(only *shard.BucketSet) {
+	e.only, e.count, e.acct = only, false, nil
+	e.runSnapMask, e.runSnapKeys = 0, false
 }
 
 // applyLocks serialise the application of records to the shards of a
@@ -237,7 +254,10 @@ func (e *emitter) emit(r *shard.Ref) error {
 // nil when no shard of this pass holds the bucket. The record is sent
 // only when commit(i) is called.
 func (e *emitter) slot(bucket shard.BucketKey) (i int, r *shard.Ref) {
-	if bucket < e.lo || bucket >= e.hi {
+	if e.track {
+		e.seen(bucket)
+	}
+	if bucket < e.lo || bucket >= e.hi || e.only != nil && !e.only.Has(bucket) {
 		return 0, nil
 	}
 	i = e.shardOf(bucket)
@@ -413,6 +433,9 @@ func (e *emitter) emitKeyPtrsSlow(btree bp.BtreeID, level uint8, k *bp.Key, val 
 			continue
 		}
 		bucket := shard.MakeBucketKey(uint64(d.Ptr.Dev), m.BucketOf(d.Ptr.Offset))
+		if e.track {
+			e.seen(bucket)
+		}
 		if bucket < e.lo || bucket >= e.hi {
 			continue // another pass's buckets
 		}
@@ -544,6 +567,10 @@ func (p *producer) Node(n *btreeio.Node) error {
 	if n.Level == 0 && !p.dataBtree {
 		return nil
 	}
+	if n.Level == 0 && e.track {
+		e.leafStart()
+		defer e.leafEnd(n)
+	}
 	skip, skipTo := p.skip, p.skipTo
 	p.skip = false
 	for i := range n.Keys {
@@ -571,7 +598,9 @@ func (p *producer) Node(n *btreeio.Node) error {
 // statistics.
 func (p *producer) countNode(n *btreeio.Node) {
 	e := p.e
-	e.c.opt.Progress.addNode()
+	if e.only == nil {
+		e.c.opt.Progress.addNode()
+	}
 	if e.count {
 		e.stats.Nodes++
 		e.stats.NodeBytes += int64(n.SectorsWritten) * btreeio.SectorSize
@@ -593,6 +622,10 @@ func (p *producer) PackedLeaf(n *btreeio.Node) (bool, error) {
 		return false, nil
 	}
 	e := p.e
+	if e.track {
+		e.leafStart()
+		defer e.leafEnd(n)
+	}
 	cur, next := &e.pk[0], &e.pk[1]
 	var curVal []byte
 	have, emitted := false, false
@@ -647,6 +680,14 @@ func (p *producer) PackedLeaf(n *btreeio.Node) (bool, error) {
 func (p *producer) handOver(emitted bool, last bp.Pos) (bool, error) {
 	p.skip, p.skipTo = emitted, last
 	return false, nil
+}
+
+// SkipLeaf leaves a data leaf unread in a recheck when the first pass
+// logged the buckets of all its records and none is rechecked
+// (btreeio.LeafFilter).
+func (p *producer) SkipLeaf(id bp.BtreeID, k *bp.Key) bool {
+	e := p.e
+	return e.only != nil && p.dataBtree && e.c.leafSkip(id, k.Pos, e.only)
 }
 
 func (p *producer) NodeError(btree bp.BtreeID, level uint8, parent *bp.Key, err error) error {

@@ -78,7 +78,10 @@ func Run(ctx context.Context, fs *btreeio.FS, opt Options) (*Result, error) {
 	// The planner's read errors are met again, and reported, by the loaders.
 	plan, _ := makePlan(fs, opt.MemoryBudget, opt.Shards)
 	c.phases.Plan = time.Since(start)
-	res := &Result{Passes: len(plan.Passes), EstimatedBytes: plan.EstimatedBytes}
+	res := &Result{Passes: len(plan.Passes), EstimatedBytes: plan.EstimatedBytes, Matching: "exact"}
+	if c.cfg.Digest != nil {
+		res.Matching = "digest"
+	}
 	if fs.Root(bp.BtreeStripes) != nil || fs.SB.Features[0]&(1<<4) != 0 {
 		res.NotChecked = append(res.NotChecked, "erasure coding: the stripe index and redundancy of alloc keys before 1.35, block sector counts in buckets shared by several stripes, and the stripe data itself (parity is not recomputed)",
 			"erasure coding: the bucket_to_stripe btree (check_stripe_refs)")
@@ -172,9 +175,13 @@ func (c *checker) runPass(ctx context.Context, pass int, spans []span, tasks []t
 		// budget (large arrays of a new size cannot reuse the old spans).
 		debug.FreeOSMemory()
 	}
+	mode := shard.Exact
+	if c.cfg.Digest != nil {
+		mode = shard.Digest
+	}
 	shards := make([]*shard.Shard, len(spans))
 	for i, s := range spans {
-		shards[i] = shard.New(c.cfg, s.lo, s.hi)
+		shards[i] = shard.NewIn(mode, c.cfg, s.lo, s.hi)
 		shards[i].Reserve(int(s.bps), int(s.allocs))
 	}
 	// Every goroutine that touches the shards has ended when runPass
@@ -190,143 +197,29 @@ func (c *checker) runPass(ctx context.Context, pass int, spans []span, tasks []t
 	c.passKeys = keys
 	t0 := time.Now()
 	c.opt.Progress.setStage(StageLoad)
-	// Loading and producing overlap: the producers start at once, and each
-	// shard's worker applies records only once the shard holds its
-	// backpointers, alloc keys and metadata buckets; until then records
-	// wait in the shard's bounded channel (the producers block when it is
-	// full). A core that finishes its loading early walks extents instead
-	// of idling until the slowest shard is loaded.
-	g, gctx := errgroup.WithContext(ctx)
-	// loaded[i] is closed when shard i is loaded; ended[i] when its loader
-	// has returned, loaded or not (an error, or cancelled before it
-	// started). A loader that fails makes Wait return its error, so the
-	// records of a shard whose loader ended unloaded are never counted.
-	loaded := make([]chan struct{}, len(shards))
-	ended := make([]chan struct{}, len(shards))
-	var loading atomic.Int32
-	loading.Store(int32(len(shards)))
-	var t1 time.Time // when the last shard was loaded
-	// A loaded shard takes records from its worker and from producers
-	// that apply their batches themselves (emitter.flushOne), one at a
-	// time.
-	al := newApplyLocks(len(shards))
-	loadSem := make(chan struct{}, c.opt.Workers)
-	for i, sh := range shards {
-		loaded[i] = make(chan struct{})
-		ended[i] = make(chan struct{})
-		g.Go(func() error {
-			defer close(ended[i])
-			select {
-			case loadSem <- struct{}{}:
-			case <-gctx.Done():
-				return gctx.Err()
-			}
-			defer func() { <-loadSem }()
-			if err := c.loadBackpointers(pass, sh); err != nil {
-				return err
-			}
-			if err := c.loadAlloc(pass, []*shard.Shard{sh}, sh.Lo, sh.Hi); err != nil {
-				return err
-			}
-			c.addMetadataRefs([]*shard.Shard{sh}, max(lo, sh.Lo), min(hi, sh.Hi))
-			close(loaded[i])
-			al.loaded[i].Store(true)
-			if loading.Add(-1) == 0 {
-				t1 = time.Now()
-				c.opt.Progress.setStage(StageProduce)
-			}
-			return nil
-		})
-	}
-
-	// The allocator's derived btrees, read whole (they are small).
-	g.Go(func() error { return c.loadDerived(keys) })
-
-	chans := make([]chan []shard.Ref, len(shards))
-	var shardWG sync.WaitGroup
-	for i := range shards {
-		chans[i] = make(chan []shard.Ref, 8)
-		sh, ch, ready, done, mu := shards[i], chans[i], loaded[i], ended[i], &al.mu[i]
-		shardWG.Add(1)
-		go func() {
-			defer shardWG.Done()
-			// The worker waits for its loader to end, not for the
-			// context: a cancel while the shard is still loading must
-			// not drop records of a pass that then completes (the
-			// producers may all be done by then, so nothing else would
-			// report the cancel). Loaders never wait for producers.
-			<-done
-			select {
-			case <-ready:
-			default:
-				// The loader failed (Wait returns its error): nothing is
-				// applied; the channel is drained until it is closed.
-				for batch := range ch {
-					putBatch(batch)
-				}
-				return
-			}
-			for batch := range ch {
-				mu.Lock()
-				sh.Apply(batch)
-				mu.Unlock()
-				putBatch(batch)
-			}
-		}()
-	}
-	q, stopQueue := newTaskQueue(gctx, append([]task(nil), tasks...))
-	defer stopQueue()
-	var statsMu sync.Mutex
-	var total Stats
-	for w := 0; w < c.opt.Workers; w++ {
-		g.Go(func() error {
-			e := newEmitter(gctx, c, shards, chans, lo, hi, pass)
-			e.apply = al
-			for {
-				t, ok := q.next()
-				if !ok {
-					break
-				}
-				err := c.runTask(e, t, q)
-				q.done()
-				if err != nil {
-					return err
-				}
-			}
-			if err := gctx.Err(); err != nil {
-				return err
-			}
-			if err := e.flush(); err != nil {
-				return err
-			}
-			if e.acct != nil {
-				e.flushAcctRun()
-			}
-			statsMu.Lock()
-			total.add(&e.stats)
-			if e.acct != nil {
-				e.acct.merge(c.acctWant, c.fs.SB.Version, &c.acctSums)
-				c.acctSums.cached = c.acctSums.cached || e.acct.cached
-			}
-			statsMu.Unlock()
-			return nil
-		})
-	}
-	err := g.Wait()
-	for _, ch := range chans {
-		close(ch)
-	}
-	shardWG.Wait()
+	total, t1, err := c.feed(ctx, pass, shards, tasks, keys, nil)
 	t2 := time.Now()
-	if t1.IsZero() {
-		t1 = t2 // loading failed or was cancelled
-	}
 	c.phases.Load += t1.Sub(t0)
 	c.phases.Produce += t2.Sub(t1)
 	c.opt.Progress.setStage(StageFinish)
 	defer func() { c.phases.Finish += time.Since(t2) }()
 	if err != nil {
 		return err
+	}
+	// Digest shards: the buckets whose sums disagree are checked again,
+	// the exact way; their backpointer findings, and the buckets whose
+	// sums cannot be judged, come from there.
+	var rechecked []report.Finding
+	if mode == shard.Digest {
+		var incomplete []shard.BucketKey
+		rechecked, incomplete, err = c.recheck(ctx, pass, shards, tasks)
+		c.phases.Recheck += time.Since(t2)
+		if err != nil {
+			return err
+		}
+		for _, sh := range shards {
+			sh.MarkIncomplete(incomplete)
+		}
 	}
 	if pass == 0 {
 		c.stats.add(&total)
@@ -377,7 +270,165 @@ func (c *checker) runPass(ctx context.Context, pass int, spans []span, tasks []t
 		c.stats.AllocKeys += int64(a)
 		c.findings = append(c.findings, found[i]...)
 	}
+	c.findings = append(c.findings, rechecked...)
 	return nil
+}
+
+// feed loads shards (their backpointers, alloc keys and metadata buckets;
+// keys, when set, gets the pass's derived btrees) and walks the pointer
+// btrees into them. only, when set, limits the records to its buckets:
+// a recheck (the shards are Recheck shards), whose producers count
+// nothing, sum no accounting and report nothing but read errors, which
+// are reported once. It returns the producers' statistics and when the
+// last shard was loaded.
+func (c *checker) feed(ctx context.Context, pass int, shards []*shard.Shard, tasks []task, keys *allocinfo.Keys, only *shard.BucketSet) (Stats, time.Time, error) {
+	var total Stats
+	lo, hi := shards[0].Lo, shards[len(shards)-1].Hi
+	// Loading and producing overlap: the producers start at once, and each
+	// shard's worker applies records only once the shard holds its
+	// backpointers, alloc keys and metadata buckets; until then records
+	// wait in the shard's bounded channel (the producers block when it is
+	// full). A core that finishes its loading early walks extents instead
+	// of idling until the slowest shard is loaded.
+	g, gctx := errgroup.WithContext(ctx)
+	// loaded[i] is closed when shard i is loaded; ended[i] when its loader
+	// has returned, loaded or not (an error, or cancelled before it
+	// started). A loader that fails makes Wait return its error, so the
+	// records of a shard whose loader ended unloaded are never counted.
+	loaded := make([]chan struct{}, len(shards))
+	ended := make([]chan struct{}, len(shards))
+	var loading atomic.Int32
+	loading.Store(int32(len(shards)))
+	var t1 time.Time // when the last shard was loaded
+	// A loaded shard takes records from its worker and from producers
+	// that apply their batches themselves (emitter.flushOne), one at a
+	// time.
+	al := newApplyLocks(len(shards))
+	loadSem := make(chan struct{}, c.opt.Workers)
+	for i, sh := range shards {
+		loaded[i] = make(chan struct{})
+		ended[i] = make(chan struct{})
+		g.Go(func() error {
+			defer close(ended[i])
+			select {
+			case loadSem <- struct{}{}:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+			defer func() { <-loadSem }()
+			if only != nil {
+				if err := c.loadRechecked(pass, sh, only); err != nil {
+					return err
+				}
+			} else {
+				if err := c.loadBackpointers(pass, sh); err != nil {
+					return err
+				}
+				if err := c.loadAlloc(pass, []*shard.Shard{sh}, sh.Lo, sh.Hi); err != nil {
+					return err
+				}
+			}
+			c.addMetadataRefs([]*shard.Shard{sh}, max(lo, sh.Lo), min(hi, sh.Hi))
+			close(loaded[i])
+			al.loaded[i].Store(true)
+			if loading.Add(-1) == 0 {
+				t1 = time.Now()
+				if only == nil {
+					c.opt.Progress.setStage(StageProduce)
+				}
+			}
+			return nil
+		})
+	}
+
+	if keys != nil {
+		// The allocator's derived btrees, read whole (they are small).
+		g.Go(func() error { return c.loadDerived(keys) })
+	}
+
+	chans := make([]chan []shard.Ref, len(shards))
+	var shardWG sync.WaitGroup
+	for i := range shards {
+		chans[i] = make(chan []shard.Ref, 8)
+		sh, ch, ready, done, mu := shards[i], chans[i], loaded[i], ended[i], &al.mu[i]
+		shardWG.Add(1)
+		go func() {
+			defer shardWG.Done()
+			// The worker waits for its loader to end, not for the
+			// context: a cancel while the shard is still loading must
+			// not drop records of a pass that then completes (the
+			// producers may all be done by then, so nothing else would
+			// report the cancel). Loaders never wait for producers.
+			<-done
+			select {
+			case <-ready:
+			default:
+				// The loader failed (Wait returns its error): nothing is
+				// applied; the channel is drained until it is closed.
+				for batch := range ch {
+					putBatch(batch)
+				}
+				return
+			}
+			for batch := range ch {
+				mu.Lock()
+				sh.Apply(batch)
+				mu.Unlock()
+				putBatch(batch)
+			}
+		}()
+	}
+	q, stopQueue := newTaskQueue(gctx, append([]task(nil), tasks...))
+	defer stopQueue()
+	var statsMu sync.Mutex
+	for w := 0; w < c.opt.Workers; w++ {
+		g.Go(func() error {
+			e := newEmitter(gctx, c, shards, chans, lo, hi, pass)
+			if only != nil {
+				e.recheck(only)
+			}
+			e.track = pass == 0 && only == nil && c.cfg.Digest != nil
+			e.apply = al
+			for {
+				t, ok := q.next()
+				if !ok {
+					break
+				}
+				err := c.runTask(e, t, q)
+				q.done()
+				if err != nil {
+					return err
+				}
+			}
+			if err := gctx.Err(); err != nil {
+				return err
+			}
+			if err := e.flush(); err != nil {
+				return err
+			}
+			if e.acct != nil {
+				e.flushAcctRun()
+			}
+			statsMu.Lock()
+			total.add(&e.stats)
+			c.leafLog = append(c.leafLog, e.leaves...)
+			if e.acct != nil {
+				e.acct.merge(c.acctWant, c.fs.SB.Version, &c.acctSums)
+				c.acctSums.cached = c.acctSums.cached || e.acct.cached
+			}
+			statsMu.Unlock()
+			return nil
+		})
+	}
+	err := g.Wait()
+	for _, ch := range chans {
+		close(ch)
+	}
+	shardWG.Wait()
+	if t1.IsZero() {
+		t1 = time.Now() // loading failed or was cancelled
+	}
+	return total, t1, err
 }
 
 func (s *Stats) add(o *Stats) {

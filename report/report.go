@@ -205,7 +205,14 @@ type Summary struct {
 	Backpointers int64 `json:"backpointers"`
 	AllocKeys    int64 `json:"alloc_keys"`
 	Buckets      int64 `json:"buckets"`
-	Findings     int   `json:"findings"`
+	// Matching says how pointers were matched with backpointers:
+	// "digest" (per-bucket sums, then the buckets whose sums disagree
+	// checked again) or "exact" (every backpointer kept).
+	Matching string `json:"matching"`
+	// Rechecked counts the buckets whose digests disagreed and were
+	// checked again the exact way (pipeline.Stats.Rechecked).
+	Rechecked int64 `json:"rechecked"`
+	Findings  int   `json:"findings"`
 	// Silenced counts the findings the next mount or fsck fixes without
 	// reporting them (Finding.Silenced); they do not set exit code 4.
 	Silenced     int                `json:"silenced"`
@@ -365,6 +372,12 @@ func WriteTextSummary(w io.Writer, s *Summary) error {
 		b.WriteString(liveLine(s.Live))
 	}
 	fmt.Fprintf(&b, "Run: %d pass(es), %d shard(s), %d worker(s), memory budget %d bytes, %.3f s\n", s.Passes, s.Shards, s.Workers, s.MemoryBudget, s.Seconds)
+	switch s.Matching {
+	case "digest":
+		fmt.Fprintf(&b, "Matching: per-bucket digests; %d bucket(s) whose digests disagreed checked again with their backpointers kept\n", s.Rechecked)
+	case "exact":
+		b.WriteString("Matching: exact (every backpointer kept)\n")
+	}
 	for _, n := range s.NotChecked {
 		fmt.Fprintf(&b, "Not checked: %s\n", n)
 	}

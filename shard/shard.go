@@ -107,7 +107,9 @@ type bucketState struct {
 	cached uint64
 	stripe uint64
 	// bps[bpLo:bpHi] are exactly this bucket's backpointers when indexed,
-	// so lookups search a few entries instead of the whole shard.
+	// so lookups search a few entries instead of the whole shard. A
+	// Digest shard keeps no backpointers and holds its sums in these
+	// three words instead (digest, addDigest).
 	bpLo, bpHi int32
 	bpNext     int32  // where the next lookup starts: the entry after the last one found
 	stripes    uint32 // stripe blocks in the bucket (stripe_refcount)
@@ -159,6 +161,8 @@ type Config struct {
 	// one, and the key the stored backpointer names, which has a pointer
 	// there too. It returns the findings (bcachefs check_bp_dup).
 	CheckDup func(r *Ref, storedPos bp.Pos, stored []byte) []report.Finding
+	// Digest is the key of the record digests of Digest mode shards.
+	Digest *DigestKey
 }
 
 // stripeBlock is what a shard learns of a bucket holding a block of an
@@ -229,12 +233,45 @@ type Shard struct {
 	aDev uint32
 	aOK  bool
 	aBS  uint64
+
+	// mode says how pointers are matched with backpointers (digest.go).
+	mode Mode
+	// Digest mode: bpDig sums the stored backpointers per bucket, in
+	// load order (bpDigArr is its memory); nBP counts them and lastBPOff
+	// is the offset of the last one; digBad: they came out of order;
+	// forced: buckets a digest cannot judge.
+	bpDig     []bucketDigest
+	bpDigArr  *hugemem.Array[bucketDigest]
+	nBP       int
+	lastBPOff uint64
+	// digLo, digHi: the offsets of the last bpDig entry's bucket on
+	// device aDev (both 0: not known).
+	digLo, digHi uint64
+	digBad       bool
+	forced       []BucketKey
+	// Recheck mode: only holds the buckets checked; incompleteKeys are
+	// the buckets Finish marked incomplete.
+	only           *BucketSet
+	incompleteKeys []BucketKey
 }
 
-// New returns an empty shard for buckets [lo, hi).
+// New returns an empty Exact shard for buckets [lo, hi).
 func New(cfg *Config, lo, hi BucketKey) *Shard {
 	return &Shard{Lo: lo, Hi: hi, cfg: cfg, extra: map[BucketKey]int{}}
 }
+
+// NewIn returns an empty shard for buckets [lo, hi) in mode m; Digest
+// mode needs cfg.Digest (without it the shard is Exact).
+func NewIn(m Mode, cfg *Config, lo, hi BucketKey) *Shard {
+	s := New(cfg, lo, hi)
+	if m != Digest || cfg.Digest != nil {
+		s.mode = m
+	}
+	return s
+}
+
+// Mode returns the shard's mode.
+func (s *Shard) Mode() Mode { return s.mode }
 
 // Reserve sizes the backpointer and alloc arrays for the planner's
 // estimates (upper bounds), so that loading never grows them: growing a
@@ -243,6 +280,10 @@ func New(cfg *Config, lo, hi BucketKey) *Shard {
 // Large arrays are mapped outside the Go heap on huge pages (package
 // hugemem): call Release when the shard is done.
 func (s *Shard) Reserve(bps, allocs int) {
+	if s.mode == Digest {
+		s.ReserveDigests(allocs)
+		bps = 0 // none kept
+	}
 	if bps > cap(s.bps) {
 		s.bpsArr.Free()
 		s.bpsArr = hugemem.Alloc[BPEntry](hugeCap(bps, unsafe.Sizeof(BPEntry{})))
@@ -277,11 +318,12 @@ func hugeCap(n int, size uintptr) int {
 // Release frees the arrays Reserve made. The shard, and anything Finish
 // did not copy out of it, must not be used afterwards.
 func (s *Shard) Release() {
-	s.bps, s.buckets, s.whole = nil, nil, nil
+	s.bps, s.buckets, s.whole, s.bpDig = nil, nil, nil, nil
 	s.dropDense()
 	s.bpsArr.Free()
 	s.bucketsArr.Free()
-	s.bpsArr, s.bucketsArr = nil, nil
+	s.bpDigArr.Free()
+	s.bpsArr, s.bucketsArr, s.bpDigArr = nil, nil, nil
 }
 
 // Contains reports whether bucket k belongs to the shard.
@@ -291,6 +333,21 @@ func (s *Shard) Contains(k BucketKey) bool { return k >= s.Lo && k < s.Hi }
 // must be added in key order; val is the key's value (BackpointerBytes
 // long: the loader checks; a shorter one is zero-padded).
 func (s *Shard) AddBP(dev uint32, off uint64, val []byte) {
+	switch s.mode {
+	case Digest:
+		if len(val) >= bp.BackpointerBytes {
+			s.addBPDigest(dev, off, (*[bp.BackpointerBytes]byte)(val))
+		} else {
+			var padded [bp.BackpointerBytes]byte
+			copy(padded[:], val)
+			s.addBPDigest(dev, off, &padded)
+		}
+		return
+	case Recheck:
+		if k, ok := s.bpBucketKey(dev, off); !ok || !s.only.Has(k) {
+			return
+		}
+	}
 	// The entry is filled in place: a local copied in would be read back
 	// with wide loads that stall on the narrow stores that built it.
 	n := len(s.bps)
@@ -382,12 +439,30 @@ func (s *Shard) setMatched(i int) {
 
 // AddAlloc adds the alloc key of a bucket; keys must be added in order.
 func (s *Shard) AddAlloc(k BucketKey, a bp.AllocV4) {
+	if s.mode == Recheck && !s.only.Has(k) {
+		return
+	}
 	s.buckets = append(s.buckets, bucketState{key: k, hasAlloc: true, a: a})
 	s.nAlloc++
 }
 
 // Counts returns how many backpointers and alloc keys the shard holds.
-func (s *Shard) Counts() (bps, allocs int) { return len(s.bps), s.nAlloc }
+func (s *Shard) Counts() (bps, allocs int) {
+	if s.mode == Digest {
+		return s.nBP, s.nAlloc
+	}
+	return len(s.bps), s.nAlloc
+}
+
+// bpBucketKey returns the bucket of the backpointer at offset off of
+// device dev; ok is false for a device without a bucket size.
+func (s *Shard) bpBucketKey(dev uint32, off uint64) (BucketKey, bool) {
+	bs, ok := s.cfg.BucketSize(uint64(dev))
+	if !ok || bs == 0 || s.cfg.Shift >= 64 {
+		return 0, false
+	}
+	return MakeBucketKey(uint64(dev), (off>>s.cfg.Shift)/uint64(bs)), true
+}
 
 // DevCounts returns how many backpointers the shard holds per device. It
 // is counted by Finish (in the walk over the backpointers it makes
@@ -619,6 +694,9 @@ func (s *Shard) Apply(refs []Ref) {
 }
 
 func (s *Shard) apply(r *Ref) {
+	if s.mode == Recheck && !s.only.Has(r.Bucket) {
+		return
+	}
 	b := s.bucket(r.Bucket)
 	switch r.Kind {
 	case RefSB, RefJournal:
@@ -632,20 +710,24 @@ func (s *Shard) apply(r *Ref) {
 	stale := false
 	if b.hasAlloc {
 		if genAfter(r.Gen, b.a.Gen) {
-			s.findings = append(s.findings, s.ptrFinding(report.PtrGenNewerThanBucket, r,
-				fmt.Sprintf("pointer gen %d newer than bucket gen %d", r.Gen, b.a.Gen)))
+			if s.mode != Recheck {
+				s.findings = append(s.findings, s.ptrFinding(report.PtrGenNewerThanBucket, r,
+					fmt.Sprintf("pointer gen %d newer than bucket gen %d", r.Gen, b.a.Gen)))
+			}
 			stale = true
 		} else if r.Gen != b.a.Gen {
 			stale = true
-			if !r.Cached {
+			if !r.Cached && s.mode != Recheck {
 				s.findings = append(s.findings, s.ptrFinding(report.StaleDirtyPtr, r,
 					fmt.Sprintf("dirty pointer gen %d, bucket gen %d", r.Gen, b.a.Gen)))
 			}
 		}
 	} else if !b.missingOK {
 		b.missingOK = true
-		s.findings = append(s.findings, s.ptrFinding(report.PtrToMissingAllocKey, r,
-			fmt.Sprintf("data type %s ptr gen %d missing in alloc btree", r.DataType, r.Gen)))
+		if s.mode != Recheck { // else the Digest pass reported it
+			s.findings = append(s.findings, s.ptrFinding(report.PtrToMissingAllocKey, r,
+				fmt.Sprintf("data type %s ptr gen %d missing in alloc btree", r.DataType, r.Gen)))
+		}
 	}
 	if r.Kind == RefStripe {
 		// A stripe block (__mark_stripe_bucket): one stripe reference; a
@@ -686,6 +768,10 @@ func (s *Shard) apply(r *Ref) {
 		}
 	}
 	if !r.NeedsBP || (r.Cached && stale) {
+		return
+	}
+	if s.mode == Digest {
+		s.addPtrDigest(b, r)
 		return
 	}
 	i := -1
@@ -864,6 +950,27 @@ func allocDataType(a *bp.AllocV4, multipleSticky bool, stripes uint32, dirty, ca
 	return bp.DataFree
 }
 
+// markLostOwners (Recheck mode) marks incomplete every bucket holding a
+// backpointer whose owner lies in a range the pass lost, matched or not:
+// the recheck's walk may have read a node the pass's walk could not (a
+// transient error), and then matched backpointers whose pointers the
+// Digest shard's sums lack. A single Exact walk finds such backpointers
+// unmatched and marks their buckets the same way.
+func (s *Shard) markLostOwners(lost *Lost) {
+	for i := range s.bps {
+		dev := s.devAt(i)
+		got := s.value(i, dev)
+		v, _ := bp.DecodeBackpointer(got[:], s.cfg.FormatB)
+		if !lost.ownerLost(&v) {
+			continue
+		}
+		if k, ok := s.bpBucketKey(dev, s.bps[i].Off); ok {
+			s.bucket(k).incomplete = true
+			s.incompleteKeys = append(s.incompleteKeys, k)
+		}
+	}
+}
+
 // Finish ends the shard's work: backpointers no pointer claimed become
 // findings, and every bucket's alloc key is compared with the sums of its
 // pointers. It returns all findings of the shard.
@@ -884,6 +991,12 @@ func (s *Shard) Finish(lost *Lost) []report.Finding {
 			s.devCounts[s.devRuns[r].dev] += n
 		}
 	}
+	for i := range s.bpDig { // Digest mode: none in s.bps
+		s.devCounts[uint32(s.bpDig[i].key.Dev())] += int(s.bpDig[i].n)
+	}
+	if s.mode == Recheck && !lost.Empty() {
+		s.markLostOwners(lost)
+	}
 	for i := 0; i < len(s.bps); i++ {
 		if w := i >> 6; i&63 == 0 && w < len(s.matched) && s.matched[w] == ^uint64(0) {
 			i += 63
@@ -901,6 +1014,9 @@ func (s *Shard) Finish(lost *Lost) []report.Finding {
 		k := MakeBucketKey(uint64(dev), (e.Off>>cfg.Shift)/uint64(bs))
 		if lost.ownerLost(&v) {
 			s.bucket(k).incomplete = true
+			if s.mode == Recheck {
+				s.incompleteKeys = append(s.incompleteKeys, k)
+			}
 			continue
 		}
 		f := report.Finding{Dev: k.Dev(), Bucket: k.Bucket(), BP: pos, HasBP: true,
@@ -923,6 +1039,10 @@ func (s *Shard) Finish(lost *Lost) []report.Finding {
 			report.MarkLeftover(&f, kind)
 		}
 		s.findings = append(s.findings, f)
+	}
+	if s.mode == Recheck {
+		// The sums and stripe blocks were judged by the Digest pass.
+		return s.findings
 	}
 	stripesLost := lost.stripesLost()
 	for i := range s.buckets {

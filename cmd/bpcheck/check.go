@@ -39,9 +39,13 @@ a bucket with an alloc key (backpointer_to_missing_alloc) on a member device
 must equal the alloc key's counters (alloc_key_*_wrong, ptr_to_missing_alloc_key).
 Finding names are those of bcachefs fsck.
 
-The backpointers and alloc keys are held in RAM per bucket range; when they
-do not fit the memory budget the check runs in several passes over bucket
-ranges, with identical findings.
+The alloc keys are held in RAM per bucket range, with per bucket the sums
+of keyed 64-bit digests of its stored backpointers and of the ones its
+pointers expect; the buckets whose sums disagree are checked again with
+their backpointers kept (a second walk of the pointer btrees), so the
+findings are those of a check that keeps every backpointer. When the
+shards do not fit the memory budget the check runs in several passes over
+bucket ranges, with identical findings.
 
 Options:
   --memory SIZE|PCT  memory budget of the whole check: a size (e.g. 512M,
@@ -82,6 +86,10 @@ Options:
                      may be inconsistent; prefer --live or a snapshot)
   --timeout DUR      stop after DUR (e.g. 30m) with a partial report, exit 32;
                      Ctrl-C and SIGTERM do the same
+  --exact            keep every backpointer in RAM (32 bytes each) and look
+                     each pointer's one up, instead of the digests: the same
+                     findings with no second walk when some disagree, at the
+                     price of more memory and time on a healthy filesystem
   --allow-newer      check a filesystem whose metadata version is newer than
                      1.39, the newest bpcheck knows (refused by default,
                      exit 16), with the rules of 1.39
@@ -144,6 +152,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	cpuProfile := fl.String("cpuprofile", "", "write a CPU profile of the check here (for performance work)")
 	noProgress := fl.Bool("no-progress", false, "no live progress line on a terminal")
 	prefetch := fl.Int("prefetch", pipeline.DefaultPrefetch, "leaves each walk reads ahead (0: none)")
+	exact := fl.Bool("exact", false, "keep every backpointer in RAM instead of per-bucket digests")
 	ioMode := fl.String("io", "auto", "how prefetched leaves are read: auto (io_uring, else a pread pool), uring, pool, threads")
 	ionice := fl.String("ionice", "none", "I/O scheduling class of the check's reads: idle, best-effort (lowest level) or none")
 	direct := directMode("auto")
@@ -250,7 +259,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		ctx, cancel = context.WithTimeout(ctx, *timeout)
 		defer cancel()
 	}
-	opt := pipeline.Options{Workers: *workers, MemoryBudget: budget * 3 / 4, Shards: *shards, Prefetch: *prefetch}
+	opt := pipeline.Options{Workers: *workers, MemoryBudget: budget * 3 / 4, Shards: *shards, Prefetch: *prefetch, Exact: *exact}
 	switch *ioMode {
 	case "auto":
 		opt.Async, opt.AsyncBackend = true, aio.Auto
@@ -381,7 +390,8 @@ func check(ctx context.Context, fs *btreeio.FS, opt pipeline.Options, out checkO
 		Pointers: res.Stats.Pointers, Backpointers: res.Stats.Backpointers, AllocKeys: res.Stats.AllocKeys,
 		Errors: len(res.Errors), Seconds: res.Duration.Seconds(), EstimatedBytes: res.EstimatedBytes,
 		PhaseSeconds: map[string]float64{"plan": res.Phases.Plan.Seconds(), "load": res.Phases.Load.Seconds(),
-			"produce": res.Phases.Produce.Seconds(), "finish": res.Phases.Finish.Seconds()},
+			"produce": res.Phases.Produce.Seconds(), "finish": res.Phases.Finish.Seconds(), "recheck": res.Phases.Recheck.Seconds()},
+		Matching: res.Matching, Rechecked: res.Stats.Rechecked,
 	}
 	if fs.Journal != nil {
 		s.JournalKeys = len(fs.Journal.Keys)

@@ -1,0 +1,361 @@
+// Digest mode: a shard that keeps no backpointers. The loader adds each
+// backpointer's digest to the sum of its bucket, and each pointer record
+// adds the digest of the backpointer it expects to the sum of its own
+// bucket. A bucket whose stored backpointers are exactly the ones its
+// pointers expect (as a multiset of position and value) has equal sums
+// and counts; any other bucket is listed by Mismatches, and a shard in
+// Recheck mode then checks just those buckets against kept backpointers,
+// the exact way. Keeping no backpointers spares the 32 bytes each would
+// pin and the look-ups; a bucket that disagrees while its sums agree
+// would need two different multisets with equal keyed 64-bit sums (see
+// DigestKey).
+
+package shard
+
+import (
+	"encoding/binary"
+	"math/bits"
+	"math/rand/v2"
+	"slices"
+	"unsafe"
+
+	"bpcheck/bp"
+	"bpcheck/internal/hugemem"
+)
+
+// Mode says how a shard matches pointers with backpointers.
+type Mode uint8
+
+// Shard modes.
+const (
+	// Exact keeps every backpointer and looks each pointer's one up.
+	Exact Mode = iota
+	// Digest keeps per bucket the sums of the digests of the stored and
+	// of the expected backpointers (see the file comment).
+	Digest
+	// Recheck is Exact for the buckets of a set only (Shard.Only), and
+	// reports only what concerns backpointers: the findings of the
+	// pointers' generations and alloc keys and of the sums came from the
+	// Digest pass over the same buckets.
+	Recheck
+)
+
+// DigestKey is the random key of the record digests of one check. A
+// record's digest mixes its device, position and 32-byte value with the
+// key through 64×64→128-bit multiplications; the key is drawn afresh for
+// every check, so no content of a filesystem can be chosen to make two
+// different multisets of records sum alike.
+type DigestKey struct{ k [8]uint64 }
+
+// NewDigestKey draws a key from a generator the runtime seeds at random.
+func NewDigestKey() *DigestKey {
+	d := &DigestKey{}
+	for i := range d.k {
+		d.k[i] = rand.Uint64() | 1
+	}
+	return d
+}
+
+// mum folds the 128-bit product of x and y.
+func mum(x, y uint64) uint64 {
+	hi, lo := bits.Mul64(x, y)
+	return hi ^ lo
+}
+
+// Sum returns the digest of the backpointer at offset off of device dev
+// with value v.
+func (d *DigestKey) Sum(dev uint32, off uint64, v *[bp.BackpointerBytes]byte) uint64 {
+	le := binary.LittleEndian
+	a := mum(le.Uint64(v[0:])^d.k[0], le.Uint64(v[8:])^d.k[1])
+	b := mum(le.Uint64(v[16:])^d.k[2], le.Uint64(v[24:])^d.k[3])
+	c := mum(off^d.k[4], uint64(dev)^a^d.k[5])
+	return mum(b^d.k[6], c^d.k[7])
+}
+
+// digest returns a Digest shard's sums of bucket b (held in the words an
+// Exact shard uses for the bucket's backpointer range): the digests of
+// the backpointers its pointers expect, less (Mismatches) those of the
+// stored ones, and their count, both modulo 2^32 for the count and 2^64
+// for the sum.
+func (b *bucketState) digest() (sum uint64, n uint32) {
+	return uint64(uint32(b.bpLo)) | uint64(uint32(b.bpHi))<<32, uint32(b.bpNext)
+}
+
+// addDigest adds sum and n to the bucket's sums (digest).
+func (b *bucketState) addDigest(sum uint64, n uint32) {
+	old, oldN := b.digest()
+	old += sum
+	b.bpLo, b.bpHi, b.bpNext = int32(uint32(old)), int32(uint32(old>>32)), int32(oldN+n)
+}
+
+// bucketDigest sums the digests of the stored backpointers of one bucket.
+type bucketDigest struct {
+	key BucketKey
+	sum uint64
+	n   uint64
+}
+
+// BPMark is where a shard's backpointers stood (MarkBPs), to go back to
+// (UndoBPs).
+type BPMark struct {
+	n      int          // backpointers added
+	nDig   int          // bpDig entries
+	last   bucketDigest // the last bpDig entry then
+	lastOf uint64       // lastBPOff then
+	bad    bool         // digBad then
+}
+
+// MarkBPs returns where the shard's backpointers stand now.
+func (s *Shard) MarkBPs() BPMark {
+	if s.mode != Digest {
+		return BPMark{n: len(s.bps)}
+	}
+	m := BPMark{n: s.nBP, nDig: len(s.bpDig), lastOf: s.lastBPOff, bad: s.digBad}
+	if m.nDig > 0 {
+		m.last = s.bpDig[m.nDig-1]
+	}
+	return m
+}
+
+// UndoBPs drops the backpointers added since m was taken (the zero BPMark:
+// all of them).
+func (s *Shard) UndoBPs(m BPMark) {
+	if s.mode != Digest {
+		s.TruncateBPs(m.n)
+		return
+	}
+	if m.nDig > len(s.bpDig) {
+		return
+	}
+	s.bpDig = s.bpDig[:m.nDig]
+	if m.nDig > 0 {
+		s.bpDig[m.nDig-1] = m.last
+	}
+	s.nBP, s.lastBPOff, s.digBad = m.n, m.lastOf, m.bad
+	s.digLo, s.digHi = 0, 0 // the bucket of the last entry is found again
+}
+
+// ReserveDigests sizes the per-bucket sums of the stored backpointers for
+// n buckets (an upper bound: the planner's count of alloc keys).
+func (s *Shard) ReserveDigests(n int) {
+	if s.mode != Digest || n <= cap(s.bpDig) {
+		return
+	}
+	s.bpDigArr.Free()
+	s.bpDigArr = hugemem.Alloc[bucketDigest](hugeCap(n, unsafe.Sizeof(bucketDigest{})))
+	s.bpDig = s.bpDigArr.S
+}
+
+// addBPDigest adds a stored backpointer to its bucket's sums. They come in
+// key order; one that does not (a corrupt btree) marks the shard for a
+// recheck of all its buckets. The bucket is found by one division per
+// bucket, not per backpointer: the last entry's offsets are remembered.
+func (s *Shard) addBPDigest(dev uint32, off uint64, v *[bp.BackpointerBytes]byte) {
+	h := s.cfg.Digest.Sum(dev, off, v)
+	s.nBP++
+	if n := len(s.bpDig); n > 0 && dev == s.aDev && off >= s.digLo && off < s.digHi {
+		d := &s.bpDig[n-1]
+		if off <= s.lastBPOff {
+			s.digBad = true
+		}
+		d.sum += h
+		d.n++
+		s.lastBPOff = off
+		return
+	}
+	if !s.aOK || s.aDev != dev {
+		bs, ok := s.cfg.BucketSize(uint64(dev))
+		s.aDev, s.aOK, s.aBS = dev, true, uint64(bs)
+		if !ok {
+			s.aBS = 0
+		}
+	}
+	shift := s.cfg.Shift
+	if s.aBS == 0 || shift >= 64 {
+		s.digBad = true
+		return
+	}
+	b := (off >> shift) / s.aBS
+	k := MakeBucketKey(uint64(dev), b)
+	// The offsets of bucket b: [b*bs << shift, (b+1)*bs << shift), when
+	// that does not overflow (else every backpointer divides).
+	s.digLo, s.digHi = 0, 0
+	if top := (b + 1) * s.aBS; top/s.aBS == b+1 && top>>(64-shift) == 0 && shift < 64 {
+		s.digLo, s.digHi = b*s.aBS<<shift, top<<shift
+	}
+	if n := len(s.bpDig); n > 0 {
+		d := &s.bpDig[n-1]
+		if d.key == k {
+			// the same bucket, reached the slow way
+			if off <= s.lastBPOff {
+				s.digBad = true
+			}
+			d.sum += h
+			d.n++
+			s.lastBPOff = off
+			return
+		}
+		if k < d.key {
+			s.digBad = true
+		}
+	}
+	s.lastBPOff = off
+	s.bpDig = append(s.bpDig, bucketDigest{key: k, sum: h, n: 1})
+}
+
+// addPtrDigest adds the backpointer record r expects to the sums of its
+// bucket b. A stripe block's backpointer sits at the block's end, which
+// an Exact shard looks up wherever it falls: one that falls outside the
+// block's bucket is not summed, and the bucket is rechecked.
+func (s *Shard) addPtrDigest(b *bucketState, r *Ref) {
+	if r.Kind == RefStripe {
+		if k, ok := s.bpBucketKey(uint32(r.Bucket.Dev()), r.BPOff); !ok || k != r.Bucket {
+			s.forced = append(s.forced, r.Bucket)
+			if ok && k >= s.Lo && k < s.Hi {
+				s.forced = append(s.forced, k)
+			}
+			return
+		}
+	}
+	b.addDigest(s.cfg.Digest.Sum(uint32(r.Bucket.Dev()), r.BPOff, &r.BPVal), 1)
+}
+
+// Mismatches ends a Digest shard's matching: it returns the buckets whose
+// stored backpointers differ from the ones their pointers expect (or that
+// a digest cannot judge), in order, and whether every bucket of the
+// shard's range must be rechecked instead (backpointers out of order). It
+// is called once, after the last Apply and before Finish.
+func (s *Shard) Mismatches() (keys []BucketKey, all bool) {
+	if s.mode != Digest {
+		return nil, false
+	}
+	for i := range s.bpDig {
+		d := &s.bpDig[i]
+		b := s.bucket(d.key)
+		b.addDigest(-d.sum, uint32(-d.n))
+	}
+	for i := range s.buckets {
+		if sum, n := s.buckets[i].digest(); sum != 0 || n != 0 {
+			keys = append(keys, s.buckets[i].key)
+		}
+	}
+	keys = append(keys, s.forced...)
+	slices.Sort(keys)
+	return slices.Compact(keys), s.digBad
+}
+
+// MarkIncomplete marks buckets whose sums cannot be judged: a recheck
+// found backpointers in them whose owners were lost to read errors
+// (Incomplete), as Finish marks them in Exact mode.
+func (s *Shard) MarkIncomplete(keys []BucketKey) {
+	for _, k := range keys {
+		if k >= s.Lo && k < s.Hi {
+			s.bucket(k).incomplete = true
+		}
+	}
+}
+
+// Incomplete returns the buckets Finish marked because backpointers in
+// them had owners lost to read errors (Recheck mode; MarkIncomplete).
+func (s *Shard) Incomplete() []BucketKey { return s.incompleteKeys }
+
+// BucketSet is a set of buckets: sorted keys, and ranges of keys.
+type BucketSet struct {
+	keys   []BucketKey
+	ranges [][2]BucketKey // [lo, hi), sorted, disjoint
+}
+
+// Add adds keys (sorted or not) to the set.
+func (b *BucketSet) Add(keys ...BucketKey) { b.keys = append(b.keys, keys...) }
+
+// AddRange adds the buckets [lo, hi) to the set.
+func (b *BucketSet) AddRange(lo, hi BucketKey) {
+	if lo < hi {
+		b.ranges = append(b.ranges, [2]BucketKey{lo, hi})
+	}
+}
+
+// Seal sorts the set; call it after the last Add and before Has.
+func (b *BucketSet) Seal() {
+	slices.Sort(b.keys)
+	b.keys = slices.Compact(b.keys)
+	slices.SortFunc(b.ranges, func(x, y [2]BucketKey) int {
+		switch {
+		case x[0] < y[0]:
+			return -1
+		case x[0] > y[0]:
+			return 1
+		}
+		return 0
+	})
+}
+
+// Empty reports whether the set holds no bucket.
+func (b *BucketSet) Empty() bool { return b == nil || len(b.keys) == 0 && len(b.ranges) == 0 }
+
+// Len returns the number of single keys and ranges in the set.
+func (b *BucketSet) Len() int { return len(b.keys) + len(b.ranges) }
+
+// Has reports whether k is in the set.
+func (b *BucketSet) Has(k BucketKey) bool {
+	if _, ok := slices.BinarySearch(b.keys, k); ok {
+		return true
+	}
+	for _, r := range b.ranges {
+		if k >= r[0] && k < r[1] {
+			return true
+		}
+	}
+	return false
+}
+
+// Within reports whether some bucket of the set lies in [lo, hi).
+func (b *BucketSet) Within(lo, hi BucketKey) bool {
+	i, _ := slices.BinarySearch(b.keys, lo)
+	if i < len(b.keys) && b.keys[i] < hi {
+		return true
+	}
+	for _, r := range b.ranges {
+		if r[0] < hi && lo < r[1] {
+			return true
+		}
+	}
+	return false
+}
+
+// Runs returns the buckets of the set that lie in [lo, hi) as sorted,
+// disjoint runs [from, to) of consecutive buckets.
+func (b *BucketSet) Runs(lo, hi BucketKey) [][2]BucketKey {
+	var rs [][2]BucketKey
+	i, _ := slices.BinarySearch(b.keys, lo)
+	for ; i < len(b.keys) && b.keys[i] < hi; i++ {
+		rs = append(rs, [2]BucketKey{b.keys[i], b.keys[i] + 1})
+	}
+	for _, r := range b.ranges {
+		if r[0] < hi && lo < r[1] {
+			rs = append(rs, [2]BucketKey{max(r[0], lo), min(r[1], hi)})
+		}
+	}
+	slices.SortFunc(rs, func(x, y [2]BucketKey) int {
+		switch {
+		case x[0] < y[0]:
+			return -1
+		case x[0] > y[0]:
+			return 1
+		}
+		return 0
+	})
+	out := rs[:0]
+	for _, r := range rs {
+		if n := len(out); n > 0 && r[0] <= out[n-1][1] {
+			out[n-1][1] = max(out[n-1][1], r[1])
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// Only limits a Recheck shard to the buckets of set: backpointers, alloc
+// keys and records of other buckets are dropped.
+func (s *Shard) Only(set *BucketSet) { s.only = set }

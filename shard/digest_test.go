@@ -1,0 +1,268 @@
+package shard
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+
+	"bpcheck/bp"
+	"bpcheck/report"
+)
+
+// scenario is a hand-made (or fuzzed) bucket range: alloc keys, stored
+// backpointers in the order a loader adds them, and pointer records.
+type scenario struct {
+	allocs []BucketKey
+	gen    uint8
+	bps    []Ref // BPOff and BPVal: a stored backpointer
+	refs   []Ref
+}
+
+const scBucket = 16 // sectors per bucket of the scenarios
+
+// exact runs the scenario through one Exact shard.
+func (sc *scenario) exact(cfg *Config) []string {
+	s := New(cfg, 0, MakeBucketKey(1, 0))
+	sc.load(s)
+	s.Apply(sc.refs)
+	return render(s.Finish(nil))
+}
+
+func (sc *scenario) load(s *Shard) {
+	for _, k := range sc.allocs {
+		s.AddAlloc(k, bp.AllocV4{Gen: sc.gen, DataType: bp.DataUser})
+	}
+	for i := range sc.bps {
+		s.AddBP(0, sc.bps[i].BPOff, sc.bps[i].BPVal[:])
+	}
+}
+
+// digest runs it as the pipeline does: a Digest shard, then a Recheck
+// shard over the buckets whose sums disagreed. It returns the findings
+// and how many buckets were rechecked.
+func (sc *scenario) digest(cfg *Config) ([]string, int) {
+	d := NewIn(Digest, cfg, 0, MakeBucketKey(1, 0))
+	if d.Mode() != Digest {
+		panic("no digest key")
+	}
+	sc.load(d)
+	d.Apply(sc.refs)
+	keys, all := d.Mismatches()
+	set := &BucketSet{}
+	if all {
+		set.AddRange(d.Lo, d.Hi)
+	} else {
+		set.Add(keys...)
+	}
+	set.Seal()
+	var found []string
+	if !set.Empty() {
+		r := NewIn(Recheck, cfg, d.Lo, d.Hi)
+		r.Only(set)
+		sc.load(r)
+		r.Apply(sc.refs)
+		found = render(r.Finish(nil))
+		d.MarkIncomplete(r.Incomplete())
+	}
+	found = append(found, render(d.Finish(nil))...)
+	slices.Sort(found)
+	return found, set.Len()
+}
+
+func render(fs []report.Finding) []string {
+	out := make([]string, 0, len(fs))
+	for _, f := range fs {
+		out = append(out, fmt.Sprintf("%+v", f))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// bpRef returns a record of bucket b whose backpointer sits at sector
+// off of the bucket with value byte v.
+func bpRef(b, off uint64, v byte) Ref {
+	r := Ref{Kind: RefPtr, NeedsBP: true, DataType: bp.DataUser, Sectors: 1, Bucket: MakeBucketKey(0, b), BPOff: b*scBucket + off}
+	r.BPVal[0], r.BPVal[1], r.BPVal[2], r.BPVal[8] = byte(bp.BtreeExtents), 0, byte(bp.DataUser), 1
+	r.BPVal[16] = v
+	return r
+}
+
+func digestConfig() *Config {
+	cfg := testConfig(scBucket)
+	cfg.Digest = NewDigestKey()
+	return cfg
+}
+
+// TestDigestLikeExact: each kind of disagreement is found by the sums, and
+// the recheck reports what an Exact shard does; agreeing buckets are not
+// rechecked.
+func TestDigestLikeExact(t *testing.T) {
+	base := func() *scenario {
+		sc := &scenario{gen: 0}
+		for b := uint64(0); b < 6; b++ {
+			sc.allocs = append(sc.allocs, MakeBucketKey(0, b))
+			for off := uint64(0); off < 4; off++ {
+				r := bpRef(b, off*2, byte(b*4+off))
+				r.Sectors = 2
+				sc.bps = append(sc.bps, r)
+				sc.refs = append(sc.refs, r)
+			}
+		}
+		return sc
+	}
+	for _, tc := range []struct {
+		name    string
+		change  func(sc *scenario)
+		buckets int // rechecked
+	}{
+		{"agree", func(*scenario) {}, 0},
+		{"missing backpointer", func(sc *scenario) { sc.bps = slices.Delete(sc.bps, 5, 6) }, 1},
+		{"orphan backpointer", func(sc *scenario) { sc.refs = slices.Delete(sc.refs, 9, 10) }, 1},
+		{"other value", func(sc *scenario) { sc.bps[13].BPVal[20] ^= 1 }, 1},
+		{"two pointers, one backpointer", func(sc *scenario) { sc.refs = append(sc.refs, sc.refs[3]) }, 1},
+		{"swapped values", func(sc *scenario) { sc.bps[4].BPVal, sc.bps[8].BPVal = sc.bps[8].BPVal, sc.bps[4].BPVal }, 2},
+		{"out of order", func(sc *scenario) { sc.bps[2], sc.bps[20] = sc.bps[20], sc.bps[2] }, 1},
+		{"no alloc key", func(sc *scenario) { sc.allocs = slices.Delete(sc.allocs, 2, 3) }, 0},
+		{"stale pointer", func(sc *scenario) { sc.refs[7].Gen = 5 }, 0},
+		{"stripe block", func(sc *scenario) {
+			sc.refs = append(sc.refs, Ref{Kind: RefStripe, NeedsBP: true, DataType: bp.DataParity, Sectors: 2, Bucket: MakeBucketKey(0, 5), BPOff: 5*scBucket + 15})
+		}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sc := base()
+			tc.change(sc)
+			cfg := digestConfig()
+			want := sc.exact(cfg)
+			got, n := sc.digest(cfg)
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("digest and recheck:\n%s\nexact:\n%s", got, want)
+			}
+			if n != tc.buckets {
+				t.Errorf("%d buckets rechecked, want %d", n, tc.buckets)
+			}
+		})
+	}
+}
+
+// TestDigestUndo: backpointers a loader takes back leave the sums as they
+// were.
+func TestDigestUndo(t *testing.T) {
+	cfg := digestConfig()
+	s := NewIn(Digest, cfg, 0, MakeBucketKey(1, 0))
+	r := bpRef(1, 3, 7)
+	s.AddBP(0, r.BPOff, r.BPVal[:])
+	before := slices.Clone(s.bpDig)
+	m := s.MarkBPs()
+	for _, x := range []Ref{bpRef(1, 5, 1), bpRef(0, 1, 3), bpRef(2, 0, 2)} {
+		s.AddBP(0, x.BPOff, x.BPVal[:])
+	}
+	if !s.digBad {
+		t.Fatal("a backpointer out of order did not mark the shard")
+	}
+	s.UndoBPs(m)
+	if !slices.Equal(s.bpDig, before) || s.digBad || s.nBP != 1 {
+		t.Errorf("after undo: %+v bad %v n %d, want %+v", s.bpDig, s.digBad, s.nBP, before)
+	}
+	// The bucket undone is not the last entry's any more.
+	x := bpRef(2, 1, 9)
+	s.AddBP(0, x.BPOff, x.BPVal[:])
+	if len(s.bpDig) != 2 || s.bpDig[1].key != MakeBucketKey(0, 2) || s.bpDig[0] != before[0] {
+		t.Errorf("a backpointer of bucket 2 after undo: %+v", s.bpDig)
+	}
+	s.UndoBPs(m)
+	s.UndoBPs(BPMark{})
+	if len(s.bpDig) != 0 || s.nBP != 0 {
+		t.Errorf("after undo to nothing: %+v n %d", s.bpDig, s.nBP)
+	}
+}
+
+// TestDigestSumBits: a record's digest changes with every bit of its
+// device, position and value.
+func TestDigestSumBits(t *testing.T) {
+	d := NewDigestKey()
+	var v [bp.BackpointerBytes]byte
+	h0 := d.Sum(1, 1000, &v)
+	for i := 0; i < len(v)*8; i++ {
+		w := v
+		w[i/8] ^= 1 << (i % 8)
+		if d.Sum(1, 1000, &w) == h0 {
+			t.Errorf("value bit %d does not change the digest", i)
+		}
+	}
+	for i := 0; i < 64; i++ {
+		if d.Sum(1, 1000^1<<i, &v) == h0 {
+			t.Errorf("offset bit %d does not change the digest", i)
+		}
+	}
+	for i := 0; i < 32; i++ {
+		if d.Sum(1^1<<i, 1000, &v) == h0 {
+			t.Errorf("device bit %d does not change the digest", i)
+		}
+	}
+}
+
+// FuzzDigestLikeExact builds a bucket range from the input (alloc keys,
+// stored backpointers in any order, pointer records with any generation)
+// and checks that a Digest shard and the recheck of the buckets it lists
+// report exactly what one Exact shard reports.
+func FuzzDigestLikeExact(f *testing.F) {
+	f.Add([]byte{0x3f, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0x80, 1, 2, 3})
+	f.Add([]byte{0xff, 7, 0x12, 0x34, 0x12, 0x34, 0x56, 0x80, 0x12, 0x34, 0x99})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) < 1 {
+			return
+		}
+		sc := &scenario{gen: 1}
+		for b := uint64(0); b < 8; b++ {
+			if data[0]>>b&1 != 0 {
+				sc.allocs = append(sc.allocs, MakeBucketKey(0, b))
+			}
+		}
+		// Each byte: bucket (3 bits), sector (3 bits), value (2 bits);
+		// 0x80 alone switches from stored backpointers to records, whose
+		// bytes add a generation (1 bit) and cached flag (1 bit).
+		refs := false
+		for i := 1; i < len(data); i++ {
+			c := data[i]
+			if c == 0x80 && !refs {
+				refs = true
+				continue
+			}
+			r := bpRef(uint64(c&7), uint64(c>>3&7), c>>6)
+			if refs && i+1 < len(data) {
+				i++
+				r.Gen = data[i] & 1
+				r.Cached = data[i]&2 != 0
+				r.NeedsBP = data[i]&4 == 0
+				if r.Cached {
+					r.DataType = bp.DataCached
+				}
+			}
+			if refs {
+				sc.refs = append(sc.refs, r)
+			} else {
+				sc.bps = append(sc.bps, r)
+			}
+		}
+		cfg := digestConfig()
+		want := sc.exact(cfg)
+		got, _ := sc.digest(cfg)
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("digest and recheck:\n%s\nexact:\n%s", got, want)
+		}
+	})
+}
+
+// BenchmarkDigestSum is the cost of one record's digest.
+func BenchmarkDigestSum(b *testing.B) {
+	d := NewDigestKey()
+	var v [bp.BackpointerBytes]byte
+	b.SetBytes(int64(len(v)) + 12)
+	var acc uint64
+	for i := 0; b.Loop(); i++ {
+		acc += d.Sum(uint32(i&1), uint64(i), &v)
+	}
+	sink = acc
+}
+
+var sink uint64
