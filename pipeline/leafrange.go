@@ -1,6 +1,9 @@
-// Leaf ranges: the first pass of a digest check logs, per data leaf, the
-// range of the buckets its records fall in, so that a recheck of a few
-// buckets reads only the leaves that may point into them.
+// Node logs: a digest check logs every node its producers visit in the
+// first pass (with the range of the buckets its records fall in) and
+// every leaf its loaders visit in each pass (with the range of the
+// buckets of its keys), so that a recheck of a few buckets reads only the
+// leaves that may hold their records or keys, and ignores any node the
+// pass could not read (the recheck must see what the pass saw).
 
 package pipeline
 
@@ -13,19 +16,19 @@ import (
 	"bpcheck/shard"
 )
 
-// leafRange is the bucket range [lo, hi] of the records of one data leaf
-// (lo > hi: none), by the leaf's id (leafID).
+// leafRange is the bucket range [lo, hi] of the records or keys of one
+// node (lo > hi: none), by the node's id (leafID).
 type leafRange struct {
 	id     uint64
 	lo, hi shard.BucketKey
 }
 
-// leafID names a leaf by its btree and its max position (the position of
-// the key that points to it). Two leaves with one id share a merged
+// leafID names a node by its btree, level and max position (the position
+// of the key that points to it). Two nodes with one id share a merged
 // range: a collision costs reads, never a record.
-func leafID(id bp.BtreeID, p bp.Pos) uint64 {
+func leafID(id bp.BtreeID, level uint8, p bp.Pos) uint64 {
 	hi, lo := bits.Mul64(p.Inode^0x9e3779b97f4a7c15, p.Offset^0xc2b2ae3d27d4eb4f)
-	return hi ^ lo ^ uint64(p.Snapshot)<<8 ^ uint64(id)
+	return hi ^ lo ^ uint64(p.Snapshot)<<16 ^ uint64(level)<<8 ^ uint64(id)
 }
 
 // seen widens the tracked range of the current leaf to bucket.
@@ -37,10 +40,10 @@ func (e *emitter) seen(bucket shard.BucketKey) {
 // leafStart starts tracking a leaf's records.
 func (e *emitter) leafStart() { e.leafLo, e.leafHi = ^shard.BucketKey(0), 0 }
 
-// leafEnd logs the range of leaf n's records (its PackedLeaf and Node
-// calls log a range each; a recheck merges them).
+// leafEnd logs the range of node n's records (a leaf's PackedLeaf and
+// Node calls log a range each; a recheck merges them).
 func (e *emitter) leafEnd(n *btreeio.Node) {
-	e.leaves = append(e.leaves, leafRange{id: leafID(n.BtreeID, n.Max), lo: e.leafLo, hi: e.leafHi})
+	e.leaves = append(e.leaves, leafRange{id: leafID(n.BtreeID, n.Level, n.Max), lo: e.leafLo, hi: e.leafHi})
 }
 
 // sealLeafRanges sorts the logged ranges by id and merges those of one id.
@@ -65,12 +68,26 @@ func sealLeafRanges(rs []leafRange) []leafRange {
 	return out
 }
 
-// leafSkip reports whether the data leaf of btree id ending at max holds
-// no record of a bucket of set, as the first pass logged it; a leaf not
-// logged (unread then, or no digest check) is read.
+// leafSkip reports whether a recheck leaves the leaf of btree id ending at
+// max unread: the pass logged no record (or key) of it in a bucket of set,
+// or did not log it at all (it could not read it then: the recheck must see
+// what the pass saw, and a leaf that read only now would add records the
+// pass's sums lack).
 func (c *checker) leafSkip(id bp.BtreeID, max bp.Pos, set *shard.BucketSet) bool {
+	r, ok := c.loggedNode(id, 0, max)
+	return !ok || r.lo > r.hi || !set.Within(r.lo, r.hi+1)
+}
+
+// nodeLogged reports whether the pass logged node n (a recheck ignores
+// one it did not: see leafSkip).
+func (c *checker) nodeLogged(n *btreeio.Node) bool {
+	_, ok := c.loggedNode(n.BtreeID, n.Level, n.Max)
+	return ok
+}
+
+func (c *checker) loggedNode(id bp.BtreeID, level uint8, max bp.Pos) (leafRange, bool) {
 	rs := c.leafRanges
-	want := leafID(id, max)
+	want := leafID(id, level, max)
 	i, ok := slices.BinarySearchFunc(rs, want, func(r leafRange, t uint64) int {
 		switch {
 		case r.id < t:
@@ -81,8 +98,7 @@ func (c *checker) leafSkip(id bp.BtreeID, max bp.Pos, set *shard.BucketSet) bool
 		return 0
 	})
 	if !ok {
-		return false
+		return leafRange{}, false
 	}
-	r := rs[i]
-	return r.lo > r.hi || !set.Within(r.lo, r.hi+1)
+	return rs[i], true
 }

@@ -26,8 +26,16 @@ type bpLoader struct {
 	open     bool
 	// quiet: a recheck (shard.Recheck) loads again what a Digest pass
 	// loaded and reported: invalid keys are skipped unreported, and the
-	// leaves are not counted again.
+	// leaves are not counted again; only is the recheck's set, whose
+	// buckets' leaves alone are read (SkipLeaf).
 	quiet bool
+	only  *shard.BucketSet
+}
+
+// SkipLeaf leaves a backpointer leaf unread in a recheck when none of the
+// buckets its keys fall in, as the pass logged them, is rechecked.
+func (l *bpLoader) SkipLeaf(id bp.BtreeID, k *bp.Key) bool {
+	return l.only != nil && l.c.leafSkip(id, k.Pos, l.only)
 }
 
 // report adds a finding of the loader, unless it is quiet.
@@ -38,8 +46,8 @@ func (l *bpLoader) report(f report.Finding) {
 }
 
 func (l *bpLoader) Node(n *btreeio.Node) error {
-	if n.Level != 0 {
-		return nil
+	if n.Level != 0 || l.only != nil && !l.c.nodeLogged(n) {
+		return nil // (a recheck: the pass could not read it; leafSkip)
 	}
 	l.countNode(n)
 	c := l.c
@@ -134,6 +142,9 @@ func (l *bpLoader) PackedLeaf(n *btreeio.Node) (bool, error) {
 	u, data, ok := n.Packed()
 	if !ok || n.Level != 0 {
 		return false, nil
+	}
+	if l.only != nil && !l.c.nodeLogged(n) {
+		return true, nil // (a recheck: the pass could not read it; leafSkip)
 	}
 	c := l.c
 	startSi := l.si
@@ -242,10 +253,14 @@ func (l *bpLoader) PackedLeaf(n *btreeio.Node) (bool, error) {
 	return true, nil
 }
 
-// countNode counts a loaded leaf for the progress display and summary.
+// countNode counts a loaded leaf for the progress display and summary,
+// and logs its buckets for a recheck (digest checks).
 func (l *bpLoader) countNode(n *btreeio.Node) {
 	if !l.quiet {
 		l.c.countLoaded(n)
+		if l.c.cfg.Digest != nil {
+			l.c.logLoadedLeaf(n, bpBucket(l.c.fs, n.Min), bpBucket(l.c.fs, n.Max))
+		}
 	}
 }
 
@@ -288,12 +303,8 @@ func (c *checker) bpRange(lo, hi shard.BucketKey) (bp.Pos, bp.Pos) {
 // loadBackpointers fills one shard with the backpointers of its bucket
 // range. Shards load in parallel: their position ranges do not overlap.
 func (c *checker) loadBackpointers(pass int, sh *shard.Shard) error {
-	return c.loadBackpointersIn(pass, sh, sh.Lo, sh.Hi)
-}
-
-// loadBackpointersIn loads the backpointers of buckets [lo, hi) into sh.
-func (c *checker) loadBackpointersIn(pass int, sh *shard.Shard, lo, hi shard.BucketKey) error {
-	l := &bpLoader{c: c, shards: []*shard.Shard{sh}, lo: lo, hi: hi, pass: pass, quiet: sh.Mode() == shard.Recheck}
+	lo, hi := sh.Lo, sh.Hi
+	l := &bpLoader{c: c, shards: []*shard.Shard{sh}, lo: lo, hi: hi, pass: pass, quiet: sh.Mode() == shard.Recheck, only: sh.Rechecked()}
 	l.plo, l.phi = c.bpRange(lo, hi)
 	l.open = hi == ^shard.BucketKey(0)
 	phi := l.phi
@@ -313,16 +324,35 @@ type allocLoader struct {
 	// keys: the pass's derived-btree keys, told where alloc leaves end
 	// and which alloc nodes were lost.
 	keys *allocinfo.Keys
-	// quiet: a recheck's loader (see bpLoader.quiet)
+	// quiet, only: a recheck's loader (see bpLoader.quiet)
 	quiet bool
+	only  *shard.BucketSet
+}
+
+// SkipLeaf leaves an alloc leaf unread in a recheck when none of its
+// buckets, as the pass logged them, is rechecked.
+func (l *allocLoader) SkipLeaf(id bp.BtreeID, k *bp.Key) bool {
+	return l.only != nil && l.c.leafSkip(id, k.Pos, l.only)
+}
+
+// allocBucket maps an alloc key position to its bucket key, monotonically:
+// positions past what a bucket key holds map to the largest one.
+func allocBucket(p bp.Pos) shard.BucketKey {
+	if p.Inode >= 256 {
+		return ^shard.BucketKey(0) - 1
+	}
+	return shard.MakeBucketKey(p.Inode, min(p.Offset, 1<<48-1))
 }
 
 func (l *allocLoader) Node(n *btreeio.Node) error {
-	if n.Level != 0 {
-		return nil
+	if n.Level != 0 || l.only != nil && !l.c.nodeLogged(n) {
+		return nil // (a recheck: the pass could not read it; leafSkip)
 	}
 	if !l.quiet {
 		l.c.countLoaded(n)
+		if l.c.cfg.Digest != nil {
+			l.c.logLoadedLeaf(n, allocBucket(n.Min), allocBucket(n.Max))
+		}
 	}
 	l.c.loadedNodeProblems(n)
 	if l.keys != nil {
@@ -363,7 +393,7 @@ func (l *allocLoader) NodeError(btree bp.BtreeID, level uint8, parent *bp.Key, e
 func (c *checker) loadAlloc(pass int, shards []*shard.Shard, lo, hi shard.BucketKey) error {
 	l := &allocLoader{c: c, shards: shards, lo: lo, hi: hi, pass: pass, keys: c.passKeys}
 	if shards[0].Mode() == shard.Recheck {
-		l.quiet, l.keys = true, nil
+		l.quiet, l.keys, l.only = true, nil, shards[0].Rechecked()
 	}
 	plo := bp.Pos{Inode: uint64(lo.Dev()), Offset: lo.Bucket()}
 	phi := bp.Pos{Inode: uint64(hi.Dev()), Offset: hi.Bucket()}

@@ -567,9 +567,15 @@ func (p *producer) Node(n *btreeio.Node) error {
 	if n.Level == 0 && !p.dataBtree {
 		return nil
 	}
-	if n.Level == 0 && e.track {
+	if e.track {
 		e.leafStart()
 		defer e.leafEnd(n)
+	}
+	if e.only != nil && !e.c.nodeLogged(n) {
+		// A recheck: the pass could not read this node (leafSkip); its
+		// children, if read now, were logged or are ignored in turn.
+		p.skip = false
+		return nil
 	}
 	skip, skipTo := p.skip, p.skipTo
 	p.skip = false
@@ -625,6 +631,9 @@ func (p *producer) PackedLeaf(n *btreeio.Node) (bool, error) {
 	if e.track {
 		e.leafStart()
 		defer e.leafEnd(n)
+	}
+	if e.only != nil && !e.c.nodeLogged(n) {
+		return true, nil // the pass could not read it (leafSkip)
 	}
 	cur, next := &e.pk[0], &e.pk[1]
 	var curVal []byte

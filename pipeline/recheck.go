@@ -6,6 +6,7 @@ package pipeline
 import (
 	"context"
 
+	"bpcheck/btreeio"
 	"bpcheck/report"
 	"bpcheck/shard"
 )
@@ -47,8 +48,10 @@ func (c *checker) recheck(ctx context.Context, pass int, digest []*shard.Shard, 
 		}
 	}()
 	c.stats.Rechecked += int64(set.Len())
-	if c.leafRanges == nil {
-		c.leafRanges, c.leafLog = sealLeafRanges(c.leafLog), nil
+	if len(c.leafLog) > 0 {
+		// This pass's loaders logged their leaves (the producers log in
+		// the first pass only: they walk every leaf in each pass).
+		c.leafRanges, c.leafLog = sealLeafRanges(append(c.leafRanges, c.leafLog...)), nil
 	}
 	if _, _, err := c.feed(ctx, pass, shards, tasks, nil, set); err != nil {
 		return nil, nil, err
@@ -62,27 +65,23 @@ func (c *checker) recheck(ctx context.Context, pass int, digest []*shard.Shard, 
 	return found, incomplete, nil
 }
 
-// maxRecheckWalks is the most runs of buckets a Recheck shard's loaders
-// walk to one at a time (a walk from the root each); with more, they walk
-// the shard's whole range once and keep what the set holds.
-const maxRecheckWalks = 64
-
 // loadRechecked loads a Recheck shard: the backpointers and alloc keys of
-// the buckets of set in its range.
-func (c *checker) loadRechecked(pass int, sh *shard.Shard, set *shard.BucketSet) error {
-	runs := set.Runs(sh.Lo, sh.Hi)
-	if len(runs) > maxRecheckWalks {
-		runs = [][2]shard.BucketKey{{sh.Lo, sh.Hi}}
+// the buckets of its set. The loaders walk the shard's whole range, as the
+// pass's loaders did, so that they meet every leaf those met (a walk of a
+// narrower range may miss a leaf of a corrupt btree whose siblings'
+// ranges overlap), and read only the leaves whose buckets, as the pass
+// logged them, touch the set (SkipLeaf).
+func (c *checker) loadRechecked(pass int, sh *shard.Shard) error {
+	if err := c.loadBackpointers(pass, sh); err != nil {
+		return err
 	}
-	for _, r := range runs {
-		if err := c.loadBackpointersIn(pass, sh, r[0], r[1]); err != nil {
-			return err
-		}
-	}
-	for _, r := range runs {
-		if err := c.loadAlloc(pass, []*shard.Shard{sh}, r[0], r[1]); err != nil {
-			return err
-		}
-	}
-	return nil
+	return c.loadAlloc(pass, []*shard.Shard{sh}, sh.Lo, sh.Hi)
+}
+
+// logLoadedLeaf logs the bucket range [lo, hi] of a leaf a loader of a
+// digest check read (leafrange.go), for the recheck's loaders.
+func (c *checker) logLoadedLeaf(n *btreeio.Node, lo, hi shard.BucketKey) {
+	c.mu.Lock()
+	c.leafLog = append(c.leafLog, leafRange{id: leafID(n.BtreeID, n.Level, n.Max), lo: lo, hi: hi})
+	c.mu.Unlock()
 }

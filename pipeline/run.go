@@ -317,7 +317,7 @@ func (c *checker) feed(ctx context.Context, pass int, shards []*shard.Shard, tas
 			}
 			defer func() { <-loadSem }()
 			if only != nil {
-				if err := c.loadRechecked(pass, sh, only); err != nil {
+				if err := c.loadRechecked(pass, sh); err != nil {
 					return err
 				}
 			} else {
@@ -409,9 +409,13 @@ func (c *checker) feed(ctx context.Context, pass int, shards []*shard.Shard, tas
 			if e.acct != nil {
 				e.flushAcctRun()
 			}
+			if len(e.leaves) > 0 {
+				c.mu.Lock() // the loaders log theirs too (logLoadedLeaf)
+				c.leafLog = append(c.leafLog, e.leaves...)
+				c.mu.Unlock()
+			}
 			statsMu.Lock()
 			total.add(&e.stats)
-			c.leafLog = append(c.leafLog, e.leaves...)
 			if e.acct != nil {
 				e.acct.merge(c.acctWant, c.fs.SB.Version, &c.acctSums)
 				c.acctSums.cached = c.acctSums.cached || e.acct.cached

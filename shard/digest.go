@@ -323,38 +323,8 @@ func (b *BucketSet) Within(lo, hi BucketKey) bool {
 	return false
 }
 
-// Runs returns the buckets of the set that lie in [lo, hi) as sorted,
-// disjoint runs [from, to) of consecutive buckets.
-func (b *BucketSet) Runs(lo, hi BucketKey) [][2]BucketKey {
-	var rs [][2]BucketKey
-	i, _ := slices.BinarySearch(b.keys, lo)
-	for ; i < len(b.keys) && b.keys[i] < hi; i++ {
-		rs = append(rs, [2]BucketKey{b.keys[i], b.keys[i] + 1})
-	}
-	for _, r := range b.ranges {
-		if r[0] < hi && lo < r[1] {
-			rs = append(rs, [2]BucketKey{max(r[0], lo), min(r[1], hi)})
-		}
-	}
-	slices.SortFunc(rs, func(x, y [2]BucketKey) int {
-		switch {
-		case x[0] < y[0]:
-			return -1
-		case x[0] > y[0]:
-			return 1
-		}
-		return 0
-	})
-	out := rs[:0]
-	for _, r := range rs {
-		if n := len(out); n > 0 && r[0] <= out[n-1][1] {
-			out[n-1][1] = max(out[n-1][1], r[1])
-			continue
-		}
-		out = append(out, r)
-	}
-	return out
-}
+// Rechecked returns the set a Recheck shard is limited to (Only), or nil.
+func (s *Shard) Rechecked() *BucketSet { return s.only }
 
 // Only limits a Recheck shard to the buckets of set: backpointers, alloc
 // keys and records of other buckets are dropped.

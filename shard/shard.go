@@ -950,27 +950,6 @@ func allocDataType(a *bp.AllocV4, multipleSticky bool, stripes uint32, dirty, ca
 	return bp.DataFree
 }
 
-// markLostOwners (Recheck mode) marks incomplete every bucket holding a
-// backpointer whose owner lies in a range the pass lost, matched or not:
-// the recheck's walk may have read a node the pass's walk could not (a
-// transient error), and then matched backpointers whose pointers the
-// Digest shard's sums lack. A single Exact walk finds such backpointers
-// unmatched and marks their buckets the same way.
-func (s *Shard) markLostOwners(lost *Lost) {
-	for i := range s.bps {
-		dev := s.devAt(i)
-		got := s.value(i, dev)
-		v, _ := bp.DecodeBackpointer(got[:], s.cfg.FormatB)
-		if !lost.ownerLost(&v) {
-			continue
-		}
-		if k, ok := s.bpBucketKey(dev, s.bps[i].Off); ok {
-			s.bucket(k).incomplete = true
-			s.incompleteKeys = append(s.incompleteKeys, k)
-		}
-	}
-}
-
 // Finish ends the shard's work: backpointers no pointer claimed become
 // findings, and every bucket's alloc key is compared with the sums of its
 // pointers. It returns all findings of the shard.
@@ -994,9 +973,7 @@ func (s *Shard) Finish(lost *Lost) []report.Finding {
 	for i := range s.bpDig { // Digest mode: none in s.bps
 		s.devCounts[uint32(s.bpDig[i].key.Dev())] += int(s.bpDig[i].n)
 	}
-	if s.mode == Recheck && !lost.Empty() {
-		s.markLostOwners(lost)
-	}
+
 	for i := 0; i < len(s.bps); i++ {
 		if w := i >> 6; i&63 == 0 && w < len(s.matched) && s.matched[w] == ^uint64(0) {
 			i += 63
