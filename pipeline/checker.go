@@ -64,8 +64,10 @@ type checker struct {
 	// allocLeafEnds: the buckets after every alloc leaf's last key, over
 	// all passes (allocinfo.MergeHoles)
 	allocLeafEnds map[shard.BucketKey]bool
-	// leafLog collects the first pass's data leaf ranges (leafrange.go);
-	// leafRanges is the log sorted and merged, made by the first recheck.
+	// leafLog collects the logged nodes' bucket ranges (leafrange.go: the
+	// producers' in the first pass, the loaders' in every pass);
+	// leafRanges is the log sorted and merged, brought up to date by each
+	// recheck.
 	leafLog, leafRanges []leafRange
 }
 
@@ -143,9 +145,12 @@ func newChecker(fs *btreeio.FS, opt Options) *checker {
 		ECFlags:             sb.Version >= bp.VersionErasureCoding,
 	}
 	c.cfg.CheckDup = c.checkDup
-	if !opt.Exact && !fs.Live() {
+	if !opt.Exact && !fs.Live() && c.shift < 64 {
 		// A live check re-judges findings on fresh reads (rejudge.go)
-		// with Exact shards: it keeps them from the start.
+		// with Exact shards: it keeps them from the start. A corrupt
+		// extent_bp_shift of 64 or more puts every backpointer in bucket
+		// 0 of its device in an Exact shard (a Go shift); digests are
+		// not used there.
 		c.cfg.Digest = shard.NewDigestKey()
 	}
 	c.allocRules = allocRules(fs)

@@ -259,7 +259,8 @@ func (l *bpLoader) countNode(n *btreeio.Node) {
 	if !l.quiet {
 		l.c.countLoaded(n)
 		if l.c.cfg.Digest != nil {
-			l.c.logLoadedLeaf(n, bpBucket(l.c.fs, n.Min), bpBucket(l.c.fs, n.Max))
+			lo, hi := l.c.bpLeafBuckets(n)
+			l.c.logLoadedLeaf(n, lo, hi)
 		}
 	}
 }
@@ -335,13 +336,47 @@ func (l *allocLoader) SkipLeaf(id bp.BtreeID, k *bp.Key) bool {
 	return l.only != nil && l.c.leafSkip(id, k.Pos, l.only)
 }
 
-// allocBucket maps an alloc key position to its bucket key, monotonically:
-// positions past what a bucket key holds map to the largest one.
-func allocBucket(p bp.Pos) shard.BucketKey {
-	if p.Inode >= 256 {
-		return ^shard.BucketKey(0) - 1
+// allBuckets is the bucket range [0, allBuckets] a leaf is logged with
+// when its keys' buckets cannot be bounded (leafSkip adds one to it).
+const allBuckets = ^shard.BucketKey(0) - 1
+
+// allocLeafBuckets returns the bucket range [lo, hi] of the keys alloc
+// leaf n can hold, as the shards make their keys (shard.MakeBucketKey of
+// the position, which keeps 48 bits of the offset): the whole range when
+// the leaf reaches past the 256 devices or the 48 bits (the btree's last
+// leaf ends at the largest position).
+func allocLeafBuckets(n *btreeio.Node) (lo, hi shard.BucketKey) {
+	if n.Min.Inode >= 256 || n.Max.Inode >= 256 || n.Max.Offset >= 1<<48 {
+		return 0, allBuckets
 	}
-	return shard.MakeBucketKey(p.Inode, min(p.Offset, 1<<48-1))
+	return shard.MakeBucketKey(n.Min.Inode, n.Min.Offset), shard.MakeBucketKey(n.Max.Inode, n.Max.Offset)
+}
+
+// bpLeafBuckets returns the bucket range [lo, hi] of the backpointers leaf
+// n can hold, as the shards compute their buckets (the offset shifted and
+// divided by the bucket size, not clamped to the device): the whole range
+// when the leaf reaches past a member's buckets or its devices.
+func (c *checker) bpLeafBuckets(n *btreeio.Node) (lo, hi shard.BucketKey) {
+	bucket := func(p bp.Pos) (shard.BucketKey, bool) {
+		if p.Inode >= uint64(len(c.fs.SB.Members)) || c.shift >= 64 {
+			return 0, false
+		}
+		m := &c.fs.SB.Members[p.Inode]
+		if m.BucketSize == 0 {
+			return 0, false
+		}
+		b := (p.Offset >> c.shift) / uint64(m.BucketSize)
+		if b >= m.NBuckets || b >= 1<<48 {
+			return 0, false
+		}
+		return shard.MakeBucketKey(p.Inode, b), true
+	}
+	lo, ok := bucket(n.Min)
+	hi, ok2 := bucket(n.Max)
+	if !ok || !ok2 {
+		return 0, allBuckets
+	}
+	return lo, hi
 }
 
 func (l *allocLoader) Node(n *btreeio.Node) error {
@@ -351,7 +386,8 @@ func (l *allocLoader) Node(n *btreeio.Node) error {
 	if !l.quiet {
 		l.c.countLoaded(n)
 		if l.c.cfg.Digest != nil {
-			l.c.logLoadedLeaf(n, allocBucket(n.Min), allocBucket(n.Max))
+			lo, hi := allocLeafBuckets(n)
+			l.c.logLoadedLeaf(n, lo, hi)
 		}
 	}
 	l.c.loadedNodeProblems(n)

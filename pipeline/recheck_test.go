@@ -11,6 +11,7 @@ import (
 	"bpcheck/bp"
 	"bpcheck/btreeio"
 	"bpcheck/internal/casedata"
+	"bpcheck/internal/faultio"
 	"bpcheck/pipeline"
 )
 
@@ -142,5 +143,35 @@ func TestRecheckOverlappingLeaves(t *testing.T) {
 	}
 	if renders[0] != renders[1] {
 		t.Errorf("digest findings differ from exact ones:\n got: %s\nwant: %s", renders[1], renders[0])
+	}
+}
+
+// TestDigestShiftFlip flips each bit of the superblock byte holding
+// extent_bp_shift in the nocsum image (a shift of 64 or more, among
+// others): digest matching and Options.Exact must agree. (Found by a
+// review: a shift of 64 or more had the two put backpointers in
+// different buckets.)
+func TestDigestShiftFlip(t *testing.T) {
+	casedata.Require(t)
+	path := casedata.CaseImages(t, "nocsum")[0]
+	for bit := uint8(0); bit < 8; bit++ {
+		faults := []faultio.Fault{{Kind: faultio.Flip, Off: 4096 + 197, Bit: bit}}
+		var res [2]*pipeline.Result
+		for i, exact := range []bool{true, false} {
+			fs, _ := openFaulty(t, path, faults)
+			r, err := pipeline.Run(context.Background(), fs, pipeline.Options{Workers: 2, Exact: exact})
+			if err != nil {
+				t.Fatalf("bit %d, exact %v: %v", bit, exact, err)
+			}
+			res[i] = r
+		}
+		if got, want := render(res[1]), render(res[0]); got != want {
+			t.Errorf("bit %d (flag bit %d): digest findings differ from exact ones:\n got: %.2000s\nwant: %.2000s", bit, 40+bit, got, want)
+		}
+		g, w := res[1].Stats, res[0].Stats
+		g.LoadNodes, g.LoadBytes, g.Rechecked = w.LoadNodes, w.LoadBytes, w.Rechecked
+		if g != w {
+			t.Errorf("bit %d: stats %+v, exact %+v", bit, res[1].Stats, res[0].Stats)
+		}
 	}
 }

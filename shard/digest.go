@@ -204,20 +204,43 @@ func (s *Shard) addBPDigest(dev uint32, off uint64, v *[bp.BackpointerBytes]byte
 }
 
 // addPtrDigest adds the backpointer record r expects to the sums of its
-// bucket b. A stripe block's backpointer sits at the block's end, which
-// an Exact shard looks up wherever it falls: one that falls outside the
-// block's bucket is not summed, and the bucket is rechecked.
+// bucket b. An expected backpointer outside the record's bucket (a stripe
+// block's sits at the block's end; a corrupt crc offset moves an extent's)
+// is one an Exact shard may look up elsewhere in the shard (findBP, for a
+// bucket without alloc key or a stripe block): it is not summed, and both
+// buckets are rechecked.
 func (s *Shard) addPtrDigest(b *bucketState, r *Ref) {
-	if r.Kind == RefStripe {
-		if k, ok := s.bpBucketKey(uint32(r.Bucket.Dev()), r.BPOff); !ok || k != r.Bucket {
-			s.forced = append(s.forced, r.Bucket)
-			if ok && k >= s.Lo && k < s.Hi {
-				s.forced = append(s.forced, k)
-			}
-			return
+	dev := uint32(r.Bucket.Dev())
+	if !s.bpInBucket(r.Bucket, r.BPOff) {
+		s.forced = append(s.forced, r.Bucket)
+		if k, ok := s.bpBucketKey(dev, r.BPOff); ok && k >= s.Lo && k < s.Hi {
+			s.forced = append(s.forced, k)
 		}
+		return
 	}
-	b.addDigest(s.cfg.Digest.Sum(uint32(r.Bucket.Dev()), r.BPOff, &r.BPVal), 1)
+	b.addDigest(s.cfg.Digest.Sum(dev, r.BPOff, &r.BPVal), 1)
+}
+
+// bpInBucket reports whether the backpointer at offset off of bucket k's
+// device lies in bucket k (false when that cannot be told cheaply: the
+// caller then rechecks). The offsets of the last bucket asked about are
+// kept: records of consecutive extents mostly share a bucket.
+func (s *Shard) bpInBucket(k BucketKey, off uint64) bool {
+	if !s.inOK || k != s.inKey {
+		dev := uint32(k.Dev())
+		bs, ok := s.cfg.BucketSize(uint64(dev))
+		shift, b := s.cfg.Shift, k.Bucket()
+		s.inKey, s.inOK, s.inLo, s.inHi = k, true, 0, 0
+		if !ok || bs == 0 || shift >= 64 {
+			return false
+		}
+		top := (b + 1) * uint64(bs)
+		if top/uint64(bs) != b+1 || top>>(64-shift) != 0 {
+			return false // overflows: inLo == inHi holds nothing
+		}
+		s.inLo, s.inHi = b*uint64(bs)<<shift, top<<shift
+	}
+	return off >= s.inLo && off < s.inHi
 }
 
 // Mismatches ends a Digest shard's matching: it returns the buckets whose

@@ -247,8 +247,12 @@ type Shard struct {
 	// digLo, digHi: the offsets of the last bpDig entry's bucket on
 	// device aDev (both 0: not known).
 	digLo, digHi uint64
-	digBad       bool
-	forced       []BucketKey
+	// inKey's offsets are [inLo, inHi) when inOK (bpInBucket's cache)
+	inKey      BucketKey
+	inOK       bool
+	inLo, inHi uint64
+	digBad     bool
+	forced     []BucketKey
 	// Recheck mode: only holds the buckets checked; incompleteKeys are
 	// the buckets Finish marked incomplete.
 	only           *BucketSet
