@@ -40,6 +40,9 @@ func (c *checker) recheck(ctx context.Context, pass int, digest []*shard.Shard, 
 		}
 		sh := shard.NewIn(shard.Recheck, c.cfg, d.Lo, d.Hi)
 		sh.Only(set)
+		// Exactly what the pass saw of those buckets: the arrays never
+		// grow (a whole-range recheck keeps what an exact pass would).
+		sh.Reserve(d.RecheckSizes(set))
 		shards = append(shards, sh)
 	}
 	defer func() {

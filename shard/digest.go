@@ -171,6 +171,7 @@ func (s *Shard) addBPDigest(dev uint32, off uint64, v *[bp.BackpointerBytes]byte
 		}
 	}
 	shift := s.cfg.Shift
+	s.digLo, s.digHi = 0, 0
 	if s.aBS == 0 || shift >= 64 {
 		s.digBad = true
 		return
@@ -179,7 +180,6 @@ func (s *Shard) addBPDigest(dev uint32, off uint64, v *[bp.BackpointerBytes]byte
 	k := MakeBucketKey(uint64(dev), b)
 	// The offsets of bucket b: [b*bs << shift, (b+1)*bs << shift), when
 	// that does not overflow (else every backpointer divides).
-	s.digLo, s.digHi = 0, 0
 	if top := (b + 1) * s.aBS; top/s.aBS == b+1 && top>>(64-shift) == 0 && shift < 64 {
 		s.digLo, s.digHi = b*s.aBS<<shift, top<<shift
 	}
@@ -265,6 +265,23 @@ func (s *Shard) Mismatches() (keys []BucketKey, all bool) {
 	keys = append(keys, s.forced...)
 	slices.Sort(keys)
 	return slices.Compact(keys), s.digBad
+}
+
+// RecheckSizes returns how many backpointers and alloc keys of the buckets
+// of set this Digest shard saw: what a Recheck shard over its range will
+// hold (Reserve). Call it after Mismatches.
+func (s *Shard) RecheckSizes(set *BucketSet) (bps, allocs int) {
+	for i := range s.bpDig {
+		if set.Has(s.bpDig[i].key) {
+			bps += int(s.bpDig[i].n)
+		}
+	}
+	for i := range s.buckets[:s.nAlloc] {
+		if set.Has(s.buckets[i].key) {
+			allocs++
+		}
+	}
+	return bps, allocs
 }
 
 // MarkIncomplete marks buckets whose sums cannot be judged: a recheck
