@@ -772,3 +772,49 @@ func TestDemoGenerated(t *testing.T) {
 		t.Errorf("demo found %s findings, the manifest expects %s:\n%s", found[1], want[1], r.stdout)
 	}
 }
+
+// TestExactFlag: check --exact keeps every backpointer (the summary says
+// "matching": "exact") and reports what the default digest matching
+// reports, line for line, with the same exit code.
+func TestExactFlag(t *testing.T) {
+	casedata.Require(t)
+	for _, name := range []string{"corrupt-mixed", "a-corrupt", "v139-corrupt-mixed"} {
+		t.Run(name, func(t *testing.T) {
+			imgs := casedata.CaseImages(t, name)
+			var findings [2][]string
+			var codes [2]int
+			for i, exact := range []bool{false, true} {
+				args := append([]string{"check", "--json"}, stableCheckArgs...)
+				if exact {
+					args = append(args, "--exact")
+				}
+				r := runCLI(t, append(args, imgs...)...)
+				codes[i] = r.code
+				for _, line := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+					var m map[string]any
+					if err := json.Unmarshal([]byte(line), &m); err != nil {
+						t.Fatalf("--exact %v: %v: %s", exact, err, line)
+					}
+					switch m["message_type"] {
+					case "finding":
+						findings[i] = append(findings[i], line)
+					case "summary":
+						want := map[bool]string{false: "digest", true: "exact"}[exact]
+						if m["matching"] != want {
+							t.Errorf("--exact %v: matching %v, want %s", exact, m["matching"], want)
+						}
+						if rc, _ := m["rechecked"].(float64); exact && rc != 0 || !exact && rc == 0 {
+							t.Errorf("--exact %v: %v buckets rechecked", exact, m["rechecked"])
+						}
+					}
+				}
+			}
+			if codes[0] != codes[1] {
+				t.Errorf("exit codes %d (digest) and %d (--exact)", codes[0], codes[1])
+			}
+			if strings.Join(findings[0], "\n") != strings.Join(findings[1], "\n") {
+				t.Errorf("findings differ:\ndigest:\n%s\n--exact:\n%s", strings.Join(findings[0], "\n"), strings.Join(findings[1], "\n"))
+			}
+		})
+	}
+}
