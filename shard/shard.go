@@ -253,6 +253,9 @@ type Shard struct {
 	inLo, inHi uint64
 	digBad     bool
 	forced     []BucketKey
+	// missingAt: where the ptr_to_missing_alloc_key finding of each bucket
+	// without alloc key is in findings (missingAllocKey).
+	missingAt map[BucketKey]int
 	// Recheck mode: only holds the buckets checked; incompleteKeys are
 	// the buckets Finish marked incomplete.
 	only           *BucketSet
@@ -726,12 +729,8 @@ func (s *Shard) apply(r *Ref) {
 					fmt.Sprintf("dirty pointer gen %d, bucket gen %d", r.Gen, b.a.Gen)))
 			}
 		}
-	} else if !b.missingOK {
-		b.missingOK = true
-		if s.mode != Recheck { // else the Digest pass reported it
-			s.findings = append(s.findings, s.ptrFinding(report.PtrToMissingAllocKey, r,
-				fmt.Sprintf("data type %s ptr gen %d missing in alloc btree", r.DataType, r.Gen)))
-		}
+	} else if s.mode != Recheck { // else the Digest pass reported it
+		s.missingAllocKey(b, r)
 	}
 	if r.Kind == RefStripe {
 		// A stripe block (__mark_stripe_bucket): one stripe reference; a
@@ -797,6 +796,39 @@ func (s *Shard) apply(r *Ref) {
 		return
 	}
 	s.setMatched(i)
+}
+
+// missingAllocKey reports a pointer into bucket b, which has no alloc key:
+// one ptr_to_missing_alloc_key per bucket, for the pointer whose finding
+// sorts first (report.Compare), so that the finding does not depend on the
+// order in which records arrive (producers and shards run in parallel).
+func (s *Shard) missingAllocKey(b *bucketState, r *Ref) {
+	f := s.ptrFinding(report.PtrToMissingAllocKey, r,
+		fmt.Sprintf("data type %s ptr gen %d missing in alloc btree", r.DataType, r.Gen))
+	if !b.missingOK {
+		b.missingOK = true
+		if s.missingAt == nil {
+			s.missingAt = map[BucketKey]int{}
+		}
+		s.missingAt[b.key] = len(s.findings)
+		s.findings = append(s.findings, f)
+		return
+	}
+	if i, ok := s.missingAt[b.key]; ok && findingBefore(&f, &s.findings[i]) {
+		s.findings[i] = f
+	}
+}
+
+// findingBefore orders findings totally: report.Compare, then the fields
+// it leaves out.
+func findingBefore(a, b *report.Finding) bool {
+	if c := report.Compare(a, b); c != 0 {
+		return c < 0
+	}
+	if a.Detail != b.Detail {
+		return a.Detail < b.Detail
+	}
+	return a.KeyType < b.KeyType
 }
 
 // resolveMismatches judges pointers whose backpointer position holds a
