@@ -8,6 +8,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"math/bits"
 	"slices"
 
@@ -48,15 +49,7 @@ func (e *emitter) leafEnd(n *btreeio.Node) {
 
 // sealLeafRanges sorts the logged ranges by id and merges those of one id.
 func sealLeafRanges(rs []leafRange) []leafRange {
-	slices.SortFunc(rs, func(a, b leafRange) int {
-		switch {
-		case a.id < b.id:
-			return -1
-		case a.id > b.id:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(rs, func(a, b leafRange) int { return cmp.Compare(a.id, b.id) })
 	out := rs[:0]
 	for _, r := range rs {
 		if n := len(out); n > 0 && out[n-1].id == r.id {
@@ -88,15 +81,7 @@ func (c *checker) nodeLogged(n *btreeio.Node) bool {
 func (c *checker) loggedNode(id bp.BtreeID, level uint8, max bp.Pos) (leafRange, bool) {
 	rs := c.leafRanges
 	want := leafID(id, level, max)
-	i, ok := slices.BinarySearchFunc(rs, want, func(r leafRange, t uint64) int {
-		switch {
-		case r.id < t:
-			return -1
-		case r.id > t:
-			return 1
-		}
-		return 0
-	})
+	i, ok := slices.BinarySearchFunc(rs, want, func(r leafRange, t uint64) int { return cmp.Compare(r.id, t) })
 	if !ok {
 		return leafRange{}, false
 	}

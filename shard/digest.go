@@ -13,6 +13,7 @@
 package shard
 
 import (
+	"cmp"
 	"encoding/binary"
 	"math/bits"
 	"math/rand/v2"
@@ -153,54 +154,44 @@ func (s *Shard) ReserveDigests(n int) {
 func (s *Shard) addBPDigest(dev uint32, off uint64, v *[bp.BackpointerBytes]byte) {
 	h := s.cfg.Digest.Sum(dev, off, v)
 	s.nBP++
-	if n := len(s.bpDig); n > 0 && dev == s.aDev && off >= s.digLo && off < s.digHi {
-		d := &s.bpDig[n-1]
-		if off <= s.lastBPOff {
-			s.digBad = true
-		}
-		d.sum += h
-		d.n++
-		s.lastBPOff = off
+	n := len(s.bpDig)
+	if n > 0 && dev == s.aDev && off >= s.digLo && off < s.digHi {
+		s.addToLast(off, h)
 		return
 	}
-	if !s.aOK || s.aDev != dev {
-		bs, ok := s.cfg.BucketSize(uint64(dev))
-		s.aDev, s.aOK, s.aBS = dev, true, uint64(bs)
-		if !ok {
-			s.aBS = 0
-		}
-	}
-	shift := s.cfg.Shift
+	bs, shift := s.devBucketSize(dev), s.cfg.Shift
 	s.digLo, s.digHi = 0, 0
-	if s.aBS == 0 || shift >= 64 {
+	if bs == 0 || shift >= 64 {
 		s.digBad = true
 		return
 	}
-	b := (off >> shift) / s.aBS
+	b := (off >> shift) / bs
 	k := MakeBucketKey(uint64(dev), b)
-	// The offsets of bucket b: [b*bs << shift, (b+1)*bs << shift), when
-	// that does not overflow (else every backpointer divides).
-	if top := (b + 1) * s.aBS; top/s.aBS == b+1 && top>>(64-shift) == 0 && shift < 64 {
-		s.digLo, s.digHi = b*s.aBS<<shift, top<<shift
-	}
-	if n := len(s.bpDig); n > 0 {
-		d := &s.bpDig[n-1]
-		if d.key == k {
-			// the same bucket, reached the slow way
-			if off <= s.lastBPOff {
-				s.digBad = true
-			}
-			d.sum += h
-			d.n++
-			s.lastBPOff = off
+	// Remembered for the next ones (when the offsets fit 64 bits; else
+	// every backpointer divides).
+	s.digLo, s.digHi, _ = bucketOffsets(b, bs, shift)
+	if n > 0 {
+		if last := s.bpDig[n-1].key; last == k {
+			s.addToLast(off, h) // the same bucket, reached the slow way
 			return
-		}
-		if k < d.key {
+		} else if k < last {
 			s.digBad = true
 		}
 	}
 	s.lastBPOff = off
 	s.bpDig = append(s.bpDig, bucketDigest{key: k, sum: h, n: 1})
+}
+
+// addToLast adds the digest h of the backpointer at offset off to the last
+// bpDig entry, its bucket's.
+func (s *Shard) addToLast(off, h uint64) {
+	if off <= s.lastBPOff {
+		s.digBad = true // a position repeated, or out of order
+	}
+	d := &s.bpDig[len(s.bpDig)-1]
+	d.sum += h
+	d.n++
+	s.lastBPOff = off
 }
 
 // addPtrDigest adds the backpointer record r expects to the sums of its
@@ -227,18 +218,14 @@ func (s *Shard) addPtrDigest(b *bucketState, r *Ref) {
 // kept: records of consecutive extents mostly share a bucket.
 func (s *Shard) bpInBucket(k BucketKey, off uint64) bool {
 	if !s.inOK || k != s.inKey {
-		dev := uint32(k.Dev())
-		bs, ok := s.cfg.BucketSize(uint64(dev))
-		shift, b := s.cfg.Shift, k.Bucket()
-		s.inKey, s.inOK, s.inLo, s.inHi = k, true, 0, 0
-		if !ok || bs == 0 || shift >= 64 {
-			return false
+		bs, ok := s.cfg.BucketSize(uint64(k.Dev()))
+		if !ok {
+			bs = 0
 		}
-		top := (b + 1) * uint64(bs)
-		if top/uint64(bs) != b+1 || top>>(64-shift) != 0 {
-			return false // overflows: inLo == inHi holds nothing
-		}
-		s.inLo, s.inHi = b*uint64(bs)<<shift, top<<shift
+		// Offsets that do not fit 64 bits leave inLo == inHi: nothing
+		// is in the bucket.
+		s.inLo, s.inHi, _ = bucketOffsets(k.Bucket(), uint64(bs), s.cfg.Shift)
+		s.inKey, s.inOK = k, true
 	}
 	return off >= s.inLo && off < s.inHi
 }
@@ -319,15 +306,7 @@ func (b *BucketSet) AddRange(lo, hi BucketKey) {
 func (b *BucketSet) Seal() {
 	slices.Sort(b.keys)
 	b.keys = slices.Compact(b.keys)
-	slices.SortFunc(b.ranges, func(x, y [2]BucketKey) int {
-		switch {
-		case x[0] < y[0]:
-			return -1
-		case x[0] > y[0]:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(b.ranges, func(x, y [2]BucketKey) int { return cmp.Compare(x[0], y[0]) })
 }
 
 // Empty reports whether the set holds no bucket.

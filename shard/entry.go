@@ -114,14 +114,7 @@ const noInBucket = ^uint64(0)
 // (in sectors << shift, plus the crc offset the low bits keep), or
 // noInBucket for a device without a bucket size.
 func (s *Shard) inBucketA(dev uint32, off uint64) uint64 {
-	if !s.aOK || s.aDev != dev {
-		bs, ok := s.cfg.BucketSize(uint64(dev))
-		s.aDev, s.aOK, s.aBS = dev, true, uint64(bs)
-		if !ok {
-			s.aBS = 0
-		}
-	}
-	bs, shift := s.aBS, s.cfg.Shift
+	bs, shift := s.devBucketSize(dev), s.cfg.Shift
 	if bs == 0 || shift >= 64 {
 		return noInBucket
 	}
@@ -135,6 +128,33 @@ func (s *Shard) inBucketA(dev uint32, off uint64) uint64 {
 		return noInBucket
 	}
 	return off - start<<shift
+}
+
+// devBucketSize returns the bucket size of device dev (0: none), through a
+// one-device cache (entries and records come device by device).
+func (s *Shard) devBucketSize(dev uint32) uint64 {
+	if !s.aOK || s.aDev != dev {
+		bs, ok := s.cfg.BucketSize(uint64(dev))
+		s.aDev, s.aOK, s.aBS = dev, true, uint64(bs)
+		if !ok {
+			s.aBS = 0
+		}
+	}
+	return s.aBS
+}
+
+// bucketOffsets returns the backpointer offsets of bucket b, [lo, hi), for
+// buckets of bs sectors and the given shift; ok is false when they do not
+// fit 64 bits.
+func bucketOffsets(b, bs uint64, shift uint) (lo, hi uint64, ok bool) {
+	if bs == 0 || shift >= 64 {
+		return 0, 0, false
+	}
+	top := (b + 1) * bs
+	if top/bs != b+1 || top>>(64-shift) != 0 {
+		return 0, 0, false
+	}
+	return b * bs << shift, top << shift, true
 }
 
 // inBucket is inBucketA where format A values may be stored: in format A,
