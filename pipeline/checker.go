@@ -69,6 +69,9 @@ type checker struct {
 	// leafRanges is the log sorted and merged, brought up to date by each
 	// recheck.
 	leafLog, leafRanges []leafRange
+	// passHeld is the memory the shards of the running pass pin, as
+	// planned: a recheck takes what is left of the budget.
+	passHeld int64
 }
 
 // nodeLost records a node that could not be read: its subtree's range goes

@@ -64,6 +64,11 @@ type Stats struct {
 	// again the exact way (a shard whose backpointers came out of order
 	// is checked again whole and counts one).
 	Rechecked int64
+	// RecheckWalks counts the walks of the pointer btrees the rechecks
+	// took: one per pass with buckets to recheck, more when their
+	// backpointers did not fit the memory the pass left (each walk reads
+	// only the leaves that touch its part of the buckets).
+	RecheckWalks int64
 }
 
 // DevStats are the counts of one device.

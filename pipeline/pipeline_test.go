@@ -368,9 +368,9 @@ func TestSameFindingsAnyLayout(t *testing.T) {
 }
 
 // TestDigestLikeExact checks every case with digest matching (the
-// default) and with Options.Exact: the findings, errors and counts must
-// be the same, and a case whose exact check finds no backpointer problem
-// must need no recheck.
+// default, its recheck whole and cut into parts) and with Options.Exact:
+// the findings, errors and counts must be the same, and a case whose
+// exact check finds no backpointer problem must need no recheck.
 func TestDigestLikeExact(t *testing.T) {
 	casedata.Require(t)
 	for _, name := range casedata.Cases(t) {
@@ -387,9 +387,21 @@ func TestDigestLikeExact(t *testing.T) {
 				t.Errorf("%d errors, exact %d", len(res.Errors), len(exact.Errors))
 			}
 			g, w := res.Stats, exact.Stats
-			g.LoadNodes, g.LoadBytes, g.Rechecked = w.LoadNodes, w.LoadBytes, w.Rechecked
+			g.LoadNodes, g.LoadBytes, g.Rechecked, g.RecheckWalks = w.LoadNodes, w.LoadBytes, w.Rechecked, w.RecheckWalks
 			if g != w {
 				t.Errorf("stats %+v, exact %+v", res.Stats, exact.Stats)
+			}
+			// The recheck cut into a part per group of buckets (as when
+			// the bad buckets' backpointers would not fit the budget at
+			// once) must find the same.
+			restore := pipeline.SetRecheckLimit(1)
+			parts := runCase(t, name, pipeline.Options{Workers: 2})
+			restore()
+			if got, want := render(parts), render(exact); got != want {
+				t.Errorf("digest findings with the recheck in parts differ from exact ones:\n got: %s\nwant: %s", got, want)
+			}
+			if len(parts.Errors) != len(exact.Errors) {
+				t.Errorf("recheck in parts: %d errors, exact %d", len(parts.Errors), len(exact.Errors))
 			}
 			bps, _, _ := split(exact)
 			if len(bps) == 0 && res.Stats.Rechecked != 0 {

@@ -9,12 +9,34 @@ import (
 	"bpcheck/shard"
 )
 
+// digestPlanning lets makePlan pack a digest check's passes by its Digest
+// shards' memory; tests turn it off to give a digest check and an exact
+// one the same passes.
+var digestPlanning = true
+
 // span is a bucket range [lo, hi) with the memory its shard would pin.
 type span struct {
 	lo, hi shard.BucketKey
-	cost   int64
+	cost   int64 // memory pinned by its shard (Digest or Exact, planCost)
+	work   int64 // exact cost: what its loaders and records weigh
 	bps    int64 // estimated backpointers (an upper bound)
 	allocs int64 // buckets (an upper bound of alloc keys)
+}
+
+// exactCost is the memory an Exact shard of bps backpointers and allocs
+// alloc keys pins, and the weight of its work (splitShards).
+func exactCost(bps, allocs int64) int64 {
+	return bps*shard.BPEntrySize + allocs*shard.AllocEntrySize
+}
+
+// planCost is the memory the shard of a span pins: an Exact shard's keeps
+// every backpointer; a Digest shard's keeps per bucket its state and the
+// sums of its stored backpointers, and none of them.
+func planCost(u span, digest bool) int64 {
+	if digest {
+		return u.allocs * (shard.AllocEntrySize + shard.DigestEntrySize)
+	}
+	return exactCost(u.bps, u.allocs)
 }
 
 // Plan is how the bucket space is cut into passes and shards.
@@ -92,8 +114,12 @@ func endKey(fs *btreeio.FS) shard.BucketKey {
 }
 
 // makePlan cuts the bucket space so that no pass pins more than budget
-// bytes, and each pass into up to nShards shards of similar cost.
-func makePlan(fs *btreeio.FS, budget int64, nShards int) (*Plan, []error) {
+// bytes, and each pass into up to nShards shards of similar work. With
+// digest, shards are Digest shards: a span's cost is their memory, and
+// passes may be packed by it (see below). Shards are cut by work, not
+// memory, so that the shards of a pass are those an exact plan of the
+// same passes draws.
+func makePlan(fs *btreeio.FS, budget int64, nShards int, digest bool) (*Plan, []error) {
 	lv := &leafVisitor{fs: fs}
 	if r := fs.Root(bp.BtreeBackpointers); r != nil {
 		if r.Level == 0 {
@@ -155,31 +181,25 @@ func makePlan(fs *btreeio.FS, budget int64, nShards int) (*Plan, []error) {
 	}
 	spreadAllocs(fs, units)
 	for i := range units {
-		units[i].cost = units[i].bps*shard.BPEntrySize + units[i].allocs*shard.AllocEntrySize
+		units[i].work = exactCost(units[i].bps, units[i].allocs)
+		units[i].cost = planCost(units[i], digest)
 	}
 	plan := &Plan{}
-	var total int64
 	for _, u := range units {
-		total += u.cost
+		plan.EstimatedBytes += u.cost
 	}
-	plan.EstimatedBytes = total
-	// Greedy packing of units into passes under the budget.
-	var cur []span
-	var curCost int64
-	flush := func() {
-		if len(cur) > 0 {
-			plan.Passes = append(plan.Passes, splitShards(cur, curCost, nShards))
+	plan.Passes = packPasses(units, budget, nShards, func(u span) int64 { return u.work })
+	if digest && digestPlanning {
+		// Digest shards pin less than Exact ones, and their rechecks
+		// more: passes packed by the Digest shards' memory in three
+		// quarters of the budget leave a quarter to the rechecks (more
+		// is cut into parts, recheckParts). They are taken when they are
+		// fewer than an exact plan's; else the exact plan's passes, whose
+		// rechecks never hold more than its Exact shards would.
+		if p := packPasses(units, budget-budget/4, nShards, func(u span) int64 { return u.cost }); len(p) < len(plan.Passes) {
+			plan.Passes = p
 		}
-		cur, curCost = nil, 0
 	}
-	for _, u := range units {
-		if len(cur) > 0 && curCost+u.cost > budget {
-			flush()
-		}
-		cur = append(cur, u)
-		curCost += u.cost
-	}
-	flush()
 	if len(plan.Passes) == 0 {
 		plan.Passes = [][]span{{{lo: 0, hi: endKey(fs)}}}
 	}
@@ -191,6 +211,30 @@ func makePlan(fs *btreeio.FS, budget int64, nShards int) (*Plan, []error) {
 	last := plan.Passes[len(plan.Passes)-1]
 	last[len(last)-1].hi = ^shard.BucketKey(0)
 	return plan, lv.errs
+}
+
+// packPasses packs units, in order, into passes whose units cost (by
+// cost) at most budget together (a unit costing more is a pass of its
+// own), and cuts each pass into up to nShards shards (splitShards).
+func packPasses(units []span, budget int64, nShards int, cost func(span) int64) [][]span {
+	var passes [][]span
+	var cur []span
+	var curCost int64
+	flush := func() {
+		if len(cur) > 0 {
+			passes = append(passes, splitShards(cur, nShards))
+		}
+		cur, curCost = nil, 0
+	}
+	for _, u := range units {
+		if len(cur) > 0 && curCost+cost(u) > budget {
+			flush()
+		}
+		cur = append(cur, u)
+		curCost += cost(u)
+	}
+	flush()
+	return passes
 }
 
 // allocLeaves sizes the alloc btree's leaves from its level-1 nodes:
@@ -310,10 +354,14 @@ func allocCost(fs *btreeio.FS, lo, hi shard.BucketKey) int64 {
 	return n * shard.AllocEntrySize
 }
 
-// splitShards cuts a pass's units into up to n shards of similar cost.
-func splitShards(units []span, total int64, n int) []span {
+// splitShards cuts a pass's units into up to n shards of similar work.
+func splitShards(units []span, n int) []span {
 	if n < 1 {
 		n = 1
+	}
+	var total int64
+	for _, u := range units {
+		total += u.work
 	}
 	target := total/int64(n) + 1
 	var out []span
@@ -321,9 +369,10 @@ func splitShards(units []span, total int64, n int) []span {
 	for i, u := range units {
 		cur.hi = u.hi
 		cur.cost += u.cost
+		cur.work += u.work
 		cur.bps += u.bps
 		cur.allocs += u.allocs
-		if cur.cost >= target && len(out) < n-1 && i < len(units)-1 {
+		if cur.work >= target && len(out) < n-1 && i < len(units)-1 {
 			out = append(out, cur)
 			cur = span{lo: u.hi}
 		}

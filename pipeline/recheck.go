@@ -4,8 +4,12 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
+	"slices"
+	"sort"
 
+	"bpcheck/allocinfo"
 	"bpcheck/btreeio"
 	"bpcheck/report"
 	"bpcheck/shard"
@@ -21,10 +25,12 @@ import (
 // read errors). A healthy filesystem has no such bucket, and no recheck.
 func (c *checker) recheck(ctx context.Context, pass int, digest []*shard.Shard, tasks []task) ([]report.Finding, []shard.BucketKey, error) {
 	set := &shard.BucketSet{}
+	var whole [][2]shard.BucketKey // shards rechecked whole
 	for _, d := range digest {
 		keys, all := d.Mismatches()
 		if all {
 			set.AddRange(d.Lo, d.Hi)
+			whole = append(whole, [2]shard.BucketKey{d.Lo, d.Hi})
 		} else {
 			set.Add(keys...)
 		}
@@ -33,39 +39,126 @@ func (c *checker) recheck(ctx context.Context, pass int, digest []*shard.Shard, 
 	if set.Empty() {
 		return nil, nil, nil
 	}
-	var shards []*shard.Shard
-	for _, d := range digest {
-		if !set.Within(d.Lo, d.Hi) {
-			continue
-		}
-		sh := shard.NewIn(shard.Recheck, c.cfg, d.Lo, d.Hi)
-		sh.Only(set)
-		// Exactly what the pass saw of those buckets: the arrays never
-		// grow (a whole-range recheck keeps what an exact pass would).
-		sh.Reserve(d.RecheckSizes(set))
-		shards = append(shards, sh)
-	}
-	defer func() {
-		for _, sh := range shards {
-			sh.Release()
-		}
-	}()
 	c.stats.Rechecked += int64(set.Len())
 	if len(c.leafLog) > 0 {
 		// This pass's loaders logged their leaves (the producers log in
 		// the first pass only: they walk every leaf in each pass).
 		c.leafRanges, c.leafLog = sealLeafRanges(append(c.leafRanges, c.leafLog...)), nil
 	}
-	if _, _, err := c.feed(ctx, pass, shards, tasks, nil, set); err != nil {
-		return nil, nil, err
-	}
 	var found []report.Finding
 	var incomplete []shard.BucketKey
-	for _, sh := range shards {
-		found = append(found, sh.Finish(&c.lost)...)
-		incomplete = append(incomplete, sh.Incomplete()...)
+	for _, part := range c.recheckParts(digest, set, whole) {
+		c.stats.RecheckWalks++
+		var shards []*shard.Shard
+		for _, d := range digest {
+			if !part.Within(d.Lo, d.Hi) {
+				continue
+			}
+			sh := shard.NewIn(shard.Recheck, c.cfg, d.Lo, d.Hi)
+			sh.Only(part)
+			// Exactly what the pass saw of those buckets: the arrays never
+			// grow (a whole-range recheck keeps what an exact pass would).
+			sh.Reserve(d.RecheckSizes(part))
+			shards = append(shards, sh)
+		}
+		_, _, err := c.feed(ctx, pass, shards, tasks, nil, part)
+		for _, sh := range shards {
+			if err == nil {
+				found = append(found, sh.Finish(&c.lost)...)
+				incomplete = append(incomplete, sh.Incomplete()...)
+			}
+			sh.Release()
+		}
+		if err != nil {
+			return nil, nil, err
+		}
 	}
 	return found, incomplete, nil
+}
+
+// recheckLimit, when set, replaces the memory a recheck may take (tests).
+var recheckLimit int64
+
+// recheckParts cuts the recheck of set into parts that each fit the
+// memory the pass's Digest shards leave of the budget (their Recheck
+// shards keep every backpointer of the buckets rechecked): one part, the
+// set, unless the pass found many buckets wrong. Each part is the set's
+// buckets within a range of keys, and costs one more walk of the pointer
+// btrees (only their leaves that touch it are read). Cuts fall on groups
+// of buckets, never between two buckets a record ties (TiedBuckets): an
+// Exact shard would look one's backpointer up in the other; nor inside
+// the range of a shard rechecked whole (whole): its backpointers came out
+// of order, and what an Exact shard finds among them depends on all of
+// them.
+func (c *checker) recheckParts(digest []*shard.Shard, set *shard.BucketSet, whole [][2]shard.BucketKey) []*shard.BucketSet {
+	limit := recheckLimit
+	if limit == 0 {
+		b := c.opt.MemoryBudget
+		limit = max(b-c.passHeld, b/4)
+	}
+	var loads []shard.BucketLoad
+	var ties [][2]shard.BucketKey
+	var total int64
+	for _, d := range digest {
+		if !set.Within(d.Lo, d.Hi) {
+			continue
+		}
+		bps, allocs := d.RecheckSizes(set)
+		total += exactCost(int64(bps), int64(allocs))
+		loads = append(loads, d.RecheckLoads(set)...)
+		ties = append(ties, d.TiedBuckets()...)
+	}
+	if total <= limit {
+		return []*shard.BucketSet{set}
+	}
+	for _, w := range whole {
+		if w[1]-w[0] > 1 {
+			ties = append(ties, [2]shard.BucketKey{w[0], w[1] - 1})
+		}
+	}
+	// The ties as disjoint key intervals (t[0], t[1]]: no cut inside.
+	slices.SortFunc(ties, func(x, y [2]shard.BucketKey) int { return cmp.Compare(x[0], y[0]) })
+	var spans [][2]shard.BucketKey
+	for _, t := range ties {
+		if n := len(spans); n > 0 && t[0] < spans[n-1][1] {
+			spans[n-1][1] = max(spans[n-1][1], t[1])
+			continue
+		}
+		spans = append(spans, t)
+	}
+	tied := func(k shard.BucketKey) bool {
+		i := sort.Search(len(spans), func(i int) bool { return spans[i][1] >= k })
+		return i < len(spans) && spans[i][0] < k
+	}
+	var parts []*shard.BucketSet
+	lo := shard.BucketKey(0)
+	var cost int64
+	for i := 0; i < len(loads); {
+		// The loads of one group of buckets.
+		g := groupStart(loads[i].Key)
+		var gc int64
+		j := i
+		for ; j < len(loads) && groupStart(loads[j].Key) == g; j++ {
+			gc += exactCost(int64(loads[j].BPs), 0)
+			if loads[j].Alloc {
+				gc += shard.AllocEntrySize
+			}
+		}
+		if cost > 0 && cost+gc > limit && g > lo && !tied(g) {
+			parts = append(parts, set.Restrict(lo, g))
+			lo, cost = g, 0
+		}
+		cost += gc
+		i = j
+	}
+	return append(parts, set.Restrict(lo, ^shard.BucketKey(0)))
+}
+
+// groupStart is the first bucket of k's group of allocinfo.GensPerKey
+// buckets (roundGroup's).
+func groupStart(k shard.BucketKey) shard.BucketKey {
+	const g = allocinfo.GensPerKey
+	return shard.MakeBucketKey(uint64(k.Dev()), k.Bucket()/g*g)
 }
 
 // loadRechecked loads a Recheck shard: the backpointers and alloc keys of

@@ -170,7 +170,7 @@ func TestDigestShiftFlip(t *testing.T) {
 			t.Errorf("bit %d (flag bit %d): digest findings differ from exact ones:\n got: %.2000s\nwant: %.2000s", bit, 40+bit, got, want)
 		}
 		g, w := res[1].Stats, res[0].Stats
-		g.LoadNodes, g.LoadBytes, g.Rechecked = w.LoadNodes, w.LoadBytes, w.Rechecked
+		g.LoadNodes, g.LoadBytes, g.Rechecked, g.RecheckWalks = w.LoadNodes, w.LoadBytes, w.Rechecked, w.RecheckWalks
 		if g != w {
 			t.Errorf("bit %d: stats %+v, exact %+v", bit, res[1].Stats, res[0].Stats)
 		}
@@ -208,5 +208,44 @@ func TestMissingAllocKeyOrder(t *testing.T) {
 				t.Fatalf("exact %v: run %d reports other findings than run 0", exact, i)
 			}
 		}
+	}
+}
+
+// TestDigestPlanFewerPasses checks that a digest check is planned by what
+// its Digest shards pin: under a budget that takes an exact check three
+// passes or more it takes no more (fewer where backpointers dominate),
+// and finds the same. A budget far below
+// (a fiftieth of the exact estimate) leaves the recheck of a pass less
+// memory than its buckets' backpointers: it is cut into parts, with the
+// same findings.
+func TestDigestPlanFewerPasses(t *testing.T) {
+	casedata.Require(t)
+	for _, name := range []string{"many-extents", "corrupt-mixed", "a-corrupt-mixed"} {
+		t.Run(name, func(t *testing.T) {
+			base := runCase(t, name, pipeline.Options{Workers: 2, Exact: true})
+			want := render(base)
+			budget := base.EstimatedBytes / 3
+			exact := runCase(t, name, pipeline.Options{Workers: 2, Exact: true, MemoryBudget: budget})
+			digest := runCase(t, name, pipeline.Options{Workers: 2, MemoryBudget: budget})
+			if exact.Passes < 3 {
+				t.Fatalf("exact check: %d passes under %d bytes, want at least 3", exact.Passes, budget)
+			}
+			// Only where backpointers outweigh alloc keys (many-extents)
+			// are Digest shards much smaller; never more passes.
+			if digest.Passes > exact.Passes || name == "many-extents" && digest.Passes >= exact.Passes {
+				t.Errorf("digest check: %d passes, exact %d", digest.Passes, exact.Passes)
+			}
+			if digest.EstimatedBytes >= base.EstimatedBytes {
+				t.Errorf("digest estimate %d bytes, exact %d", digest.EstimatedBytes, base.EstimatedBytes)
+			}
+			small := runCase(t, name, pipeline.Options{Workers: 2, MemoryBudget: base.EstimatedBytes / 50})
+			for _, r := range []*pipeline.Result{exact, digest, small} {
+				if got := render(r); got != want {
+					t.Errorf("%s check, %d passes: findings differ from one exact pass:\n got: %s\nwant: %s", r.Matching, r.Passes, got, want)
+				}
+			}
+			t.Logf("exact %d passes, digest %d (estimates %d and %d bytes); a fiftieth: %d passes, %d buckets rechecked in %d walks",
+				exact.Passes, digest.Passes, base.EstimatedBytes, digest.EstimatedBytes, small.Passes, small.Stats.Rechecked, small.Stats.RecheckWalks)
+		})
 	}
 }

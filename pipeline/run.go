@@ -76,7 +76,7 @@ func Run(ctx context.Context, fs *btreeio.FS, opt Options) (*Result, error) {
 		defer func() { <-acct.done }()
 	}
 	// The planner's read errors are met again, and reported, by the loaders.
-	plan, _ := makePlan(fs, opt.MemoryBudget, opt.Shards)
+	plan, _ := makePlan(fs, opt.MemoryBudget, opt.Shards, c.cfg.Digest != nil)
 	c.phases.Plan = time.Since(start)
 	res := &Result{Passes: len(plan.Passes), EstimatedBytes: plan.EstimatedBytes, Matching: "exact"}
 	if c.cfg.Digest != nil {
@@ -180,7 +180,9 @@ func (c *checker) runPass(ctx context.Context, pass int, spans []span, tasks []t
 		mode = shard.Digest
 	}
 	shards := make([]*shard.Shard, len(spans))
+	c.passHeld = 0
 	for i, s := range spans {
+		c.passHeld += s.cost
 		shards[i] = shard.NewIn(mode, c.cfg, s.lo, s.hi)
 		shards[i].Reserve(int(s.bps), int(s.allocs))
 	}

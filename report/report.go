@@ -212,7 +212,11 @@ type Summary struct {
 	// Rechecked counts the buckets whose digests disagreed and were
 	// checked again the exact way (pipeline.Stats.Rechecked).
 	Rechecked int64 `json:"rechecked"`
-	Findings  int   `json:"findings"`
+	// RecheckWalks counts the walks of the pointer btrees the rechecks
+	// took (pipeline.Stats.RecheckWalks): more than one per pass when the
+	// rechecked buckets' backpointers did not fit the memory at once.
+	RecheckWalks int64 `json:"recheck_walks"`
+	Findings     int   `json:"findings"`
 	// Silenced counts the findings the next mount or fsck fixes without
 	// reporting them (Finding.Silenced); they do not set exit code 4.
 	Silenced     int                `json:"silenced"`
@@ -374,7 +378,11 @@ func WriteTextSummary(w io.Writer, s *Summary) error {
 	fmt.Fprintf(&b, "Run: %d pass(es), %d shard(s), %d worker(s), memory budget %d bytes, %.3f s\n", s.Passes, s.Shards, s.Workers, s.MemoryBudget, s.Seconds)
 	switch s.Matching {
 	case "digest":
-		fmt.Fprintf(&b, "Matching: per-bucket digests; %d bucket(s) whose digests disagreed checked again with their backpointers kept\n", s.Rechecked)
+		fmt.Fprintf(&b, "Matching: per-bucket digests; %d bucket(s) whose digests disagreed checked again with their backpointers kept", s.Rechecked)
+		if s.RecheckWalks > 1 {
+			fmt.Fprintf(&b, ", in %d walks of the pointers (the memory left by the passes held no more at once)", s.RecheckWalks)
+		}
+		b.WriteString("\n")
 	case "exact":
 		b.WriteString("Matching: exact (every backpointer kept)\n")
 	}

@@ -89,6 +89,10 @@ func (b *bucketState) addDigest(sum uint64, n uint32) {
 	b.bpLo, b.bpHi, b.bpNext = int32(uint32(old)), int32(uint32(old>>32)), int32(oldN+n)
 }
 
+// DigestEntrySize is the memory a Digest shard pins per bucket with stored
+// backpointers, beside its alloc entry: the sums of those backpointers.
+const DigestEntrySize = 24
+
 // bucketDigest sums the digests of the stored backpointers of one bucket.
 type bucketDigest struct {
 	key BucketKey
@@ -206,6 +210,9 @@ func (s *Shard) addPtrDigest(b *bucketState, r *Ref) {
 		s.forced = append(s.forced, r.Bucket)
 		if k, ok := s.bpBucketKey(dev, r.BPOff); ok && k >= s.Lo && k < s.Hi {
 			s.forced = append(s.forced, k)
+			if k != r.Bucket {
+				s.pairs = append(s.pairs, [2]BucketKey{min(k, r.Bucket), max(k, r.Bucket)})
+			}
 		}
 		return
 	}
@@ -270,6 +277,54 @@ func (s *Shard) RecheckSizes(set *BucketSet) (bps, allocs int) {
 	}
 	return bps, allocs
 }
+
+// BucketLoad is what a Recheck shard holds of one bucket: its stored
+// backpointers and whether it has an alloc key.
+type BucketLoad struct {
+	Key   BucketKey
+	BPs   int
+	Alloc bool
+}
+
+// RecheckLoads returns, in bucket order, the buckets of set that this
+// Digest shard saw backpointers or an alloc key of, with how many of
+// each: what a recheck of them would hold, bucket by bucket, so that a
+// recheck too large for its memory can be cut (RecheckSizes sums it).
+// Call it after Mismatches.
+func (s *Shard) RecheckLoads(set *BucketSet) []BucketLoad {
+	var out []BucketLoad
+	for i := range s.bpDig {
+		if d := &s.bpDig[i]; set.Has(d.key) {
+			out = append(out, BucketLoad{Key: d.key, BPs: int(d.n)})
+		}
+	}
+	for i := range s.buckets[:s.nAlloc] {
+		if k := s.buckets[i].key; set.Has(k) {
+			out = append(out, BucketLoad{Key: k, Alloc: true})
+		}
+	}
+	// Backpointers out of order (digBad) leave several entries per
+	// bucket: sorted, and merged.
+	slices.SortFunc(out, func(x, y BucketLoad) int { return cmp.Compare(x.Key, y.Key) })
+	j := 0
+	for i := range out {
+		if j > 0 && out[j-1].Key == out[i].Key {
+			out[j-1].BPs += out[i].BPs
+			out[j-1].Alloc = out[j-1].Alloc || out[i].Alloc
+			continue
+		}
+		out[j] = out[i]
+		j++
+	}
+	return out[:j]
+}
+
+// TiedBuckets returns pairs of buckets of this Digest shard that a recheck
+// must hold together: a pointer in the first or second whose expected
+// backpointer lies in the other (a stripe block's, or behind a corrupt
+// crc offset), which an Exact shard looks up across buckets. Each pair is
+// ordered (lower key first).
+func (s *Shard) TiedBuckets() [][2]BucketKey { return s.pairs }
 
 // MarkIncomplete marks buckets whose sums cannot be judged: a recheck
 // found backpointers in them whose owners were lost to read errors
@@ -340,6 +395,19 @@ func (b *BucketSet) Within(lo, hi BucketKey) bool {
 		}
 	}
 	return false
+}
+
+// Restrict returns the buckets of the set that lie in [lo, hi), as a
+// sealed set of its own. The set must be sealed.
+func (b *BucketSet) Restrict(lo, hi BucketKey) *BucketSet {
+	out := &BucketSet{}
+	i, _ := slices.BinarySearch(b.keys, lo)
+	j, _ := slices.BinarySearch(b.keys, hi)
+	out.keys = slices.Clone(b.keys[i:j])
+	for _, r := range b.ranges {
+		out.AddRange(max(r[0], lo), min(r[1], hi))
+	}
+	return out
 }
 
 // Rechecked returns the set a Recheck shard is limited to (Only), or nil.

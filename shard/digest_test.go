@@ -41,6 +41,13 @@ func (sc *scenario) load(s *Shard) {
 // shard over the buckets whose sums disagreed. It returns the findings
 // and how many buckets were rechecked.
 func (sc *scenario) digest(cfg *Config) ([]string, int) {
+	return sc.digestParts(cfg, false)
+}
+
+// digestParts is digest with the recheck cut, when parts is set, into a
+// part per bucket of the set (as pipeline's recheckParts cuts one too
+// large for its memory), except between buckets TiedBuckets ties.
+func (sc *scenario) digestParts(cfg *Config, parts bool) ([]string, int) {
 	d := NewIn(Digest, cfg, 0, MakeBucketKey(1, 0))
 	if d.Mode() != Digest {
 		panic("no digest key")
@@ -57,12 +64,58 @@ func (sc *scenario) digest(cfg *Config) ([]string, int) {
 	set.Seal()
 	var found []string
 	if !set.Empty() {
-		r := NewIn(Recheck, cfg, d.Lo, d.Hi)
-		r.Only(set)
-		sc.load(r)
-		r.Apply(sc.refs)
-		found = render(r.Finish(nil))
-		d.MarkIncomplete(r.Incomplete())
+		cuts := []BucketKey{d.Lo, d.Hi}
+		if parts && !all { // a range rechecked whole is never cut
+			for _, l := range d.RecheckLoads(set) {
+				tied := false
+				for _, t := range d.TiedBuckets() {
+					tied = tied || t[0] < l.Key && l.Key <= t[1]
+				}
+				if !tied && l.Key > d.Lo {
+					cuts = append(cuts, l.Key)
+				}
+			}
+			for _, k := range keys {
+				cuts = append(cuts, k) // buckets with records only
+			}
+			slices.Sort(cuts)
+			cuts = slices.Compact(cuts)
+			cuts = slices.DeleteFunc(cuts, func(k BucketKey) bool {
+				for _, t := range d.TiedBuckets() {
+					if t[0] < k && k <= t[1] {
+						return true
+					}
+				}
+				return false
+			})
+		}
+		var bps, allocs int
+		for i := 0; i+1 < len(cuts); i++ {
+			part := set.Restrict(cuts[i], cuts[i+1])
+			if part.Empty() {
+				continue
+			}
+			r := NewIn(Recheck, cfg, d.Lo, d.Hi)
+			r.Only(part)
+			b, a := d.RecheckSizes(part)
+			bps, allocs = bps+b, allocs+a
+			r.Reserve(b, a)
+			sc.load(r)
+			r.Apply(sc.refs)
+			found = append(found, render(r.Finish(nil))...)
+			d.MarkIncomplete(r.Incomplete())
+		}
+		// The parts' loads add up to the whole set's.
+		var lb, la int
+		for _, l := range d.RecheckLoads(set) {
+			lb += l.BPs
+			if l.Alloc {
+				la++
+			}
+		}
+		if wb, wa := d.RecheckSizes(set); bps != wb || allocs != wa || lb != wb || la != wa {
+			panic(fmt.Sprintf("parts hold %d backpointers and %d alloc keys, loads %d and %d, the set %d and %d", bps, allocs, lb, la, wb, wa))
+		}
 	}
 	found = append(found, render(d.Finish(nil))...)
 	slices.Sort(found)
@@ -234,6 +287,11 @@ func FuzzDigestLikeExact(f *testing.F) {
 				r.Gen = data[i] & 1
 				r.Cached = data[i]&2 != 0
 				r.NeedsBP = data[i]&4 == 0
+				if data[i]&0x40 != 0 {
+					// A corrupt crc offset: the expected backpointer
+					// sits in another bucket (bits 3-5).
+					r.BPOff = uint64(data[i]>>3&7)*scBucket + uint64(c>>3&7)
+				}
 				if r.Cached {
 					r.DataType = bp.DataCached
 				}
@@ -246,7 +304,8 @@ func FuzzDigestLikeExact(f *testing.F) {
 		}
 		cfg := digestConfig()
 		want := sc.exact(cfg)
-		got, _ := sc.digest(cfg)
+		parts := len(data)%2 == 1 // the recheck cut into parts
+		got, _ := sc.digestParts(cfg, parts)
 		if fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("digest and recheck:\n%s\nexact:\n%s", got, want)
 		}
@@ -290,5 +349,36 @@ func TestDigestCrossBucket(t *testing.T) {
 	got, n := sc.digest(cfg)
 	if !slices.Equal(got, want) {
 		t.Errorf("%d buckets rechecked\nexact:  %q\ndigest: %q", n, want, got)
+	}
+	// The record ties bucket 0 to bucket 2: a recheck in parts keeps
+	// them in one.
+	if got, _ := sc.digestParts(cfg, true); !slices.Equal(got, want) {
+		t.Errorf("recheck in parts\nexact:  %q\ndigest: %q", want, got)
+	}
+	d := NewIn(Digest, cfg, 0, MakeBucketKey(1, 0))
+	sc.load(d)
+	d.Apply(sc.refs)
+	d.Mismatches()
+	if got, want := d.TiedBuckets(), [][2]BucketKey{{MakeBucketKey(0, 0), MakeBucketKey(0, 2)}}; !slices.Equal(got, want) {
+		t.Errorf("tied buckets %v, want %v", got, want)
+	}
+}
+
+// TestBucketSetRestrict: keys and ranges of a set are clipped to a range.
+func TestBucketSetRestrict(t *testing.T) {
+	k := func(b uint64) BucketKey { return MakeBucketKey(0, b) }
+	set := &BucketSet{}
+	set.Add(k(9), k(1), k(5))
+	set.AddRange(k(20), k(30))
+	set.Seal()
+	r := set.Restrict(k(5), k(25))
+	for b := uint64(0); b < 40; b++ {
+		want := set.Has(k(b)) && b >= 5 && b < 25
+		if r.Has(k(b)) != want {
+			t.Errorf("bucket %d: in the restricted set %v, want %v", b, r.Has(k(b)), want)
+		}
+	}
+	if !set.Restrict(k(2), k(5)).Empty() {
+		t.Error("no bucket of the set in [2, 5), yet the restriction is not empty")
 	}
 }

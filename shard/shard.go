@@ -253,6 +253,7 @@ type Shard struct {
 	inLo, inHi uint64
 	digBad     bool
 	forced     []BucketKey
+	pairs      [][2]BucketKey // buckets tied by a forced record (TiedBuckets)
 	// missingAt: where the ptr_to_missing_alloc_key finding of each bucket
 	// without alloc key is in findings (missingAllocKey).
 	missingAt map[BucketKey]int

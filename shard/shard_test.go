@@ -18,6 +18,9 @@ func TestEntrySizes(t *testing.T) {
 	if n := unsafe.Sizeof(bucketState{}); n > AllocEntrySize {
 		t.Errorf("bucketState is %d bytes, AllocEntrySize says %d", n, AllocEntrySize)
 	}
+	if n := unsafe.Sizeof(bucketDigest{}); n != DigestEntrySize {
+		t.Errorf("bucketDigest is %d bytes, DigestEntrySize says %d", n, DigestEntrySize)
+	}
 	if n := unsafe.Sizeof(Ref{}); n != 64 {
 		t.Errorf("Ref is %d bytes, want 64: one cache line (records are batched by the thousand)", n)
 	}

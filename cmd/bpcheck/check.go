@@ -391,7 +391,7 @@ func check(ctx context.Context, fs *btreeio.FS, opt pipeline.Options, out checkO
 		Errors: len(res.Errors), Seconds: res.Duration.Seconds(), EstimatedBytes: res.EstimatedBytes,
 		PhaseSeconds: map[string]float64{"plan": res.Phases.Plan.Seconds(), "load": res.Phases.Load.Seconds(),
 			"produce": res.Phases.Produce.Seconds(), "finish": res.Phases.Finish.Seconds(), "recheck": res.Phases.Recheck.Seconds()},
-		Matching: res.Matching, Rechecked: res.Stats.Rechecked,
+		Matching: res.Matching, Rechecked: res.Stats.Rechecked, RecheckWalks: res.Stats.RecheckWalks,
 	}
 	if fs.Journal != nil {
 		s.JournalKeys = len(fs.Journal.Keys)

@@ -1,0 +1,19 @@
+package pipeline
+
+// SetDigestPlanning turns the planning of digest checks by their Digest
+// shards' memory on or off, so that a test can give a digest check the
+// passes of an exact one; the returned func restores the setting.
+func SetDigestPlanning(on bool) (restore func()) {
+	old := digestPlanning
+	digestPlanning = on
+	return func() { digestPlanning = old }
+}
+
+// SetRecheckLimit sets the memory a recheck may take (0: what the budget
+// leaves), so that a test can cut a recheck into many parts; the returned
+// func restores the setting.
+func SetRecheckLimit(n int64) (restore func()) {
+	old := recheckLimit
+	recheckLimit = n
+	return func() { recheckLimit = old }
+}
