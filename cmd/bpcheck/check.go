@@ -42,10 +42,11 @@ Finding names are those of bcachefs fsck.
 The alloc keys are held in RAM per bucket range, with per bucket the sums
 of keyed 64-bit digests of its stored backpointers and of the ones its
 pointers expect; the buckets whose sums disagree are checked again with
-their backpointers kept (a second walk of the pointer btrees), so the
-findings are those of a check that keeps every backpointer. When the
-shards do not fit the memory budget the check runs in several passes over
-bucket ranges, with identical findings.
+their backpointers kept (a second walk of the pointer btrees, or more
+when their backpointers do not fit the memory at once), so the findings
+are those of a check that keeps every backpointer. When the shards do not
+fit the memory budget the check runs in several passes over bucket
+ranges, with identical findings.
 
 Options:
   --memory SIZE|PCT  memory budget of the whole check: a size (e.g. 512M,
