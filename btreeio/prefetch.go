@@ -25,13 +25,10 @@ func (fs *FS) visitLeaves(id bp.BtreeID, n *Node, lo, hi *bp.Pos, v Visitor) err
 		if ck.Key.Type != bp.KeyBtreePtrV2 && ck.Key.Type != bp.KeyBtreePtr {
 			continue
 		}
-		cmin := childMin
+		cmin := childLowerBound(&ck.Key, ck.Val, childMin)
 		childMin = ck.Key.Pos.Successor()
-		if lo != nil && ck.Key.Pos.Less(*lo) {
-			continue
-		}
-		if hi != nil && hi.Less(cmin) {
-			break
+		if lo != nil && ck.Key.Pos.Less(*lo) || hi != nil && hi.Less(cmin) {
+			continue // no break: see childLowerBound
 		}
 		ks = append(ks, ck)
 	}

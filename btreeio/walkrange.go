@@ -42,17 +42,30 @@ func (fs *FS) walkRange(id bp.BtreeID, level uint8, k *bp.Key, val []byte, minLe
 			continue
 		}
 		max := ck.Key.Pos
-		cmin := childMin
+		cmin := childLowerBound(&ck.Key, ck.Val, childMin)
 		childMin = max.Successor()
-		if max.Less(lo) {
-			continue
-		}
-		if hi.Less(cmin) {
-			break
+		if max.Less(lo) || hi.Less(cmin) {
+			continue // no break: a corrupt node's keys may be out of order
 		}
 		if err := fs.walkRange(id, level-1, &ck.Key, ck.Val, minLevel, lo, hi, v); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// childLowerBound is the lowest position the child that btree pointer k
+// points to may hold: its min_key for a btree_ptr_v2 (which the child is
+// read against, ReadNode), else the position after the previous
+// sibling's key (prev). A range walk decides by it, not by prev alone:
+// in a corrupt node whose siblings' ranges overlap, prev lies above the
+// child's keys, and a walk would then skip a child that a walk of a wider
+// range reads (its findings would depend on where passes are cut).
+func childLowerBound(k *bp.Key, val []byte, prev bp.Pos) bp.Pos {
+	if k.Type == bp.KeyBtreePtrV2 {
+		if v, err := bp.DecodeBtreePtrV2(val); err == nil {
+			return v.MinKey
+		}
+	}
+	return prev
 }
