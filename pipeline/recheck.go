@@ -26,7 +26,12 @@ import (
 func (c *checker) recheck(ctx context.Context, pass int, digest []*shard.Shard, tasks []task) ([]report.Finding, []shard.BucketKey, error) {
 	set := &shard.BucketSet{}
 	var whole [][2]shard.BucketKey // shards rechecked whole
-	for _, d := range digest {
+	// A backpointer past its device's buckets may have its bucket
+	// outside the range of the shard that loaded it (the planner clamps
+	// its bucket, its key does not): that shard is rechecked with any
+	// part holding such a bucket (touches).
+	outside := make([][]shard.BucketKey, len(digest))
+	for i, d := range digest {
 		keys, all := d.Mismatches()
 		if all {
 			set.AddRange(d.Lo, d.Hi)
@@ -34,6 +39,22 @@ func (c *checker) recheck(ctx context.Context, pass int, digest []*shard.Shard, 
 		} else {
 			set.Add(keys...)
 		}
+		for _, k := range keys {
+			if k < d.Lo || k >= d.Hi {
+				outside[i] = append(outside[i], k)
+			}
+		}
+	}
+	touches := func(i int, part *shard.BucketSet) bool {
+		if part.Within(digest[i].Lo, digest[i].Hi) {
+			return true
+		}
+		for _, k := range outside[i] {
+			if part.Has(k) {
+				return true
+			}
+		}
+		return false
 	}
 	set.Seal()
 	if set.Empty() {
@@ -47,11 +68,11 @@ func (c *checker) recheck(ctx context.Context, pass int, digest []*shard.Shard, 
 	}
 	var found []report.Finding
 	var incomplete []shard.BucketKey
-	for _, part := range c.recheckParts(digest, set, whole) {
+	for _, part := range c.recheckParts(digest, set, whole, touches) {
 		c.stats.RecheckWalks++
 		var shards []*shard.Shard
-		for _, d := range digest {
-			if !part.Within(d.Lo, d.Hi) {
+		for i, d := range digest {
+			if !touches(i, part) {
 				continue
 			}
 			sh := shard.NewIn(shard.Recheck, c.cfg, d.Lo, d.Hi)
@@ -90,7 +111,7 @@ var recheckLimit int64
 // the range of a shard rechecked whole (whole): its backpointers came out
 // of order, and what an Exact shard finds among them depends on all of
 // them.
-func (c *checker) recheckParts(digest []*shard.Shard, set *shard.BucketSet, whole [][2]shard.BucketKey) []*shard.BucketSet {
+func (c *checker) recheckParts(digest []*shard.Shard, set *shard.BucketSet, whole [][2]shard.BucketKey, touches func(int, *shard.BucketSet) bool) []*shard.BucketSet {
 	limit := recheckLimit
 	if limit == 0 {
 		b := c.opt.MemoryBudget
@@ -99,8 +120,8 @@ func (c *checker) recheckParts(digest []*shard.Shard, set *shard.BucketSet, whol
 	var loads []shard.BucketLoad
 	var ties [][2]shard.BucketKey
 	var total int64
-	for _, d := range digest {
-		if !set.Within(d.Lo, d.Hi) {
+	for i, d := range digest {
+		if !touches(i, set) {
 			continue
 		}
 		bps, allocs := d.RecheckSizes(set)
@@ -111,6 +132,9 @@ func (c *checker) recheckParts(digest []*shard.Shard, set *shard.BucketSet, whol
 	if total <= limit {
 		return []*shard.BucketSet{set}
 	}
+	// In bucket order across the shards (a bucket outside its shard's
+	// range breaks the shards' order).
+	slices.SortStableFunc(loads, func(x, y shard.BucketLoad) int { return cmp.Compare(x.Key, y.Key) })
 	for _, w := range whole {
 		if w[1]-w[0] > 1 {
 			ties = append(ties, [2]shard.BucketKey{w[0], w[1] - 1})

@@ -379,8 +379,8 @@ func WriteTextSummary(w io.Writer, s *Summary) error {
 	switch s.Matching {
 	case "digest":
 		fmt.Fprintf(&b, "Matching: per-bucket digests; %d bucket(s) whose digests disagreed checked again with their backpointers kept", s.Rechecked)
-		if s.RecheckWalks > 1 {
-			fmt.Fprintf(&b, ", in %d walks of the pointers (the memory left by the passes held no more at once)", s.RecheckWalks)
+		if s.RecheckWalks > 0 {
+			fmt.Fprintf(&b, " (%d walk(s) of the pointer btrees)", s.RecheckWalks)
 		}
 		b.WriteString("\n")
 	case "exact":

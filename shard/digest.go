@@ -240,7 +240,8 @@ func (s *Shard) bpInBucket(k BucketKey, off uint64) bool {
 // Mismatches ends a Digest shard's matching: it returns the buckets whose
 // stored backpointers differ from the ones their pointers expect (or that
 // a digest cannot judge), in order, and whether every bucket of the
-// shard's range must be rechecked instead (backpointers out of order). It
+// shard's range must be rechecked instead (backpointers or alloc keys out
+// of order). It
 // is called once, after the last Apply and before Finish.
 func (s *Shard) Mismatches() (keys []BucketKey, all bool) {
 	if s.mode != Digest {
@@ -258,7 +259,7 @@ func (s *Shard) Mismatches() (keys []BucketKey, all bool) {
 	}
 	keys = append(keys, s.forced...)
 	slices.Sort(keys)
-	return slices.Compact(keys), s.digBad
+	return slices.Compact(keys), s.digBad || s.allocBad
 }
 
 // RecheckSizes returns how many backpointers and alloc keys of the buckets

@@ -252,6 +252,7 @@ type Shard struct {
 	inOK       bool
 	inLo, inHi uint64
 	digBad     bool
+	allocBad   bool // alloc keys came out of order (AddAlloc)
 	forced     []BucketKey
 	pairs      [][2]BucketKey // buckets tied by a forced record (TiedBuckets)
 	// missingAt: where the ptr_to_missing_alloc_key finding of each bucket
@@ -445,10 +446,17 @@ func (s *Shard) setMatched(i int) {
 	s.matched[i>>6] |= 1 << (uint(i) & 63)
 }
 
-// AddAlloc adds the alloc key of a bucket; keys must be added in order.
+// AddAlloc adds the alloc key of a bucket; keys come in order. A key out
+// of order (a corrupt alloc btree, e.g. sibling leaves whose ranges
+// overlap) leaves the look-ups of an Exact shard depending on every key it
+// holds: a Digest shard then has its whole range rechecked (Mismatches),
+// so that the recheck holds what an exact shard would.
 func (s *Shard) AddAlloc(k BucketKey, a bp.AllocV4) {
 	if s.mode == Recheck && !s.only.Has(k) {
 		return
+	}
+	if s.mode == Digest && s.nAlloc > 0 && k <= s.buckets[s.nAlloc-1].key {
+		s.allocBad = true
 	}
 	s.buckets = append(s.buckets, bucketState{key: k, hasAlloc: true, a: a})
 	s.nAlloc++
