@@ -198,8 +198,11 @@ const (
 	// size of each extent entry type; from it to 1.34 the tools print
 	// the v1.33 `list` text (listfmt.DialectV133).
 	VersionSBFieldExtentTypeU64s uint16 = 1<<10 | 32
-	VersionCachedBackpointers    uint16 = 1<<10 | 21
-	VersionStripeBackpointers    uint16 = 1<<10 | 22
+	// VersionReconcile (1.33): rebalance becomes reconcile, with its
+	// reconcile_work accounting keys.
+	VersionReconcile          uint16 = 1<<10 | 33
+	VersionCachedBackpointers uint16 = 1<<10 | 21
+	VersionStripeBackpointers uint16 = 1<<10 | 22
 	// VersionExtentFlags (1.25): from the tools that write it (v1.25.1
 	// on; v1.25.0 still the v1.20 text) backpointers print their data type.
 	VersionExtentFlags uint16 = 1<<10 | 25
