@@ -45,7 +45,7 @@ func (fs *FS) walkRange(id bp.BtreeID, level uint8, k *bp.Key, val []byte, minLe
 		cmin := childLowerBound(&ck.Key, ck.Val, childMin)
 		childMin = max.Successor()
 		if max.Less(lo) || hi.Less(cmin) {
-			continue // no break: a corrupt node's keys may be out of order
+			continue // no break: a corrupt node's children's min_keys may be out of order
 		}
 		if err := fs.walkRange(id, level-1, &ck.Key, ck.Val, minLevel, lo, hi, v); err != nil {
 			return err

@@ -36,9 +36,8 @@ func (c *checker) recheck(ctx context.Context, pass int, digest []*shard.Shard, 
 		if all {
 			set.AddRange(d.Lo, d.Hi)
 			whole = append(whole, [2]shard.BucketKey{d.Lo, d.Hi})
-		} else {
-			set.Add(keys...)
 		}
+		set.Add(keys...) // with all, those outside the range count too
 		for _, k := range keys {
 			if k < d.Lo || k >= d.Hi {
 				outside[i] = append(outside[i], k)

@@ -58,9 +58,8 @@ func (sc *scenario) digestParts(cfg *Config, parts bool) ([]string, int) {
 	set := &BucketSet{}
 	if all {
 		set.AddRange(d.Lo, d.Hi)
-	} else {
-		set.Add(keys...)
 	}
+	set.Add(keys...)
 	set.Seal()
 	var found []string
 	if !set.Empty() {
@@ -404,5 +403,44 @@ func TestDigestAllocOutOfOrder(t *testing.T) {
 		if !slices.Equal(got, want) {
 			t.Errorf("parts %v, %d rechecked:\nexact:  %q\ndigest: %q", parts, n, want, got)
 		}
+	}
+}
+
+// TestDigestWholeWithOutside: a Digest shard rechecked whole (backpointers
+// out of order) that also holds a backpointer whose bucket lies past its
+// range (a backpointer past its device's buckets: the planner clamps its
+// bucket, the shard does not). The recheck's set must hold that bucket
+// too, or its finding is lost. Found by a review; the recheck (pipeline)
+// adds a shard's mismatched keys also when its whole range is rechecked.
+func TestDigestWholeWithOutside(t *testing.T) {
+	cfg := digestConfig()
+	lo, hi := BucketKey(0), MakeBucketKey(0, 4)
+	bps := []Ref{bpRef(2, 3, 1), bpRef(1, 3, 1), bpRef(6, 3, 1)}
+	load := func(s *Shard) {
+		for i := range bps {
+			s.AddBP(0, bps[i].BPOff, bps[i].BPVal[:])
+		}
+	}
+	ex := New(cfg, lo, hi)
+	load(ex)
+	want := render(ex.Finish(nil))
+	d := NewIn(Digest, cfg, lo, hi)
+	load(d)
+	keys, all := d.Mismatches()
+	if !all || !slices.Contains(keys, MakeBucketKey(0, 6)) {
+		t.Fatalf("mismatches %v, all %v: want the whole range and bucket 6", keys, all)
+	}
+	set := &BucketSet{}
+	set.AddRange(d.Lo, d.Hi)
+	set.Add(keys...)
+	set.Seal()
+	r := NewIn(Recheck, cfg, lo, hi)
+	r.Only(set)
+	r.Reserve(d.RecheckSizes(set))
+	load(r)
+	got := append(render(r.Finish(nil)), render(d.Finish(nil))...)
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("exact:  %q\ndigest: %q", want, got)
 	}
 }
