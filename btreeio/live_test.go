@@ -21,12 +21,12 @@ import (
 // stale) instead: the node's space read before the node was written
 // there, a seq that does not match the pointer.
 type flakyReader struct {
-	r      io.ReaderAt
-	off, n int64
-	bad    int
-	stale  int64
-	mu     sync.Mutex
-	met    int
+	r     io.ReaderAt
+	off   int64
+	bad   int
+	stale int64
+	mu    sync.Mutex
+	met   int
 }
 
 func (f *flakyReader) ReadAt(p []byte, off int64) (int, error) {

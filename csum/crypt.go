@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"golang.org/x/crypto/chacha20"
+	//lint:ignore SA1019 bcachefs MACs with bare Poly1305 keyed from the ChaCha20 stream (not the AEAD), as the kernel does
 	"golang.org/x/crypto/poly1305"
 )
 

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	//lint:ignore SA1019 bcachefs MACs with bare Poly1305 keyed from the ChaCha20 stream (not the AEAD), as the kernel does
 	"golang.org/x/crypto/poly1305"
 
 	"bpcheck/bp"

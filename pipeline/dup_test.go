@@ -95,7 +95,7 @@ func TestDuplicateClaims(t *testing.T) {
 			binary.LittleEndian.PutUint64(old[:], ptrWord(b))
 			binary.LittleEndian.PutUint64(repl[:], ptrWord(a))
 			i := bytes.Index(node, old[:])
-			if i < 0 || bytes.Index(node[i+1:], old[:]) >= 0 {
+			if i < 0 || bytes.Contains(node[i+1:], old[:]) {
 				t.Fatal("pointer word of the extent not found exactly once")
 			}
 			copy(node[i:], repl[:])

@@ -2,7 +2,6 @@ package pipeline_test
 
 import (
 	"context"
-	"fmt"
 	"math/rand/v2"
 	"os"
 	"strconv"
@@ -18,7 +17,6 @@ import (
 // allNodes collects the byte ranges of every node of every btree.
 type allNodes struct {
 	ranges [][2]int64
-	size   int64
 }
 
 func (a *allNodes) Node(n *btreeio.Node) error {
@@ -103,7 +101,7 @@ func runFlipped(t *testing.T, path string, faults []faultio.Fault) (outcome stri
 	case len(res.Errors) > 0:
 		return "read errors"
 	case len(res.Findings) > 0:
-		return fmt.Sprintf("findings")
+		return "findings"
 	}
 	return "clean"
 }

@@ -74,9 +74,7 @@ func (sc *scenario) digestParts(cfg *Config, parts bool) ([]string, int) {
 					cuts = append(cuts, l.Key)
 				}
 			}
-			for _, k := range keys {
-				cuts = append(cuts, k) // buckets with records only
-			}
+			cuts = append(cuts, keys...) // buckets with records only
 			slices.Sort(cuts)
 			cuts = slices.Compact(cuts)
 			cuts = slices.DeleteFunc(cuts, func(k BucketKey) bool {
