@@ -332,6 +332,13 @@ func roundGroup(k shard.BucketKey) shard.BucketKey {
 	return shard.MakeBucketKey(uint64(k.Dev()), b)
 }
 
+// groupStart is the first bucket of k's group of allocinfo.GensPerKey
+// buckets (the group roundGroup rounds up to the end of).
+func groupStart(k shard.BucketKey) shard.BucketKey {
+	const g = allocinfo.GensPerKey
+	return shard.MakeBucketKey(uint64(k.Dev()), k.Bucket()/g*g)
+}
+
 // allocCost is the memory the alloc keys of buckets [lo, hi) pin.
 func allocCost(fs *btreeio.FS, lo, hi shard.BucketKey) int64 {
 	var n int64

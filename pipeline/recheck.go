@@ -9,7 +9,6 @@ import (
 	"slices"
 	"sort"
 
-	"bpcheck/allocinfo"
 	"bpcheck/btreeio"
 	"bpcheck/report"
 	"bpcheck/shard"
@@ -123,9 +122,10 @@ func (c *checker) recheckParts(digest []*shard.Shard, set *shard.BucketSet, whol
 		if !touches(i, set) {
 			continue
 		}
-		bps, allocs := d.RecheckSizes(set)
-		total += exactCost(int64(bps), int64(allocs))
-		loads = append(loads, d.RecheckLoads(set)...)
+		for _, l := range d.RecheckLoads(set) {
+			total += loadCost(l)
+			loads = append(loads, l)
+		}
 		ties = append(ties, d.TiedBuckets()...)
 	}
 	if total <= limit {
@@ -162,10 +162,7 @@ func (c *checker) recheckParts(digest []*shard.Shard, set *shard.BucketSet, whol
 		var gc int64
 		j := i
 		for ; j < len(loads) && groupStart(loads[j].Key) == g; j++ {
-			gc += exactCost(int64(loads[j].BPs), 0)
-			if loads[j].Alloc {
-				gc += shard.AllocEntrySize
-			}
+			gc += loadCost(loads[j])
 		}
 		if cost > 0 && cost+gc > limit && g > lo && !tied(g) {
 			parts = append(parts, set.Restrict(lo, g))
@@ -177,11 +174,13 @@ func (c *checker) recheckParts(digest []*shard.Shard, set *shard.BucketSet, whol
 	return append(parts, set.Restrict(lo, ^shard.BucketKey(0)))
 }
 
-// groupStart is the first bucket of k's group of allocinfo.GensPerKey
-// buckets (roundGroup's).
-func groupStart(k shard.BucketKey) shard.BucketKey {
-	const g = allocinfo.GensPerKey
-	return shard.MakeBucketKey(uint64(k.Dev()), k.Bucket()/g*g)
+// loadCost is what a Recheck shard pins for one bucket's load.
+func loadCost(l shard.BucketLoad) int64 {
+	allocs := int64(0)
+	if l.Alloc {
+		allocs = 1
+	}
+	return exactCost(int64(l.BPs), allocs)
 }
 
 // loadRechecked loads a Recheck shard: the backpointers and alloc keys of

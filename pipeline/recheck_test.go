@@ -67,22 +67,31 @@ func le64(v uint64) []byte {
 	return b[:]
 }
 
+// overlapPatches make the first two leaves of the nocsum image's
+// backpointers btree overlap: the first leaf's max is raised past the
+// second's min (newMax), in the leaf and in its parent's key.
+func overlapPatches() []bytePatch {
+	var ps []bytePatch
+	for _, o := range []int64{168, 4144, 8240, 12336, 28720} {
+		ps = append(ps, bytePatch{19136512 + o, le64(newMax)})
+	}
+	return append(ps, bytePatch{10747904 + 56, le64(newMax)})
+}
+
+// newMax is the max position overlapPatches raise the first leaf to.
+const newMax = 3000000000
+
 // TestRecheckOverlappingLeaves: in a corrupt backpointers btree whose
-// sibling leaves overlap (the first leaf's max raised past the second's
-// min, in the leaf and in its parent's key), a range walk narrower than a
-// shard's skips a leaf whose keys lie below its previous sibling's max; a
-// recheck must still see every backpointer the pass saw. The offsets are
+// sibling leaves overlap (overlapPatches), a range walk narrower than a
+// shard's skipped a leaf whose keys lay below its previous sibling's max
+// (until walks bounded children by their min_key); a recheck must still
+// see every backpointer the pass saw. The offsets are
 // those of the shared nocsum image (found by a review of the digest
 // matching, which reproduced a divergence with them).
 func TestRecheckOverlappingLeaves(t *testing.T) {
 	casedata.Require(t)
 	path := casedata.CaseImages(t, "nocsum")[0]
-	const newMax = 3000000000
-	ps := []bytePatch{}
-	for _, o := range []int64{168, 4144, 8240, 12336, 28720} {
-		ps = append(ps, bytePatch{19136512 + o, le64(newMax)})
-	}
-	ps = append(ps, bytePatch{10747904 + 56, le64(newMax)})
+	ps := overlapPatches()
 	open := func(ps []bytePatch) *btreeio.FS {
 		return openThrough(t, path, func(f io.ReaderAt) io.ReaderAt { return &patchReader{r: f, ps: ps} })
 	}
@@ -282,12 +291,7 @@ func TestRecheckCutByBudget(t *testing.T) {
 func TestOverlappingLeavesAnyLayout(t *testing.T) {
 	casedata.Require(t)
 	path := casedata.CaseImages(t, "nocsum")[0]
-	const newMax = 3000000000
-	ps := []bytePatch{}
-	for _, o := range []int64{168, 4144, 8240, 12336, 28720} {
-		ps = append(ps, bytePatch{19136512 + o, le64(newMax)})
-	}
-	ps = append(ps, bytePatch{10747904 + 56, le64(newMax)})
+	ps := overlapPatches()
 	run := func(opt pipeline.Options) *pipeline.Result {
 		fs := openThrough(t, path, func(f io.ReaderAt) io.ReaderAt { return &patchReader{r: f, ps: ps} })
 		r, err := pipeline.Run(context.Background(), fs, opt)
