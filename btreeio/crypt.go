@@ -4,10 +4,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-
-	"golang.org/x/crypto/scrypt"
+	"runtime"
 
 	"bpcheck/csum"
+	"bpcheck/kdf"
 )
 
 // ErrWrongPassphrase is returned when a passphrase (or a key derived from
@@ -26,6 +26,12 @@ const MaxScryptBytes = 1 << 30
 // MaxScryptLogP caps log2 of scrypt's parallelism p (format uses 2^4): the
 // work grows with p.
 const MaxScryptLogP = 8
+
+// ScryptParallelBytes caps the memory of the scrypt lanes derived at once:
+// as many lanes run in parallel as there are CPUs (GOMAXPROCS), p, and
+// lanes of 128·N·r bytes within this (at least one). bcachefs format's
+// parameters take 16 MiB a lane, so up to 8 at once.
+const ScryptParallelBytes = 128 << 20
 
 // sealedKeyBytes is the size of bch_encrypted_key: a magic and the key.
 const sealedKeyBytes = 8 + 32
@@ -102,7 +108,8 @@ func (c *CryptField) PassphraseKey(passphrase []byte) (csum.Key, error) {
 	if err != nil {
 		return csum.Key{}, err
 	}
-	b, err := scrypt.Key(passphrase, kdfSalt, n, r, p, len(csum.Key{}))
+	lanes := min(runtime.GOMAXPROCS(0), p, max(1, ScryptParallelBytes/kdf.LaneBytes(n, r)))
+	b, err := kdf.Scrypt(passphrase, kdfSalt, n, r, p, len(csum.Key{}), lanes)
 	if err != nil {
 		return csum.Key{}, fmt.Errorf("scrypt: %w", err)
 	}
@@ -125,9 +132,7 @@ func (c *CryptField) Unseal(passphraseKey *csum.Key, uuid [16]byte) (csum.Key, e
 	defer clear(buf[:])
 	le := binary.LittleEndian
 	nonce := csum.Nonce{0, 0, le.Uint32(uuid[0:]), le.Uint32(uuid[4:])}
-	if err := csum.Crypt(passphraseKey, nonce, buf[:]); err != nil {
-		return csum.Key{}, err
-	}
+	csum.Crypt(passphraseKey, nonce, buf[:])
 	if le.Uint64(buf[:]) != keyMagicPlain {
 		return csum.Key{}, ErrWrongPassphrase
 	}

@@ -173,9 +173,7 @@ func (fs *FS) scanJournalBucket(d *Device, base int64, buf []byte, j *Journal, b
 			j.Errors = append(j.Errors, &Error{Dev: d.Path, Offset: at, What: "journal entry", Level: -1, Err: js.CsumErr})
 		} else {
 			if ct.Keyed() {
-				if err := csum.Crypt(sb.CryptKey, nonce, buf[off+44:end]); err != nil {
-					js.CsumGood = false
-				}
+				csum.Crypt(sb.CryptKey, nonce, buf[off+44:end])
 			}
 			entries, err := ParseJEntries(buf[off+jsetHeaderBytes : end])
 			if err != nil {

@@ -381,9 +381,7 @@ func parseNodeInto(n *Node, sb *Superblock, dev string, off int64, buf []byte, e
 			return nil, fail("%w: bset at sector %d is big-endian", ErrUnsupported, written)
 		}
 		if ct.Keyed() {
-			if err := decryptBset(sb.CryptKey, nonce, buf, boff, ks, end); err != nil {
-				return nil, fail("decrypt bset: %w", err)
-			}
+			decryptBset(sb.CryptKey, nonce, buf, boff, ks, end)
 		}
 		if written == 0 {
 			n.Flags = le.Uint64(buf[24:])
@@ -541,13 +539,11 @@ func mergeKeys(keys []NodeKey, bsetStart []int, out []NodeKey) (merged []NodeKey
 
 // decryptBset decrypts one bset in place: for the first bset (at byte 0)
 // the node header fields from flags to the key format, then the keys.
-func decryptBset(key *csum.Key, nonce csum.Nonce, buf []byte, boff, keysStart, end int) error {
+func decryptBset(key *csum.Key, nonce csum.Nonce, buf []byte, boff, keysStart, end int) {
 	if boff == 0 {
 		const hdr = 136 - 24 // flags .. format
-		if err := csum.Crypt(key, nonce, buf[24:136]); err != nil {
-			return err
-		}
+		csum.Crypt(key, nonce, buf[24:136])
 		nonce = nonce.Add((hdr + 63) / 64 * 64)
 	}
-	return csum.Crypt(key, nonce, buf[keysStart:end])
+	csum.Crypt(key, nonce, buf[keysStart:end])
 }

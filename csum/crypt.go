@@ -1,10 +1,6 @@
 package csum
 
 import (
-	"encoding/binary"
-	"fmt"
-
-	"golang.org/x/crypto/chacha20"
 	//lint:ignore SA1019 bcachefs MACs with bare Poly1305 keyed from the ChaCha20 stream (not the AEAD), as the kernel does
 	"golang.org/x/crypto/poly1305"
 )
@@ -31,28 +27,11 @@ func (n Nonce) Add(bytes uint32) Nonce {
 	return n
 }
 
-func (n Nonce) cipher(key *Key) (*chacha20.Cipher, error) {
-	var iv [chacha20.NonceSize]byte
-	binary.LittleEndian.PutUint32(iv[0:], n[1])
-	binary.LittleEndian.PutUint32(iv[4:], n[2])
-	binary.LittleEndian.PutUint32(iv[8:], n[3])
-	c, err := chacha20.NewUnauthenticatedCipher(key[:], iv[:])
-	if err != nil {
-		return nil, fmt.Errorf("chacha20: %w", err)
-	}
-	c.SetCounter(n[0])
-	return c, nil
-}
-
 // Crypt encrypts or decrypts data in place with ChaCha20 under key and
-// nonce (the operation is its own inverse).
-func Crypt(key *Key, n Nonce, data []byte) error {
-	c, err := n.cipher(key)
-	if err != nil {
-		return err
-	}
-	c.XORKeyStream(data, data)
-	return nil
+// nonce (the operation is its own inverse). Word 0 of the nonce is the
+// block counter; it wraps at 2^32 blocks, as in the kernel.
+func Crypt(key *Key, n Nonce, data []byte) {
+	xorKeyStream(chachaState(key, n), data)
 }
 
 // ComputeKeyed computes a checksum of any type, including the keyed
@@ -68,9 +47,7 @@ func ComputeKeyed(t Type, key *Key, n Nonce, data []byte) (Sum, error) {
 	}
 	n[3] ^= noncePoly
 	var pk [32]byte
-	if err := Crypt(key, n, pk[:]); err != nil {
-		return Sum{}, err
-	}
+	Crypt(key, n, pk[:])
 	var tag [16]byte
 	poly1305.Sum(&tag, data, &pk)
 	var full [16]byte

@@ -96,7 +96,7 @@ func newCrypt(p *Params, uuid [16]byte) *cryptState {
 		// bch2_chacha_encrypt_key: ChaCha20 over the magic and the key,
 		// nonce {0, 0, the first 8 bytes of the internal uuid}.
 		n := csum.Nonce{0, 0, le.Uint32(uuid[0:]), le.Uint32(uuid[4:])}
-		c.err = csum.Crypt(&k, n, c.field[24:])
+		csum.Crypt(&k, n, c.field[24:])
 	}()
 	return c
 }
@@ -129,12 +129,8 @@ func sealNode(key *csum.Key, buf []byte, p int, seq, journalSeq uint64) error {
 	n := btreeNonce(seq, journalSeq, 0)
 	// flags, min_key, max_key, _ptr and format (112 bytes), then the keys
 	// with the counter moved past them (rounded up to ChaCha blocks).
-	if err := csum.Crypt(key, n, buf[24:136]); err != nil {
-		return err
-	}
-	if err := csum.Crypt(key, n.Add(128), buf[nodeHeaderBytes:p]); err != nil {
-		return err
-	}
+	csum.Crypt(key, n, buf[24:136])
+	csum.Crypt(key, n.Add(128), buf[nodeHeaderBytes:p])
 	sum, err := csum.ComputeKeyed(metaCsumEncrypted, key, n, buf[16:p])
 	if err != nil {
 		return err
@@ -148,9 +144,7 @@ func sealNode(key *csum.Key, buf []byte, p int, seq, journalSeq uint64) error {
 // stores its MAC.
 func sealJset(key *csum.Key, b []byte, n int, seq uint64) error {
 	nonce := journalNonce(seq)
-	if err := csum.Crypt(key, nonce, b[44:n]); err != nil {
-		return err
-	}
+	csum.Crypt(key, nonce, b[44:n])
 	sum, err := csum.ComputeKeyed(metaCsumEncrypted, key, nonce, b[16:n])
 	if err != nil {
 		return err
@@ -170,9 +164,7 @@ func zerosMAC(key *csum.Key, ver uint64, sectors uint32) (lo, hi uint64, err err
 	n := extentNonce(ver)
 	n[3] ^= noncePoly
 	var pk [32]byte
-	if err := csum.Crypt(key, n, pk[:]); err != nil {
-		return 0, 0, err
-	}
+	csum.Crypt(key, n, pk[:])
 	lo, hi = zerosPoly1305(&pk, uint64(sectors)*sectorSize/16)
 	return lo, hi & 0xffff, nil
 }

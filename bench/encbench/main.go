@@ -303,9 +303,7 @@ func cipherSpeed(total int) (chacha, poly float64) {
 		return float64(n*len(buf)) / b.Seconds()
 	}
 	chacha = best(func(i int) {
-		if err := csum.Crypt(&key, csum.Nonce{0, uint32(i), 0, csum.NonceBtree}, buf); err != nil {
-			fail(err)
-		}
+		csum.Crypt(&key, csum.Nonce{0, uint32(i), 0, csum.NonceBtree}, buf)
 	})
 	poly = best(func(i int) {
 		if _, err := csum.ComputeKeyed(csum.ChaCha20Poly1305_128, &key, csum.Nonce{0, uint32(i), 0, csum.NonceBtree}, buf); err != nil {
