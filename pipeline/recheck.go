@@ -24,7 +24,6 @@ import (
 // read errors). A healthy filesystem has no such bucket, and no recheck.
 func (c *checker) recheck(ctx context.Context, pass int, digest []*shard.Shard, tasks []task) ([]report.Finding, []shard.BucketKey, error) {
 	set := &shard.BucketSet{}
-	var whole [][2]shard.BucketKey // shards rechecked whole
 	// A backpointer past its device's buckets may have its bucket
 	// outside the range of the shard that loaded it (the planner clamps
 	// its bucket, its key does not): that shard is rechecked with any
@@ -34,7 +33,6 @@ func (c *checker) recheck(ctx context.Context, pass int, digest []*shard.Shard, 
 		keys, all := d.Mismatches()
 		if all {
 			set.AddRange(d.Lo, d.Hi)
-			whole = append(whole, [2]shard.BucketKey{d.Lo, d.Hi})
 		}
 		set.Add(keys...) // with all, those outside the range count too
 		for _, k := range keys {
@@ -66,7 +64,7 @@ func (c *checker) recheck(ctx context.Context, pass int, digest []*shard.Shard, 
 	}
 	var found []report.Finding
 	var incomplete []shard.BucketKey
-	for _, part := range c.recheckParts(digest, set, whole, touches) {
+	for _, part := range c.recheckParts(digest, set, touches) {
 		c.stats.RecheckWalks++
 		var shards []*shard.Shard
 		for i, d := range digest {
@@ -105,11 +103,12 @@ var recheckLimit int64
 // buckets within a range of keys, and costs one more walk of the pointer
 // btrees (only their leaves that touch it are read). Cuts fall on groups
 // of buckets, never between two buckets a record ties (TiedBuckets): an
-// Exact shard would look one's backpointer up in the other; nor inside
-// the range of a shard rechecked whole (whole): its backpointers came out
-// of order, and what an Exact shard finds among them depends on all of
-// them.
-func (c *checker) recheckParts(digest []*shard.Shard, set *shard.BucketSet, whole [][2]shard.BucketKey, touches func(int, *shard.BucketSet) bool) []*shard.BucketSet {
+// Exact shard would look one's backpointer up in the other. The range of
+// a shard rechecked whole (its backpointers or alloc keys came out of
+// order) is cut like any other: Recheck shards sort what they load
+// (shard's sortLoaded), so what a part finds in a bucket does not depend
+// on the other buckets' keys.
+func (c *checker) recheckParts(digest []*shard.Shard, set *shard.BucketSet, touches func(int, *shard.BucketSet) bool) []*shard.BucketSet {
 	limit := recheckLimit
 	if limit == 0 {
 		b := c.opt.MemoryBudget
@@ -134,11 +133,6 @@ func (c *checker) recheckParts(digest []*shard.Shard, set *shard.BucketSet, whol
 	// In bucket order across the shards (a bucket outside its shard's
 	// range breaks the shards' order).
 	slices.SortStableFunc(loads, func(x, y shard.BucketLoad) int { return cmp.Compare(x.Key, y.Key) })
-	for _, w := range whole {
-		if w[1]-w[0] > 1 {
-			ties = append(ties, [2]shard.BucketKey{w[0], w[1] - 1})
-		}
-	}
 	// The ties as disjoint key intervals (t[0], t[1]]: no cut inside.
 	slices.SortFunc(ties, func(x, y [2]shard.BucketKey) int { return cmp.Compare(x[0], y[0]) })
 	var spans [][2]shard.BucketKey

@@ -247,6 +247,9 @@ func (s *Shard) Mismatches() (keys []BucketKey, all bool) {
 	if s.mode != Digest {
 		return nil, false
 	}
+	if !s.indexed { // no record came: the alloc keys are still to be sorted
+		s.indexBuckets()
+	}
 	for i := range s.bpDig {
 		d := &s.bpDig[i]
 		b := s.bucket(d.key)

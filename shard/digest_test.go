@@ -1,6 +1,7 @@
 package shard
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"testing"
@@ -64,7 +65,7 @@ func (sc *scenario) digestParts(cfg *Config, parts bool) ([]string, int) {
 	var found []string
 	if !set.Empty() {
 		cuts := []BucketKey{d.Lo, d.Hi}
-		if parts && !all { // a range rechecked whole is never cut
+		if parts { // a range rechecked whole too: its entries are sorted (sortLoaded)
 			for _, l := range d.RecheckLoads(set) {
 				tied := false
 				for _, t := range d.TiedBuckets() {
@@ -310,6 +311,16 @@ func FuzzDigestLikeExact(f *testing.F) {
 		got, _ := sc.digestParts(cfg, parts)
 		if fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("digest and recheck:\n%s\nexact:\n%s", got, want)
+		}
+		// The same keys in key order (equal keys as they came): an Exact
+		// shard finds the same whatever the order (sortLoaded).
+		inOrder := *sc
+		inOrder.allocs = slices.Clone(sc.allocs)
+		slices.Sort(inOrder.allocs)
+		inOrder.bps = slices.Clone(sc.bps)
+		slices.SortStableFunc(inOrder.bps, func(a, b Ref) int { return cmp.Compare(a.BPOff, b.BPOff) })
+		if sorted := inOrder.exact(cfg); fmt.Sprint(sorted) != fmt.Sprint(want) {
+			t.Errorf("exact, keys in order:\n%s\nexact, keys as they came:\n%s", sorted, want)
 		}
 	})
 }

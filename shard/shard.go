@@ -7,6 +7,7 @@
 package shard
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -255,6 +256,12 @@ type Shard struct {
 	allocBad   bool // alloc keys came out of order (AddAlloc)
 	forced     []BucketKey
 	pairs      [][2]BucketKey // buckets tied by a forced record (TiedBuckets)
+
+	// bpsUnsorted, allocUnsorted: backpointers (Exact, Recheck) or
+	// alloc keys (every mode) came out of key order (a corrupt btree
+	// whose sibling leaves overlap); indexBuckets sorts them.
+	bpsUnsorted, allocUnsorted bool
+
 	// missingAt: where the ptr_to_missing_alloc_key finding of each bucket
 	// without alloc key is in findings (missingAllocKey).
 	missingAt map[BucketKey]int
@@ -361,7 +368,12 @@ func (s *Shard) AddBP(dev uint32, off uint64, val []byte) {
 	// with wide loads that stall on the narrow stores that built it.
 	n := len(s.bps)
 	if r := len(s.devRuns); r == 0 || s.devRuns[r-1].dev != dev {
+		if r > 0 && dev < s.devRuns[r-1].dev {
+			s.bpsUnsorted = true
+		}
 		s.devRuns = append(s.devRuns, devRun{start: n, dev: dev})
+	} else if off < s.bps[n-1].Off {
+		s.bpsUnsorted = true
 	}
 	if n < cap(s.bps) {
 		s.bps = s.bps[:n+1]
@@ -446,17 +458,18 @@ func (s *Shard) setMatched(i int) {
 	s.matched[i>>6] |= 1 << (uint(i) & 63)
 }
 
-// AddAlloc adds the alloc key of a bucket; keys come in order. A key out
+// AddAlloc adds the alloc key of a bucket; keys come in order. Keys out
 // of order (a corrupt alloc btree, e.g. sibling leaves whose ranges
-// overlap) leaves the look-ups of an Exact shard depending on every key it
-// holds: a Digest shard then has its whole range rechecked (Mismatches),
-// so that the recheck holds what an exact shard would.
+// overlap) are sorted before the first look-up (indexBuckets), keys of
+// one bucket in the order they came; a Digest shard also has its whole
+// range rechecked then (Mismatches).
 func (s *Shard) AddAlloc(k BucketKey, a bp.AllocV4) {
 	if s.mode == Recheck && !s.only.Has(k) {
 		return
 	}
-	if s.mode == Digest && s.nAlloc > 0 && k <= s.buckets[s.nAlloc-1].key {
-		s.allocBad = true
+	if s.nAlloc > 0 && k <= s.buckets[s.nAlloc-1].key {
+		s.allocBad = s.allocBad || s.mode == Digest
+		s.allocUnsorted = s.allocUnsorted || k < s.buckets[s.nAlloc-1].key
 	}
 	s.buckets = append(s.buckets, bucketState{key: k, hasAlloc: true, a: a})
 	s.nAlloc++
@@ -571,6 +584,7 @@ func (s *Shard) makeDense() {
 // shard's backpointers that fall in it (both arrays are sorted by bucket).
 func (s *Shard) indexBuckets() {
 	s.indexed = true
+	s.sortLoaded()
 	s.makeDense()
 	if len(s.bps) >= 1<<31 {
 		return
@@ -614,6 +628,53 @@ func (s *Shard) indexBuckets() {
 	}
 	for ; bi < s.nAlloc; bi++ {
 		s.buckets[bi].indexed = true
+	}
+}
+
+// sortLoaded puts the backpointers and alloc keys a corrupt btree handed
+// the shard out of order into key order, keeping the order in which they
+// came among equal keys (a position or bucket held twice: the first one
+// is the one a look-up finds, as before). Every look-up then finds what
+// the shard holds, whatever the order of the leaves; before, a binary
+// search among unsorted entries could miss one that was there.
+func (s *Shard) sortLoaded() {
+	if s.allocUnsorted {
+		s.allocUnsorted = false
+		slices.SortStableFunc(s.buckets[:s.nAlloc], func(a, b bucketState) int { return cmp.Compare(a.key, b.key) })
+		s.lastOK = false
+	}
+	if !s.bpsUnsorted {
+		return
+	}
+	s.bpsUnsorted = false
+	// Each entry carries its device (from its run) while sorting, in a
+	// parallel array of indices.
+	idx := make([]int, len(s.bps))
+	devs := make([]uint32, len(s.bps))
+	for r := range s.devRuns {
+		for i := s.devRuns[r].start; i < s.runEnd(r); i++ {
+			devs[i] = s.devRuns[r].dev
+		}
+	}
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortStableFunc(idx, func(a, b int) int {
+		if c := cmp.Compare(devs[a], devs[b]); c != 0 {
+			return c
+		}
+		return cmp.Compare(s.bps[a].Off, s.bps[b].Off)
+	})
+	sorted := make([]BPEntry, len(s.bps))
+	for i, j := range idx {
+		sorted[i] = s.bps[j]
+	}
+	copy(s.bps, sorted)
+	s.devRuns = s.devRuns[:0]
+	for i, j := range idx {
+		if d := devs[j]; len(s.devRuns) == 0 || s.devRuns[len(s.devRuns)-1].dev != d {
+			s.devRuns = append(s.devRuns, devRun{start: i, dev: d})
+		}
 	}
 }
 
@@ -1003,6 +1064,9 @@ func allocDataType(a *bp.AllocV4, multipleSticky bool, stripes uint32, dirty, ca
 // from the loss are left out (see Lost). It may be nil.
 func (s *Shard) Finish(lost *Lost) []report.Finding {
 	cfg := s.cfg
+	if !s.indexed { // no record came: the loaded keys are still to be sorted
+		s.indexBuckets()
+	}
 	s.resolveMismatches()
 	if !lost.Empty() {
 		s.dropLost(lost)
