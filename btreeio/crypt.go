@@ -19,8 +19,9 @@ var ErrWrongPassphrase = errors.New("wrong passphrase")
 const KDFScrypt = 0
 
 // MaxScryptBytes caps the memory the scrypt parameters of a crypt field
-// may ask for (128 × N × r bytes): a corrupt or hostile superblock must
-// not exhaust the machine. bcachefs format uses N = 2^14, r = 2^3 (16 MiB).
+// may ask for, a lane's (128 × N × r bytes) and the lanes' blocks (128 ×
+// r × p): a corrupt or hostile superblock must not exhaust the machine.
+// bcachefs format uses N = 2^14, r = 2^3, p = 2^4 (16 MiB and 16 KiB).
 const MaxScryptBytes = 1 << 30
 
 // MaxScryptLogP caps log2 of scrypt's parallelism p (format uses 2^4): the
@@ -93,6 +94,11 @@ func (c *CryptField) ScryptParams() (n, r, p int, err error) {
 	if need := uint64(128) << c.LogN << c.LogR; c.LogN+c.LogR+7 > 62 || need > MaxScryptBytes {
 		return 0, 0, 0, fmt.Errorf("%w: scrypt parameters N=2^%d r=2^%d need 128·N·r = 2^%d bytes, over bpcheck's cap of %d MiB",
 			ErrCorrupt, c.LogN, c.LogR, c.LogN+c.LogR+7, MaxScryptBytes>>20)
+	}
+	// The lanes' blocks, all held at once: 128·r·p bytes.
+	if need := uint64(128) << c.LogR << c.LogP; need > MaxScryptBytes {
+		return 0, 0, 0, fmt.Errorf("%w: scrypt parameters r=2^%d p=2^%d need 128·r·p = 2^%d bytes, over bpcheck's cap of %d MiB",
+			ErrCorrupt, c.LogR, c.LogP, c.LogR+c.LogP+7, MaxScryptBytes>>20)
 	}
 	return 1 << c.LogN, 1 << c.LogR, 1 << c.LogP, nil
 }

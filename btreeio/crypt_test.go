@@ -81,6 +81,7 @@ func TestCryptFieldBounds(t *testing.T) {
 		{0, 65535, 3, 4, "out of bounds"},
 		{0, 14, 60, 4, "out of bounds"},
 		{0, 14, 3, 9, "out of bounds"},
+		{0, 1, 21, 8, "128·r·p = 2^36 bytes, over bpcheck's cap"}, // 64 GiB of blocks (a review)
 		{0, 0, 3, 4, "out of bounds"},
 		{1, 14, 3, 4, "KDF type 1"},
 	} {
@@ -122,8 +123,8 @@ func FuzzCryptField(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if uint64(128)*uint64(n)*uint64(r) > MaxScryptBytes {
-			t.Fatalf("parameters past the cap accepted: N=%d r=%d", n, r)
+		if uint64(128)*uint64(n)*uint64(r) > MaxScryptBytes || uint64(128)*uint64(r)<<c.LogP > MaxScryptBytes {
+			t.Fatalf("parameters past the cap accepted: N=%d r=%d p=2^%d", n, r, c.LogP)
 		}
 		if c.LogN > 6 || c.LogR > 2 || c.LogP > 1 {
 			return // valid but too slow to derive in a fuzz loop

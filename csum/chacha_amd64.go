@@ -16,7 +16,8 @@ type chachaVec struct {
 
 // chachaVecs are the vector implementations, fastest first.
 var chachaVecs = []chachaVec{
-	{"avx512", cpuid.CPU.Supports(cpuid.AVX512F, cpuid.AVX512VL), 512, chachaAVX512},
+	// The AVX-512 code also uses AVX2 (VEX) instructions.
+	{"avx512", cpuid.CPU.Supports(cpuid.AVX2, cpuid.AVX512F, cpuid.AVX512VL), 512, chachaAVX512},
 	{"avx2", cpuid.CPU.Supports(cpuid.AVX2), 512, chachaAVX2},
 }
 
@@ -58,8 +59,8 @@ func (v *chachaVec) xor(s *[16]uint32, data []byte) int {
 func chachaAVX2(s *[16]uint32, data *byte, chunks int)
 
 // chachaAVX512 takes chunks of eight blocks, two to a register, in four
-// interleaved pairs, rotating with VPROLD (AVX512F, AVX512VL). Implemented
-// in chacha_amd64.s.
+// interleaved pairs, rotating with VPROLD (AVX512F, AVX512VL, and AVX2).
+// Implemented in chacha_amd64.s.
 //
 //go:noescape
 func chachaAVX512(s *[16]uint32, data *byte, chunks int)

@@ -34,9 +34,10 @@
 #define SHUF(ib, ic, id, b, c, d) \
 	VPSHUFD $ib, b, b; VPSHUFD $ic, c, c; VPSHUFD $id, d, d
 
-// ADD4, XOR4 (EVEX) and ADD4V, XOR4V (VEX), ROL4 (VPROLD), SHB4 (byte
-// shuffle by mask m) and ROT4S (shifts, via Y15 saved at 0(SP)): one step
-// of the quarter round on four pairs.
+// ADD4, XOR4 and XOR4V (VPXORD is EVEX, VPXOR VEX), ROL4 (VPROLD, EVEX),
+// SHB4 (byte shuffle by mask m) and ROT4S (shifts, via Y15 saved at
+// 0(SP)): one step of the quarter round on four pairs. The assembler
+// encodes ADD4 with VEX on Y0-Y15, with EVEX on Y16 and up.
 #define ADD4(b0, a0, b1, a1, b2, a2, b3, a3) \
 	VPADDD b0, a0, a0; VPADDD b1, a1, a1; VPADDD b2, a2, a2; VPADDD b3, a3, a3
 #define XOR4(a0, d0, a1, d1, a2, d2, a3, d3) \
@@ -51,8 +52,6 @@
 	SHUF(ib, ic, id, Y9, Y10, Y11) \
 	SHUF(ib, ic, id, Y13, Y14, Y15)
 
-#define ADD4V(b0, a0, b1, a1, b2, a2, b3, a3) \
-	VPADDD b0, a0, a0; VPADDD b1, a1, a1; VPADDD b2, a2, a2; VPADDD b3, a3, a3
 #define XOR4V(a0, d0, a1, d1, a2, d2, a3, d3) \
 	VPXOR a0, d0, d0; VPXOR a1, d1, d1; VPXOR a2, d2, d2; VPXOR a3, d3, d3
 #define SHB4(m, d0, d1, d2, d3) \
@@ -65,16 +64,16 @@
 // QR8V: a quarter round on each column of four pairs of blocks, the sets
 // (Y0-Y3), (Y4-Y7), (Y8-Y11), (Y12-Y15), with AVX2 only.
 #define QR8V \
-	ADD4V(Y1, Y0, Y5, Y4, Y9, Y8, Y13, Y12) \
+	ADD4(Y1, Y0, Y5, Y4, Y9, Y8, Y13, Y12) \
 	XOR4V(Y0, Y3, Y4, Y7, Y8, Y11, Y12, Y15) \
 	SHB4(·chachaRot16<>(SB), Y3, Y7, Y11, Y15) \
-	ADD4V(Y3, Y2, Y7, Y6, Y11, Y10, Y15, Y14) \
+	ADD4(Y3, Y2, Y7, Y6, Y11, Y10, Y15, Y14) \
 	XOR4V(Y2, Y1, Y6, Y5, Y10, Y9, Y14, Y13) \
 	ROT4S(12, Y1, Y5, Y9, Y13) \
-	ADD4V(Y1, Y0, Y5, Y4, Y9, Y8, Y13, Y12) \
+	ADD4(Y1, Y0, Y5, Y4, Y9, Y8, Y13, Y12) \
 	XOR4V(Y0, Y3, Y4, Y7, Y8, Y11, Y12, Y15) \
 	SHB4(·chachaRot8<>(SB), Y3, Y7, Y11, Y15) \
-	ADD4V(Y3, Y2, Y7, Y6, Y11, Y10, Y15, Y14) \
+	ADD4(Y3, Y2, Y7, Y6, Y11, Y10, Y15, Y14) \
 	XOR4V(Y2, Y1, Y6, Y5, Y10, Y9, Y14, Y13) \
 	ROT4S(7, Y1, Y5, Y9, Y13)
 

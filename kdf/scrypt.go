@@ -6,14 +6,15 @@
 package kdf
 
 import (
+	"crypto/pbkdf2"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"fmt"
+	"math"
 	"math/bits"
 	"sync"
 	"sync/atomic"
-
-	"golang.org/x/crypto/pbkdf2"
 )
 
 // ErrParams is returned for scrypt parameters the algorithm does not
@@ -28,7 +29,7 @@ func LaneBytes(n, r int) int {
 		return 0
 	}
 	hi, lo := bits.Mul64(uint64(n), uint64(r))
-	if hi != 0 || lo > (1<<62)/128 {
+	if hi != 0 || lo > math.MaxInt/128 {
 		return 0
 	}
 	return int(lo * 128)
@@ -41,12 +42,18 @@ func LaneBytes(n, r int) int {
 func Scrypt(passphrase, salt []byte, n, r, p, keyLen, lanes int) ([]byte, error) {
 	laneBytes := LaneBytes(n, r)
 	if n < 2 || n&(n-1) != 0 || r < 1 || p < 1 || keyLen < 1 || laneBytes == 0 ||
-		uint64(p)*uint64(r) >= 1<<30 {
+		uint64(p)*uint64(r) >= 1<<30 || uint64(p)*uint64(r)*128 > math.MaxInt {
 		return nil, ErrParams
 	}
 	lanes = max(1, min(lanes, p))
 	words := 32 * r // uint32 words per lane's block B_i
-	b := pbkdf2.Key(passphrase, salt, 1, p*128*r, sha256.New)
+	// crypto/pbkdf2 takes the passphrase as a string: a copy that cannot
+	// be cleared (golang.org/x/crypto/pbkdf2, which takes bytes, now makes
+	// the same copy in calling it).
+	b, err := pbkdf2.Key(sha256.New, string(passphrase), salt, 1, p*128*r)
+	if err != nil {
+		return nil, fmt.Errorf("kdf: %w", err) // e.g. FIPS 140-only mode refuses bcachefs' 7-byte salt
+	}
 	defer clear(b)
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -75,7 +82,11 @@ func Scrypt(passphrase, salt []byte, n, r, p, keyLen, lanes int) ([]byte, error)
 		})
 	}
 	wg.Wait()
-	return pbkdf2.Key(passphrase, b, 1, keyLen, sha256.New), nil
+	key, err := pbkdf2.Key(sha256.New, string(passphrase), b, 1, keyLen)
+	if err != nil {
+		return nil, fmt.Errorf("kdf: %w", err)
+	}
+	return key, nil
 }
 
 // roMix is scrypt's ROMix on the block x (32·r words) in place, with y a
