@@ -8,10 +8,15 @@ func (fs *FS) WalkFrom(id bp.BtreeID, level uint8, k *bp.Key, val []byte, minLev
 	return fs.walk(id, level, k, val, minLevel, v)
 }
 
-// WalkRange walks btree id like Walk but only into subtrees whose key range
-// intersects [lo, hi]: interior pointers whose child range lies wholly
-// outside are skipped. Nodes handed to v may still hold keys outside the
-// range; filtering keys is the visitor's job.
+// WalkRange walks btree id like Walk but reads only the leaves whose key
+// range (their own pointer's: childLowerBound to its position) intersects
+// [lo, hi]. Every interior node is read, whatever its range: in a corrupt
+// btree a leaf's range may reach below or above its ancestors' ranges, and
+// which leaves a range walk reads must not depend on them, or a key would
+// be seen by a walk of the whole btree and missed by the walk of the range
+// that holds it (findings would depend on where passes are cut). Interior
+// nodes are a few hundredths of a btree. Nodes handed to v may still hold
+// keys outside the range; filtering keys is the visitor's job.
 func (fs *FS) WalkRange(id bp.BtreeID, minLevel uint8, lo, hi bp.Pos, v Visitor) error {
 	r := fs.Root(id)
 	if r == nil {
@@ -35,18 +40,12 @@ func (fs *FS) walkRange(id bp.BtreeID, level uint8, k *bp.Key, val []byte, minLe
 	if level == 1 {
 		return fs.visitLeaves(id, n, &lo, &hi, v)
 	}
-	childMin := n.Min
 	for i := range n.Keys {
 		ck := &n.Keys[i]
 		if ck.Key.Type != bp.KeyBtreePtrV2 && ck.Key.Type != bp.KeyBtreePtr {
 			continue
 		}
-		max := ck.Key.Pos
-		cmin := childLowerBound(&ck.Key, ck.Val, childMin)
-		childMin = max.Successor()
-		if max.Less(lo) || hi.Less(cmin) {
-			continue // no break: a corrupt node's children's min_keys may be out of order
-		}
+		// Not skipped by its range: see WalkRange.
 		if err := fs.walkRange(id, level-1, &ck.Key, ck.Val, minLevel, lo, hi, v); err != nil {
 			return err
 		}
