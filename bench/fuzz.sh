@@ -30,7 +30,7 @@ for t in $TARGETS; do
   if go test -run '^$' -fuzz "^${fn}\$" -fuzztime "$FUZZTIME" -fuzzminimizetime 2s "$pkg" >"$log" 2>&1; then
     result=ok
   elif [ "$(corpus_files "$corpus")" = "$before" ] &&
-    tail -3 "$log" | grep -q 'context deadline exceeded' && ! grep -q 'panic:\|Failing input' "$log"; then
+    tail -6 "$log" | grep -q 'context deadline exceeded' && ! grep -q 'panic:\|Failing input' "$log"; then
     # Go's fuzzing coordinator can report its own -fuzztime deadline as
     # a failure when a worker is mid-call as it expires (golang/go#75804,
     # fixed in go1.27): no input failed and none was written.
