@@ -12,15 +12,16 @@ import (
 	"bpcheck/gen"
 )
 
-// TestWalkRangeLeafBelowAncestors: in a btree of three levels whose
+// TestWalkLeafRangeLeafBelowAncestors: in a btree of three levels whose
 // interior node I claims a range starting inside its first leaf L's range
 // (I's min_key raised in its header and in the root's pointer to it,
 // checksums resealed), L's pointer survives in I (its position, L's max,
 // lies in I's range) and L holds keys below I's range. A walk of the whole
 // btree reads them; a range walk of keys below I's min_key must read L
 // too, or a check cut into passes would lose those keys that one pass
-// sees. Range walks used to skip I by its range.
-func TestWalkRangeLeafBelowAncestors(t *testing.T) {
+// sees. WalkLeafRange reads it; WalkRange, which skips I by its range,
+// does not.
+func TestWalkLeafRangeLeafBelowAncestors(t *testing.T) {
 	dir := t.TempDir()
 	if _, err := gen.Generate(dir, gen.Params{Devices: 1, DeviceSize: 1 << 30, BtreeNodeSize: 4 << 10,
 		Extents: 20000, ExtentMin: 8, ExtentMax: 8, Seed: 3}); err != nil {
@@ -133,7 +134,7 @@ func TestWalkRangeLeafBelowAncestors(t *testing.T) {
 		t.Fatalf("the whole walk read L: %v with %d keys; want L and its keys below I's range", slices.Contains(all, leafOff), keysAll)
 	}
 	part, keysPart := leaves(func(fs *btreeio.FS, v btreeio.Visitor) error {
-		return fs.WalkRange(id, 0, bp.PosMin, below, v)
+		return fs.WalkLeafRange(id, 0, bp.PosMin, below, v)
 	})
 	if !slices.Contains(part, leafOff) || keysPart != keysAll {
 		t.Errorf("a range walk up to %v (below I's min_key %v) read L: %v (%d keys); the whole walk: %d keys",
@@ -141,5 +142,11 @@ func TestWalkRangeLeafBelowAncestors(t *testing.T) {
 	}
 	if len(part) >= len(all) {
 		t.Errorf("the range walk read %d leaves, the whole walk %d: want fewer", len(part), len(all))
+	}
+	pruned, _ := leaves(func(fs *btreeio.FS, v btreeio.Visitor) error {
+		return fs.WalkRange(id, 0, bp.PosMin, below, v)
+	})
+	if slices.Contains(pruned, leafOff) {
+		t.Error("WalkRange read L below its ancestors' range: the scenario no longer tells the walks apart")
 	}
 }

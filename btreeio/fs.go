@@ -584,5 +584,5 @@ func (fs *FS) Walk(id bp.BtreeID, minLevel uint8, v Visitor) error {
 }
 
 func (fs *FS) walk(id bp.BtreeID, level uint8, k *bp.Key, val []byte, minLevel uint8, v Visitor) error {
-	return fs.walkRange(id, level, k, val, minLevel, bp.PosMin, bp.SPosMax, v)
+	return fs.walkRange(id, level, k, val, minLevel, bp.PosMin, bp.SPosMax, false, v)
 }

@@ -312,7 +312,7 @@ func (c *checker) loadBackpointers(pass int, sh *shard.Shard) error {
 	if l.open {
 		phi = bp.SPosMax
 	}
-	return c.fs.WalkRange(bp.BtreeBackpointers, 0, l.plo, phi, l)
+	return c.fs.WalkLeafRange(bp.BtreeBackpointers, 0, l.plo, phi, l)
 }
 
 // allocLoader fills shards with the alloc keys of [lo, hi).
@@ -436,7 +436,7 @@ func (c *checker) loadAlloc(pass int, shards []*shard.Shard, lo, hi shard.Bucket
 	if hi == ^shard.BucketKey(0) {
 		phi = bp.SPosMax
 	}
-	return c.fs.WalkRange(bp.BtreeAlloc, 0, plo, phi, l)
+	return c.fs.WalkLeafRange(bp.BtreeAlloc, 0, plo, phi, l)
 }
 
 // addMetadataRefs adds the superblock and journal buckets of every device

@@ -95,7 +95,7 @@ func (s *Shard) Correct(lost *Lost) CorrectedView {
 	// 120-byte entry moved then).
 	byKey := func(a, b bucketState) int { return cmp.Compare(a.key, b.key) }
 	if !slices.IsSortedFunc(s.buckets, byKey) {
-		slices.SortFunc(s.buckets, byKey)
+		slices.SortStableFunc(s.buckets, byKey) // equal keys as they came (sortLoaded)
 	}
 	s.extra, s.lastOK, s.indexed = nil, false, false
 	s.dropDense()

@@ -647,35 +647,63 @@ func (s *Shard) sortLoaded() {
 		return
 	}
 	s.bpsUnsorted = false
-	// Each entry carries its device (from its run) while sorting, in a
-	// parallel array of indices.
-	idx := make([]int, len(s.bps))
-	devs := make([]uint32, len(s.bps))
-	for r := range s.devRuns {
-		for i := s.devRuns[r].start; i < s.runEnd(r); i++ {
-			devs[i] = s.devRuns[r].dev
+	byOff := func(a, b BPEntry) int { return cmp.Compare(a.Off, b.Off) }
+	devsInOrder := true // every device in one run, the runs in device order
+	for r := 1; r < len(s.devRuns); r++ {
+		devsInOrder = devsInOrder && s.devRuns[r-1].dev < s.devRuns[r].dev
+	}
+	if devsInOrder {
+		// Overlapping leaves of one device: each run sorted in place, no
+		// memory taken (an Exact shard fills its share of the budget).
+		for r := range s.devRuns {
+			if run := s.bps[s.devRuns[r].start:s.runEnd(r)]; !slices.IsSortedFunc(run, byOff) {
+				slices.SortStableFunc(run, byOff)
+			}
 		}
+		return
 	}
+	// A device stepped back: the entries are put in (device, offset)
+	// order through a permutation of 4 bytes an entry, applied in place
+	// cycle by cycle (entries are 32 bytes). Past 2^31 entries the shard
+	// is not indexed either (indexBuckets).
+	if len(s.bps) >= 1<<31 {
+		return
+	}
+	idx := make([]int32, len(s.bps))
 	for i := range idx {
-		idx[i] = i
+		idx[i] = int32(i)
 	}
-	slices.SortStableFunc(idx, func(a, b int) int {
-		if c := cmp.Compare(devs[a], devs[b]); c != 0 {
+	slices.SortStableFunc(idx, func(a, b int32) int {
+		if c := cmp.Compare(s.devAt(int(a)), s.devAt(int(b))); c != 0 {
 			return c
 		}
 		return cmp.Compare(s.bps[a].Off, s.bps[b].Off)
 	})
-	sorted := make([]BPEntry, len(s.bps))
+	var runs []devRun
 	for i, j := range idx {
-		sorted[i] = s.bps[j]
-	}
-	copy(s.bps, sorted)
-	s.devRuns = s.devRuns[:0]
-	for i, j := range idx {
-		if d := devs[j]; len(s.devRuns) == 0 || s.devRuns[len(s.devRuns)-1].dev != d {
-			s.devRuns = append(s.devRuns, devRun{start: i, dev: d})
+		if d := s.devAt(int(j)); len(runs) == 0 || runs[len(runs)-1].dev != d {
+			runs = append(runs, devRun{start: i, dev: d})
 		}
 	}
+	// Position i takes the entry at idx[i]; a done position is marked
+	// by idx[i] = -1.
+	for i := range idx {
+		if idx[i] < 0 || int(idx[i]) == i {
+			continue
+		}
+		tmp, j := s.bps[i], i
+		for {
+			k := int(idx[j])
+			idx[j] = -1
+			if k == i {
+				s.bps[j] = tmp
+				break
+			}
+			s.bps[j] = s.bps[k]
+			j = k
+		}
+	}
+	s.devRuns = runs
 }
 
 // findBPIn looks p up among bucket b's backpointers when they are indexed,
