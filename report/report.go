@@ -224,12 +224,16 @@ type Summary struct {
 	Errors       int                `json:"errors"`
 	Seconds      float64            `json:"seconds"`
 	PhaseSeconds map[string]float64 `json:"phase_seconds,omitempty"`
-	ExitCode     int                `json:"exit_code"`
-	NotChecked   []string           `json:"not_checked,omitempty"`
-	JournalKeys  int                `json:"journal_keys"`
-	PerDevice    []DevSummary       `json:"per_device,omitempty"`
-	Interrupted  bool               `json:"interrupted,omitempty"`
-	Notes        []string           `json:"notes,omitempty"`
+	// UnlockSeconds is how long deriving the key from a passphrase took
+	// before the check (scrypt; not in Seconds), 0 when the key came from
+	// elsewhere or the filesystem is not encrypted.
+	UnlockSeconds float64      `json:"unlock_seconds,omitempty"`
+	ExitCode      int          `json:"exit_code"`
+	NotChecked    []string     `json:"not_checked,omitempty"`
+	JournalKeys   int          `json:"journal_keys"`
+	PerDevice     []DevSummary `json:"per_device,omitempty"`
+	Interrupted   bool         `json:"interrupted,omitempty"`
+	Notes         []string     `json:"notes,omitempty"`
 
 	// Live is set for a check of a mounted filesystem (check --live).
 	Live *LiveSummary `json:"live,omitempty"`
@@ -376,6 +380,9 @@ func WriteTextSummary(w io.Writer, s *Summary) error {
 		b.WriteString(liveLine(s.Live))
 	}
 	fmt.Fprintf(&b, "Run: %d pass(es), %d shard(s), %d worker(s), memory budget %d bytes, %.3f s\n", s.Passes, s.Shards, s.Workers, s.MemoryBudget, s.Seconds)
+	if s.UnlockSeconds > 0 {
+		fmt.Fprintf(&b, "Key: derived from the passphrase in %.3f s before the check (scrypt)\n", s.UnlockSeconds)
+	}
 	switch s.Matching {
 	case "digest":
 		fmt.Fprintf(&b, "Matching: per-bucket digests; %d bucket(s) whose digests disagreed checked again with their backpointers kept", s.Rechecked)

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
@@ -38,6 +39,10 @@ type Options struct {
 	// asked, so a run without one never waits for input.
 	Terminal *os.File
 	Prompt   io.Writer
+	// KDFTime, when set, receives how long deriving the key from a
+	// passphrase took (scrypt and the unsealing; not the time spent
+	// asking for the passphrase), 0 when no passphrase was used.
+	KDFTime *time.Duration
 }
 
 // keyBytes is the size of a passphrase's key.
@@ -90,7 +95,12 @@ func Unlock(fs *btreeio.FS, opt Options) (source string, err error) {
 			"unlock it with `bcachefs unlock` (the kernel keyring), or give --passphrase-file FILE (or run on a terminal to be asked)", ErrNoKey, uuid)
 	}
 	defer clear(pass)
-	if err := WithPassphrase(fs, pass); err != nil {
+	t0 := time.Now()
+	err = WithPassphrase(fs, pass)
+	if opt.KDFTime != nil {
+		*opt.KDFTime = time.Since(t0)
+	}
+	if err != nil {
 		return "", err
 	}
 	return src, nil

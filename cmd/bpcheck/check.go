@@ -273,7 +273,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bpcheck: --io %q: want auto, uring, pool or threads\n", *ioMode)
 		return exitUsage
 	}
-	return check(ctx, fs, opt, checkOutput{json: *asJSON, metricsFile: *metricsFile, progressOK: !*noProgress, budget: budget}, stdout, stderr)
+	return check(ctx, fs, opt, checkOutput{json: *asJSON, metricsFile: *metricsFile, progressOK: !*noProgress, budget: budget, unlockTime: openOpt.kdfTime}, stdout, stderr)
 }
 
 // directMode is the --direct flag: auto, true or false; a bare --direct
@@ -307,6 +307,8 @@ type checkOutput struct {
 	progressOK bool
 	// budget is the --memory budget as given (the shards get 75 % of it).
 	budget int64
+	// unlockTime is how long deriving the key from a passphrase took.
+	unlockTime time.Duration
 }
 
 // check runs the check on an open filesystem and writes the report.
@@ -393,6 +395,7 @@ func check(ctx context.Context, fs *btreeio.FS, opt pipeline.Options, out checkO
 		PhaseSeconds: map[string]float64{"plan": res.Phases.Plan.Seconds(), "load": res.Phases.Load.Seconds(),
 			"produce": res.Phases.Produce.Seconds(), "finish": res.Phases.Finish.Seconds(), "recheck": res.Phases.Recheck.Seconds()},
 		Matching: res.Matching, Rechecked: res.Stats.Rechecked, RecheckWalks: res.Stats.RecheckWalks,
+		UnlockSeconds: out.unlockTime.Seconds(),
 	}
 	if fs.Journal != nil {
 		s.JournalKeys = len(fs.Journal.Keys)

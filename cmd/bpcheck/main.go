@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"bpcheck/bp"
 	"bpcheck/btreeio"
@@ -115,6 +116,9 @@ type openOptions struct {
 	// keyFile and passphraseFile unlock an encrypted filesystem (see
 	// package unlock; the kernel keyring and a terminal prompt come too).
 	keyFile, passphraseFile string
+	// kdfTime is set by openFS: how long deriving the key from a
+	// passphrase took (0: no passphrase was used).
+	kdfTime time.Duration
 }
 
 // addOpenFlags defines the flags of openOptions on fl.
@@ -149,7 +153,8 @@ func openFS(args []string, o *openOptions, stderr io.Writer) (*btreeio.FS, int) 
 		}
 		fmt.Fprintf(stderr, "bpcheck: warning: %v: read with the rules of %s as --allow-newer asks\n", err, bp.VersionString(bp.VersionKnown))
 	}
-	if _, err := unlock.Unlock(fs, unlock.Options{KeyFile: o.keyFile, PassphraseFile: o.passphraseFile, Terminal: os.Stdin, Prompt: stderr}); err != nil {
+	if _, err := unlock.Unlock(fs, unlock.Options{KeyFile: o.keyFile, PassphraseFile: o.passphraseFile, Terminal: os.Stdin, Prompt: stderr,
+		KDFTime: &o.kdfTime}); err != nil {
 		fmt.Fprintf(stderr, "bpcheck: %v\n", err)
 		fs.Close()
 		return nil, exitOperational

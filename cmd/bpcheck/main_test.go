@@ -85,6 +85,9 @@ var runDependent = []struct {
 	{regexp.MustCompile(`"seconds":[-+0-9.eE]+`), `"seconds":"<seconds>"`},
 	{regexp.MustCompile(`"memory_budget":\d+`), `"memory_budget":"<memory_budget>"`},
 	{regexp.MustCompile(`"workers":\d+`), `"workers":"<workers>"`},
+	// A passphrase's key derivation (unlock_seconds, the "Key:" line).
+	{regexp.MustCompile(`"unlock_seconds":[-+0-9.eE]+`), `"unlock_seconds":"<seconds>"`},
+	{regexp.MustCompile(`derived from the passphrase in [0-9.]+ s`), "derived from the passphrase in <seconds> s"},
 }
 
 // normalise replaces the run-dependent parts of output: the paths of the
