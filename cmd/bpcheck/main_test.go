@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -773,6 +774,23 @@ func TestDemoGenerated(t *testing.T) {
 	}
 	if found[1] != want[1] || found[1] == "0" {
 		t.Errorf("demo found %s findings, the manifest expects %s:\n%s", found[1], want[1], r.stdout)
+	}
+}
+
+// TestDemoCase runs the README's second command: demo --case decompresses
+// a real case with the zstd command and checks it (corrupt-mixed: exit 4,
+// as many findings as the real fsck's expect.json lists).
+func TestDemoCase(t *testing.T) {
+	dir := casedata.Require(t)
+	if _, err := exec.LookPath("zstd"); err != nil {
+		t.Skip("no zstd command: demo --case needs it (apt install zstd)")
+	}
+	r := runCLI(t, "demo", "--case", "corrupt-mixed", "--testdata", dir)
+	if r.code != exitProblems {
+		t.Fatalf("demo --case: exit %d, want %d; stderr:\n%s", r.code, exitProblems, r.stderr)
+	}
+	if !regexp.MustCompile(`(?m)^Summary: [1-9]\d* finding\(s\)`).MatchString(r.stdout) {
+		t.Errorf("demo --case found nothing:\n%s", r.stdout)
 	}
 }
 
