@@ -28,8 +28,9 @@ the generator's manifest says should have been found; and removes it.
 
 With --case NAME: decompresses that real filesystem from the shared test
 data (e.g. corrupt-mixed, two devices made by bcachefs-tools v1.36.1 with
-backpointers, extents and an alloc key deleted) instead. The test data is
-found at --testdata, $BPCHECK_TESTDATA or ../shared/testdata.
+backpointers, extents and an alloc key deleted) instead, with the zstd
+command (apt install zstd). The test data is found at --testdata,
+$BPCHECK_TESTDATA or ../shared/testdata.
 `
 
 func runDemo(args []string, stdout, stderr io.Writer) int {
