@@ -1,10 +1,5 @@
 package csum
 
-import (
-	//lint:ignore SA1019 bcachefs MACs with bare Poly1305 keyed from the ChaCha20 stream (not the AEAD), as the kernel does
-	"golang.org/x/crypto/poly1305"
-)
-
 // Key is a ChaCha20 key: the filesystem's struct bch_key.
 type Key [32]byte
 
@@ -49,7 +44,7 @@ func ComputeKeyed(t Type, key *Key, n Nonce, data []byte) (Sum, error) {
 	var pk [32]byte
 	Crypt(key, n, pk[:])
 	var tag [16]byte
-	poly1305.Sum(&tag, data, &pk)
+	polySum(&tag, data, &pk)
 	var full [16]byte
 	copy(full[:t.Size()], tag[:t.Size()])
 	return SumFromBytes(full[:]), nil
