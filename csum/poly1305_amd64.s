@@ -118,3 +118,116 @@ loop:
 	VMOVDQU64 Z2, 128(DI)
 	VZEROUPPER
 	RET
+
+// Poly1305's message blocks four at a time for polyAVX2; polyAVX2Go is the
+// same computation in Go.
+//
+// Each of four 64-bit lanes holds one sum in five limbs of 26 bits (Y0-Y4).
+// Per 64 bytes, every lane's sum is multiplied by r^4, whose limbs r0-r4
+// and 5*r1..5*r4 (2^130 = 5) wait in p, 32 bytes each, so VPMULUDQ takes
+// them from memory; the products are carried in two chains at once
+// (0->1->2->3 and 3->4->0->1) and the lane's next block added. Lanes 0-3
+// take blocks 0, 2, 1, 3 of each 64 bytes. Limbs stay below 2^28 between
+// chunks, products below 2^56, their sums below 2^58.
+
+DATA polyMask26<>+0(SB)/8, $0x3ffffff
+GLOBL polyMask26<>(SB), RODATA|NOPTR, $8
+DATA polyBit24<>+0(SB)/8, $0x1000000
+DATA polyBit24<>+8(SB)/8, $0x1000000
+DATA polyBit24<>+16(SB)/8, $0x1000000
+DATA polyBit24<>+24(SB)/8, $0x1000000
+GLOBL polyBit24<>(SB), RODATA|NOPTR, $32
+
+// MULSUM(d, o0, o1, o2, o3, o4): d = h0*p[o0] + h1*p[o1] + … + h4*p[o4].
+#define MULSUM(d, o0, o1, o2, o3, o4) \
+	VPMULUDQ o0(BX), Y0, d     \
+	VPMULUDQ o1(BX), Y1, Y10   \
+	VPMULUDQ o2(BX), Y2, Y14   \
+	VPMULUDQ o3(BX), Y3, Y15   \
+	VPADDQ   Y10, d, d         \
+	VPMULUDQ o4(BX), Y4, Y10   \
+	VPADDQ   Y14, d, d         \
+	VPADDQ   Y15, d, d         \
+	VPADDQ   Y10, d, d
+
+// func polyAVX2(lanes *[5][4]uint64, p *[9][4]uint64, msg *byte, chunks int)
+TEXT ·polyAVX2(SB), NOSPLIT, $0-32
+	MOVQ lanes+0(FP), DI
+	MOVQ p+8(FP), BX
+	MOVQ msg+16(FP), SI
+	MOVQ chunks+24(FP), CX
+
+	VMOVDQU 0(DI), Y0
+	VMOVDQU 32(DI), Y1
+	VMOVDQU 64(DI), Y2
+	VMOVDQU 96(DI), Y3
+	VMOVDQU 128(DI), Y4
+	VPBROADCASTQ polyMask26<>(SB), Y11
+
+avx2loop:
+	// p: r0 at 0, r1 32, r2 64, r3 96, r4 128, 5*r1 160, 5*r2 192,
+	// 5*r3 224, 5*r4 256.
+	MULSUM(Y5, 0, 256, 224, 192, 160)
+	MULSUM(Y6, 32, 0, 256, 224, 192)
+	MULSUM(Y7, 64, 32, 0, 256, 224)
+	MULSUM(Y8, 96, 64, 32, 0, 256)
+	MULSUM(Y9, 128, 96, 64, 32, 0)
+
+	// Carry.
+	VPSRLQ $26, Y5, Y10
+	VPSRLQ $26, Y8, Y14
+	VPAND  Y11, Y5, Y5
+	VPAND  Y11, Y8, Y8
+	VPADDQ Y10, Y6, Y6
+	VPADDQ Y14, Y9, Y9
+	VPSRLQ $26, Y6, Y10
+	VPSRLQ $26, Y9, Y14
+	VPAND  Y11, Y6, Y6
+	VPAND  Y11, Y9, Y9
+	VPADDQ Y10, Y7, Y7
+	VPSLLQ $2, Y14, Y15
+	VPADDQ Y14, Y5, Y5
+	VPADDQ Y15, Y5, Y5
+	VPSRLQ $26, Y7, Y10
+	VPSRLQ $26, Y5, Y14
+	VPAND  Y11, Y7, Y7
+	VPAND  Y11, Y5, Y5
+	VPADDQ Y10, Y8, Y8
+	VPADDQ Y14, Y6, Y6
+	VPSRLQ $26, Y8, Y10
+	VPAND  Y11, Y8, Y8
+	VPADDQ Y10, Y9, Y9
+
+	// The next four blocks' limbs, added.
+	VMOVDQU     0(SI), Y12
+	VMOVDQU     32(SI), Y13
+	VPUNPCKHQDQ Y13, Y12, Y14 // high words
+	VPUNPCKLQDQ Y13, Y12, Y12 // low words
+	VPAND       Y11, Y12, Y0
+	VPADDQ      Y5, Y0, Y0
+	VPSRLQ      $26, Y12, Y1
+	VPAND       Y11, Y1, Y1
+	VPADDQ      Y6, Y1, Y1
+	VPSRLQ      $52, Y12, Y2
+	VPSLLQ      $12, Y14, Y10
+	VPOR        Y10, Y2, Y2
+	VPAND       Y11, Y2, Y2
+	VPADDQ      Y7, Y2, Y2
+	VPSRLQ      $14, Y14, Y3
+	VPAND       Y11, Y3, Y3
+	VPADDQ      Y8, Y3, Y3
+	VPSRLQ      $40, Y14, Y4
+	VPOR        polyBit24<>(SB), Y4, Y4
+	VPADDQ      Y9, Y4, Y4
+
+	ADDQ $64, SI
+	DECQ CX
+	JNZ  avx2loop
+
+	VMOVDQU Y0, 0(DI)
+	VMOVDQU Y1, 32(DI)
+	VMOVDQU Y2, 64(DI)
+	VMOVDQU Y3, 96(DI)
+	VMOVDQU Y4, 128(DI)
+	VZEROUPPER
+	RET

@@ -47,8 +47,9 @@ func bigPoly(msg []byte, key *[32]byte) [16]byte {
 	return tag
 }
 
-// polyAll returns the tags of polySum, polyGeneric, polyVector (through
-// this build's polyVecBlocks) and x/crypto's Poly1305, named.
+// polyAll returns the tags of polySum, polyGeneric, polyVector through
+// every vector implementation the CPU has and through the Go twins of
+// all, and x/crypto's Poly1305, named.
 func polyAll(msg []byte, key *[32]byte) map[string][16]byte {
 	tags := map[string][16]byte{}
 	var t [16]byte
@@ -56,8 +57,14 @@ func polyAll(msg []byte, key *[32]byte) map[string][16]byte {
 	tags["polySum"] = t
 	polyGeneric(&t, msg, key)
 	tags["polyGeneric"] = t
-	polyVector(&t, msg, key)
-	tags["polyVector"] = t
+	for _, vs := range [][]polyVec{polyVecs, polyVecsGo} {
+		for i := range vs {
+			if v := &vs[i]; v.ok {
+				polyVector(v, &t, msg, key)
+				tags[v.name] = t
+			}
+		}
+	}
 	poly1305.Sum(&t, msg, key)
 	tags["x/crypto"] = t
 	return tags
@@ -142,18 +149,25 @@ func TestPoly1305LikeReference(t *testing.T) {
 	}
 }
 
-// TestPoly1305Lanes checks the vector code's lanes against
-// polyVecBlocksGo bit for bit, from random and from the largest lanes a
-// chunk can leave, with random and the largest multipliers.
+// TestPoly1305Lanes checks the vector code's lanes against their Go
+// twins bit for bit, from zero, random and the largest lanes a chunk can
+// leave, with random and the largest multipliers.
 func TestPoly1305Lanes(t *testing.T) {
-	if !polyVecOK {
+	ran := 0
+	for _, v := range polyVecs {
+		if v.ok {
+			ran++
+		} else {
+			t.Logf("%s: not on this CPU", v.name)
+		}
+	}
+	if ran == 0 {
 		t.Skip("no vector Poly1305 on this CPU or build")
 	}
 	r := rand.New(rand.NewPCG(7, 8))
-	maxElem := polyElem{mask44, mask44, mask42}
 	for round := range 400 {
 		chunks := 1 + r.IntN(9)
-		msg := make([]byte, chunks*16*polyLanes)
+		msg := make([]byte, chunks*128)
 		for j := range msg {
 			msg[j] = byte(r.Uint32())
 		}
@@ -164,27 +178,99 @@ func TestPoly1305Lanes(t *testing.T) {
 		}
 		m := polyElem{r.Uint64() & mask44, r.Uint64() & mask44, r.Uint64() & mask42}
 		if round%3 == 2 {
-			m = maxElem
+			m = polyElem{mask44, mask44, mask42}
 		}
-		var lanes [3][polyLanes]uint64
-		for i := range lanes {
-			for l := range lanes[i] {
-				switch round % 5 {
-				case 1:
-					lanes[i][l] = r.Uint64() & (1<<45 - 1)
-				case 2: // the largest a chunk leaves: a carried limb plus a block's
-					lanes[i][l] = []uint64{mask44 + 1<<12 + mask44, mask44 + 1<<12 + mask44, mask42 + 1<<41}[i]
+		if polyVecOn("ifma") {
+			var lanes [3][8]uint64
+			for i := range lanes {
+				for l := range lanes[i] {
+					switch round % 5 {
+					case 1:
+						lanes[i][l] = r.Uint64() & (1<<45 - 1)
+					case 2: // the largest a chunk leaves: a carried limb plus a block's
+						lanes[i][l] = []uint64{mask44 + mask44, mask44 + 1<<12 + mask44, mask42 + 1<<41}[i]
+					}
 				}
 			}
+			p := [5]uint64{m[0], m[1], m[2], m[1] * 20, m[2] * 20}
+			want, got := lanes, lanes
+			polyIFMAGo(&want, &p, msg, chunks)
+			polyIFMAAsm(&got, &p, msg, chunks)
+			if got != want {
+				t.Fatalf("ifma, round %d (%d chunks): lanes %x, want %x", round, chunks, got, want)
+			}
 		}
-		p := polyVecParams(&m)
-		want := lanes
-		polyVecBlocksGo(&want, &p, msg, chunks)
-		got := lanes
-		polyVecBlocks(&got, &p, msg, chunks)
-		if got != want {
-			t.Fatalf("round %d (%d chunks): lanes %x, want %x", round, chunks, got, want)
+		if polyVecOn("avx2") {
+			var lanes [5][4]uint64
+			for i := range lanes {
+				for l := range lanes[i] {
+					switch round % 5 {
+					case 1:
+						lanes[i][l] = r.Uint64() & (1<<27 - 1)
+					case 2: // the largest a chunk leaves
+						lanes[i][l] = []uint64{mask26 + mask26, mask26 + 1<<9 + mask26, mask26 + mask26, mask26 + mask26, mask26 + 1<<7 + 1<<25}[i]
+					}
+				}
+			}
+			var p [9][4]uint64
+			mr := polyAVX2Limbs(&m)
+			for l := range 4 {
+				for i := range 5 {
+					p[i][l] = mr[i]
+				}
+				for i := 1; i < 5; i++ {
+					p[4+i][l] = mr[i] * 5
+				}
+			}
+			want, got := lanes, lanes
+			polyAVX2Go(&want, &p, msg, 2*chunks)
+			polyAVX2Asm(&got, &p, msg, 2*chunks)
+			if got != want {
+				t.Fatalf("avx2, round %d (%d chunks): lanes %x, want %x", round, 2*chunks, got, want)
+			}
 		}
+	}
+}
+
+// polyVecOn says whether the vector implementation name runs here.
+func polyVecOn(name string) bool {
+	for _, v := range polyVecs {
+		if v.name == name {
+			return v.ok
+		}
+	}
+	return false
+}
+
+// TestPoly1305From26 checks the conversion of five 26-bit limbs (up to
+// 2^28 each) to three of 44 bits against math/big.
+func TestPoly1305From26(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	toBig := func(limbs []uint64, width uint) *big.Int {
+		v := new(big.Int)
+		for i := len(limbs) - 1; i >= 0; i-- {
+			v.Lsh(v, width)
+			v.Add(v, new(big.Int).SetUint64(limbs[i]))
+		}
+		return v
+	}
+	for range 10000 {
+		var l [5]uint64
+		for i := range l {
+			l[i] = r.Uint64() & (1<<28 - 1)
+		}
+		e := polyFrom26(l[0], l[1], l[2], l[3], l[4])
+		// limbs of 44 bits at 0, 44, 88: sum them as big numbers
+		got := new(big.Int).Add(new(big.Int).SetUint64(e[0]), new(big.Int).Lsh(new(big.Int).SetUint64(e[1]), 44))
+		got.Add(got, new(big.Int).Lsh(new(big.Int).SetUint64(e[2]), 88))
+		if want := toBig(l[:], 26); got.Cmp(want) != 0 || e[0] >= 1<<46 || e[1] >= 1<<46 || e[2] >= 1<<46 {
+			t.Fatalf("polyFrom26(%x) = %x, want %x with limbs under 2^46", l, e, want)
+		}
+	}
+	m := polyElem{mask44, mask44, mask42}
+	mr := polyAVX2Limbs(&m)
+	if got, want := toBig(mr[:], 26), toBig(m[:], 44); got.Cmp(want) != 0 {
+		t.Fatalf("polyAVX2Limbs(%x) = %x (%v), want %v", m, mr, got, want)
 	}
 }
 
@@ -220,11 +306,13 @@ func BenchmarkPoly1305(b *testing.B) {
 			{"x-crypto", func() { poly1305.Sum(&tag, msg, &key) }},
 			{"generic", func() { polyGeneric(&tag, msg, &key) }},
 		}
-		if polyVecOK {
-			impls = append(impls, struct {
-				name string
-				fn   func()
-			}{"vector", func() { polyVector(&tag, msg, &key) }})
+		for i := range polyVecs {
+			if v := &polyVecs[i]; v.ok {
+				impls = append(impls, struct {
+					name string
+					fn   func()
+				}{v.name, func() { polyVector(v, &tag, msg, &key) }})
+			}
 		}
 		for _, im := range impls {
 			b.Run(fmt.Sprintf("%s/%d", im.name, n), func(b *testing.B) {
@@ -233,15 +321,6 @@ func BenchmarkPoly1305(b *testing.B) {
 					im.fn()
 				}
 			})
-		}
-	}
-}
-
-// TestPolyLaneMaps checks that polyBlockLane inverts polyLaneBlock.
-func TestPolyLaneMaps(t *testing.T) {
-	for l, j := range polyLaneBlock {
-		if polyBlockLane[j] != l {
-			t.Fatalf("lane %d takes block %d, but polyBlockLane[%d] = %d", l, j, j, polyBlockLane[j])
 		}
 	}
 }
