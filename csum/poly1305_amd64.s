@@ -23,6 +23,8 @@ TEXT ·polyIFMA(SB), NOSPLIT, $0-32
 	MOVQ p+8(FP), BX
 	MOVQ msg+16(FP), SI
 	MOVQ chunks+24(FP), CX
+	TESTQ CX, CX
+	JZ   ifmadone
 
 	VMOVDQU64 0(DI), Z0
 	VMOVDQU64 64(DI), Z1
@@ -117,6 +119,8 @@ loop:
 	VMOVDQU64 Z1, 64(DI)
 	VMOVDQU64 Z2, 128(DI)
 	VZEROUPPER
+
+ifmadone:
 	RET
 
 // Poly1305's message blocks four at a time for polyAVX2; polyAVX2Go is the
@@ -156,6 +160,8 @@ TEXT ·polyAVX2(SB), NOSPLIT, $0-32
 	MOVQ p+8(FP), BX
 	MOVQ msg+16(FP), SI
 	MOVQ chunks+24(FP), CX
+	TESTQ CX, CX
+	JZ   avx2done
 
 	VMOVDQU 0(DI), Y0
 	VMOVDQU 32(DI), Y1
@@ -230,4 +236,6 @@ avx2loop:
 	VMOVDQU Y3, 96(DI)
 	VMOVDQU Y4, 128(DI)
 	VZEROUPPER
+
+avx2done:
 	RET

@@ -149,6 +149,84 @@ func TestPoly1305LikeReference(t *testing.T) {
 	}
 }
 
+// polyEdgeMsg returns a message of n bytes (a multiple of 16, at least
+// 32) whose Poly1305 sum under key, before s is added, is target modulo
+// 2^130-5: random blocks, the last one solved for with math/big (retried
+// until it is a block's value). Such sums end at or just above 2^130-5
+// in the limbs, where only the final conditional subtraction makes them
+// right; random messages reach it with a chance of ~2^-128.
+func polyEdgeMsg(r *rand.Rand, key *[32]byte, n int, target int64) []byte {
+	le := func(b []byte) *big.Int {
+		x := make([]byte, len(b))
+		for i := range b {
+			x[len(b)-1-i] = b[i]
+		}
+		return new(big.Int).SetBytes(x)
+	}
+	rb := bytes.Clone(key[:16])
+	for _, i := range []int{3, 7, 11, 15} {
+		rb[i] &= 15
+	}
+	for _, i := range []int{4, 8, 12} {
+		rb[i] &= 252
+	}
+	rv := le(rb)
+	p := new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), 130), big.NewInt(5))
+	two128 := new(big.Int).Lsh(big.NewInt(1), 128)
+	rinv := new(big.Int).ModInverse(rv, p)
+	for {
+		msg := make([]byte, n)
+		for j := range msg {
+			msg[j] = byte(r.Uint32())
+		}
+		acc := new(big.Int)
+		for i := 0; i < n-16; i += 16 {
+			acc.Add(acc, le(msg[i:i+16]))
+			acc.Add(acc, two128)
+			acc.Mul(acc, rv)
+			acc.Mod(acc, p)
+		}
+		// (acc + last + 2^128) * r = target: last = target/r - acc - 2^128.
+		last := new(big.Int).Mul(big.NewInt(target), rinv)
+		last.Sub(last, acc)
+		last.Sub(last, two128)
+		last.Mod(last, p)
+		if last.Cmp(two128) >= 0 {
+			continue
+		}
+		b := last.Bytes()
+		for i := range 16 {
+			msg[n-16+i] = 0
+		}
+		for i := range b {
+			msg[n-1-i] = b[i]
+		}
+		return msg
+	}
+}
+
+// TestPoly1305FinalReduction checks every implementation on messages
+// whose sum is 0 to 4 modulo 2^130-5 (and one below), on the scalar and
+// on the vector paths' lengths, with keys whose s is zero and all ones.
+func TestPoly1305FinalReduction(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	for _, n := range []int{32, 48, 160, 1024, 2048, 2064, 4096} {
+		for target := int64(-1); target <= 4; target++ {
+			var key [32]byte
+			for i := range 16 {
+				key[i] = byte(r.Uint32())
+			}
+			if target%2 == 0 {
+				for i := 16; i < 32; i++ {
+					key[i] = 0xff
+				}
+			}
+			msg := polyEdgeMsg(r, &key, n, target)
+			checkPoly(t, fmt.Sprintf("sum %d mod p", target), msg, &key, bigPoly(msg, &key))
+		}
+	}
+}
+
 // TestPoly1305Lanes checks the vector code's lanes against their Go
 // twins bit for bit, from zero, random and the largest lanes a chunk can
 // leave, with random and the largest multipliers.
@@ -279,6 +357,14 @@ func TestPoly1305From26(t *testing.T) {
 func FuzzPoly1305(f *testing.F) {
 	f.Add([]byte("key"), make([]byte, 600))
 	f.Add(bytes.Repeat([]byte{0xff}, 32), bytes.Repeat([]byte{0xff}, 1100))
+	r := rand.New(rand.NewPCG(13, 14))
+	for _, n := range []int{32, 2048} {
+		var key [32]byte
+		for i := range key {
+			key[i] = byte(r.Uint32())
+		}
+		f.Add(key[:], polyEdgeMsg(r, &key, n, 0))
+	}
 	f.Fuzz(func(t *testing.T, k, msg []byte) {
 		var key [32]byte
 		copy(key[:], k)
