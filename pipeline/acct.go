@@ -24,10 +24,13 @@ import (
 // replicas entry and snapshot (consecutive extents mostly share them).
 type acctSums struct {
 	t accounting.Table
-	// lastSig, lastRepC: the last replicas entry, by its fields packed in
-	// a word (see key), and its counters.
-	lastSig   uint64
-	lastRepC  *accounting.Counters
+	// repSig, repC: recent replicas entries, by their fields packed in a
+	// word (see key), and their counters, direct-mapped by a hash of the
+	// word. With replicas spread over many devices the entry changes from
+	// extent to extent; each change cost a 20-byte key built, sorted and
+	// looked up in t. The table only grows, so a counter stays valid.
+	repSig    [repCacheSize]uint64
+	repC      [repCacheSize]*accounting.Counters
 	lastSnap  uint32
 	lastSnapC *accounting.Counters
 	// lastSnapKey, lastSnapKeyC: the last snapshot's (1.39) key counters.
@@ -55,6 +58,13 @@ type acctSums struct {
 	stripeLRU        map[uint64]uint64
 	stripeLRUUnknown bool
 }
+
+// repCacheBits sizes acctSums' cache of replicas entries: 64, enough for
+// every pair of 11 devices.
+const (
+	repCacheBits = 6
+	repCacheSize = 1 << repCacheBits
+)
 
 type stripeEntry struct {
 	devs       [16]uint8
@@ -171,8 +181,8 @@ func (s *acctSums) snapKey(k *bp.Key) {
 // key accounts one key's pointers (the extent trigger's replicas and
 // snapshot counters): devs and sectors of its dirty pointers that are not
 // erasure coded; nrRequired is 0 when an erasure-coded pointer is among
-// them. devs is sorted in place. This runs once per extent: the entry of
-// the previous key is reused when its fields, packed in one word, match.
+// them. devs is sorted in place. This runs once per extent: an entry met
+// recently is found by its fields, packed in one word (repSig).
 func (s *acctSums) key(level uint8, k *bp.Key, devs []uint8, sectors int64, nrRequired uint8) {
 	n := len(devs)
 	if n == 0 {
@@ -196,11 +206,16 @@ func (s *acctSums) key(level uint8, k *bp.Key, devs []uint8, sectors int64, nrRe
 			sig |= uint64(d) << (24 + 8*i)
 		}
 	}
-	if sig == 0 || s.lastRepC == nil || s.lastSig != sig {
-		s.lastRepC = s.counters(accounting.Replicas(dt, nrRequired, devs[:min(n, 16)]))
-		s.lastSig = sig
+	if sig == 0 {
+		s.counters(accounting.Replicas(dt, nrRequired, devs[:min(n, 16)])).V[0] += sectors
+	} else {
+		i := sig * 0x9e3779b97f4a7c15 >> (64 - repCacheBits)
+		if s.repSig[i] != sig || s.repC[i] == nil {
+			s.repC[i] = s.counters(accounting.Replicas(dt, nrRequired, devs))
+			s.repSig[i] = sig
+		}
+		s.repC[i].V[0] += sectors
 	}
-	s.lastRepC.V[0] += sectors
 	if s.snapshotKeys && level == 0 && k.Pos.Snapshot != 0 && k.Type == bp.KeyExtent {
 		s.snapKeyCounters(k.Pos.Snapshot).V[2] += sectors
 	}
