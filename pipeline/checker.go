@@ -43,6 +43,9 @@ type checker struct {
 	rotational [256]bool
 	// loadNodes, loadBytes count the loaders' leaves (Stats.Load*).
 	loadNodes, loadBytes atomic.Int64
+	// recheckLeaves counts the data leaves the rechecks read
+	// (Stats.RecheckLeaves).
+	recheckLeaves atomic.Int64
 	// stripeBPs are the backpointers device-255 erasure-coded pointers
 	// need (first pass; stripebp.go).
 	stripeBPs []stripeBP

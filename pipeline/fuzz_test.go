@@ -70,7 +70,7 @@ func FuzzDigestImage(f *testing.F) {
 			t.Fatalf("faults %+v: %d errors, exact %d", faults, len(digest.Errors), len(exact.Errors))
 		}
 		g, w := digest.Stats, exact.Stats
-		g.LoadNodes, g.LoadBytes, g.Rechecked, g.RecheckWalks = w.LoadNodes, w.LoadBytes, w.Rechecked, w.RecheckWalks
+		g.LoadNodes, g.LoadBytes, g.Rechecked, g.RecheckWalks, g.RecheckLeaves = w.LoadNodes, w.LoadBytes, w.Rechecked, w.RecheckWalks, w.RecheckLeaves
 		if g != w {
 			t.Fatalf("faults %+v: stats %+v, exact %+v", faults, digest.Stats, exact.Stats)
 		}

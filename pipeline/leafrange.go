@@ -18,10 +18,37 @@ import (
 )
 
 // leafRange is the bucket range [lo, hi] of the records or keys of one
-// node (lo > hi: none), by the node's id (leafID).
+// node (lo > hi: none), by the node's id (leafID). A data leaf's records
+// also log their devices (devs: bit d for device d, bit 63 for every
+// device from 63) and the range [blo, bhi] of their bucket numbers on any
+// of them: the extents of a filesystem whose data is spread over several
+// devices point into every device, so that [lo, hi], in (device, bucket)
+// order, spans the devices between whole, while each device's buckets
+// are those being filled at the time, near one another. devs 0: not
+// logged (the loaders' leaves, whose keys are in bucket order).
 type leafRange struct {
-	id     uint64
-	lo, hi shard.BucketKey
+	id       uint64
+	lo, hi   shard.BucketKey
+	devs     uint64
+	blo, bhi uint64
+}
+
+// mayHold reports whether the node may hold a record or key of a bucket
+// of set.
+func (r *leafRange) mayHold(set *shard.BucketSet) bool {
+	if r.lo > r.hi || !set.Within(r.lo, r.hi+1) {
+		return false
+	}
+	if r.devs == 0 || r.devs&(1<<63) != 0 {
+		return true
+	}
+	for m := r.devs; m != 0; m &= m - 1 {
+		d := uint64(bits.TrailingZeros64(m))
+		if set.Within(shard.MakeBucketKey(d, r.blo), shard.MakeBucketKey(d, r.bhi)+1) {
+			return true
+		}
+	}
+	return false
 }
 
 // leafID names a node by its btree, level and max position (the position
@@ -32,19 +59,27 @@ func leafID(id bp.BtreeID, level uint8, p bp.Pos) uint64 {
 	return hi ^ lo ^ uint64(p.Snapshot)<<16 ^ uint64(level)<<8 ^ uint64(id)
 }
 
-// seen widens the tracked range of the current leaf to bucket.
+// seen widens the tracked ranges of the current leaf to bucket.
 func (e *emitter) seen(bucket shard.BucketKey) {
 	e.leafLo = min(e.leafLo, bucket)
 	e.leafHi = max(e.leafHi, bucket)
+	e.leafDevs |= 1 << min(uint64(bucket)>>48, 63)
+	b := uint64(bucket) & (1<<48 - 1)
+	e.leafBlo = min(e.leafBlo, b)
+	e.leafBhi = max(e.leafBhi, b)
 }
 
 // leafStart starts tracking a leaf's records.
-func (e *emitter) leafStart() { e.leafLo, e.leafHi = ^shard.BucketKey(0), 0 }
+func (e *emitter) leafStart() {
+	e.leafLo, e.leafHi = ^shard.BucketKey(0), 0
+	e.leafDevs, e.leafBlo, e.leafBhi = 0, ^uint64(0), 0
+}
 
-// leafEnd logs the range of node n's records (a leaf's PackedLeaf and
-// Node calls log a range each; a recheck merges them).
+// leafEnd logs the ranges of node n's records (a leaf's PackedLeaf and
+// Node calls log ranges each; a recheck merges them).
 func (e *emitter) leafEnd(n *btreeio.Node) {
-	e.leaves = append(e.leaves, leafRange{id: leafID(n.BtreeID, n.Level, n.Max), lo: e.leafLo, hi: e.leafHi})
+	e.leaves = append(e.leaves, leafRange{id: leafID(n.BtreeID, n.Level, n.Max), lo: e.leafLo, hi: e.leafHi,
+		devs: e.leafDevs, blo: e.leafBlo, bhi: e.leafBhi})
 }
 
 // sealLeafRanges sorts the logged ranges by id and merges those of one id.
@@ -53,7 +88,19 @@ func sealLeafRanges(rs []leafRange) []leafRange {
 	out := rs[:0]
 	for _, r := range rs {
 		if n := len(out); n > 0 && out[n-1].id == r.id {
-			out[n-1].lo, out[n-1].hi = min(out[n-1].lo, r.lo), max(out[n-1].hi, r.hi)
+			o := &out[n-1]
+			oEmpty, rEmpty := o.lo > o.hi, r.lo > r.hi
+			o.lo, o.hi = min(o.lo, r.lo), max(o.hi, r.hi)
+			switch {
+			case rEmpty:
+			case oEmpty:
+				o.devs, o.blo, o.bhi = r.devs, r.blo, r.bhi
+			case o.devs == 0 || r.devs == 0:
+				o.devs = 0 // one of them has no per-device ranges
+			default:
+				o.devs |= r.devs
+				o.blo, o.bhi = min(o.blo, r.blo), max(o.bhi, r.bhi)
+			}
 			continue
 		}
 		out = append(out, r)
@@ -68,7 +115,7 @@ func sealLeafRanges(rs []leafRange) []leafRange {
 // pass's sums lack).
 func (c *checker) leafSkip(id bp.BtreeID, max bp.Pos, set *shard.BucketSet) bool {
 	r, ok := c.loggedNode(id, 0, max)
-	return !ok || r.lo > r.hi || !set.Within(r.lo, r.hi+1)
+	return !ok || !r.mayHold(set)
 }
 
 // nodeLogged reports whether the pass logged node n (a recheck ignores

@@ -69,6 +69,10 @@ type Stats struct {
 	// backpointers did not fit the memory the pass left (each walk reads
 	// only the leaves that touch its part of the buckets).
 	RecheckWalks int64
+	// RecheckLeaves counts the data leaves the rechecks' walks read (the
+	// others were skipped: the first pass logged none of their records
+	// in a bucket rechecked).
+	RecheckLeaves int64
 }
 
 // DevStats are the counts of one device.

@@ -387,7 +387,7 @@ func TestDigestLikeExact(t *testing.T) {
 				t.Errorf("%d errors, exact %d", len(res.Errors), len(exact.Errors))
 			}
 			g, w := res.Stats, exact.Stats
-			g.LoadNodes, g.LoadBytes, g.Rechecked, g.RecheckWalks = w.LoadNodes, w.LoadBytes, w.Rechecked, w.RecheckWalks
+			g.LoadNodes, g.LoadBytes, g.Rechecked, g.RecheckWalks, g.RecheckLeaves = w.LoadNodes, w.LoadBytes, w.Rechecked, w.RecheckWalks, w.RecheckLeaves
 			if g != w {
 				t.Errorf("stats %+v, exact %+v", res.Stats, exact.Stats)
 			}

@@ -168,7 +168,11 @@ type emitter struct {
 	// recheck reads only the leaves that may hold its buckets' pointers.
 	track          bool
 	leafLo, leafHi shard.BucketKey
-	leaves         []leafRange
+	// leafDevs, leafBlo, leafBhi: the leaf's devices and bucket numbers
+	// (leafRange).
+	leafDevs         uint64
+	leafBlo, leafBhi uint64
+	leaves           []leafRange
 }
 
 // recheck makes e a recheck's emitter: records only of the buckets of
@@ -696,7 +700,14 @@ func (p *producer) handOver(emitted bool, last bp.Pos) (bool, error) {
 // (btreeio.LeafFilter).
 func (p *producer) SkipLeaf(id bp.BtreeID, k *bp.Key) bool {
 	e := p.e
-	return e.only != nil && p.dataBtree && e.c.leafSkip(id, k.Pos, e.only)
+	if e.only == nil || !p.dataBtree {
+		return false
+	}
+	if e.c.leafSkip(id, k.Pos, e.only) {
+		return true
+	}
+	e.c.recheckLeaves.Add(1)
+	return false
 }
 
 func (p *producer) NodeError(btree bp.BtreeID, level uint8, parent *bp.Key, err error) error {

@@ -179,7 +179,7 @@ func TestDigestShiftFlip(t *testing.T) {
 			t.Errorf("bit %d (flag bit %d): digest findings differ from exact ones:\n got: %.2000s\nwant: %.2000s", bit, 40+bit, got, want)
 		}
 		g, w := res[1].Stats, res[0].Stats
-		g.LoadNodes, g.LoadBytes, g.Rechecked, g.RecheckWalks = w.LoadNodes, w.LoadBytes, w.Rechecked, w.RecheckWalks
+		g.LoadNodes, g.LoadBytes, g.Rechecked, g.RecheckWalks, g.RecheckLeaves = w.LoadNodes, w.LoadBytes, w.Rechecked, w.RecheckWalks, w.RecheckLeaves
 		if g != w {
 			t.Errorf("bit %d: stats %+v, exact %+v", bit, res[1].Stats, res[0].Stats)
 		}

@@ -148,6 +148,7 @@ func Run(ctx context.Context, fs *btreeio.FS, opt Options) (*Result, error) {
 	res.Findings = c.findings
 	res.Errors = c.errs
 	c.stats.LoadNodes, c.stats.LoadBytes = c.loadNodes.Load(), c.loadBytes.Load()
+	c.stats.RecheckLeaves = c.recheckLeaves.Load()
 	res.Stats = c.stats
 	res.Phases = c.phases
 	res.Duration = time.Since(start)

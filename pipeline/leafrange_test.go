@@ -1,0 +1,91 @@
+package pipeline
+
+import (
+	"fmt"
+	"path/filepath"
+	"testing"
+
+	"bpcheck/gen"
+	"bpcheck/shard"
+)
+
+// TestLeafRangeMayHold checks the recheck's choice of leaves: by the
+// range in (device, bucket) order, and, for a data leaf, by its devices
+// and the range of its bucket numbers on any of them; and that merging
+// two logs of one node keeps every bucket either held.
+func TestLeafRangeMayHold(t *testing.T) {
+	set := &shard.BucketSet{}
+	set.Add(shard.MakeBucketKey(2, 500))
+	set.Seal()
+	k := shard.MakeBucketKey
+	for _, c := range []struct {
+		name string
+		r    leafRange
+		want bool
+	}{
+		{"empty", leafRange{lo: 1, hi: 0}, false},
+		{"range without devices, around the bucket", leafRange{lo: k(0, 0), hi: k(3, 9)}, true},
+		{"range without devices, past it", leafRange{lo: k(2, 501), hi: k(3, 9)}, false},
+		{"four devices, bucket numbers below", leafRange{lo: k(0, 100), hi: k(3, 200), devs: 0b1111, blo: 100, bhi: 200}, false},
+		{"four devices, bucket numbers around", leafRange{lo: k(0, 450), hi: k(3, 600), devs: 0b1111, blo: 450, bhi: 600}, true},
+		{"around, but not on its device", leafRange{lo: k(0, 450), hi: k(3, 600), devs: 0b1011, blo: 450, bhi: 600}, false},
+		{"devices from 63: not told apart", leafRange{lo: k(0, 1), hi: k(70, 2), devs: 1<<63 | 1, blo: 1, bhi: 2}, true},
+	} {
+		if got := c.r.mayHold(set); got != c.want {
+			t.Errorf("%s: mayHold %v, want %v", c.name, got, c.want)
+		}
+	}
+	// Two logs of one node: the producers' (per device) and one without
+	// devices (a loader's) merge to one without devices; an empty log
+	// leaves the other's devices.
+	a := leafRange{id: 7, lo: k(0, 100), hi: k(3, 200), devs: 0b1001, blo: 100, bhi: 200}
+	b := leafRange{id: 7, lo: k(2, 400), hi: k(2, 600)}
+	m := sealLeafRanges([]leafRange{a, b})
+	if len(m) != 1 || m[0].devs != 0 || !m[0].mayHold(set) {
+		t.Errorf("merged %+v: want one range without devices, holding (2, 500)", m)
+	}
+	e := leafRange{id: 7, lo: 1, hi: 0}
+	m = sealLeafRanges([]leafRange{e, a})
+	if len(m) != 1 || m[0].devs != a.devs || m[0].blo != a.blo || m[0].bhi != a.bhi {
+		t.Errorf("merged %+v: want the ranges of %+v", m, a)
+	}
+	c := leafRange{id: 7, lo: k(1, 450), hi: k(1, 550), devs: 0b0010, blo: 450, bhi: 550}
+	m = sealLeafRanges([]leafRange{a, c})
+	if len(m) != 1 || m[0].devs != 0b1011 || m[0].blo != 100 || m[0].bhi != 550 || m[0].mayHold(set) {
+		t.Errorf("merged %+v: want devices 0, 1, 3 and buckets 100-550, not holding (2, 500)", m)
+	}
+}
+
+// TestRecheckLeavesMultiDevice checks a digest check of a filesystem whose
+// data is spread over four devices, with faults: the recheck reads only
+// the data leaves whose records, on some device, fall near a bucket
+// rechecked (each leaf points into every device, so the range of its
+// records in (device, bucket) order spans the devices between whole), and
+// finds what the exact check finds.
+func TestRecheckLeavesMultiDevice(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := gen.Generate(dir, gen.Params{Devices: 4, Replicas: 1, DeviceSize: 1 << 30, BtreeNodeSize: 16 << 10,
+		Extents: 100000, ExtentMax: 16, Seed: 11, Inject: map[string]int{gen.KindMissingBP: 2, gen.KindDanglingBP: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	for i := range 4 {
+		paths = append(paths, filepath.Join(dir, fmt.Sprintf("dev%d.img", i)))
+	}
+	want, exact := checkPaths(t, paths, Options{Workers: 2, Exact: true})
+	if len(exact.Findings) < 3 {
+		t.Fatalf("%d findings, want the injected faults'", len(exact.Findings))
+	}
+	got, res := checkPaths(t, paths, Options{Workers: 2})
+	if got != want {
+		t.Fatalf("digest check found\n%s\nexact check\n%s", got, want)
+	}
+	st := res.Stats
+	if st.Rechecked == 0 || st.RecheckLeaves == 0 {
+		t.Fatalf("rechecked %d buckets reading %d leaves: want a recheck", st.Rechecked, st.RecheckLeaves)
+	}
+	if st.RecheckLeaves*10 > st.Nodes {
+		t.Errorf("the recheck of %d buckets read %d of %d data leaves, want under a tenth", st.Rechecked, st.RecheckLeaves, st.Nodes)
+	}
+	t.Logf("the recheck of %d buckets read %d of %d data leaves", st.Rechecked, st.RecheckLeaves, st.Nodes)
+}
