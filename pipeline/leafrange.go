@@ -61,8 +61,6 @@ func leafID(id bp.BtreeID, level uint8, p bp.Pos) uint64 {
 
 // seen widens the tracked ranges of the current leaf to bucket.
 func (e *emitter) seen(bucket shard.BucketKey) {
-	e.leafLo = min(e.leafLo, bucket)
-	e.leafHi = max(e.leafHi, bucket)
 	e.leafDevs |= 1 << min(uint64(bucket)>>48, 63)
 	b := uint64(bucket) & (1<<48 - 1)
 	e.leafBlo = min(e.leafBlo, b)
@@ -70,16 +68,24 @@ func (e *emitter) seen(bucket shard.BucketKey) {
 }
 
 // leafStart starts tracking a leaf's records.
-func (e *emitter) leafStart() {
-	e.leafLo, e.leafHi = ^shard.BucketKey(0), 0
-	e.leafDevs, e.leafBlo, e.leafBhi = 0, ^uint64(0), 0
-}
+func (e *emitter) leafStart() { e.leafDevs, e.leafBlo, e.leafBhi = 0, ^uint64(0), 0 }
 
 // leafEnd logs the ranges of node n's records (a leaf's PackedLeaf and
-// Node calls log ranges each; a recheck merges them).
+// Node calls log ranges each; a recheck merges them). The range in
+// (device, bucket) order is that of the devices and bucket numbers, which
+// holds every record's: from the first device's lowest bucket number to
+// the last device's highest (every bucket from device 63 on, when the
+// leaf has any there).
 func (e *emitter) leafEnd(n *btreeio.Node) {
-	e.leaves = append(e.leaves, leafRange{id: leafID(n.BtreeID, n.Level, n.Max), lo: e.leafLo, hi: e.leafHi,
-		devs: e.leafDevs, blo: e.leafBlo, bhi: e.leafBhi})
+	r := leafRange{id: leafID(n.BtreeID, n.Level, n.Max), lo: 1, hi: 0, devs: e.leafDevs, blo: e.leafBlo, bhi: e.leafBhi}
+	if d := e.leafDevs; d != 0 {
+		r.lo = shard.MakeBucketKey(uint64(bits.TrailingZeros64(d)), r.blo)
+		r.hi = ^shard.BucketKey(0)
+		if d&(1<<63) == 0 {
+			r.hi = shard.MakeBucketKey(uint64(63-bits.LeadingZeros64(d)), r.bhi)
+		}
+	}
+	e.leaves = append(e.leaves, r)
 }
 
 // sealLeafRanges sorts the logged ranges by id and merges those of one id.

@@ -162,14 +162,12 @@ type emitter struct {
 	runSnapKeys bool
 	// only, when set, limits the records to its buckets (a recheck).
 	only *shard.BucketSet
-	// track (the first pass of a digest check): the buckets of the
-	// records of the data leaf being emitted are tracked in leafLo and
-	// leafHi, and each leaf's range is logged in leaves, so that a
-	// recheck reads only the leaves that may hold its buckets' pointers.
-	track          bool
-	leafLo, leafHi shard.BucketKey
-	// leafDevs, leafBlo, leafBhi: the leaf's devices and bucket numbers
-	// (leafRange).
+	// track (the first pass of a digest check): the devices and bucket
+	// numbers of the records of the data leaf being emitted are tracked
+	// in leafDevs, leafBlo and leafBhi, and each leaf's ranges are logged
+	// in leaves (leafRange), so that a recheck reads only the leaves that
+	// may hold its buckets' pointers.
+	track            bool
 	leafDevs         uint64
 	leafBlo, leafBhi uint64
 	leaves           []leafRange
