@@ -224,6 +224,11 @@ type Shard struct {
 	dense    []int32
 	denseLo  BucketKey
 	denseArr *hugemem.Array[int32] // dense's memory (Release, dropDense)
+	// denseSegs, when the alloc keys lie on several devices, is the dense
+	// index of each device by its index (dense is then nil): a shard's
+	// range spans devices whole when the filesystem has more devices
+	// than shards.
+	denseSegs []denseSeg
 	// whole holds the values of the entries that do not pack, in the
 	// order of their entries; such an entry's first word is its value's
 	// index here (entry.go). 32 bytes a value, as its entry's value
@@ -515,6 +520,15 @@ func (s *Shard) bucketIndex(k BucketKey) int {
 		}
 		return s.extraIndex(k)
 	}
+	if dev := uint64(k) >> 48; dev < uint64(len(s.denseSegs)) {
+		g := &s.denseSegs[dev]
+		if d := uint64(k) - uint64(g.lo); d < uint64(len(g.idx)) {
+			if i := g.idx[d]; i > 0 {
+				return int(i) - 1
+			}
+			return s.extraIndex(k)
+		}
+	}
 	i, j := 0, s.nAlloc
 	for i < j {
 		h := int(uint(i+j) >> 1)
@@ -542,7 +556,7 @@ func (s *Shard) extraIndex(k BucketKey) int {
 
 // dropDense drops the dense bucket index and frees its memory.
 func (s *Shard) dropDense() {
-	s.dense = nil
+	s.dense, s.denseSegs = nil, nil
 	s.denseArr.Free()
 	s.denseArr = nil
 }
@@ -551,15 +565,27 @@ func (s *Shard) dropDense() {
 // over a mostly empty device keeps the binary search.
 const denseMax = 8
 
-// makeDense builds the dense bucket index when the alloc keys lie on one
-// device and span no more than denseMax buckets per key (at most 32 bytes
-// per alloc key, against its 120-byte entry).
+// denseSeg is the dense bucket index of one device: bucket lo+i maps to
+// idx[i] (as dense does).
+type denseSeg struct {
+	lo  BucketKey
+	idx []int32
+}
+
+// makeDense builds the dense bucket index when the alloc keys span no
+// more than denseMax buckets per key (at most 32 bytes per alloc key,
+// against its 120-byte entry), besides 1024 per device: one array when
+// they lie on one device, else one per device (makeDenseDevs).
 func (s *Shard) makeDense() {
 	if s.nAlloc == 0 || s.nAlloc >= 1<<31-1 {
 		return
 	}
 	lo, hi := s.buckets[0].key, s.buckets[s.nAlloc-1].key
-	if lo.Dev() != hi.Dev() || uint64(hi-lo) >= uint64(denseMax*s.nAlloc+1024) {
+	if lo.Dev() != hi.Dev() {
+		s.makeDenseDevs()
+		return
+	}
+	if uint64(hi-lo) >= uint64(denseMax*s.nAlloc+1024) {
 		return
 	}
 	// Fresh zero memory, on huge pages when large: nothing to fill.
@@ -578,6 +604,60 @@ func (s *Shard) makeDense() {
 		}
 	}
 	s.denseLo = lo
+}
+
+// makeDenseDevs is makeDense for alloc keys on several devices: a dense
+// index per device, over the span of its keys, in one array.
+func (s *Shard) makeDenseDevs() {
+	type span struct {
+		lo, hi BucketKey
+		n      int
+	}
+	var spans []span // by device
+	for i := range s.buckets[:s.nAlloc] {
+		k := s.buckets[i].key
+		if i > 0 && k < s.buckets[i-1].key {
+			return // not sorted: the search decides
+		}
+		d := k.Dev()
+		if d >= len(spans) {
+			spans = append(spans, make([]span, d+1-len(spans))...)
+		}
+		g := &spans[d]
+		if g.n == 0 {
+			g.lo = k
+		}
+		g.hi = k
+		g.n++
+	}
+	total, devs := 0, 0
+	for _, g := range spans {
+		if g.n > 0 {
+			total += int(g.hi-g.lo) + 1
+			devs++
+		}
+	}
+	if uint64(total) >= uint64(denseMax*s.nAlloc+1024*devs) {
+		return
+	}
+	s.denseArr = hugemem.Alloc[int32](total)
+	arr := s.denseArr.S[:total]
+	s.denseSegs = make([]denseSeg, len(spans))
+	off := 0
+	for d, g := range spans {
+		if g.n > 0 {
+			n := int(g.hi-g.lo) + 1
+			s.denseSegs[d] = denseSeg{lo: g.lo, idx: arr[off : off+n : off+n]}
+			off += n
+		}
+	}
+	for i := range s.buckets[:s.nAlloc] {
+		k := s.buckets[i].key
+		g := &s.denseSegs[k.Dev()]
+		if x := &g.idx[k-g.lo]; *x == 0 {
+			*x = int32(i) + 1 // the first of equal keys, as the search finds
+		}
+	}
 }
 
 // indexBuckets records, for every alloc key's bucket, the range of the

@@ -391,6 +391,47 @@ func TestDenseIndexLikeSearch(t *testing.T) {
 	}
 }
 
+// TestDenseIndexDevicesLikeSearch is TestDenseIndexLikeSearch for alloc
+// keys on several devices (a dense index per device): every bucket of
+// every device's span and around it, and of devices without keys.
+func TestDenseIndexDevicesLikeSearch(t *testing.T) {
+	keys := []BucketKey{MakeBucketKey(0, 5), MakeBucketKey(0, 9), MakeBucketKey(0, 9), MakeBucketKey(0, 12),
+		MakeBucketKey(2, 100), MakeBucketKey(2, 103), MakeBucketKey(3, 0), MakeBucketKey(3, 1), MakeBucketKey(5, 7)}
+	build := func(keys []BucketKey, dense bool) *Shard {
+		s := New(testConfig(128), MakeBucketKey(0, 0), MakeBucketKey(9, 0))
+		for _, k := range keys {
+			s.AddAlloc(k, bp.AllocV4{Gen: byte(k)})
+		}
+		if dense {
+			s.makeDense()
+		}
+		return s
+	}
+	dense, search := build(keys, true), build(keys, false)
+	if dense.denseSegs == nil || dense.dense != nil {
+		t.Fatal("no dense index per device for sorted keys on four devices")
+	}
+	for dev := range uint64(7) {
+		for b := range uint64(110) {
+			k := MakeBucketKey(dev, b)
+			if a, w := dense.bucketIndex(k), search.bucketIndex(k); a != w {
+				t.Fatalf("bucket %d:%d: dense index %d, search %d", dev, b, a, w)
+			}
+		}
+	}
+	if s := build([]BucketKey{MakeBucketKey(2, 5), MakeBucketKey(0, 9)}, true); s.denseSegs != nil {
+		t.Error("dense index made for alloc keys out of order")
+	}
+	if s := build([]BucketKey{MakeBucketKey(0, 1), MakeBucketKey(1, 1), MakeBucketKey(1, 1<<20)}, true); s.denseSegs != nil {
+		t.Error("dense index made for two keys a million buckets apart")
+	}
+	s := build(keys, true)
+	s.dropDense()
+	if s.denseSegs != nil || s.denseArr != nil {
+		t.Error("dropDense left the per-device index")
+	}
+}
+
 // TestDeviceRuns checks the devices kept per run of backpointers: lookups
 // by device and offset across runs (and a run a corrupt btree adds by
 // stepping back to an earlier device), devAt, and TruncateBPs dropping
