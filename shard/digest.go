@@ -224,17 +224,18 @@ func (s *Shard) addPtrDigest(b *bucketState, r *Ref) {
 // caller then rechecks). The offsets of the last bucket asked about are
 // kept: records of consecutive extents mostly share a bucket.
 func (s *Shard) bpInBucket(k BucketKey, off uint64) bool {
-	if !s.inOK || k != s.inKey {
+	c := &s.inCache[k.Dev()%len(s.inCache)]
+	if !c.ok || k != c.key {
 		bs, ok := s.cfg.BucketSize(uint64(k.Dev()))
 		if !ok {
 			bs = 0
 		}
-		// Offsets that do not fit 64 bits leave inLo == inHi: nothing
-		// is in the bucket.
-		s.inLo, s.inHi, _ = bucketOffsets(k.Bucket(), uint64(bs), s.cfg.Shift)
-		s.inKey, s.inOK = k, true
+		// Offsets that do not fit 64 bits leave lo == hi: nothing is in
+		// the bucket.
+		c.lo, c.hi, _ = bucketOffsets(k.Bucket(), uint64(bs), s.cfg.Shift)
+		c.key, c.ok = k, true
 	}
-	return off >= s.inLo && off < s.inHi
+	return off >= c.lo && off < c.hi
 }
 
 // Mismatches ends a Digest shard's matching: it returns the buckets whose

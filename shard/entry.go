@@ -2,6 +2,7 @@ package shard
 
 import (
 	"encoding/binary"
+	"math/bits"
 
 	"bpcheck/bp"
 )
@@ -150,8 +151,8 @@ func bucketOffsets(b, bs uint64, shift uint) (lo, hi uint64, ok bool) {
 	if bs == 0 || shift >= 64 {
 		return 0, 0, false
 	}
-	top := (b + 1) * bs
-	if top/bs != b+1 || top>>(64-shift) != 0 {
+	over, top := bits.Mul64(b+1, bs)
+	if over != 0 || b+1 == 0 || top>>(64-shift) != 0 {
 		return 0, 0, false
 	}
 	return b * bs << shift, top << shift, true

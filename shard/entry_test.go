@@ -3,6 +3,8 @@ package shard
 import (
 	"encoding/binary"
 	"encoding/hex"
+	"math/big"
+	"math/rand/v2"
 	"testing"
 
 	"bpcheck/bp"
@@ -216,4 +218,30 @@ func FuzzSameAt(f *testing.F) {
 			t.Fatalf("format B %v off %d: sameAt(%x, %x) = %v, want %v", formatB, off, stored, want, got, exp)
 		}
 	})
+}
+
+// TestBucketOffsets checks bucketOffsets against math/big: a bucket's
+// offsets, or !ok exactly when its end does not fit 64 bits.
+func TestBucketOffsets(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	lim := new(big.Int).Lsh(big.NewInt(1), 64)
+	for i := range 200000 {
+		b := r.Uint64() >> (16 + r.IntN(48))
+		bs := r.Uint64() >> (32 + r.IntN(32))
+		shift := uint(r.IntN(66))
+		if i%7 == 0 {
+			bs = 0
+		}
+		lo, hi, ok := bucketOffsets(b, bs, shift)
+		top := new(big.Int).SetUint64(b + 1)
+		top.Mul(top, new(big.Int).SetUint64(bs))
+		top.Lsh(top, shift)
+		want := bs != 0 && shift < 64 && top.Cmp(lim) < 0
+		if ok != want {
+			t.Fatalf("bucketOffsets(%d, %d, %d): ok %v, want %v", b, bs, shift, ok, want)
+		}
+		if ok && (lo != b*bs<<shift || hi != top.Uint64()) {
+			t.Fatalf("bucketOffsets(%d, %d, %d) = [%d, %d), want [%d, %d)", b, bs, shift, lo, hi, b*bs<<shift, top.Uint64())
+		}
+	}
 }

@@ -253,14 +253,14 @@ type Shard struct {
 	// digLo, digHi: the offsets of the last bpDig entry's bucket on
 	// device aDev (both 0: not known).
 	digLo, digHi uint64
-	// inKey's offsets are [inLo, inHi) when inOK (bpInBucket's cache)
-	inKey      BucketKey
-	inOK       bool
-	inLo, inHi uint64
-	digBad     bool
-	allocBad   bool // alloc keys came out of order (AddAlloc)
-	forced     []BucketKey
-	pairs      [][2]BucketKey // buckets tied by a forced record (TiedBuckets)
+	// inCache: recent buckets' backpointer offsets (bpInBucket's cache),
+	// a bucket to each device modulo its size: records alternate between
+	// devices when the data is spread over several.
+	inCache  [8]inEntry
+	digBad   bool
+	allocBad bool // alloc keys came out of order (AddAlloc)
+	forced   []BucketKey
+	pairs    [][2]BucketKey // buckets tied by a forced record (TiedBuckets)
 
 	// bpsUnsorted, allocUnsorted: backpointers (Exact, Recheck) or
 	// alloc keys (every mode) came out of key order (a corrupt btree
@@ -564,6 +564,13 @@ func (s *Shard) dropDense() {
 // denseMax bounds the dense index to a few words per alloc key: a shard
 // over a mostly empty device keeps the binary search.
 const denseMax = 8
+
+// inEntry is a bucket's backpointer offsets, [lo, hi), when ok.
+type inEntry struct {
+	key    BucketKey
+	ok     bool
+	lo, hi uint64
+}
 
 // denseSeg is the dense bucket index of one device: bucket lo+i maps to
 // idx[i] (as dense does).
