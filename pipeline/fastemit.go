@@ -184,8 +184,8 @@ func (e *emitter) emitExtentFast(btree bp.BtreeID, k *bp.Key, entries []byte) (o
 		}
 		// The common case inline: one dirty pointer, in the run of the
 		// previous extent (acctExtent).
-		if nd == 1 && e.runSig == runSigOne|uint64(devs[0])<<24 && e.runSnap == k.Pos.Snapshot&e.runSnapMask && (k.Type == bp.KeyExtent || !e.runSnapKeys) {
-			e.runSectors += acctSectors
+		if r := &e.runs[e.runLast]; nd == 1 && r.sig == runSigOne|uint64(devs[0])<<24 && e.runSnap == k.Pos.Snapshot&e.runSnapMask && (k.Type == bp.KeyExtent || !e.runSnapKeys) {
+			r.sectors += acctSectors
 		} else {
 			e.acctExtent(k, devs[:nd], acctSectors)
 		}
@@ -197,14 +197,26 @@ func (e *emitter) emitExtentFast(btree bp.BtreeID, k *bp.Key, entries []byte) (o
 // device, needing it, without the device.
 const runSigOne = uint64(bp.DataUser) | 1<<8 | 1<<16
 
+// runSlots is how many runs (replicas entries) of one snapshot the
+// emitter sums at once: where the data is spread over several devices,
+// consecutive extents take turns between a few entries.
+const runSlots = 8
+
+// acctRun is the sectors of the extents of one replicas entry (sig, as
+// acctSums.key packs it; 0: none) not yet added to acctSums.
+type acctRun struct {
+	sig     uint64
+	sectors int64
+}
+
 // acctExtent accounts the dirty pointers of a fast-path extent: devs (up
-// to fastPtrsMax) and their sectors. Consecutive extents with the same
-// replicas entry, and where the era counts per snapshot (before 1.29,
-// and from 1.39 the sectors of the extents btree's keys) the same
-// snapshot, are summed in the emitter's run (runSig, runSnap,
-// runSectors) and reach acctSums.key once per run (flushAcctRun): a word
-// added per extent instead of a call. From 1.39 a key that is not an
-// extent (reflink_v) goes to key, which counts its snapshot differently.
+// to fastPtrsMax) and their sectors. Extents are summed in the emitter's
+// runs, one per replicas entry (up to runSlots; and where the era counts
+// per snapshot, before 1.29 and from 1.39 the sectors of the extents
+// btree's keys, of one snapshot), which reach acctSums.key once each
+// (flushAcctRun): a word added per extent instead of a call. From 1.39 a
+// key that is not an extent (reflink_v) goes to key, which counts its
+// snapshot differently.
 func (e *emitter) acctExtent(k *bp.Key, devs []uint8, sectors int64) {
 	n := len(devs)
 	if n == 0 {
@@ -225,25 +237,39 @@ func (e *emitter) acctExtent(k *bp.Key, devs []uint8, sectors int64) {
 		sig |= uint64(d) << (24 + 8*i)
 	}
 	snap := k.Pos.Snapshot & e.runSnapMask
-	if sig != e.runSig || snap != e.runSnap {
+	if e.nRuns > 0 && snap != e.runSnap {
 		e.flushAcctRun()
-		e.runSig, e.runSnap = sig, snap
 	}
-	e.runSectors += sectors
+	e.runSnap = snap
+	for i := range e.runs[:e.nRuns] {
+		if e.runs[i].sig == sig {
+			e.runs[i].sectors += sectors
+			e.runLast = i
+			return
+		}
+	}
+	if e.nRuns == runSlots {
+		e.flushAcctRun()
+		e.runSnap = snap
+	}
+	e.runs[e.nRuns] = acctRun{sig: sig, sectors: sectors}
+	e.runLast = e.nRuns
+	e.nRuns++
 }
 
-// flushAcctRun hands the run of extents that acctExtent summed to
+// flushAcctRun hands the runs of extents that acctExtent summed to
 // acctSums.key. Producers flush before their sums are merged.
 func (e *emitter) flushAcctRun() {
-	if e.runSig == 0 {
-		return
+	for i := range e.runs[:e.nRuns] {
+		r := &e.runs[i]
+		n := int(r.sig >> 16 & 0xff)
+		var devs [fastPtrsMax]uint8
+		for j := range devs[:n] {
+			devs[j] = uint8(r.sig >> (24 + 8*j))
+		}
+		k := bp.Key{Type: bp.KeyExtent, Pos: bp.Pos{Snapshot: e.runSnap}}
+		e.acct.key(0, &k, devs[:n], r.sectors, 1)
+		*r = acctRun{}
 	}
-	n := int(e.runSig >> 16 & 0xff)
-	var devs [fastPtrsMax]uint8
-	for i := range devs[:n] {
-		devs[i] = uint8(e.runSig >> (24 + 8*i))
-	}
-	k := bp.Key{Type: bp.KeyExtent, Pos: bp.Pos{Snapshot: e.runSnap}}
-	e.acct.key(0, &k, devs[:n], e.runSectors, 1)
-	e.runSig, e.runSnap, e.runSectors = 0, 0, 0
+	e.nRuns, e.runLast, e.runSnap = 0, 0, 0
 }

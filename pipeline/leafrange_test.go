@@ -89,3 +89,30 @@ func TestRecheckLeavesMultiDevice(t *testing.T) {
 	}
 	t.Logf("the recheck of %d buckets read %d of %d data leaves", st.Rechecked, st.RecheckLeaves, st.Nodes)
 }
+
+// TestCleanMultiDevice checks clean generated filesystems whose data is
+// spread over several devices (one and two copies, more replicas entries
+// than the emitter's runs hold at once): no finding, the accounting's
+// replicas entries included.
+func TestCleanMultiDevice(t *testing.T) {
+	for _, p := range []gen.Params{
+		{Devices: 10, Replicas: 1, Extents: 60000, Seed: 12},
+		{Devices: 6, Replicas: 2, Extents: 40000, Seed: 13},
+	} {
+		dir := t.TempDir()
+		p.DeviceSize, p.BtreeNodeSize, p.ExtentMax = 1<<30, 16<<10, 16
+		if _, err := gen.Generate(dir, p); err != nil {
+			t.Fatal(err)
+		}
+		var paths []string
+		for i := range p.Devices {
+			paths = append(paths, filepath.Join(dir, fmt.Sprintf("dev%d.img", i)))
+		}
+		for _, exact := range []bool{false, true} {
+			got, res := checkPaths(t, paths, Options{Workers: 2, Exact: exact})
+			if got != "" || res.Stats.Extents != int64(p.Extents) {
+				t.Errorf("%d devices, %d copies, exact %v: %d extents, findings\n%s", p.Devices, p.Replicas, exact, res.Stats.Extents, got)
+			}
+		}
+	}
+}

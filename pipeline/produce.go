@@ -149,15 +149,17 @@ type emitter struct {
 	bpv   bp.Backpointer
 	// acct sums the accounting the pointers imply (first pass only).
 	acct *acctSums
-	// The run of fast-path extents with one replicas entry (and one
-	// snapshot where the era counts per snapshot) not yet added to acct
-	// (acctExtent): its signature (0: none), snapshot and sectors.
-	// runSnapMask keeps the snapshot where the era counts per snapshot
-	// (before 1.29, and from 1.39), else 0; runSnapKeys: the era of
-	// 1.39's per-snapshot key counters.
-	runSig      uint64
+	// The runs of fast-path extents not yet added to acct (acctExtent):
+	// up to runSlots replicas entries, each with its signature and
+	// sectors, all of one snapshot (runSnap) where the era counts per
+	// snapshot; runLast is the run the last extent joined. runSnapMask
+	// keeps the snapshot where the era counts per snapshot (before 1.29,
+	// and from 1.39), else 0; runSnapKeys: the era of 1.39's
+	// per-snapshot key counters.
+	runs        [runSlots]acctRun
+	nRuns       int
+	runLast     int
 	runSnap     uint32
-	runSectors  int64
 	runSnapMask uint32
 	runSnapKeys bool
 	// only, when set, limits the records to its buckets (a recheck).
