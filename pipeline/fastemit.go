@@ -212,7 +212,7 @@ type acctRun struct {
 // acctExtent accounts the dirty pointers of a fast-path extent: devs (up
 // to fastPtrsMax) and their sectors. Extents are summed in the emitter's
 // runs, one per replicas entry (up to runSlots; and where the era counts
-// per snapshot, before 1.29 and from 1.39 the sectors of the extents
+// per snapshot, up to 1.31 and from 1.39 the sectors of the extents
 // btree's keys, of one snapshot), which reach acctSums.key once each
 // (flushAcctRun): a word added per extent instead of a call. From 1.39 a
 // key that is not an extent (reflink_v) goes to key, which counts its

@@ -75,12 +75,13 @@ func (e *emitter) leafStart() { e.leafDevs, e.leafBlo, e.leafBhi = 0, ^uint64(0)
 // (device, bucket) order is that of the devices and bucket numbers, which
 // holds every record's: from the first device's lowest bucket number to
 // the last device's highest (every bucket from device 63 on, when the
-// leaf has any there).
+// leaf has any there: allBuckets, whose end mayHold can still count
+// past).
 func (e *emitter) leafEnd(n *btreeio.Node) {
 	r := leafRange{id: leafID(n.BtreeID, n.Level, n.Max), lo: 1, hi: 0, devs: e.leafDevs, blo: e.leafBlo, bhi: e.leafBhi}
 	if d := e.leafDevs; d != 0 {
 		r.lo = shard.MakeBucketKey(uint64(bits.TrailingZeros64(d)), r.blo)
-		r.hi = ^shard.BucketKey(0)
+		r.hi = allBuckets
 		if d&(1<<63) == 0 {
 			r.hi = shard.MakeBucketKey(uint64(63-bits.LeadingZeros64(d)), r.bhi)
 		}

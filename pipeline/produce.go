@@ -153,9 +153,9 @@ type emitter struct {
 	// up to runSlots replicas entries, each with its signature and
 	// sectors, all of one snapshot (runSnap) where the era counts per
 	// snapshot; runLast is the run the last extent joined. runSnapMask
-	// keeps the snapshot where the era counts per snapshot (before 1.29,
-	// and from 1.39), else 0; runSnapKeys: the era of 1.39's
-	// per-snapshot key counters.
+	// keeps the snapshot where the era counts per snapshot (up to 1.31,
+	// acctSums.snapshotCount, and from 1.39), else 0; runSnapKeys: the
+	// era of 1.39's per-snapshot key counters.
 	runs        [runSlots]acctRun
 	nRuns       int
 	runLast     int

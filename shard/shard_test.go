@@ -2,6 +2,8 @@ package shard
 
 import (
 	"fmt"
+	"math/rand/v2"
+	"slices"
 	"testing"
 	"unsafe"
 
@@ -429,6 +431,90 @@ func TestDenseIndexDevicesLikeSearch(t *testing.T) {
 	s.dropDense()
 	if s.denseSegs != nil || s.denseArr != nil {
 		t.Error("dropDense left the per-device index")
+	}
+}
+
+// TestDenseIndexRandomLikeSearch compares the dense index with the
+// search on random alloc keys: up to 70 devices, keys of a few devices
+// crowded, equal keys, keys out of order (no index then), probes on
+// devices without keys and past the last one, and after dropDense.
+func TestDenseIndexRandomLikeSearch(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	made := 0
+	for it := range 3000 {
+		ndev := 1 + r.IntN(70)
+		var keys []BucketKey
+		for range 1 + r.IntN(60) {
+			d := uint64(r.IntN(ndev))
+			if r.IntN(3) == 0 {
+				d = uint64(r.IntN(3))
+			}
+			keys = append(keys, MakeBucketKey(d, uint64(r.IntN(200))))
+		}
+		if r.IntN(5) == 0 && len(keys) > 1 {
+			keys = append(keys, keys[0])
+		}
+		if r.IntN(10) != 0 {
+			slices.Sort(keys)
+		}
+		build := func(dense bool) *Shard {
+			s := New(testConfig(128), MakeBucketKey(0, 0), MakeBucketKey(255, 0))
+			for _, k := range keys {
+				s.AddAlloc(k, bp.AllocV4{Gen: byte(k)})
+			}
+			if dense {
+				s.makeDense()
+			}
+			return s
+		}
+		d, search := build(true), build(false)
+		if d.denseSegs != nil || d.dense != nil {
+			made++
+		}
+		probe := func(k BucketKey) {
+			if a, w := d.bucketIndex(k), search.bucketIndex(k); a != w {
+				t.Fatalf("round %d, keys %v: bucket %d:%d: dense index %d, search %d", it, keys, k.Dev(), k.Bucket(), a, w)
+			}
+		}
+		for range 400 {
+			probe(MakeBucketKey(uint64(r.IntN(ndev+3)), uint64(r.IntN(220))))
+		}
+		for _, k := range keys {
+			probe(k)
+		}
+		probe(MakeBucketKey(255, 1<<48-1))
+		if it%3 == 0 {
+			d.dropDense()
+			search.dropDense()
+			for _, k := range keys {
+				probe(k)
+			}
+		}
+	}
+	if made < 2000 {
+		t.Errorf("a dense index in %d of 3000 layouts, want most", made)
+	}
+}
+
+// TestBPInBucketDevices checks bpInBucket's cache across devices whose
+// buckets differ in size: the same bucket number holds different
+// offsets on each.
+func TestBPInBucketDevices(t *testing.T) {
+	cfg := testConfig(0)
+	sizes := map[uint64]uint32{0: 128, 1: 1024, 2: 64, 8: 512}
+	cfg.BucketSize = func(dev uint64) (uint32, bool) { sz, ok := sizes[dev]; return sz, ok }
+	s := New(cfg, MakeBucketKey(0, 0), MakeBucketKey(9, 0))
+	r := rand.New(rand.NewPCG(9, 10))
+	devs := []uint64{0, 1, 2, 8, 3}
+	for range 100000 {
+		dev := devs[r.IntN(len(devs))]
+		b := uint64(r.IntN(4))
+		off := uint64(r.IntN(5000)) << cfg.Shift
+		bs := uint64(sizes[dev])
+		want := bs != 0 && off >= b*bs<<cfg.Shift && off < (b+1)*bs<<cfg.Shift
+		if got := s.bpInBucket(MakeBucketKey(dev, b), off); got != want {
+			t.Fatalf("offset %d in bucket %d of device %d (%d sectors): %v, want %v", off, b, dev, bs, got, want)
+		}
 	}
 }
 
