@@ -22,8 +22,10 @@ type extent struct {
 // places their data: each device fills its buckets from the first data
 // bucket upwards, an extent is cut short at the end of a bucket (as
 // bcachefs cuts writes at bucket ends), and replicas go to consecutive
-// devices starting at a device that rotates with every extent. The
-// sequence depends only on the parameters.
+// devices starting at a device that rotates with every extent (in the
+// real shape, when that device's bucket is full: bcachefs fills an open
+// bucket before it opens one on the next device). The sequence depends
+// only on the parameters.
 type extentSource struct {
 	p       *Params
 	devs    []*device
@@ -100,7 +102,9 @@ func (s *extentSource) next(x *extent) error {
 	size := s.minSize + blockSectors*s.r.intn(s.nSizes)
 	nd := len(s.devs)
 	f := s.first
-	s.first = (s.first + 1) % nd
+	if s.p.Shape != ShapeReal {
+		s.first = (s.first + 1) % nd
+	}
 	x.n = s.p.Replicas
 	for j := 0; j < x.n; j++ {
 		size = min(size, s.devs[(f+j)%nd].remaining())
@@ -112,6 +116,11 @@ func (s *extentSource) next(x *extent) error {
 			return err
 		}
 		x.dev[j], x.off[j] = uint8(d.idx), off
+	}
+	if d := s.devs[f]; s.p.Shape == ShapeReal && d.dataUsed == d.bucketSectors {
+		// The real shape: consecutive extents fill a device's open
+		// bucket (bcachefs's write point) before the next device's.
+		s.first = (f + 1) % nd
 	}
 	s.fileOff += size
 	s.left--
