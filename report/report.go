@@ -216,7 +216,11 @@ type Summary struct {
 	// took (pipeline.Stats.RecheckWalks): more than one per pass when the
 	// rechecked buckets' backpointers did not fit the memory at once.
 	RecheckWalks int64 `json:"recheck_walks"`
-	Findings     int   `json:"findings"`
+	// RecheckLeaves counts the data leaves the rechecks' walks read
+	// (pipeline.Stats.RecheckLeaves); the others were skipped, the first
+	// pass having logged none of their records in a bucket rechecked.
+	RecheckLeaves int64 `json:"recheck_leaves"`
+	Findings      int   `json:"findings"`
 	// Silenced counts the findings the next mount or fsck fixes without
 	// reporting them (Finding.Silenced); they do not set exit code 4.
 	Silenced     int                `json:"silenced"`
@@ -387,7 +391,7 @@ func WriteTextSummary(w io.Writer, s *Summary) error {
 	case "digest":
 		fmt.Fprintf(&b, "Matching: per-bucket digests; %d bucket(s) whose digests disagreed checked again with their backpointers kept", s.Rechecked)
 		if s.RecheckWalks > 0 {
-			fmt.Fprintf(&b, " (%d walk(s) of the pointer btrees)", s.RecheckWalks)
+			fmt.Fprintf(&b, " (%d walk(s) of the pointer btrees reading %d data leaves)", s.RecheckWalks, s.RecheckLeaves)
 		}
 		b.WriteString("\n")
 	case "exact":

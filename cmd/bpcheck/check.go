@@ -394,7 +394,7 @@ func check(ctx context.Context, fs *btreeio.FS, opt pipeline.Options, out checkO
 		Errors: len(res.Errors), Seconds: res.Duration.Seconds(), EstimatedBytes: res.EstimatedBytes,
 		PhaseSeconds: map[string]float64{"plan": res.Phases.Plan.Seconds(), "load": res.Phases.Load.Seconds(),
 			"produce": res.Phases.Produce.Seconds(), "finish": res.Phases.Finish.Seconds(), "recheck": res.Phases.Recheck.Seconds()},
-		Matching: res.Matching, Rechecked: res.Stats.Rechecked, RecheckWalks: res.Stats.RecheckWalks,
+		Matching: res.Matching, Rechecked: res.Stats.Rechecked, RecheckWalks: res.Stats.RecheckWalks, RecheckLeaves: res.Stats.RecheckLeaves,
 		UnlockSeconds: out.unlockTime.Seconds(),
 	}
 	if fs.Journal != nil {
