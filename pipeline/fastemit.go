@@ -184,7 +184,8 @@ func (e *emitter) emitExtentFast(btree bp.BtreeID, k *bp.Key, entries []byte) (o
 		}
 		// The common case inline: one dirty pointer, in the run of the
 		// previous extent (acctExtent).
-		if r := &e.runs[e.runLast]; nd == 1 && r.sig == runSigOne|uint64(devs[0])<<24 && e.runSnap == k.Pos.Snapshot&e.runSnapMask && (k.Type == bp.KeyExtent || !e.runSnapKeys) {
+		sig := runSigOne | uint64(devs[0])<<24
+		if r := &e.runs[runSlot(sig)]; nd == 1 && r.sig == sig && e.runSnap == k.Pos.Snapshot&e.runSnapMask && (k.Type == bp.KeyExtent || !e.runSnapKeys) {
 			r.sectors += acctSectors
 		} else {
 			e.acctExtent(k, devs[:nd], acctSectors)
@@ -198,9 +199,16 @@ func (e *emitter) emitExtentFast(btree bp.BtreeID, k *bp.Key, entries []byte) (o
 const runSigOne = uint64(bp.DataUser) | 1<<8 | 1<<16
 
 // runSlots is how many runs (replicas entries) of one snapshot the
-// emitter sums at once: where the data is spread over several devices,
-// consecutive extents take turns between a few entries.
-const runSlots = 8
+// emitter sums at once, direct-mapped by their signature (runSlot):
+// where the data is spread over several devices, consecutive extents
+// take turns between entries.
+const (
+	runSlotBits = 5
+	runSlots    = 1 << runSlotBits
+)
+
+// runSlot is the emitter's run for replicas signature sig.
+func runSlot(sig uint64) int { return int(sig * 0x9e3779b97f4a7c15 >> (64 - runSlotBits)) }
 
 // acctRun is the sectors of the extents of one replicas entry (sig, as
 // acctSums.key packs it; 0: none) not yet added to acctSums.
@@ -211,12 +219,13 @@ type acctRun struct {
 
 // acctExtent accounts the dirty pointers of a fast-path extent: devs (up
 // to fastPtrsMax) and their sectors. Extents are summed in the emitter's
-// runs, one per replicas entry (up to runSlots; and where the era counts
-// per snapshot, up to 1.31 and from 1.39 the sectors of the extents
-// btree's keys, of one snapshot), which reach acctSums.key once each
-// (flushAcctRun): a word added per extent instead of a call. From 1.39 a
-// key that is not an extent (reflink_v) goes to key, which counts its
-// snapshot differently.
+// runs, one per replicas entry (in its slot, runSlot; and where the era
+// counts per snapshot, up to 1.31 and from 1.39 the sectors of the
+// extents btree's keys, of one snapshot), which reach acctSums.key once
+// each, when another entry takes the slot or at the end (flushAcctRun):
+// a word added per extent instead of a call. From 1.39 a key that is not
+// an extent (reflink_v) goes to key, which counts its snapshot
+// differently.
 func (e *emitter) acctExtent(k *bp.Key, devs []uint8, sectors int64) {
 	n := len(devs)
 	if n == 0 {
@@ -241,35 +250,40 @@ func (e *emitter) acctExtent(k *bp.Key, devs []uint8, sectors int64) {
 		e.flushAcctRun()
 	}
 	e.runSnap = snap
-	for i := range e.runs[:e.nRuns] {
-		if e.runs[i].sig == sig {
-			e.runs[i].sectors += sectors
-			e.runLast = i
-			return
-		}
+	switch r := &e.runs[runSlot(sig)]; r.sig {
+	case sig:
+		r.sectors += sectors
+	case 0:
+		*r = acctRun{sig: sig, sectors: sectors}
+		e.nRuns++
+	default:
+		e.flushRun(r)
+		*r = acctRun{sig: sig, sectors: sectors}
 	}
-	if e.nRuns == runSlots {
-		e.flushAcctRun()
-		e.runSnap = snap
+}
+
+// flushRun hands run r to acctSums.key and leaves r's slot empty (the
+// count of runs as it was: the caller fills the slot again).
+func (e *emitter) flushRun(r *acctRun) {
+	n := int(r.sig >> 16 & 0xff)
+	var devs [fastPtrsMax]uint8
+	for j := range devs[:n] {
+		devs[j] = uint8(r.sig >> (24 + 8*j))
 	}
-	e.runs[e.nRuns] = acctRun{sig: sig, sectors: sectors}
-	e.runLast = e.nRuns
-	e.nRuns++
+	k := bp.Key{Type: bp.KeyExtent, Pos: bp.Pos{Snapshot: e.runSnap}}
+	e.acct.key(0, &k, devs[:n], r.sectors, 1)
+	*r = acctRun{}
 }
 
 // flushAcctRun hands the runs of extents that acctExtent summed to
 // acctSums.key. Producers flush before their sums are merged.
 func (e *emitter) flushAcctRun() {
-	for i := range e.runs[:e.nRuns] {
-		r := &e.runs[i]
-		n := int(r.sig >> 16 & 0xff)
-		var devs [fastPtrsMax]uint8
-		for j := range devs[:n] {
-			devs[j] = uint8(r.sig >> (24 + 8*j))
+	if e.nRuns > 0 {
+		for i := range e.runs {
+			if e.runs[i].sig != 0 {
+				e.flushRun(&e.runs[i])
+			}
 		}
-		k := bp.Key{Type: bp.KeyExtent, Pos: bp.Pos{Snapshot: e.runSnap}}
-		e.acct.key(0, &k, devs[:n], r.sectors, 1)
-		*r = acctRun{}
 	}
-	e.nRuns, e.runLast, e.runSnap = 0, 0, 0
+	e.nRuns, e.runSnap = 0, 0
 }

@@ -124,12 +124,13 @@ func TestRecheckLeavesMultiDevice(t *testing.T) {
 }
 
 // TestCleanMultiDevice checks clean generated filesystems whose data is
-// spread over several devices (one and two copies, more replicas entries
-// than the emitter's runs hold at once): no finding, the accounting's
-// replicas entries included.
+// spread over several devices (one and two copies; 40 replicas entries
+// taking turns, more than the emitter's run slots): no finding, the
+// accounting's replicas entries included.
 func TestCleanMultiDevice(t *testing.T) {
 	for _, p := range []gen.Params{
 		{Devices: 10, Replicas: 1, Extents: 60000, Seed: 12},
+		{Devices: 40, Replicas: 1, Extents: 40000, Seed: 14},
 		{Devices: 6, Replicas: 2, Extents: 40000, Seed: 13},
 	} {
 		dir := t.TempDir()

@@ -150,15 +150,14 @@ type emitter struct {
 	// acct sums the accounting the pointers imply (first pass only).
 	acct *acctSums
 	// The runs of fast-path extents not yet added to acct (acctExtent):
-	// up to runSlots replicas entries, each with its signature and
-	// sectors, all of one snapshot (runSnap) where the era counts per
-	// snapshot; runLast is the run the last extent joined. runSnapMask
+	// replicas entries in their slots (runSlot), each with its
+	// signature and sectors, nRuns of them, all of one snapshot
+	// (runSnap) where the era counts per snapshot. runSnapMask
 	// keeps the snapshot where the era counts per snapshot (up to 1.31,
 	// acctSums.snapshotCount, and from 1.39), else 0; runSnapKeys: the
 	// era of 1.39's per-snapshot key counters.
 	runs        [runSlots]acctRun
 	nRuns       int
-	runLast     int
 	runSnap     uint32
 	runSnapMask uint32
 	runSnapKeys bool

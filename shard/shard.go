@@ -256,7 +256,7 @@ type Shard struct {
 	// inCache: recent buckets' backpointer offsets (bpInBucket's cache),
 	// a bucket to each device modulo its size: records alternate between
 	// devices when the data is spread over several.
-	inCache  [8]inEntry
+	inCache  [64]inEntry
 	digBad   bool
 	allocBad bool // alloc keys came out of order (AddAlloc)
 	forced   []BucketKey

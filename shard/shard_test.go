@@ -501,11 +501,11 @@ func TestDenseIndexRandomLikeSearch(t *testing.T) {
 // offsets on each.
 func TestBPInBucketDevices(t *testing.T) {
 	cfg := testConfig(0)
-	sizes := map[uint64]uint32{0: 128, 1: 1024, 2: 64, 8: 512}
+	sizes := map[uint64]uint32{0: 128, 1: 1024, 2: 64, 8: 512, 64: 256, 72: 2048}
 	cfg.BucketSize = func(dev uint64) (uint32, bool) { sz, ok := sizes[dev]; return sz, ok }
-	s := New(cfg, MakeBucketKey(0, 0), MakeBucketKey(9, 0))
+	s := New(cfg, MakeBucketKey(0, 0), MakeBucketKey(99, 0))
 	r := rand.New(rand.NewPCG(9, 10))
-	devs := []uint64{0, 1, 2, 8, 3}
+	devs := []uint64{0, 1, 2, 8, 3, 64, 72} // 64 and 72 share slots of the cache with 0 and 8
 	for range 100000 {
 		dev := devs[r.IntN(len(devs))]
 		b := uint64(r.IntN(4))
