@@ -2,9 +2,7 @@ package pipeline
 
 import (
 	"encoding/binary"
-	"fmt"
 	"math/rand/v2"
-	"path/filepath"
 	"reflect"
 	"testing"
 
@@ -21,16 +19,7 @@ import (
 // pointers, cached ones, several snapshots and snapshot 0. The
 // accounting tables must be equal.
 func TestFastAcctLikeGeneral(t *testing.T) {
-	dir := t.TempDir()
-	p := gen.Params{Devices: 12, Replicas: 1, DeviceSize: 64 << 20, Extents: 50, Seed: 3}
-	if _, err := gen.Generate(dir, p); err != nil {
-		t.Fatal(err)
-	}
-	var paths []string
-	for i := range p.Devices {
-		paths = append(paths, filepath.Join(dir, fmt.Sprintf("dev%d.img", i)))
-	}
-	fs, err := btreeio.Open(paths)
+	fs, err := btreeio.Open(generate(t, gen.Params{Devices: 12, Replicas: 1, DeviceSize: 64 << 20, Extents: 50, Seed: 3}))
 	if err != nil {
 		t.Fatal(err)
 	}

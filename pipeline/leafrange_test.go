@@ -96,15 +96,8 @@ func TestLeafEndHolds(t *testing.T) {
 // records in (device, bucket) order spans the devices between whole), and
 // finds what the exact check finds.
 func TestRecheckLeavesMultiDevice(t *testing.T) {
-	dir := t.TempDir()
-	if _, err := gen.Generate(dir, gen.Params{Devices: 4, Replicas: 1, DeviceSize: 1 << 30, BtreeNodeSize: 16 << 10,
-		Extents: 100000, ExtentMax: 16, Seed: 11, Inject: map[string]int{gen.KindMissingBP: 2, gen.KindDanglingBP: 1}}); err != nil {
-		t.Fatal(err)
-	}
-	var paths []string
-	for i := range 4 {
-		paths = append(paths, filepath.Join(dir, fmt.Sprintf("dev%d.img", i)))
-	}
+	paths := generate(t, gen.Params{Devices: 4, Replicas: 1, DeviceSize: 1 << 30, BtreeNodeSize: 16 << 10,
+		Extents: 100000, ExtentMax: 16, Seed: 11, Inject: map[string]int{gen.KindMissingBP: 2, gen.KindDanglingBP: 1}})
 	want, exact := checkPaths(t, paths, Options{Workers: 2, Exact: true})
 	if len(exact.Findings) < 3 {
 		t.Fatalf("%d findings, want the injected faults'", len(exact.Findings))
@@ -133,15 +126,8 @@ func TestCleanMultiDevice(t *testing.T) {
 		{Devices: 40, Replicas: 1, Extents: 40000, Seed: 14},
 		{Devices: 6, Replicas: 2, Extents: 40000, Seed: 13},
 	} {
-		dir := t.TempDir()
 		p.DeviceSize, p.BtreeNodeSize, p.ExtentMax = 1<<30, 16<<10, 16
-		if _, err := gen.Generate(dir, p); err != nil {
-			t.Fatal(err)
-		}
-		var paths []string
-		for i := range p.Devices {
-			paths = append(paths, filepath.Join(dir, fmt.Sprintf("dev%d.img", i)))
-		}
+		paths := generate(t, p)
 		for _, exact := range []bool{false, true} {
 			got, res := checkPaths(t, paths, Options{Workers: 2, Exact: exact})
 			if got != "" || res.Stats.Extents != int64(p.Extents) {
@@ -164,18 +150,11 @@ func TestDigestLikeExactMultiDevice(t *testing.T) {
 		{Devices: 7, Replicas: 3, Extents: 15000, Seed: 33, Inject: faults},
 		{Devices: 4, Replicas: 1, Extents: 15000, Seed: 35, ECStripes: 3, Inject: faults},
 	} {
-		dir := t.TempDir()
 		if p.DeviceSize == 0 {
 			p.DeviceSize = 256 << 20
 		}
 		p.BtreeNodeSize, p.ExtentMax = 16<<10, 16
-		if _, err := gen.Generate(dir, p); err != nil {
-			t.Fatalf("%d devices: %v", p.Devices, err)
-		}
-		var paths []string
-		for i := range p.Devices {
-			paths = append(paths, filepath.Join(dir, fmt.Sprintf("dev%d.img", i)))
-		}
+		paths := generate(t, p)
 		want, exact := checkPaths(t, paths, Options{Workers: 2, Exact: true})
 		got, res := checkPaths(t, paths, Options{Workers: 2})
 		if len(exact.Findings) < 5 {
@@ -186,4 +165,19 @@ func TestDigestLikeExactMultiDevice(t *testing.T) {
 		}
 		t.Logf("%d devices: %d findings; the recheck of %d buckets read %d of %d data leaves", p.Devices, len(exact.Findings), res.Stats.Rechecked, res.Stats.RecheckLeaves, res.Stats.Nodes)
 	}
+}
+
+// generate writes a generated filesystem of p into a temporary directory
+// and returns its devices' paths.
+func generate(t *testing.T, p gen.Params) []string {
+	t.Helper()
+	dir := t.TempDir()
+	if _, err := gen.Generate(dir, p); err != nil {
+		t.Fatalf("%d devices: %v", p.Devices, err)
+	}
+	paths := make([]string, max(p.Devices, 1))
+	for i := range paths {
+		paths[i] = filepath.Join(dir, fmt.Sprintf("dev%d.img", i))
+	}
+	return paths
 }
