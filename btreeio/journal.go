@@ -151,11 +151,21 @@ func (fs *FS) scanJournalBucket(d *Device, base int64, buf []byte, j *Journal, b
 		}
 		maxSeq = seq
 		js := &Jset{Dev: d.Path, Offset: at, Seq: seq, Version: le.Uint32(buf[off+32:]), Flags: le.Uint32(buf[off+36:]),
-			LastSeq: le.Uint64(buf[off+48:]), raw: buf[off:end]}
+			raw: buf[off:end]}
 		ct := csum.Type(js.Flags & 0xf)
 		nonce := csum.Nonce{0, uint32(seq), uint32(seq >> 32), csum.NonceJournal}
 		stored := csum.SumFromBytes(buf[off:])
 		got, err := csum.ComputeKeyed(ct, sb.CryptKey, nonce, buf[off+16:end])
+		if err == nil && ct.Keyed() {
+			// Everything from byte 44 on is encrypted, last_seq (byte
+			// 48) too: decrypted whatever the checksum says, as the
+			// kernel's journal read does (a torn newest entry's
+			// last_seq is not used; a second bad one's is).
+			csum.Crypt(sb.CryptKey, nonce, buf[off+44:end])
+		}
+		if err == nil || !ct.Keyed() {
+			js.LastSeq = le.Uint64(buf[off+48:]) // else ciphertext: 0, unknown
+		}
 		switch {
 		case err != nil:
 			js.CsumErr = err
@@ -172,9 +182,6 @@ func (fs *FS) scanJournalBucket(d *Device, base int64, buf []byte, j *Journal, b
 			sawBad = true
 			j.Errors = append(j.Errors, &Error{Dev: d.Path, Offset: at, What: "journal entry", Level: -1, Err: js.CsumErr})
 		} else {
-			if ct.Keyed() {
-				csum.Crypt(sb.CryptKey, nonce, buf[off+44:end])
-			}
 			entries, err := ParseJEntries(buf[off+jsetHeaderBytes : end])
 			if err != nil {
 				j.Errors = append(j.Errors, &Error{Dev: d.Path, Offset: at, What: "journal entry", Level: -1, Err: fmt.Errorf("seq %d: %w", seq, err)})

@@ -1,6 +1,7 @@
 package btreeio_test
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"os"
@@ -254,4 +255,98 @@ func TestJournalRewindRefused(t *testing.T) {
 		t.Fatalf("LoadRoots of a rewound journal: %v", err)
 	}
 	t.Log(err)
+}
+
+// unlockedMem opens the image bytes img (one device, in memory) and
+// unlocks it with the passphrase's key (derived when *key is zero).
+func unlockedMem(t *testing.T, img, passphrase []byte, key *csum.Key) *btreeio.FS {
+	t.Helper()
+	d, err := btreeio.NewDevice("enc.img", bytes.NewReader(img), int64(len(img)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs, err := btreeio.Assemble([]*btreeio.Device{d})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *key == (csum.Key{}) {
+		if *key, err = fs.SB.Crypt.PassphraseKey(passphrase); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := fs.Unlock(key); err != nil {
+		t.Fatal(err)
+	}
+	return fs
+}
+
+// TestJournalEncryptedLastSeq: in an encrypted journal entry last_seq is
+// encrypted (everything from byte 44 on is); the range recovery replays
+// starts there. enc-small's flushed entries must read a last_seq at or
+// below their seq, its no-flush ones 0, and an unclean copy whose newest entry says three entries
+// before it are still dirty replays them, as the kernel would.
+func TestJournalEncryptedLastSeq(t *testing.T) {
+	casedata.Require(t)
+	data, err := os.ReadFile(casedata.CaseImages(t, "enc-small")[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	pass := casedata.Passphrase(t, "enc-small")
+	var passKey csum.Key
+	fs := unlockedMem(t, append([]byte(nil), data...), pass, &passKey)
+	j := fs.ReadJournal()
+	var newest *btreeio.Jset
+	for _, js := range j.All {
+		// A no-flush entry's last_seq is 0; a flushed one's is at or
+		// below its seq.
+		switch {
+		case !js.CsumGood:
+		case js.NoFlush():
+			if js.LastSeq != 0 {
+				t.Errorf("no-flush jset seq %d: last_seq %d", js.Seq, js.LastSeq)
+			}
+		case js.LastSeq == 0 || js.LastSeq > js.Seq:
+			t.Errorf("jset seq %d: last_seq %d", js.Seq, js.LastSeq)
+		default:
+			newest = js
+		}
+	}
+	if newest == nil || newest.Seq < 4 {
+		t.Fatalf("no flushed entry to rewrite (newest %v)", newest)
+	}
+	// The copy: the newest entry's last_seq set three entries back
+	// (decrypted, changed, encrypted again, its MAC recomputed), the
+	// superblock marked unclean.
+	le := binary.LittleEndian
+	img := append([]byte(nil), data...)
+	key := *fs.SB.CryptKey
+	off := newest.Offset
+	end := off + 56 + 8*int64(le.Uint32(img[off+40:]))
+	nonce := csum.Nonce{0, uint32(newest.Seq), uint32(newest.Seq >> 32), csum.NonceJournal}
+	csum.Crypt(&key, nonce, img[off+44:end])
+	want := newest.Seq - 3
+	le.PutUint64(img[off+48:], want)
+	csum.Crypt(&key, nonce, img[off+44:end])
+	sum, err := csum.ComputeKeyed(csum.Type(le.Uint32(img[off+36:])&0xf), &key, nonce, img[off+16:end])
+	if err != nil {
+		t.Fatal(err)
+	}
+	le.PutUint64(img[off:], sum.Lo)
+	le.PutUint64(img[off+8:], sum.Hi)
+	const sbAt = 4096
+	le.PutUint64(img[sbAt+144:], le.Uint64(img[sbAt+144:])&^2) // not clean
+	u64s := int(le.Uint32(img[sbAt+124:]))
+	if err := btreeio.SealSuperblock(img[sbAt : sbAt+752+8*u64s]); err != nil {
+		t.Fatal(err)
+	}
+	unclean := unlockedMem(t, img, pass, &passKey)
+	if unclean.SB.IsClean() {
+		t.Fatal("the copy still reads clean")
+	}
+	if err := unclean.LoadRoots(); err != nil && !errors.Is(err, btreeio.ErrUnclean) {
+		t.Fatal(err)
+	}
+	if got := unclean.Journal; got.Start != want || got.End != newest.Seq {
+		t.Errorf("replays %d-%d, want %d-%d (%s)", got.Start, got.End, want, newest.Seq, got.Summary())
+	}
 }
