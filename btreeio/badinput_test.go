@@ -916,9 +916,9 @@ func TestCleanSectionErrorOffset(t *testing.T) {
 // past the new end (before the new start) are dropped as the kernel drops
 // them (bkey_after_end_of_btree_node, bkey_before_start_of_btree_node),
 // each a problem of the node naming its byte offset, by the eager and the
-// lazy parse alike. A pointer that updated the node's range takes the
-// range from the pointer instead, and no key is dropped for lying outside
-// the node's own.
+// lazy parse alike. A pointer that updated the node's range gives it
+// both its ends instead (the node's own min_key or max_key on disk may
+// differ), and no key is dropped for lying outside the node's own.
 func TestNodeKeysOutsideRange(t *testing.T) {
 	nb := smallBackpointersLeaf(t)
 	end := btreeio.NodeHeaderBytes + 8*int(binary.LittleEndian.Uint16(nb.buf[158:]))
@@ -950,6 +950,7 @@ func TestNodeKeysOutsideRange(t *testing.T) {
 		{"max", 52, ref.Keys[:2], func(e *btreeio.NodeExpect) { e.Max = at }},
 		{"min", 32, ref.Keys[1:], func(e *btreeio.NodeExpect) { e.Min = at }},
 		{"min, range updated", 32, ref.Keys, func(e *btreeio.NodeExpect) { e.RangeUpdated = true }},
+		{"max, range updated", 52, ref.Keys, func(e *btreeio.NodeExpect) { e.RangeUpdated = true }},
 	} {
 		buf := bytes.Clone(nb.buf)
 		at.Put(buf[tc.hdr:])
