@@ -804,10 +804,13 @@ func TestNodeKeysOutOfOrder(t *testing.T) {
 	}
 }
 
-// TestNodeRepeatedKeys rewrites the second key of a one-bset leaf as a
-// second copy of the first key's position: the later copy wins, and when
-// the later copy is a deleted key the position is dropped. (ParseNode
-// resolves repeats within a bset while decoding.)
+// TestNodeRepeatedKeys rewrites the first two keys of a one-bset leaf
+// as two copies of the first key's position. As the kernel's read does
+// (bch2_validate_bset_keys: btree_node_bkey_out_of_order, which orders a
+// deleted key before a live one at one position), a later copy is
+// dropped and reported unless the earlier one is a deleted key; then
+// the later one replaces it. (ParseNode resolves repeats within a bset
+// while decoding.)
 func TestNodeRepeatedKeys(t *testing.T) {
 	nb := smallBackpointersLeaf(t)
 	k0 := btreeio.NodeHeaderBytes
@@ -823,11 +826,24 @@ func TestNodeRepeatedKeys(t *testing.T) {
 	if err != nil || ref.Bsets != 1 || len(ref.Keys) < 3 {
 		t.Fatalf("unchanged node: %v", err)
 	}
-	for _, deleted := range []bool{false, true} {
+	for _, tc := range []struct {
+		name                string
+		firstDel, secondDel bool
+		keep                int // which copy stays: 0, 1, or -1 for none
+		problem             bool
+	}{
+		{"live then live", false, false, 0, true},
+		{"live then deleted", false, true, 0, true},
+		{"deleted then live", true, false, 1, false},
+		{"deleted then deleted", true, true, -1, true},
+	} {
 		buf := bytes.Clone(nb.buf)
 		copy(buf[k1:k1+l0], buf[k0:k1])
 		buf[k1+l0-1] ^= 0x5a // the copy's value differs in its last byte
-		if deleted {
+		if tc.firstDel {
+			buf[k0+2] = byte(bp.KeyDeleted)
+		}
+		if tc.secondDel {
 			buf[k1+2] = byte(bp.KeyDeleted)
 		}
 		setFirstBsetCsum(buf)
@@ -835,25 +851,31 @@ func TestNodeRepeatedKeys(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(n.Problems) != 0 {
-			t.Errorf("deleted=%v: problems %v", deleted, n.Problems)
+		if got := len(n.Problems) != 0; got != tc.problem {
+			t.Errorf("%s: problems %v", tc.name, n.Problems)
+		}
+		for _, p := range n.Problems {
+			if !errors.Is(p, bp.ErrKey) || !strings.Contains(p.Error(), fmt.Sprintf("key at byte %d ", k1)) || !strings.Contains(p.Error(), "repeats") {
+				t.Errorf("%s: problem %q", tc.name, p)
+			}
 		}
 		rest := ref.Keys[2:]
-		if !deleted {
+		if tc.keep >= 0 {
+			at := []int{k0, k1}[tc.keep]
 			if len(n.Keys) != len(ref.Keys)-1 || n.Keys[0].Key.Pos != ref.Keys[0].Key.Pos {
-				t.Fatalf("deleted=%v: %d keys from %v, want %d from %v", deleted, len(n.Keys), n.Keys[0].Key.Pos, len(ref.Keys)-1, ref.Keys[0].Key.Pos)
+				t.Fatalf("%s: %d keys from %v, want %d from %v", tc.name, len(n.Keys), n.Keys[0].Key.Pos, len(ref.Keys)-1, ref.Keys[0].Key.Pos)
 			}
-			if !bytes.Equal(n.Keys[0].Val, buf[k1+l0-len(n.Keys[0].Val):k1+l0]) {
-				t.Errorf("the first copy won: value %x", n.Keys[0].Val)
+			if !bytes.Equal(n.Keys[0].Val, buf[at+l0-len(n.Keys[0].Val):at+l0]) {
+				t.Errorf("%s: copy %d did not win: value %x", tc.name, tc.keep, n.Keys[0].Val)
 			}
 			n.Keys = n.Keys[1:]
 		}
 		if len(n.Keys) != len(rest) {
-			t.Fatalf("deleted=%v: %d keys after the repeat, want %d", deleted, len(n.Keys), len(rest))
+			t.Fatalf("%s: %d keys after the repeat, want %d", tc.name, len(n.Keys), len(rest))
 		}
 		for i := range rest {
 			if n.Keys[i].Key != rest[i].Key || !bytes.Equal(n.Keys[i].Val, rest[i].Val) {
-				t.Fatalf("deleted=%v: key %d is %v, want %v", deleted, i, n.Keys[i].Key, rest[i].Key)
+				t.Fatalf("%s: key %d is %v, want %v", tc.name, i, n.Keys[i].Key, rest[i].Key)
 			}
 		}
 	}

@@ -106,8 +106,9 @@ func (n *Node) fail(format string, args ...any) error {
 // bset decodes the keys of bset bsetIdx, data[0:] being its first key
 // (at byte base of the node, for messages). Keys that cannot be decoded
 // end the bset, keys out of order or outside the node's range (unless
-// the parent pointer updated the range) are dropped, and a position
-// repeated within the bset keeps its last key; each is a problem of the
+// the parent pointer updated the range) are dropped, and so is a key at
+// the position of the key before it, unless that one is a deleted key
+// (then the later key replaces it); each dropped key is a problem of the
 // node.
 func (d *keyDecoder) bset(unpack *bp.Unpacker, data []byte, base, bsetIdx int) {
 	n := d.n
@@ -170,8 +171,18 @@ func (d *keyDecoder) bset(unpack *bp.Unpacker, data []byte, base, bsetIdx int) {
 				p += int(data[p]) * 8
 				continue
 			case 0:
-				// A position repeated within a bset: the last key
-				// wins (as mergeKeys would decide).
+				if prev.Key.Type != bp.KeyDeleted || nk.Key.Type == bp.KeyDeleted {
+					// The kernel drops the later key of a repeated
+					// position (btree_node_bkey_out_of_order), unless
+					// it follows a deleted key at that position.
+					n.Problems = append(n.Problems, n.fail("%w: key at byte %d of bset %d at %s repeats the previous key's position; key dropped",
+						bp.ErrKey, base+p, bsetIdx, nk.Key.Pos))
+					keys = keys[:m]
+					p += int(data[p]) * 8
+					continue
+				}
+				// A deleted key and then a key at its position: the
+				// key wins, as the merge decides.
 				*prev = *nk
 				keys = keys[:m]
 			}

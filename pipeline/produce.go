@@ -618,10 +618,11 @@ func (p *producer) countNode(n *btreeio.Node) {
 
 // PackedLeaf emits the records of a data btree leaf straight from its
 // packed bset, decoding one key ahead of the one it emits: a key is
-// emitted once the next key sorts after it, so a position repeated in
-// the bset emits only its last key, and deleted keys are not emitted,
-// exactly the keys the decoded node would hold. A key out of order or one
-// that does not decode is a problem of the node: the keys emitted so far
+// emitted once the next key sorts after it, so a deleted key followed by
+// a key at its position emits only the latter, and deleted keys are not
+// emitted, exactly the keys the decoded node would hold. A key out of
+// order, at the position of a key that is not deleted, or one that does
+// not decode is a problem of the node: the keys emitted so far
 // are the decoded node's first keys, so PackedLeaf returns false and Node
 // takes the decoded node from the first key after them (its problems are
 // then reported after the errors of the keys already emitted).
@@ -667,12 +668,18 @@ func (p *producer) PackedLeaf(n *btreeio.Node) (bool, error) {
 			switch next.Pos.Cmp(cur.Pos) {
 			case -1:
 				return p.handOver(emitted, last)
+			case 0:
+				if cur.Type != bp.KeyDeleted || next.Type == bp.KeyDeleted {
+					// Node drops the later key and reports it.
+					return p.handOver(emitted, last)
+				}
+				// A deleted key and then a key at its position: the
+				// key replaces it.
 			case 1:
 				if err := emit(cur, curVal); err != nil {
 					return true, err
 				}
 			}
-			// case 0: the next key replaces this one
 		}
 		cur, next = next, cur
 		curVal, have = val, true
