@@ -41,6 +41,9 @@ type checker struct {
 	// rotational: per device index, the member exists and is rotational
 	// (bp.Geometry.Rotational, as an array for the fast path).
 	rotational [256]bool
+	// rejudging: the checker of a Rejudge, whose loaders do not report
+	// again the undecodable keys the check reported.
+	rejudging bool
 	// loadNodes, loadBytes count the loaders' leaves (Stats.Load*).
 	loadNodes, loadBytes atomic.Int64
 	// recheckLeaves counts the data leaves the rechecks read

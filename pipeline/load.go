@@ -405,7 +405,10 @@ func (l *allocLoader) Node(n *btreeio.Node) error {
 		}
 		a, err := bp.DecodeAllocV4(k.Val)
 		if err != nil {
-			if l.pass == 0 && !l.quiet {
+			// Each alloc key is loaded in one pass only: reported in
+			// whichever that is (a recheck or a re-judging loads it
+			// again, quietly).
+			if !l.quiet && !l.c.rejudging {
 				l.c.addError(fmt.Errorf("alloc key %s: %w", k.Key.Pos, err))
 			}
 			continue

@@ -43,6 +43,7 @@ type KeyRef struct {
 // as a shard of its own. fs's roots must be loaded.
 func Rejudge(ctx context.Context, fs *btreeio.FS, buckets []BucketRef, keys []KeyRef) ([]report.Finding, []error, error) {
 	c := newChecker(fs, Options{Workers: 1, MemoryBudget: 1 << 62})
+	c.rejudging = true
 	bks := make([]shard.BucketKey, 0, len(buckets))
 	for _, b := range buckets {
 		if b.Dev < 0 || b.Dev >= len(fs.SB.Members) || !fs.SB.Members[b.Dev].Exists() {
