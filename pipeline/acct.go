@@ -8,6 +8,7 @@ package pipeline
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"slices"
 	"sort"
@@ -329,6 +330,7 @@ func (s *acctSums) merge(t accounting.Table, version uint16, into *acctSums) {
 // holds it (before the journal overlay) and its version.
 type acctLoader struct {
 	c      *checker
+	ctx    context.Context // a cancel stops the walk (nil: never)
 	base   map[accounting.Pos]acctBase
 	layout accounting.Layout
 	lost   bool
@@ -353,6 +355,9 @@ type acctBase struct {
 }
 
 func (l *acctLoader) Node(n *btreeio.Node) error {
+	if err := ctxErr(l.ctx); err != nil {
+		return err
+	}
 	if n.Level != 0 {
 		return nil
 	}
@@ -398,11 +403,11 @@ type acctRead struct {
 
 // startAccountingRead starts reading the accounting btree; wait returns
 // what readAccounting would.
-func (c *checker) startAccountingRead() *acctRead {
+func (c *checker) startAccountingRead(ctx context.Context) *acctRead {
 	r := &acctRead{done: make(chan struct{}), c: c}
 	go func() {
 		defer close(r.done)
-		r.t, r.ok, r.l, r.err = c.readAccountingWith()
+		r.t, r.ok, r.l, r.err = c.readAccountingWith(ctx)
 	}()
 	return r
 }
@@ -427,9 +432,9 @@ func versionLE(a, b bp.Version) bool { return a.Hi < b.Hi || a.Hi == b.Hi && a.L
 // (bch2_accounting_read); ok=false when part of the btree was unreadable.
 // The nodes it could not read are left in the loader it returns, for
 // acctRead.wait to report.
-func (c *checker) readAccountingWith() (accounting.Table, bool, *acctLoader, error) {
+func (c *checker) readAccountingWith(ctx context.Context) (accounting.Table, bool, *acctLoader, error) {
 	layout := accounting.LayoutOf(c.fs.SB.Version)
-	l := &acctLoader{c: c, base: map[accounting.Pos]acctBase{}, layout: layout}
+	l := &acctLoader{c: c, ctx: ctx, base: map[accounting.Pos]acctBase{}, layout: layout}
 	// From 1.15 keys sort by type: the walk stops before the inum keys
 	// (one per inode), which are never compared.
 	var err error

@@ -7,6 +7,7 @@
 package pipeline
 
 import (
+	"context"
 	"slices"
 
 	"bpcheck/allocinfo"
@@ -52,10 +53,14 @@ func allocRules(fs *btreeio.FS) *allocinfo.Rules {
 // allocinfo.Keys.
 type derivedLoader struct {
 	c    *checker
+	ctx  context.Context // a cancel stops the walk (nil: never)
 	keys *allocinfo.Keys
 }
 
 func (l *derivedLoader) Node(n *btreeio.Node) error {
+	if err := ctxErr(l.ctx); err != nil {
+		return err
+	}
 	if n.Level != 0 {
 		return nil
 	}
@@ -76,8 +81,8 @@ func (l *derivedLoader) NodeError(btree bp.BtreeID, level uint8, parent *bp.Key,
 }
 
 // loadDerived reads the derived btrees into keys.
-func (c *checker) loadDerived(keys *allocinfo.Keys) error {
-	l := &derivedLoader{c: c, keys: keys}
+func (c *checker) loadDerived(ctx context.Context, keys *allocinfo.Keys) error {
+	l := &derivedLoader{c: c, ctx: ctx, keys: keys}
 	for _, id := range derivedBtrees {
 		if err := c.fs.Walk(id, 0, l); err != nil {
 			return err

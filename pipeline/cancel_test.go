@@ -3,12 +3,15 @@ package pipeline_test
 import (
 	"context"
 	"io"
+	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"bpcheck/bp"
 	"bpcheck/btreeio"
+	"bpcheck/gen"
 	"bpcheck/internal/casedata"
 	"bpcheck/pipeline"
 )
@@ -83,5 +86,71 @@ func TestCancelWhileLoading(t *testing.T) {
 			t.Fatalf("round %d: the cancelled run returned no error and %d findings; the uncancelled one %d", round, len(res.Findings), len(base.Findings))
 		}
 		t.Logf("round %d: complete, findings as uncancelled", round)
+	}
+}
+
+// countingGate is a gateReader that also counts the reads of a set of
+// offsets that start once counting is on.
+type countingGate struct {
+	gateReader
+	watch    map[int64]bool
+	counting atomic.Bool
+	after    atomic.Int64
+}
+
+func (c *countingGate) ReadAt(p []byte, off int64) (int, error) {
+	if c.counting.Load() && c.watch[off] {
+		c.after.Add(1)
+	}
+	return c.gateReader.ReadAt(p, off)
+}
+
+// TestCancelStopsLoaders cancels a check while the backpointer loader is
+// held on its first leaf, reading one node at a time: the loader must
+// stop there, not walk the rest of its range (it did: a Ctrl-C or
+// --timeout waited for a whole shard's backpointers to be read).
+func TestCancelStopsLoaders(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := gen.Generate(dir, gen.Params{Devices: 1, DeviceSize: 512 << 20, BtreeNodeSize: 4096, Extents: 20000, ExtentMax: 8, Seed: 3}); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "dev0.img")
+	fs0, err := btreeio.Open([]string{path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fs0.LoadRoots(); err != nil {
+		t.Fatal(err)
+	}
+	var leaves leafNodes
+	if err := fs0.Walk(bp.BtreeBackpointers, 0, &leaves); err != nil {
+		t.Fatal(err)
+	}
+	fs0.Close()
+	if len(leaves.nodes) < 50 {
+		t.Fatalf("%d backpointer leaves: too few to tell", len(leaves.nodes))
+	}
+	g := &countingGate{gateReader: gateReader{off: leaves.nodes[0].Offset, n: 4096, hit: make(chan struct{}), open: make(chan struct{})}, watch: map[int64]bool{}}
+	for _, l := range leaves.nodes {
+		g.watch[l.Offset] = true
+	}
+	fs := openThrough(t, path, func(f io.ReaderAt) io.ReaderAt {
+		g.r = f
+		return g
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-g.hit
+		cancel()
+		g.counting.Store(true)
+		close(g.open)
+	}()
+	res, err := pipeline.Run(ctx, fs, pipeline.Options{Workers: 1, Shards: 1})
+	if err == nil && !res.Interrupted {
+		t.Fatal("the cancelled check neither failed nor says it was interrupted")
+	}
+	if n := g.after.Load(); n > 1 {
+		t.Errorf("%d of %d backpointer leaves read after the cancel", n, len(leaves.nodes))
 	}
 }

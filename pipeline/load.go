@@ -4,6 +4,7 @@
 package pipeline
 
 import (
+	"context"
 	"fmt"
 
 	"bpcheck/allocinfo"
@@ -16,6 +17,7 @@ import (
 // bpLoader fills shards with the backpointers of [lo, hi).
 type bpLoader struct {
 	c      *checker
+	ctx    context.Context // a cancel stops the walk (nil: never)
 	shards []*shard.Shard
 	lo, hi shard.BucketKey
 	pass   int
@@ -46,6 +48,9 @@ func (l *bpLoader) report(f report.Finding) {
 }
 
 func (l *bpLoader) Node(n *btreeio.Node) error {
+	if err := ctxErr(l.ctx); err != nil {
+		return err
+	}
 	if n.Level != 0 || l.only != nil && !l.c.nodeLogged(n) {
 		return nil // (a recheck: the pass could not read it; leafSkip)
 	}
@@ -139,6 +144,9 @@ func (l *bpLoader) invalid(pos bp.Pos, valLen int, level uint8, bucketOffset uin
 // shard checks are skipped; the keys are then checked to lie within the
 // node's range (they are in order, so the first and the last).
 func (l *bpLoader) PackedLeaf(n *btreeio.Node) (bool, error) {
+	if err := ctxErr(l.ctx); err != nil {
+		return true, err
+	}
 	u, data, ok := n.Packed()
 	if !ok || n.Level != 0 {
 		return false, nil
@@ -303,9 +311,9 @@ func (c *checker) bpRange(lo, hi shard.BucketKey) (bp.Pos, bp.Pos) {
 
 // loadBackpointers fills one shard with the backpointers of its bucket
 // range. Shards load in parallel: their position ranges do not overlap.
-func (c *checker) loadBackpointers(pass int, sh *shard.Shard) error {
+func (c *checker) loadBackpointers(ctx context.Context, pass int, sh *shard.Shard) error {
 	lo, hi := sh.Lo, sh.Hi
-	l := &bpLoader{c: c, shards: []*shard.Shard{sh}, lo: lo, hi: hi, pass: pass, quiet: sh.Mode() == shard.Recheck, only: sh.Rechecked()}
+	l := &bpLoader{c: c, ctx: ctx, shards: []*shard.Shard{sh}, lo: lo, hi: hi, pass: pass, quiet: sh.Mode() == shard.Recheck, only: sh.Rechecked()}
 	l.plo, l.phi = c.bpRange(lo, hi)
 	l.open = hi == ^shard.BucketKey(0)
 	phi := l.phi
@@ -318,6 +326,7 @@ func (c *checker) loadBackpointers(pass int, sh *shard.Shard) error {
 // allocLoader fills shards with the alloc keys of [lo, hi).
 type allocLoader struct {
 	c      *checker
+	ctx    context.Context // a cancel stops the walk (nil: never)
 	shards []*shard.Shard
 	lo, hi shard.BucketKey
 	pass   int
@@ -380,6 +389,9 @@ func (c *checker) bpLeafBuckets(n *btreeio.Node) (lo, hi shard.BucketKey) {
 }
 
 func (l *allocLoader) Node(n *btreeio.Node) error {
+	if err := ctxErr(l.ctx); err != nil {
+		return err
+	}
 	if n.Level != 0 || l.only != nil && !l.c.nodeLogged(n) {
 		return nil // (a recheck: the pass could not read it; leafSkip)
 	}
@@ -429,8 +441,8 @@ func (l *allocLoader) NodeError(btree bp.BtreeID, level uint8, parent *bp.Key, e
 	return nil
 }
 
-func (c *checker) loadAlloc(pass int, shards []*shard.Shard, lo, hi shard.BucketKey) error {
-	l := &allocLoader{c: c, shards: shards, lo: lo, hi: hi, pass: pass, keys: c.passKeys}
+func (c *checker) loadAlloc(ctx context.Context, pass int, shards []*shard.Shard, lo, hi shard.BucketKey) error {
+	l := &allocLoader{c: c, ctx: ctx, shards: shards, lo: lo, hi: hi, pass: pass, keys: c.passKeys}
 	if shards[0].Mode() == shard.Recheck {
 		l.quiet, l.keys, l.only = true, nil, shards[0].Rechecked()
 	}
@@ -509,4 +521,12 @@ func inSpanA(off, span, mask uint64) uint64 {
 		return off & mask
 	}
 	return off % span
+}
+
+// ctxErr is ctx's error, nil for a nil ctx (a loader no cancel stops).
+func ctxErr(ctx context.Context) error {
+	if ctx == nil {
+		return nil
+	}
+	return ctx.Err()
 }

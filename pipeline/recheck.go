@@ -183,11 +183,11 @@ func loadCost(l shard.BucketLoad) int64 {
 // narrower range may miss a leaf of a corrupt btree whose siblings'
 // ranges overlap), and read only the leaves whose buckets, as the pass
 // logged them, touch the set (SkipLeaf).
-func (c *checker) loadRechecked(pass int, sh *shard.Shard) error {
-	if err := c.loadBackpointers(pass, sh); err != nil {
+func (c *checker) loadRechecked(ctx context.Context, pass int, sh *shard.Shard) error {
+	if err := c.loadBackpointers(ctx, pass, sh); err != nil {
 		return err
 	}
-	return c.loadAlloc(pass, []*shard.Shard{sh}, sh.Lo, sh.Hi)
+	return c.loadAlloc(ctx, pass, []*shard.Shard{sh}, sh.Lo, sh.Hi)
 }
 
 // logLoadedLeaf logs the bucket range [lo, hi] of a leaf a loader of a

@@ -64,7 +64,7 @@ func Rejudge(ctx context.Context, fs *btreeio.FS, buckets []BucketRef, keys []Ke
 		// findings (read whole: they are small).
 		derived = allocinfo.NewKeys(bks[0], bks[len(bks)-1]+1, fs.SB.Version >= bp.VersionNeedDiscardByJournalSeq)
 		c.passKeys = derived
-		if err := c.loadDerived(derived); err != nil {
+		if err := c.loadDerived(ctx, derived); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -74,10 +74,10 @@ func Rejudge(ctx context.Context, fs *btreeio.FS, buckets []BucketRef, keys []Ke
 		}
 		sh := shard.New(c.cfg, k, k+1)
 		shards[i] = sh
-		if err := c.loadBackpointers(1, sh); err != nil {
+		if err := c.loadBackpointers(ctx, 1, sh); err != nil {
 			return nil, nil, err
 		}
-		if err := c.loadAlloc(1, []*shard.Shard{sh}, sh.Lo, sh.Hi); err != nil {
+		if err := c.loadAlloc(ctx, 1, []*shard.Shard{sh}, sh.Lo, sh.Hi); err != nil {
 			return nil, nil, err
 		}
 		c.addMetadataRefs([]*shard.Shard{sh}, sh.Lo, sh.Hi)

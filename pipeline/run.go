@@ -70,7 +70,7 @@ func Run(ctx context.Context, fs *btreeio.FS, opt Options) (*Result, error) {
 	}()
 	var acct *acctRead
 	if !fs.Live() {
-		acct = c.startAccountingRead()
+		acct = c.startAccountingRead(ctx)
 		// Whatever way Run returns, the read has ended (before the
 		// readers are closed).
 		defer func() { <-acct.done }()
@@ -320,14 +320,14 @@ func (c *checker) feed(ctx context.Context, pass int, shards []*shard.Shard, tas
 			}
 			defer func() { <-loadSem }()
 			if only != nil {
-				if err := c.loadRechecked(pass, sh); err != nil {
+				if err := c.loadRechecked(gctx, pass, sh); err != nil {
 					return err
 				}
 			} else {
-				if err := c.loadBackpointers(pass, sh); err != nil {
+				if err := c.loadBackpointers(gctx, pass, sh); err != nil {
 					return err
 				}
-				if err := c.loadAlloc(pass, []*shard.Shard{sh}, sh.Lo, sh.Hi); err != nil {
+				if err := c.loadAlloc(gctx, pass, []*shard.Shard{sh}, sh.Lo, sh.Hi); err != nil {
 					return err
 				}
 			}
@@ -346,7 +346,7 @@ func (c *checker) feed(ctx context.Context, pass int, shards []*shard.Shard, tas
 
 	if keys != nil {
 		// The allocator's derived btrees, read whole (they are small).
-		g.Go(func() error { return c.loadDerived(keys) })
+		g.Go(func() error { return c.loadDerived(gctx, keys) })
 	}
 
 	chans := make([]chan []shard.Ref, len(shards))
