@@ -70,10 +70,10 @@ type checker struct {
 	// allocLeafEnds: the buckets after every alloc leaf's last key, over
 	// all passes (allocinfo.MergeHoles)
 	allocLeafEnds map[shard.BucketKey]bool
-	// leafLog collects the logged nodes' bucket ranges (leafrange.go: the
-	// producers' in the first pass, the loaders' in every pass);
-	// leafRanges is the log sorted and merged, brought up to date by each
-	// recheck.
+	// leafLog collects the bucket ranges of the nodes the running pass
+	// read (leafrange.go: its producers' and its loaders'); leafRanges is
+	// the log sorted and merged, brought up to date by each recheck.
+	// Both start empty in each pass.
 	leafLog, leafRanges []leafRange
 	// passHeld is the memory the shards of the running pass pin, as
 	// planned: a recheck takes what is left of the budget.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -441,5 +442,70 @@ func TestBadKeysInLoadedLeaves(t *testing.T) {
 				t.Logf("%s: %d %s findings", name, missing, tc.code)
 			}
 		})
+	}
+}
+
+// TestTransientFirstPassRead: an extents leaf that fails to read once
+// (the first read, in the first pass) and reads in the later passes.
+// Each pass's records come from the leaves that pass read, and a digest
+// pass's recheck must read exactly those: the digest check must report
+// what the exact one does, pass for pass. (The producers logged their
+// leaves in the first pass only, so a later pass's recheck skipped the
+// leaf its digest sums had counted: false findings, true ones lost.)
+func TestTransientFirstPassRead(t *testing.T) {
+	defer pipeline.SetDigestPlanning(false)() // the passes of an exact check
+	dir := t.TempDir()
+	p := gen.Params{Devices: 1, DeviceSize: 128 << 20, BtreeNodeSize: 16 << 10, Extents: 20000, ExtentMax: 16, Seed: 51,
+		Inject: map[string]int{gen.KindMissingBP: 80}}
+	if _, err := gen.Generate(dir, p); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "dev0.img")
+	fs0 := openThrough(t, path, func(f io.ReaderAt) io.ReaderAt { return f })
+	var leaves leafNodes
+	if err := fs0.Walk(bp.BtreeExtents, 0, &leaves); err != nil {
+		t.Fatal(err)
+	}
+	nodeBytes := int64(fs0.SB.BtreeNodeSectors()) * btreeio.SectorSize
+	for _, li := range []int{len(leaves.nodes) * 3 / 4, len(leaves.nodes) - 5} {
+		off := leaves.nodes[li].Offset
+		var outs [2]string
+		var passes int
+		for k, exact := range []bool{true, false} {
+			fr := &faultio.ReaderAt{Faults: []faultio.Fault{
+				{Kind: faultio.EIO, Off: off, Len: nodeBytes, Nth: 1}, // and its retry
+				{Kind: faultio.EIO, Off: off, Len: nodeBytes, Nth: 1}}}
+			fs := openThrough(t, path, func(f io.ReaderAt) io.ReaderAt { fr.R = f; return fr })
+			res, err := pipeline.Run(context.Background(), fs, pipeline.Options{Workers: 2, MemoryBudget: 300 << 10, Exact: exact})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fr.Hits.Load() == 0 {
+				t.Fatalf("leaf %d: no read failed", li)
+			}
+			outs[k] = render(res)
+			for _, e := range res.Errors {
+				outs[k] += "error: " + e.Error() + "\n"
+			}
+			passes = res.Passes
+		}
+		if passes < 3 {
+			t.Fatalf("%d passes: too few to tell", passes)
+		}
+		if outs[0] != outs[1] {
+			ex, dg := strings.Split(outs[0], "\n"), strings.Split(outs[1], "\n")
+			var only []string
+			for _, l := range ex {
+				if !slices.Contains(dg, l) {
+					only = append(only, "exact only:  "+l)
+				}
+			}
+			for _, l := range dg {
+				if !slices.Contains(ex, l) {
+					only = append(only, "digest only: "+l)
+				}
+			}
+			t.Errorf("leaf %d of %d, %d passes: the digest check's findings differ from the exact one's:\n%s", li, len(leaves.nodes), passes, strings.Join(only, "\n"))
+		}
 	}
 }

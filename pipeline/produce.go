@@ -163,7 +163,7 @@ type emitter struct {
 	runSnapKeys bool
 	// only, when set, limits the records to its buckets (a recheck).
 	only *shard.BucketSet
-	// track (the first pass of a digest check): the devices and bucket
+	// track (each pass of a digest check, not its rechecks): the devices and bucket
 	// numbers of the records of the data leaf being emitted are tracked
 	// in leafDevs, leafBlo and leafBhi, and each leaf's ranges are logged
 	// in leaves (leafRange), so that a recheck reads only the leaves that

@@ -58,8 +58,7 @@ func (c *checker) recheck(ctx context.Context, pass int, digest []*shard.Shard, 
 	}
 	c.stats.Rechecked += int64(set.Len())
 	if len(c.leafLog) > 0 {
-		// This pass's loaders logged their leaves (the producers log in
-		// the first pass only: they walk every leaf in each pass).
+		// This pass's loaders and producers logged their leaves.
 		c.leafRanges, c.leafLog = sealLeafRanges(append(c.leafRanges, c.leafLog...)), nil
 	}
 	var found []report.Finding

@@ -198,6 +198,10 @@ func (c *checker) runPass(ctx context.Context, pass int, spans []span, tasks []t
 	keys := allocinfo.NewKeys(lo, hi, c.fs.SB.Version >= bp.VersionNeedDiscardByJournalSeq)
 	keys.NoStripeLRU = !c.formatB
 	c.passKeys = keys
+	// The leaves this pass reads are the ones its recheck may read: a
+	// leaf another pass could not read (or read) says nothing of this
+	// one's sums.
+	c.leafLog, c.leafRanges = nil, nil
 	t0 := time.Now()
 	c.opt.Progress.setStage(StageLoad)
 	total, t1, err := c.feed(ctx, pass, shards, tasks, keys, nil)
@@ -390,7 +394,7 @@ func (c *checker) feed(ctx context.Context, pass int, shards []*shard.Shard, tas
 			if only != nil {
 				e.recheck(only)
 			}
-			e.track = pass == 0 && only == nil && c.cfg.Digest != nil
+			e.track = only == nil && c.cfg.Digest != nil
 			e.apply = al
 			for {
 				t, ok := q.next()
