@@ -40,7 +40,7 @@ func (g *generator) finish() (*Manifest, error) {
 		return nil, fmt.Errorf("%d node backpointers to drop, but only %d btree nodes", c, len(all))
 	}
 	g.findings = append(g.findings, res.findings...)
-	for _, k := range []string{KindMissingAlloc, KindMissingDevice, KindMissingNodeBP, KindMissingLRU, KindFreespaceHole, KindWrongAccounting} {
+	for _, k := range []string{KindMissingAlloc, KindMissingDevice, KindMissingNodeBP, KindMissingLRU, KindFreespaceHole, KindWrongAccounting, KindBPPastEnd, KindAllocPastEnd} {
 		if n := g.p.Inject[k]; n > 0 {
 			g.injected[k] += n
 		}

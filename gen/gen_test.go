@@ -46,6 +46,10 @@ var cases = []struct {
 		Inject: withFaults(allFaults, map[string]int{KindMissingLRU: 2, KindFreespaceHole: 2, KindWrongAccounting: 1})}},
 	{"3dev-ec-allocator-faults", Params{Devices: 3, DeviceSize: 128 << 20, Extents: 2000, ECStripes: 6, Seed: 14,
 		Inject: map[string]int{KindMissingLRU: 2, KindFreespaceHole: 3, KindWrongAccounting: 1}}},
+	// Keys past the devices' last buckets: a backpointer (its shard is
+	// the one whose positions hold it, whatever the cuts) and alloc keys.
+	{"2dev-past-end-faults", Params{Devices: 2, DeviceSize: 64 << 20, BtreeNodeSize: 16 << 10, Extents: 6000, ExtentMax: 16, Seed: 5,
+		Inject: map[string]int{KindBPPastEnd: 4, KindAllocPastEnd: 2, KindMissingAlloc: 1}}},
 	// Encrypted: the key sealed with a passphrase, or in plain text.
 	{"2dev-r2-enc-faults", Params{Devices: 2, Replicas: 2, DeviceSize: 256 << 20, Extents: 2500, BtreeNodeSize: 8192, Seed: 9, Inject: allFaults,
 		Encrypted: true, Passphrase: testPassphrase}},

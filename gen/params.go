@@ -136,12 +136,19 @@ const (
 	// data one block (8 sectors) too large (at most one):
 	// accounting_mismatch.
 	KindWrongAccounting = "wrong_accounting"
+	// KindBPPastEnd adds a backpointer in a bucket 4096 or more past its
+	// device's last bucket, which has no alloc key:
+	// backpointer_to_missing_alloc.
+	KindBPPastEnd = "bp_past_end"
+	// KindAllocPastEnd adds the alloc key of a free bucket past its
+	// device's last bucket: alloc_key_to_missing_dev_bucket.
+	KindAllocPastEnd = "alloc_past_end"
 )
 
 // Kinds lists the fault kinds in the order they are documented.
 var Kinds = []string{KindMissingBP, KindDanglingBP, KindWrongBP, KindMissingAlloc, KindMissingDevice,
 	KindWrongDirty, KindMissingNodeBP, KindDupBadCsum, KindWrongStripeSectors, KindWrongParitySectors, KindMissingStripeBP, KindWrongStripeBlockCount,
-	KindMissingLRU, KindFreespaceHole, KindWrongAccounting}
+	KindMissingLRU, KindFreespaceHole, KindWrongAccounting, KindBPPastEnd, KindAllocPastEnd}
 
 // Shapes that Params.Shape takes.
 const (

@@ -219,6 +219,15 @@ func (g *generator) buildTail(prev []*nodeInfo, write bool) (*tailResult, error)
 		addBP(pos, &val)
 		res.findings = append(res.findings, g.finding(report.BackpointerToMissingAlloc, i, b, &pos, bp.BtreeExtents, 0, &orphan, "backpointer in a bucket without alloc key"))
 	}
+	for m := 0; m < g.p.Inject[KindBPPastEnd]; m++ {
+		i := m % nd
+		d := g.devs[i]
+		b := d.nbuckets + 4096 + uint64(m/nd)
+		pos := bp.Pos{Inode: uint64(i), Offset: b * d.bucketSectors << g.f.shift}
+		val := bp.Backpointer{BtreeID: bp.BtreeExtents, DataType: bp.DataUser, BucketLen: blockSectors, Pos: orphan}
+		addBP(pos, &val)
+		res.findings = append(res.findings, g.finding(report.BackpointerToMissingAlloc, i, b, &pos, bp.BtreeExtents, 0, &orphan, "backpointer in a bucket past the device's end"))
+	}
 	for m := 0; m < g.p.Inject[KindMissingDevice]; m++ {
 		pos := bp.Pos{Inode: uint64(nd), Offset: uint64(m+1) * blockSectors << g.f.shift}
 		val := bp.Backpointer{BtreeID: bp.BtreeExtents, DataType: bp.DataUser, BucketLen: blockSectors, Pos: orphan}
@@ -259,6 +268,17 @@ func (g *generator) buildTail(prev []*nodeInfo, write bool) (*tailResult, error)
 			if n := d.sbSectorsIn(b); n > 0 {
 				add(b, bp.DataSB, n, 0, 1)
 			}
+		}
+		for m := i; m < g.p.Inject[KindAllocPastEnd]; m += nd {
+			// A free bucket's key (no need_discard, no need_inc_gen: a
+			// key the kernel's validation accepts).
+			b := d.nbuckets + uint64(m/nd)
+			a := bp.AllocV4{Flags: bp.AllocFlags(false, false, 8), DataType: bp.DataFree, IOTime: [2]uint64{1, 0}}
+			v := make([]byte, bp.AllocV4Bytes)
+			a.Put(v)
+			pos := bp.Pos{Inode: uint64(i), Offset: b}
+			tailAlloc[i] = append(tailAlloc[i], tailKey{pos: pos, val: v})
+			res.findings = append(res.findings, g.finding(report.AllocKeyToMissingDevBucket, i, b, nil, bp.BtreeAlloc, 0, &pos, "alloc key past the device's last bucket"))
 		}
 	}
 	if err := g.perDeviceBtree(res, t, bp.BtreeAlloc, bp.KeyAllocV4, g.alloc, tailAlloc); err != nil {

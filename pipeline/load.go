@@ -6,6 +6,7 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"math/bits"
 
 	"bpcheck/allocinfo"
 	"bpcheck/bp"
@@ -304,7 +305,13 @@ func (c *checker) bpRange(lo, hi shard.BucketKey) (bp.Pos, bp.Pos) {
 			return bp.Pos{Inode: uint64(k.Dev())}
 		}
 		m := &c.fs.SB.Members[k.Dev()]
-		return bp.Pos{Inode: uint64(k.Dev()), Offset: k.Bucket() * uint64(m.BucketSize) << c.shift}
+		hi, sectors := bits.Mul64(k.Bucket(), uint64(m.BucketSize))
+		if hi != 0 || c.shift >= 64 || sectors > ^uint64(0)>>c.shift {
+			// Past every position of the device (a corrupt member's
+			// bucket count): the device's last position.
+			return bp.Pos{Inode: uint64(k.Dev()), Offset: ^uint64(0), Snapshot: ^uint32(0)}
+		}
+		return bp.Pos{Inode: uint64(k.Dev()), Offset: sectors << c.shift}
 	}
 	return toPos(lo), toPos(hi)
 }
@@ -411,8 +418,30 @@ func (l *allocLoader) Node(n *btreeio.Node) error {
 		if k.Key.Type != bp.KeyAllocV4 {
 			continue
 		}
-		bk := shard.MakeBucketKey(k.Key.Pos.Inode, k.Key.Pos.Offset)
-		if k.Key.Pos.Inode >= 256 || bk < l.lo || bk >= l.hi {
+		p := k.Key.Pos
+		var m *btreeio.Member
+		if p.Inode < 256 {
+			m = l.c.fs.SB.Member(uint8(p.Inode))
+		}
+		if m == nil || p.Offset < uint64(m.FirstBucket) || p.Offset >= m.NBuckets {
+			// check_alloc_key: a key of a bucket its device does not
+			// have (or of no device) is reported and judged no further;
+			// by the loader whose buckets hold it (keys past the 256
+			// devices: the last one).
+			bk := shard.MakeBucketKey(min(p.Inode, 256), p.Offset)
+			if (p.Inode < 256 && bk >= l.lo && bk < l.hi || p.Inode >= 256 && l.hi == ^shard.BucketKey(0)) && !l.quiet && !l.c.rejudging {
+				dev := -1
+				if p.Inode < 256 {
+					dev = int(p.Inode)
+				}
+				l.c.addFinding(report.Finding{Code: report.AllocKeyToMissingDevBucket, Dev: dev, Bucket: p.Offset,
+					Btree: bp.BtreeAlloc.Name(l.c.fs.SB.Version), Pos: p, KeyType: k.Key.Type.String(),
+					Detail: fmt.Sprintf("alloc key for invalid device:bucket %d:%d", p.Inode, p.Offset)})
+			}
+			continue
+		}
+		bk := shard.MakeBucketKey(p.Inode, p.Offset)
+		if bk < l.lo || bk >= l.hi {
 			continue
 		}
 		a, err := bp.DecodeAllocV4(k.Val)

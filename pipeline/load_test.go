@@ -2,11 +2,14 @@ package pipeline
 
 import (
 	"errors"
+	"maps"
+	"path/filepath"
 	"testing"
 
 	"bpcheck/bp"
 	"bpcheck/btreeio"
 	"bpcheck/gen"
+	"bpcheck/report"
 	"bpcheck/shard"
 )
 
@@ -54,5 +57,100 @@ func TestAllocKeyErrorAnyPass(t *testing.T) {
 			}
 		}
 		sh.Release()
+	}
+}
+
+// TestPastDeviceEndAnyLayout checks a filesystem with backpointers and
+// alloc keys past its devices' last buckets under 30 layouts (exact and
+// digest; 1 to 6 shards; 1 to 5 passes): the findings must be the
+// generator's, in every layout. (A backpointer past the end was owned by
+// the shard of its bucket clamped to the device's end, while its
+// position lay in a later shard's range when a cut fell past the end:
+// neither loader took it.)
+func TestPastDeviceEndAnyLayout(t *testing.T) {
+	dir := t.TempDir()
+	m, err := gen.Generate(dir, gen.Params{Devices: 2, DeviceSize: 64 << 20, BtreeNodeSize: 16 << 10, Extents: 3000, ExtentMax: 16, Seed: 5,
+		Inject: map[string]int{gen.KindBPPastEnd: 4, gen.KindAllocPastEnd: 2, gen.KindMissingAlloc: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int{}
+	for _, f := range m.Findings {
+		want[f.Code]++
+	}
+	paths := []string{filepath.Join(dir, "dev0.img"), filepath.Join(dir, "dev1.img")}
+	var first string
+	passes := map[int]bool{}
+	for _, exact := range []bool{true, false} {
+		for _, shards := range []int{1, 2, 3, 4, 6} {
+			for _, budget := range []int64{0, 200 << 10, 60 << 10} {
+				got, res := checkPaths(t, paths, Options{Workers: 2, Shards: shards, MemoryBudget: budget, Exact: exact})
+				passes[res.Passes] = true
+				codes := map[string]int{}
+				for _, f := range res.Findings {
+					codes[f.Code]++
+				}
+				if !maps.Equal(codes, want) {
+					t.Errorf("exact %v, %d shards, budget %d (%d passes): findings %v, want %v", exact, shards, budget, res.Passes, codes, want)
+				}
+				if first == "" {
+					first = got
+				} else if got != first {
+					t.Errorf("exact %v, %d shards, budget %d (%d passes): findings differ from the first layout's:\n%s\nfirst:\n%s", exact, shards, budget, res.Passes, got, first)
+				}
+			}
+		}
+	}
+	if len(passes) < 3 {
+		t.Errorf("passes %v: too few layouts", passes)
+	}
+}
+
+// TestAllocKeyMissingDevBucketOnce: an alloc key of a bucket its device
+// does not have (past its end, or of a device that is not a member) is
+// alloc_key_to_missing_dev_bucket, reported by the one loader whose
+// buckets hold it (a key past the 256 devices: the last loader's), and
+// loaded into no shard.
+func TestAllocKeyMissingDevBucketOnce(t *testing.T) {
+	paths := generate(t, gen.Params{Devices: 1, DeviceSize: 32 << 20, Extents: 100, Seed: 1})
+	fs, err := btreeio.Open(paths)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fs.Close()
+	if err := fs.LoadRoots(); err != nil {
+		t.Fatal(err)
+	}
+	nb := fs.SB.Members[0].NBuckets
+	val := make([]byte, bp.AllocV4Bytes)
+	keys := []bp.Pos{{Inode: 0, Offset: nb + 5}, {Inode: 1, Offset: 7}, {Inode: 300, Offset: 9}}
+	n := &btreeio.Node{}
+	for _, p := range keys {
+		n.Keys = append(n.Keys, btreeio.NodeKey{Key: bp.Key{Type: bp.KeyAllocV4, Pos: p}, Val: val})
+	}
+	cuts := []shard.BucketKey{0, shard.MakeBucketKey(0, nb), shard.MakeBucketKey(0, nb+100), shard.MakeBucketKey(2, 0), ^shard.BucketKey(0)}
+	reported := map[bp.Pos]int{}
+	for i := 0; i+1 < len(cuts); i++ {
+		c := newChecker(fs, Options{Workers: 1})
+		sh := shard.New(c.cfg, cuts[i], cuts[i+1])
+		l := &allocLoader{c: c, shards: []*shard.Shard{sh}, lo: cuts[i], hi: cuts[i+1]}
+		if err := l.Node(n); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range c.findings {
+			if f.Code != report.AllocKeyToMissingDevBucket {
+				t.Errorf("loader %d: finding %s", i, f.Code)
+			}
+			reported[f.Pos]++
+		}
+		if _, a := sh.Counts(); a != 0 {
+			t.Errorf("loader %d: %d alloc keys loaded", i, a)
+		}
+		sh.Release()
+	}
+	for _, p := range keys {
+		if reported[p] != 1 {
+			t.Errorf("alloc key %s reported %d times, want once", p, reported[p])
+		}
 	}
 }

@@ -73,7 +73,7 @@ func (lv *leafVisitor) addLeaf(k *bp.Key, val []byte) {
 		}
 	}
 	n := int64(sectors) * btreeio.SectorSize / bpKeyMinBytes
-	lv.leaves = append(lv.leaves, leafCost{end: bpBucket(lv.fs, k.Pos), cost: n * shard.BPEntrySize})
+	lv.leaves = append(lv.leaves, leafCost{end: bpBucketClamped(lv.fs, k.Pos), cost: n * shard.BPEntrySize})
 }
 
 func (lv *leafVisitor) Node(n *btreeio.Node) error {
@@ -91,8 +91,9 @@ func (lv *leafVisitor) NodeError(btree bp.BtreeID, level uint8, parent *bp.Key, 
 	return nil
 }
 
-// bpBucket maps a backpointer position to its bucket key; positions past
-// the last member sort at the end.
+// bpBucket maps a backpointer position to its bucket key, as the shards
+// do (past the device's last bucket too: the shard whose positions hold
+// the key owns it); positions past the last member sort at the end.
 func bpBucket(fs *btreeio.FS, p bp.Pos) shard.BucketKey {
 	if p.Inode >= uint64(len(fs.SB.Members)) {
 		return shard.MakeBucketKey(uint64(len(fs.SB.Members)), 0)
@@ -101,11 +102,17 @@ func bpBucket(fs *btreeio.FS, p bp.Pos) shard.BucketKey {
 	if m.BucketSize == 0 {
 		return shard.MakeBucketKey(p.Inode, 0)
 	}
-	b := m.BucketOf(p.Offset >> fs.SB.ExtentBPShift())
-	if b > m.NBuckets {
-		b = m.NBuckets
+	return shard.MakeBucketKey(p.Inode, m.BucketOf(p.Offset>>fs.SB.ExtentBPShift()))
+}
+
+// bpBucketClamped is bpBucket with bucket numbers past the device's end
+// taken as its end: the planner's estimate of where a leaf ends.
+func bpBucketClamped(fs *btreeio.FS, p bp.Pos) shard.BucketKey {
+	k := bpBucket(fs, p)
+	if p.Inode < uint64(len(fs.SB.Members)) {
+		k = min(k, shard.MakeBucketKey(p.Inode, fs.SB.Members[p.Inode].NBuckets))
 	}
-	return shard.MakeBucketKey(p.Inode, b)
+	return k
 }
 
 // endKey is the bucket key past every member's buckets.

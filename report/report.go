@@ -44,6 +44,7 @@ const (
 	// check_alloc_to_lru_refs) and the disk accounting.
 	AllocKeyFragmentationLRUWrong             = "alloc_key_fragmentation_lru_wrong"
 	AllocKeyToMissingLRUEntry                 = "alloc_key_to_missing_lru_entry"
+	AllocKeyToMissingDevBucket                = "alloc_key_to_missing_dev_bucket"
 	AllocKeyCachedButReadTimeZero             = "alloc_key_cached_but_read_time_zero"
 	LRUEntryBad                               = "lru_entry_bad"
 	LRUEntryToInvalidBucket                   = "lru_entry_to_invalid_bucket"
@@ -292,6 +293,7 @@ var Advice = map[string]string{
 	DupExtentsToReflink:                       "`bcachefs fsck -y` (newest) converts the shared range into a reflink extent referenced by both files.",
 	AllocKeyFragmentationLRUWrong:             "`bcachefs fsck -y` rewrites the alloc key's fragmentation_lru from its sector counts (check_allocations).",
 	AllocKeyToMissingLRUEntry:                 "`bcachefs fsck -y` adds the LRU entry (check_alloc_to_lru_refs); copygc does not see the bucket until then.",
+	AllocKeyToMissingDevBucket:                "`bcachefs fsck -y` deletes the alloc key: its device has no such bucket (check_alloc_info).",
 	AllocKeyCachedButReadTimeZero:             "`bcachefs fsck -y` sets the bucket's read time to now and adds its read LRU entry (check_alloc_to_lru_refs).",
 	LRUEntryBad:                               "`bcachefs fsck -y` deletes the LRU entry (check_lrus).",
 	LRUEntryToInvalidBucket:                   "`bcachefs fsck -y` deletes the LRU entry (check_lrus).",

@@ -28,6 +28,7 @@ var ErrorIDs = map[string]int{
 	DupBackpointerToBadCsumExtent: 265,
 	AllocKeyStripeSectorsWrong:    271,
 
+	AllocKeyToMissingDevBucket:                102,
 	AllocKeyCachedButReadTimeZero:             104,
 	AllocKeyToMissingLRUEntry:                 105,
 	NeedDiscardKeyWrong:                       114,

@@ -23,8 +23,15 @@ import (
 // value: dev<<48 | bucket.
 type BucketKey uint64
 
-// MakeBucketKey returns the key of bucket b on device dev.
-func MakeBucketKey(dev uint64, b uint64) BucketKey { return BucketKey(dev<<48 | b&(1<<48-1)) }
+// MaxBucket is the largest bucket number a key holds: a bucket number
+// past it (a corrupt key's) saturates there, so that it sorts after every
+// bucket of its device instead of aliasing one (a member has at most
+// 2^48 buckets).
+const MaxBucket = 1<<48 - 1
+
+// MakeBucketKey returns the key of bucket b on device dev (b saturated at
+// MaxBucket).
+func MakeBucketKey(dev uint64, b uint64) BucketKey { return BucketKey(dev<<48 | min(b, MaxBucket)) }
 
 // Dev returns the device index.
 func (k BucketKey) Dev() int { return int(k >> 48) }

@@ -559,3 +559,23 @@ func TestDeviceRuns(t *testing.T) {
 		t.Errorf("after adding again: runs %+v", s.devRuns)
 	}
 }
+
+// TestBucketKeySaturates: a bucket number past MaxBucket (a corrupt
+// key's: 4 KiB buckets and a position near 2^64) sorts after every
+// bucket of its device and before the next device's, instead of
+// aliasing a real bucket (the 48 bits were masked: bucket 2^48+300 was
+// bucket 300).
+func TestBucketKeySaturates(t *testing.T) {
+	for _, b := range []uint64{MaxBucket, MaxBucket + 1, 1<<48 + 300, ^uint64(0)} {
+		k := MakeBucketKey(3, b)
+		if k.Dev() != 3 || k.Bucket() != MaxBucket {
+			t.Errorf("bucket %d: key %d:%d, want 3:%d", b, k.Dev(), k.Bucket(), uint64(MaxBucket))
+		}
+		if k <= MakeBucketKey(3, 300) || k >= MakeBucketKey(4, 0) {
+			t.Errorf("bucket %d: key %#x out of order", b, uint64(k))
+		}
+	}
+	if k := MakeBucketKey(3, 300); k.Dev() != 3 || k.Bucket() != 300 {
+		t.Errorf("key %d:%d, want 3:300", k.Dev(), k.Bucket())
+	}
+}

@@ -66,6 +66,8 @@ var faultText = map[string]string{
 	gen.KindWrongParitySectors:    "has wrong dirty_sectors",
 	gen.KindMissingStripeBP:       "",
 	gen.KindWrongStripeBlockCount: "has wrong sector count",
+	gen.KindBPPastEnd:             "backpointer for nonexistent alloc key",
+	gen.KindAllocPastEnd:          "pointer to nonexistent bucket",
 }
 
 func main() {
@@ -279,6 +281,12 @@ func located(f *gen.Finding, out string) bool {
 		return strings.Contains(out, "type backpointer "+f.BP+" ")
 	case "alloc_key_dirty_sectors_wrong", "alloc_key_stripe_sectors_wrong":
 		return strings.Contains(out, "bucket "+bucket+" gen")
+	case "alloc_key_to_missing_dev_bucket":
+		// check_alloc_key's own message, or (v1.36.1: the fsck stops
+		// there, before check_alloc_info) the alloc trigger's of
+		// check_allocations, which names the bucket and the device.
+		return strings.Contains(out, "alloc key for invalid device:bucket "+bucket) ||
+			strings.Contains(out, fmt.Sprintf("pointer to nonexistent bucket %d on device", *f.Bucket))
 	case "stripe_sector_count_wrong":
 		return strings.Contains(out, "type stripe "+pos+" ")
 	case "dup_backpointer_to_bad_csum_extent":
