@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 	"sort"
 	"strings"
 	"sync"
@@ -44,6 +45,22 @@ type FS struct {
 	// that would block (RWF_NOWAIT), on a warm one it saves them reading
 	// their first leaves into fresh buffers.
 	cacheCold atomic.Bool
+	// problems: what Assemble met that a check reports as errors
+	// (Problems).
+	problems []error
+}
+
+// Problems returns what opening the filesystem met that a check must
+// report as errors: members shorter than their superblock's buckets (the
+// kernel refuses to bring such a device online: nodes and data past the
+// end cannot be read), and, of an unclean filesystem, the journal's
+// Problems.
+func (fs *FS) Problems() []error {
+	out := append([]error(nil), fs.problems...)
+	if fs.Journal != nil {
+		out = append(out, fs.Journal.Problems()...)
+	}
+	return out
 }
 
 // loadJournalRoots reads the journal of an unclean filesystem, takes the
@@ -51,7 +68,15 @@ type FS struct {
 func (fs *FS) loadJournalRoots() error {
 	j := fs.ReadJournal()
 	if len(j.Replay) == 0 {
-		return fmt.Errorf("%w; no journal entry can be replayed (%s)", ErrUnclean, j.Summary())
+		why := j.Summary()
+		for i, e := range j.Errors {
+			if i == 3 {
+				why += fmt.Sprintf("; and %d more errors", len(j.Errors)-3)
+				break
+			}
+			why += "; " + e.Error()
+		}
+		return fmt.Errorf("%w; no journal entry can be replayed (%s)", ErrUnclean, why)
 	}
 	if err := j.rewound(); err != nil {
 		return err
@@ -152,6 +177,13 @@ func Assemble(devs []*Device) (*FS, error) {
 			return nil, fmt.Errorf("%w: member %d given twice (%s and %s)", ErrDeviceSet, idx, prev.Path, d.Path)
 		}
 		fs.Devices[idx] = d
+		m := &sb.Members[idx]
+		hi, need := bits.Mul64(m.NBuckets, uint64(m.BucketSize)*SectorSize)
+		if hi != 0 || uint64(d.Size) < need {
+			fs.problems = append(fs.problems, &Error{Dev: d.Path, Offset: d.Size, What: "device", Level: -1,
+				Err: fmt.Errorf("%w: the device is %d bytes, its %d buckets of %d sectors need %d (the kernel refuses it: device too small)",
+					ErrTruncated, d.Size, m.NBuckets, m.BucketSize, need)})
+		}
 	}
 	var missing []string
 	for i := range sb.Members {

@@ -49,6 +49,8 @@ type Journal struct {
 	Notes []string
 	// Errors are problems reading the journal.
 	Errors []error
+	// tagged are Errors with what each bears on (Problems).
+	tagged []journalErr
 	// Keys are the overlay keys: the newest version of each btree key in
 	// the replayed entries, sorted by btree, level and position.
 	Keys []JournalKey
@@ -87,7 +89,7 @@ func (fs *FS) ReadJournal() *Journal {
 		nb := fs.DevBuckets(idx)
 		for _, r := range d.SB.Journal {
 			if r.Start >= nb || r.Nr > nb-r.Start {
-				j.Errors = append(j.Errors, &Error{Dev: d.Path, Offset: -1, What: "journal", Level: -1,
+				j.addErr(0, errAlways, &Error{Dev: d.Path, Offset: -1, What: "journal", Level: -1,
 					Err: fmt.Errorf("%w: journal buckets %d+%d past the last bucket %d on the device", ErrCorrupt, r.Start, r.Nr, nb)})
 				continue
 			}
@@ -106,7 +108,7 @@ func (fs *FS) ReadJournal() *Journal {
 					_, err = d.ReadAt(buf, off)
 				}
 				if err != nil {
-					j.Errors = append(j.Errors, err)
+					j.addErr(0, errAlways, err)
 					continue
 				}
 				fs.scanJournalBucket(d, off, buf, j, bySeq)
@@ -140,7 +142,7 @@ func (fs *FS) scanJournalBucket(d *Device, base int64, buf []byte, j *Journal, b
 		end := off + jsetHeaderBytes + u64s*8
 		at := base + int64(off)
 		if end > len(buf) || u64s > len(buf)/8 {
-			j.Errors = append(j.Errors, &Error{Dev: d.Path, Offset: at, What: "journal entry", Level: -1,
+			j.addErr(seq, errBadCopy, &Error{Dev: d.Path, Offset: at, What: "journal entry", Level: -1,
 				Err: fmt.Errorf("%w: jset seq %d with %d u64s runs past its bucket", ErrTruncated, seq, u64s)})
 			sawBad = true
 			off += block
@@ -180,11 +182,11 @@ func (fs *FS) scanJournalBucket(d *Device, base int64, buf []byte, j *Journal, b
 		}
 		if !js.CsumGood {
 			sawBad = true
-			j.Errors = append(j.Errors, &Error{Dev: d.Path, Offset: at, What: "journal entry", Level: -1, Err: js.CsumErr})
+			j.addErr(seq, errBadCopy, &Error{Dev: d.Path, Offset: at, What: "journal entry", Level: -1, Err: js.CsumErr})
 		} else {
 			entries, err := ParseJEntries(buf[off+jsetHeaderBytes : end])
 			if err != nil {
-				j.Errors = append(j.Errors, &Error{Dev: d.Path, Offset: at, What: "journal entry", Level: -1, Err: fmt.Errorf("seq %d: %w", seq, err)})
+				j.addErr(seq, errInRange, &Error{Dev: d.Path, Offset: at, What: "journal entry", Level: -1, Err: fmt.Errorf("seq %d: %w", seq, err)})
 			}
 			js.Entries = entries
 		}
@@ -285,7 +287,7 @@ func (fs *FS) selectReplay(j *Journal) {
 			for off := 0; off < len(e.Payload); {
 				k, val, err := bp.DecodeUnpacked(e.Payload[off:])
 				if err != nil {
-					j.Errors = append(j.Errors, &Error{Dev: js.Dev, Offset: js.Offset, What: "journal key", Btree: e.BtreeID.Name(fs.SB.Version), Level: int(e.Level),
+					j.addErr(js.Seq, errInRange, &Error{Dev: js.Dev, Offset: js.Offset, What: "journal key", Btree: e.BtreeID.Name(fs.SB.Version), Level: int(e.Level),
 						Err: fmt.Errorf("seq %d entry at byte %d: %w", js.Seq, e.Offset, err)})
 					break
 				}
@@ -421,6 +423,55 @@ func (j *Journal) AccountingDeltas() []JournalKey {
 		return nil
 	}
 	return j.keysFor(BtreeAccounting, 0, bp.PosMin, bp.SPosMax)
+}
+
+// journalErr is an error of reading the journal and what it bears on.
+type journalErr struct {
+	seq  uint64
+	kind journalErrKind
+	err  error
+}
+
+type journalErrKind uint8
+
+const (
+	errAlways  journalErrKind = iota // a journal bucket unread: entries may be missing
+	errBadCopy                       // a damaged copy of entry seq (another copy may be good)
+	errInRange                       // an entry or key of seq that did not decode
+)
+
+// addErr records err, of entry seq (0: none), in Errors.
+func (j *Journal) addErr(seq uint64, kind journalErrKind, err error) {
+	j.Errors = append(j.Errors, err)
+	j.tagged = append(j.tagged, journalErr{seq: seq, kind: kind, err: err})
+}
+
+// Problems returns the errors of reading the journal that bear on what
+// recovery replays: journal buckets that could not be read, entries of
+// the replayed range (Start to End) of which no good copy was read, and
+// entries or keys of that range that did not decode. Damage outside the
+// range, the newest flushed entry skipped as a torn write among it, is
+// not one (Notes say it). A check reports them as errors: the keys they
+// hide are missing from its overlay.
+func (j *Journal) Problems() []error {
+	good := map[uint64]bool{}
+	for _, js := range j.All {
+		if js.CsumGood {
+			good[js.Seq] = true
+		}
+	}
+	replayed := len(j.Replay) > 0
+	var out []error
+	for _, e := range j.tagged {
+		inRange := replayed && e.seq >= j.Start && e.seq <= j.End
+		switch {
+		case e.kind == errAlways,
+			e.kind == errBadCopy && inRange && !good[e.seq],
+			e.kind == errInRange && inRange:
+			out = append(out, e.err)
+		}
+	}
+	return out
 }
 
 // Summary describes the journal choice in one line.

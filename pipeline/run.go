@@ -51,6 +51,9 @@ func Run(ctx context.Context, fs *btreeio.FS, opt Options) (*Result, error) {
 	// do not outlive it.
 	defer fs.CloseReaders()
 	c := newChecker(fs, opt)
+	// A member shorter than its buckets, journal entries the replay
+	// lacks: errors of the check (what they hide is not judged).
+	c.errs = append(c.errs, fs.Problems()...)
 	if opt.Progress != nil {
 		opt.Progress.start.Store(start)
 		opt.Progress.setStage(StagePlan)

@@ -839,3 +839,67 @@ func TestExactFlag(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckReportsOpenProblems: what opening the filesystem meets that
+// hides part of it is an error of the check (exit 8 added), named in the
+// report with its device and byte offset: a member shorter than its
+// buckets (it checked clean, exit 0), and a damaged journal entry inside
+// the range an unclean filesystem replays (its keys silently missing).
+func TestCheckReportsOpenProblems(t *testing.T) {
+	casedata.Require(t)
+	dir := t.TempDir()
+	tiny := casedata.CaseImages(t, "tiny")[0]
+	img, err := os.ReadFile(tiny)
+	if err != nil {
+		t.Fatal(err)
+	}
+	short := filepath.Join(dir, "short.img")
+	cut := int64(len(img)) * 3 / 4
+	if err := os.WriteFile(short, img[:cut], 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	unclean := casedata.CaseImages(t, "unclean")[0]
+	fs, err := btreeio.Open([]string{unclean})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fs.LoadRoots(); err != nil {
+		t.Fatal(err)
+	}
+	js := fs.Journal.Replay[len(fs.Journal.Replay)/2]
+	fs.Close()
+	img, err = os.ReadFile(unclean)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img[js.Offset+60] ^= 0x40 // inside the entries, under the checksum
+	damaged := filepath.Join(dir, "damaged-journal.img")
+	if err := os.WriteFile(damaged, img, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, tc := range []struct {
+		name, path string
+		want       []string
+	}{
+		{"short device", short, []string{short, fmt.Sprintf("byte %d: device", cut), "device too small"}},
+		{"damaged journal entry", damaged, []string{damaged, fmt.Sprintf("byte %d: journal entry", js.Offset), "bad checksum"}},
+	} {
+		for _, asJSON := range []bool{false, true} {
+			args := []string{"check", tc.path}
+			if asJSON {
+				args = []string{"check", "--json", tc.path}
+			}
+			r := runCLI(t, args...)
+			if r.code&exitOperational == 0 {
+				t.Errorf("%s (json %v): exit code %d, want 8 in it; stdout:\n%s", tc.name, asJSON, r.code, r.stdout)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(r.stdout, w) {
+					t.Errorf("%s (json %v): report does not name %q:\n%s", tc.name, asJSON, w, r.stdout)
+				}
+			}
+		}
+	}
+}
