@@ -311,11 +311,25 @@ type checkOutput struct {
 	unlockTime time.Duration
 }
 
-// check runs the check on an open filesystem and writes the report.
+// check runs the check on an open filesystem and writes the report. A
+// report that could not be written (a full disk, a closed pipe) adds 8
+// to the exit code, with a message on stderr.
 func check(ctx context.Context, fs *btreeio.FS, opt pipeline.Options, out checkOutput, stdout, stderr io.Writer) int {
-	asJSON := out.json
 	w := bufio.NewWriterSize(stdout, 1<<16)
-	defer w.Flush()
+	code := checkTo(ctx, fs, opt, out, w, stderr)
+	// The writer keeps the first error of any write; Flush returns it.
+	if err := w.Flush(); err != nil {
+		fmt.Fprintf(stderr, "bpcheck: writing the report: %v\n", err)
+		if code != exitInterrupted {
+			code |= exitOperational
+		}
+	}
+	return code
+}
+
+// checkTo is check writing its report to w.
+func checkTo(ctx context.Context, fs *btreeio.FS, opt pipeline.Options, out checkOutput, w *bufio.Writer, stderr io.Writer) int {
+	asJSON := out.json
 	if err := fs.LoadRoots(); err != nil {
 		fmt.Fprintf(stderr, "bpcheck: %v\n", err)
 		if asJSON {

@@ -903,3 +903,31 @@ func TestCheckReportsOpenProblems(t *testing.T) {
 		}
 	}
 }
+
+// failWriter fails every write, as a full disk or a closed pipe does.
+type failWriter struct{}
+
+func (failWriter) Write([]byte) (int, error) { return 0, errors.New("no space left on device") }
+
+// TestCheckReportWriteError: a report that cannot be written is an
+// operational error (exit 8 added, a message on stderr), not a clean
+// check nobody saw.
+func TestCheckReportWriteError(t *testing.T) {
+	casedata.Require(t)
+	tiny := casedata.CaseImages(t, "tiny")[0]
+	mixed := casedata.CaseImages(t, "corrupt-mixed")
+	for _, tc := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"check", tiny}, exitOperational},
+		{[]string{"check", "--json", tiny}, exitOperational},
+		{append([]string{"check", "--json"}, mixed...), exitOperational | exitProblems},
+	} {
+		var errb bytes.Buffer
+		code := run(tc.args, failWriter{}, &errb)
+		if code != tc.code || !strings.Contains(errb.String(), "writing the report: no space left on device") {
+			t.Errorf("bpcheck %s: exit code %d (want %d), stderr %q", strings.Join(tc.args, " "), code, tc.code, errb.String())
+		}
+	}
+}
