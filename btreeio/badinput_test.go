@@ -592,6 +592,19 @@ func TestDeviceSet(t *testing.T) {
 	if got := btreeio.SplitDevices([]string{two[0] + ":" + two[1]}); len(got) != 2 || got[0] != two[0] || got[1] != two[1] {
 		t.Errorf("SplitDevices = %q", got)
 	}
+	// A path that holds ':' (udev's by-path names) is not split, nor
+	// is any argument when there are several.
+	byPath := filepath.Join(t.TempDir(), "pci-0000:00:1f.2-ata-1")
+	if err := os.Symlink(two[0], byPath); err != nil {
+		t.Fatal(err)
+	}
+	if got := btreeio.SplitDevices([]string{byPath}); len(got) != 1 || got[0] != byPath {
+		t.Errorf("SplitDevices(%q) = %q", byPath, got)
+	}
+	if got := btreeio.SplitDevices([]string{byPath, two[1]}); len(got) != 2 || got[0] != byPath || got[1] != two[1] {
+		t.Errorf("SplitDevices(%q, %q) = %q", byPath, two[1], got)
+	}
+	mustOpen(t, byPath, two[1]).Close()
 }
 
 // openFlags returns the open flags (from /proc/self/fdinfo) of every file

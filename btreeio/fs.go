@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -100,14 +101,21 @@ type Root struct {
 }
 
 // SplitDevices accepts device arguments the way bcachefs does: several
-// arguments, or one argument with paths separated by ':'.
+// arguments, or one argument with paths separated by ':'. A single
+// argument that names an existing file is that file (udev's
+// /dev/disk/by-path names hold ':'); arguments are never split when
+// there are several.
 func SplitDevices(args []string) []string {
+	if len(args) != 1 {
+		return args
+	}
+	if _, err := os.Stat(args[0]); err == nil {
+		return args
+	}
 	var out []string
-	for _, a := range args {
-		for _, p := range strings.Split(a, ":") {
-			if p != "" {
-				out = append(out, p)
-			}
+	for _, p := range strings.Split(args[0], ":") {
+		if p != "" {
+			out = append(out, p)
 		}
 	}
 	return out

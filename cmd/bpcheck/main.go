@@ -93,7 +93,7 @@ func usage(w io.Writer) {
 	for _, c := range commands {
 		fmt.Fprintf(w, "  %-12s %s\n", c.name, c.summary)
 	}
-	fmt.Fprint(w, "  help CMD     show the help of a command\n\nDevices of a multi-device filesystem are given as separate arguments or joined with ':'.\n\n")
+	fmt.Fprint(w, "  help CMD     show the help of a command\n\nDevices of a multi-device filesystem are given as separate arguments or joined with ':' in one argument (one that names an existing file is not split).\n\n")
 	fmt.Fprint(w, exitCodesHelp)
 }
 

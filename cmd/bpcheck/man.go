@@ -45,7 +45,7 @@ func manPage() string {
 	b.WriteString(".SH NAME\nbpcheck \\- check the backpointers of a bcachefs filesystem, read-only\n")
 	b.WriteString(".SH SYNOPSIS\n.B bpcheck\n.I command\n[\\fIoptions\\fR] \\fIdevice\\fR...\n")
 	b.WriteString(".SH DESCRIPTION\n")
-	b.WriteString(roffEscape("bpcheck reads the superblock, btrees and journal of one or several devices of a bcachefs filesystem, opened read-only, and checks every backpointer against the pointers that need it, in both directions, with the error names of bcachefs fsck. Devices of a multi-device filesystem are given as separate arguments or joined with ':'."))
+	b.WriteString(roffEscape("bpcheck reads the superblock, btrees and journal of one or several devices of a bcachefs filesystem, opened read-only, and checks every backpointer against the pointers that need it, in both directions, with the error names of bcachefs fsck. Devices of a multi-device filesystem are given as separate arguments or joined with ':' in one argument (one that names an existing file is not split)."))
 	b.WriteString(".SH COMMANDS\n")
 	for _, c := range commands {
 		fmt.Fprintf(&b, ".SS %s\n%s\n.PP\n.nf\n", c.name, roffEscape(c.summary))
