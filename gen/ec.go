@@ -138,7 +138,7 @@ func (g *generator) closeForStripes(d *device) error {
 func (g *generator) takeBucket(d *device) (uint64, error) {
 	b := d.dataBucket
 	if b >= d.nodes.lowest(d) || b >= d.nodeTop {
-		return 0, fmt.Errorf("%w: device %d is full at bucket %d (stripes)", errDeviceFull, d.idx, b)
+		return 0, fmt.Errorf("%w: device %d is full at bucket %d (stripes)", ErrDeviceFull, d.idx, b)
 	}
 	d.dataBucket++
 	return b, nil

@@ -69,7 +69,7 @@ func (s *extentSource) place(d *device, size uint64) (uint64, error) {
 			d.dataBucket++
 		}
 		if d.dataBucket >= d.nodes.lowest(d) || d.dataBucket >= d.nodeTop {
-			return 0, fmt.Errorf("%w: device %d is full of data at bucket %d", errDeviceFull, d.idx, d.dataBucket)
+			return 0, fmt.Errorf("%w: device %d is full of data at bucket %d", ErrDeviceFull, d.idx, d.dataBucket)
 		}
 		d.dataOpen, d.dataUsed, d.dataDup = true, 0, 0
 		d.dataBuckets++

@@ -27,6 +27,7 @@ import (
 	"runtime"
 	"sort"
 	"sync"
+	"syscall"
 
 	"bpcheck/bp"
 	"bpcheck/csum"
@@ -173,7 +174,8 @@ func newGenerator(dir string, p Params) (*generator, error) {
 		return nil, err
 	}
 	for i := range g.devs {
-		f, err := os.OpenFile(filepath.Join(dir, fmt.Sprintf("dev%d.img", i)), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+		// Never through a symlink: its target would be truncated.
+		f, err := os.OpenFile(filepath.Join(dir, fmt.Sprintf("dev%d.img", i)), os.O_RDWR|os.O_CREATE|os.O_TRUNC|syscall.O_NOFOLLOW, 0o644)
 		if err != nil {
 			g.closeFiles()
 			return nil, err

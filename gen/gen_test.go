@@ -482,7 +482,7 @@ func TestParamErrors(t *testing.T) {
 			t.Errorf("%+v: error %v, want %q", c.p, err, c.want)
 		}
 	}
-	if _, err := Generate(t.TempDir(), Params{DeviceSize: 32 << 20, ExtentMax: 64, Extents: 10000}); !errors.Is(err, errDeviceFull) {
+	if _, err := Generate(t.TempDir(), Params{DeviceSize: 32 << 20, ExtentMax: 64, Extents: 10000}); !errors.Is(err, ErrDeviceFull) {
 		t.Errorf("full device: %v", err)
 	}
 }

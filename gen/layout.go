@@ -108,7 +108,7 @@ func (d *device) allocNode(a *nodeAlloc, nodeSectors uint64) (uint64, error) {
 			next = a.bucket - 1
 		}
 		if next <= d.dataTop() || next < d.dataStart {
-			return 0, fmt.Errorf("%w: device %d: btree nodes reached the data at bucket %d", errDeviceFull, d.idx, next)
+			return 0, fmt.Errorf("%w: device %d: btree nodes reached the data at bucket %d", ErrDeviceFull, d.idx, next)
 		}
 		a.bucket, a.slot, a.started = next, 0, true
 	}

@@ -15,7 +15,8 @@ import (
 type Params struct {
 	// Devices is the number of member devices (default 1).
 	Devices int `json:"devices"`
-	// DeviceSize is the size of every device in bytes (default 1 GiB).
+	// DeviceSize is the size of every device in bytes (default 1 GiB, or
+	// more when the extents need it: defaultDeviceSize).
 	DeviceSize int64 `json:"device_size"`
 	// BucketSize is the bucket size in bytes (default: what bcachefs
 	// format picks for the device size, 64 KiB for small devices).
@@ -181,7 +182,7 @@ func (p Params) WithDefaults() Params {
 		p.Devices = 1
 	}
 	if p.DeviceSize == 0 {
-		p.DeviceSize = 1 << 30
+		p.DeviceSize = defaultDeviceSize(p)
 	}
 	if p.Replicas == 0 {
 		p.Replicas = 1
@@ -207,6 +208,22 @@ func (p Params) WithDefaults() Params {
 		}
 	}
 	return p
+}
+
+// defaultDeviceSize is 1 GiB, or, for more extents than that holds, the
+// power of two that holds twice their data (the images are sparse: the
+// size costs nothing).
+func defaultDeviceSize(p Params) int64 {
+	lo, hi := int64(p.ExtentMin), int64(p.ExtentMax)
+	if lo == 0 {
+		lo = blockSectors
+	}
+	if hi == 0 {
+		hi = 128 // ExtentMax's default on devices of a GiB and more
+	}
+	hi = max(hi, lo)
+	data := int64(p.Extents) * (lo + hi) / 2 * sectorSize * max(int64(p.Replicas), 1) / max(int64(p.Devices), 1)
+	return max(1<<30, roundUpPow2(2*data))
 }
 
 func roundUpPow2(v int64) int64 {
@@ -377,4 +394,6 @@ func InjectString(m map[string]int) string {
 	return b.String()
 }
 
-var errDeviceFull = errors.New("device too small")
+// ErrDeviceFull is the error of parameters whose extents or metadata do
+// not fit the devices.
+var ErrDeviceFull = errors.New("device too small")

@@ -212,7 +212,7 @@ func (g *generator) buildTail(prev []*nodeInfo, write bool) (*tailResult, error)
 		d := g.devs[i]
 		b := d.dataTop() + 1 + uint64(m/nd)
 		if b >= state[i].lowest(d) {
-			return nil, fmt.Errorf("%w: no free bucket left on device %d for a missing_alloc fault", errDeviceFull, i)
+			return nil, fmt.Errorf("%w: no free bucket left on device %d for a missing_alloc fault", ErrDeviceFull, i)
 		}
 		pos := bp.Pos{Inode: uint64(i), Offset: b * d.bucketSectors << g.f.shift}
 		val := bp.Backpointer{BtreeID: bp.BtreeExtents, DataType: bp.DataUser, BucketLen: blockSectors, Pos: orphan}

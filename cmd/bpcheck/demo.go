@@ -45,6 +45,10 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	if *name == "" {
+		if *extents < 1 {
+			fmt.Fprintf(stderr, "bpcheck demo: --extents %d: want at least 1\n", *extents)
+			return exitUsage
+		}
 		return demoGenerated(*extents, *asJSON, stdout, stderr)
 	}
 	td := *dir
@@ -122,6 +126,9 @@ func demoGenerated(extents int64, asJSON bool, stdout, stderr io.Writer) int {
 		}
 	}
 	p := gen.Params{Devices: 2, Replicas: 2, DeviceSize: 1 << 30, Extents: extents, Seed: 1, Inject: inject}
+	if extents > 20000 {
+		p.DeviceSize = 0 // as large as the extents need (gen's default)
+	}
 	m, err := gen.Generate(tmp, p)
 	if err != nil {
 		fmt.Fprintf(stderr, "bpcheck: generate: %v\n", err)

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -40,7 +42,8 @@ Options:
                            (most 1 extent, a long tail), nodes filled to 2/5;
                            device 20G (larger for much data), extent size 8-8
                            and up to 65535 extents per file unless given
-  --device-size SIZE       size of each device, e.g. 256M, 10G (default 1G)
+  --device-size SIZE       size of each device, e.g. 256M, 10G (default 1G, or
+                           the power of two that holds twice the extents)
   --bucket-size SIZE       bucket size (default: as bcachefs format picks)
   --btree-node-size SIZE   btree node size (default: min(256K, bucket size))
   --extents N              extents to write (default 1000)
@@ -86,9 +89,19 @@ Options:
                            btree stripes; needs --ec-stripes)
       wrong_stripe_blockcount  wrong block sector count in a stripe key
                            (stripe_sector_count_wrong; needs --ec-stripes)
+      missing_lru          drop a bucket's fragmentation lru entry
+                           (alloc_key_to_missing_lru_entry)
+      freespace_hole       leave free buckets out of a freespace key
+                           (freespace_hole_missing; one per device)
+      wrong_accounting     a replicas counter one block too large
+                           (accounting_mismatch; one)
+      bp_past_end          backpointer in a bucket past the device's end
+                           (backpointer_to_missing_alloc)
+      alloc_past_end       alloc key of a bucket past the device's end
+                           (alloc_key_to_missing_dev_bucket)
 
 Example:
-  bpcheck gen --out /tmp/fs --devices 2 --replicas 2 --device-size 4G \
+  bpcheck gen --out /tmp/fs --devices 2 --replicas 2 --device-size 64G \
       --extents 1000000 --inject missing_bp=3,dangling_bp=2
   bpcheck check --json /tmp/fs/dev0.img /tmp/fs/dev1.img
   bpcheck gen --out /tmp/enc --encrypted --passphrase-file pass.txt
@@ -103,7 +116,7 @@ func runGen(args []string, stdout, stderr io.Writer) int {
 	fl.Usage = func() { fmt.Fprint(stderr, genUsage) }
 	out := fl.String("out", "", "output directory")
 	devices := fl.Int("devices", 1, "member devices")
-	devSize := fl.String("device-size", "1G", "device size")
+	devSize := fl.String("device-size", "", "device size (default 1G, more when the extents need it)")
 	bucketSize := fl.String("bucket-size", "", "bucket size")
 	nodeSize := fl.String("btree-node-size", "", "btree node size")
 	extents := fl.Int64("extents", 1000, "extents")
@@ -144,7 +157,7 @@ func runGen(args []string, stdout, stderr io.Writer) int {
 		p.MetadataVersion = *version
 	}
 	var err error
-	if keep("device-size") {
+	if keep("device-size") && *devSize != "" {
 		if p.DeviceSize, err = gen.ParseSize(*devSize); err != nil {
 			return usageErr("--device-size: %v", err)
 		}
@@ -202,6 +215,13 @@ func runGen(args []string, stdout, stderr io.Writer) int {
 	start := time.Now()
 	m, err := gen.Generate(*out, p)
 	if err != nil {
+		// No half-written filesystem is left behind.
+		for i := range full.Devices {
+			os.Remove(filepath.Join(*out, fmt.Sprintf("dev%d.img", i)))
+		}
+		if errors.Is(err, gen.ErrDeviceFull) {
+			return usageErr("%v: give a larger --device-size (or fewer --extents)", err)
+		}
 		fmt.Fprintf(stderr, "bpcheck gen: %v\n", err)
 		return exitOperational
 	}

@@ -66,3 +66,48 @@ func TestGenShapeReal(t *testing.T) {
 		}
 	}
 }
+
+// TestGenSizes: the default device size grows with the extents (the
+// README's 1 M-extent example failed, device full, exit 8, leaving two
+// 1 GiB images); extents that do not fit an explicit size are a usage
+// error that leaves no image behind; a symlink where an image goes is
+// not followed (its target was truncated to the device size).
+func TestGenSizes(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "big")
+	r := runCLI(t, "gen", "--out", out, "--devices", "2", "--extents", "200000", "--inject", "missing_bp=3")
+	if r.code != exitClean {
+		t.Fatalf("gen of 200k extents with the default size: exit %d, stderr %s", r.code, r.stderr)
+	}
+	if fi, err := os.Stat(filepath.Join(out, "dev0.img")); err != nil || fi.Size() <= 1<<30 {
+		t.Errorf("default device size for 200k extents: %v %v", fi.Size(), err)
+	}
+
+	full := filepath.Join(dir, "full")
+	r = runCLI(t, "gen", "--out", full, "--device-size", "64M", "--extents", "100000")
+	if r.code != exitUsage || !strings.Contains(r.stderr, "give a larger --device-size") {
+		t.Errorf("extents that do not fit: exit %d, stderr %s", r.code, r.stderr)
+	}
+	if left, _ := filepath.Glob(filepath.Join(full, "dev*.img")); len(left) != 0 {
+		t.Errorf("images left behind: %v", left)
+	}
+
+	link := filepath.Join(dir, "link")
+	if err := os.MkdirAll(link, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	precious := filepath.Join(dir, "precious.txt")
+	if err := os.WriteFile(precious, []byte("keep me\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(precious, filepath.Join(link, "dev0.img")); err != nil {
+		t.Fatal(err)
+	}
+	r = runCLI(t, "gen", "--out", link, "--extents", "100")
+	if r.code == exitClean {
+		t.Error("gen wrote through a symlink")
+	}
+	if b, err := os.ReadFile(precious); err != nil || string(b) != "keep me\n" {
+		t.Errorf("the symlink's target was changed: %q %v", b, err)
+	}
+}
