@@ -53,6 +53,7 @@ func (fs *FS) LiveRetries() (retried, recovered int64) {
 // SetMaxReadRate caps the bytes per second that reads of every device of
 // fs may take together (nodes, journal, extents read for duplicate
 // claims; `--max-read-rate`). 0 removes the cap. Call it before reading.
+// LiftReadRate ends it at once (a cancel).
 func (fs *FS) SetMaxReadRate(bytesPerSec int64) {
 	var l *ratelimit.Limiter
 	if bytesPerSec > 0 {
@@ -61,6 +62,16 @@ func (fs *FS) SetMaxReadRate(bytesPerSec int64) {
 	for _, d := range fs.Devices {
 		if d != nil {
 			d.limit = l
+		}
+	}
+}
+
+// LiftReadRate ends the cap SetMaxReadRate set, waking the reads that
+// wait on it: a cancelled check stops without sleeping out its reads.
+func (fs *FS) LiftReadRate() {
+	for _, d := range fs.Devices {
+		if d != nil {
+			d.limit.Lift()
 		}
 	}
 }

@@ -260,6 +260,9 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		ctx, cancel = context.WithTimeout(ctx, *timeout)
 		defer cancel()
 	}
+	// A cancel (Ctrl-C, SIGTERM, --timeout) lifts --max-read-rate: the
+	// reads left are not slept out.
+	defer context.AfterFunc(ctx, fs.LiftReadRate)()
 	opt := pipeline.Options{Workers: *workers, MemoryBudget: budget * 3 / 4, Shards: *shards, Prefetch: *prefetch, Exact: *exact}
 	switch *ioMode {
 	case "auto":

@@ -931,3 +931,19 @@ func TestCheckReportWriteError(t *testing.T) {
 		}
 	}
 }
+
+// TestTimeoutLiftsReadRate: --timeout under --max-read-rate ends the
+// check when it fires: the reads' debts are not slept out (tiny's
+// metadata at 1 KiB/s take ~45 s; the check took them all).
+func TestTimeoutLiftsReadRate(t *testing.T) {
+	casedata.Require(t)
+	tiny := casedata.CaseImages(t, "tiny")[0]
+	start := time.Now()
+	r := runCLI(t, "check", "--max-read-rate", "1K", "--timeout", "200ms", tiny)
+	if r.code != exitInterrupted {
+		t.Errorf("exit code %d, want %d; stderr %s", r.code, exitInterrupted, r.stderr)
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("the check ran %v past a 200 ms timeout", d)
+	}
+}

@@ -18,15 +18,37 @@ type Limiter struct {
 	mu     sync.Mutex
 	tokens float64
 	last   time.Time
-	// now and sleep are time.Now and time.Sleep; tests replace them.
+	// now and sleep are time.Now and a sleep that done cuts short;
+	// tests replace them.
 	now   func() time.Time
-	sleep func(time.Duration)
+	sleep func(d time.Duration, done <-chan struct{})
+	// done is closed by Lift.
+	done chan struct{}
+	lift sync.Once
+}
+
+// sleep sleeps for d, or until done is closed.
+func sleep(d time.Duration, done <-chan struct{}) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-done:
+	}
+}
+
+// Lift ends the limit: from now on Wait returns at once, and the readers
+// waiting wake (a cancelled check does not sleep out its reads' debts).
+func (l *Limiter) Lift() {
+	if l != nil {
+		l.lift.Do(func() { close(l.done) })
+	}
 }
 
 // New returns a limiter of bytesPerSec (> 0), its bucket full.
 func New(bytesPerSec int64) *Limiter {
 	r := float64(bytesPerSec)
-	l := &Limiter{rate: r, burst: r, now: time.Now, sleep: time.Sleep}
+	l := &Limiter{rate: r, burst: r, now: time.Now, sleep: sleep, done: make(chan struct{})}
 	l.tokens, l.last = l.burst, l.now()
 	return l
 }
@@ -46,6 +68,11 @@ func (l *Limiter) Wait(n int) {
 	if l == nil || n <= 0 {
 		return
 	}
+	select {
+	case <-l.done:
+		return
+	default:
+	}
 	l.mu.Lock()
 	now := l.now()
 	l.tokens = min(l.burst, l.tokens+now.Sub(l.last).Seconds()*l.rate)
@@ -59,6 +86,6 @@ func (l *Limiter) Wait(n int) {
 	// The debt is taken before sleeping: concurrent readers queue behind
 	// each other's debts instead of all waking at once.
 	if d > 0 {
-		l.sleep(d)
+		l.sleep(d, l.done)
 	}
 }

@@ -13,7 +13,7 @@ type fakeClock struct {
 }
 
 func (c *fakeClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *fakeClock) sleep(d time.Duration) {
+func (c *fakeClock) sleep(d time.Duration, _ <-chan struct{}) {
 	c.mu.Lock()
 	c.t = c.t.Add(d)
 	c.mu.Unlock()
@@ -46,4 +46,31 @@ func TestNilLimiterDoesNotLimit(t *testing.T) {
 	if l.Rate() != 0 {
 		t.Fatal("nil limiter has a rate")
 	}
+}
+
+// TestLift: a reader sleeping out a long debt wakes when the limit is
+// lifted (a --timeout or Ctrl-C), and later reads do not wait.
+func TestLift(t *testing.T) {
+	l := New(1000) // 1000 bytes/s
+	l.Wait(1000)   // the bucket emptied
+	woke := make(chan struct{})
+	go func() {
+		l.Wait(1 << 20) // ~17 minutes of debt
+		close(woke)
+	}()
+	time.Sleep(20 * time.Millisecond)
+	l.Lift()
+	select {
+	case <-woke:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a waiting reader did not wake when the limit was lifted")
+	}
+	start := time.Now()
+	l.Wait(1 << 20)
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("a read after Lift waited %v", d)
+	}
+	l.Lift() // twice is fine
+	var nilL *Limiter
+	nilL.Lift()
 }
