@@ -238,7 +238,9 @@ type Summary struct {
 	JournalKeys   int          `json:"journal_keys"`
 	PerDevice     []DevSummary `json:"per_device,omitempty"`
 	Interrupted   bool         `json:"interrupted,omitempty"`
-	Notes         []string     `json:"notes,omitempty"`
+	// PassesDone is how many passes an interrupted check completed.
+	PassesDone int      `json:"passes_done,omitempty"`
+	Notes      []string `json:"notes,omitempty"`
 
 	// Live is set for a check of a mounted filesystem (check --live).
 	Live *LiveSummary `json:"live,omitempty"`
@@ -386,6 +388,9 @@ func WriteTextSummary(w io.Writer, s *Summary) error {
 		b.WriteString(liveLine(s.Live))
 	}
 	fmt.Fprintf(&b, "Run: %d pass(es), %d shard(s), %d worker(s), memory budget %d bytes, %.3f s\n", s.Passes, s.Shards, s.Workers, s.MemoryBudget, s.Seconds)
+	if s.Interrupted {
+		fmt.Fprintf(&b, "Interrupted: %d of %d pass(es) done; a partial report (what was not checked is below)\n", s.PassesDone, s.Passes)
+	}
 	if s.UnlockSeconds > 0 {
 		fmt.Fprintf(&b, "Key: derived from the passphrase in %.3f s before the check (scrypt)\n", s.UnlockSeconds)
 	}

@@ -521,6 +521,8 @@ func TestExitCodes(t *testing.T) {
 		{"usage/bad-memory", check("--memory", "12X", tiny), exitUsage, "bad memory size"},
 		{"usage/zero-memory", check("--memory", "0", tiny), exitUsage, "bad memory size"},
 		{"usage/bad-memory-percent", check("--memory", "150%", tiny), exitUsage, "bad memory percentage"},
+		{"usage/nan-memory-percent", check("--memory", "NaN%", tiny), exitUsage, "bad memory percentage"},
+		{"usage/tiny-memory", check("--memory", "3", tiny), exitUsage, "at least 4K"},
 		{"usage/zero-workers", check("--workers", "0", tiny), exitUsage, "--workers must be at least 1"},
 		{"usage/bad-direct", check("--direct=sometimes", tiny), exitUsage, "want auto, true or false"},
 		{"usage/bad-ionice", check("--ionice", "sometimes", tiny), exitUsage, "want idle, best-effort or none"},
