@@ -26,6 +26,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -74,7 +75,7 @@ const maxInput = 64 << 20
 
 // write writes the metrics of in to path, atomically.
 func write(path string, in *report.MetricsInput) error {
-	if err := prometheus.WriteToTextfile(path, registry(in)); err != nil {
+	if err := prometheus.WriteToTextfile(path, registry(in, lastSuccess(path, in.UUID))); err != nil {
 		return fmt.Errorf("metrics file %s: %w", path, err)
 	}
 	return nil
@@ -86,7 +87,31 @@ func write(path string, in *report.MetricsInput) error {
 // external uuid, device for a member index, error_type for a bcachefs
 // fsck error name, base units in the names (_bytes, _seconds). Every
 // value is a gauge: it describes the last check.
-func registry(in *report.MetricsInput) *prometheus.Registry {
+// lastSuccess returns the last-success time of filesystem uuid in the
+// metrics file at path, as an earlier run wrote it (0: none).
+func lastSuccess(path, uuid string) float64 {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	prefix := "bpcheck_last_success_timestamp_seconds{"
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(line, prefix) || !strings.Contains(line, `uuid="`+uuid+`"`) {
+			continue
+		}
+		f := strings.Fields(line)
+		if v, err := strconv.ParseFloat(f[len(f)-1], 64); err == nil && v > 0 {
+			return v
+		}
+	}
+	return 0
+}
+
+// registry builds the metrics of a check; prevSuccess is the last-success
+// time the metrics file held, kept when this check did not read
+// everything (else the staleness alert, on that time, never fired for a
+// nightly check that always fails).
+func registry(in *report.MetricsInput, prevSuccess float64) *prometheus.Registry {
 	s, now := in.Summary, time.Unix(in.Time, 0)
 	reg := prometheus.NewRegistry()
 	fs := prometheus.Labels{"uuid": in.UUID}
@@ -132,8 +157,12 @@ func registry(in *report.MetricsInput) *prometheus.Registry {
 	gauge("bpcheck_duration_seconds", "Duration of the last check.", s.Seconds)
 	gauge("bpcheck_exit_code", "Exit code of the last check (0 clean, 4 problems, 8 errors, 32 interrupted; bits add up).", float64(s.ExitCode))
 	gauge("bpcheck_last_run_timestamp_seconds", "When the last check ended.", float64(now.Unix()))
-	if s.ExitCode == 0 || s.ExitCode == 4 { // clean, or problems found: everything was read
-		gauge("bpcheck_last_success_timestamp_seconds", "When the last check that read everything ended.", float64(now.Unix()))
+	const successHelp = "When the last check that read everything ended."
+	switch {
+	case s.ExitCode == 0 || s.ExitCode == 4: // clean, or problems found: everything was read
+		gauge("bpcheck_last_success_timestamp_seconds", successHelp, float64(now.Unix()))
+	case prevSuccess > 0:
+		gauge("bpcheck_last_success_timestamp_seconds", successHelp, prevSuccess)
 	}
 	if len(s.PerDevice) > 0 {
 		buckets := vec("bpcheck_device_buckets", "Buckets of a member device.", "device")

@@ -132,3 +132,28 @@ func runWriter(t *testing.T, path string, in report.MetricsInput) map[string]*dt
 	}
 	return metricstest.ParseFile(t, path)
 }
+
+// TestLastSuccessKept: a check that did not read everything (exit 8, 32)
+// keeps the last-success time an earlier run wrote to the file, so that
+// the staleness alert on it fires for a nightly check that keeps failing
+// (it dropped the series, and the alert's expression then had no value).
+func TestLastSuccessKept(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bpcheck.prom")
+	ok := report.MetricsInput{UUID: "u1", Time: 1700000000, Summary: &report.Summary{ExitCode: 4}}
+	runWriter(t, path, ok)
+	for _, code := range []int{8, 32, 12} {
+		fams := runWriter(t, path, report.MetricsInput{UUID: "u1", Time: 1700090000, Summary: &report.Summary{ExitCode: code}})
+		fam := fams["bpcheck_last_success_timestamp_seconds"]
+		if fam == nil || len(fam.GetMetric()) != 1 || fam.GetMetric()[0].GetGauge().GetValue() != 1700000000 {
+			t.Errorf("exit %d: last success %v, want the earlier run's 1700000000", code, fam)
+		}
+		if v := fams["bpcheck_last_run_timestamp_seconds"].GetMetric()[0].GetGauge().GetValue(); v != 1700090000 {
+			t.Errorf("exit %d: last run %v", code, v)
+		}
+	}
+	// Another filesystem's file says nothing of this one.
+	fams := runWriter(t, path, report.MetricsInput{UUID: "u2", Time: 1700100000, Summary: &report.Summary{ExitCode: 8}})
+	if _, ok := fams["bpcheck_last_success_timestamp_seconds"]; ok {
+		t.Error("another filesystem's last success kept")
+	}
+}
