@@ -170,8 +170,8 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	maxRate := fl.String("max-read-rate", "", "cap the bytes per second read (e.g. 50M)")
 	fl.Var(&direct, "direct", "read btree nodes with O_DIRECT: auto (block devices), true, false")
 	openOpt := addOpenFlags(fl)
-	if err := fl.Parse(args); err != nil {
-		return exitUsage
+	if code, ok := parseArgs(fl, args, stderr); !ok {
+		return code
 	}
 	budget, err := parseMemory(*mem, memory.TotalMemory())
 	if err != nil {

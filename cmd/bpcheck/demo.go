@@ -41,8 +41,8 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	extents := fl.Int64("extents", 20000, "extents of the generated filesystem")
 	dir := fl.String("testdata", "", "test data directory")
 	asJSON := fl.Bool("json", false, "JSON Lines output")
-	if err := fl.Parse(args); err != nil {
-		return exitUsage
+	if code, ok := parseArgs(fl, args, stderr); !ok {
+		return code
 	}
 	if *name == "" {
 		if *extents < 1 {

@@ -131,8 +131,8 @@ func runGen(args []string, stdout, stderr io.Writer) int {
 	passFile := fl.String("passphrase-file", "", "file whose first line seals the key")
 	noPass := fl.Bool("no-passphrase", false, "store the key in plain text")
 	shape := fl.String("shape", "", "shape: "+strings.Join(gen.Shapes, ", "))
-	if err := fl.Parse(args); err != nil {
-		return exitUsage
+	if code, ok := parseArgs(fl, args, stderr); !ok {
+		return code
 	}
 	given := map[string]bool{}
 	fl.Visit(func(f *flag.Flag) { given[f.Name] = true })

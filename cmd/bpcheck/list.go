@@ -43,12 +43,16 @@ func runList(args []string, stdout, stderr io.Writer) int {
 	btree := fl.String("b", "extents", "btree to list")
 	level := fl.Uint("l", 0, "level")
 	openOpt := addOpenFlags(fl)
-	if err := fl.Parse(args); err != nil {
-		return exitUsage
+	if code, ok := parseArgs(fl, args, stderr); !ok {
+		return code
 	}
 	id, ok := bp.ParseBtreeID(*btree)
 	if !ok {
 		fmt.Fprintf(stderr, "bpcheck: unknown btree %q\n", *btree)
+		return exitUsage
+	}
+	if *level > 255 {
+		fmt.Fprintf(stderr, "bpcheck: -l %d: a btree level is 0 to 255\n", *level)
 		return exitUsage
 	}
 	fs, code := openFS(fl.Args(), openOpt, stderr)
@@ -78,7 +82,7 @@ func runList(args []string, stdout, stderr io.Writer) int {
 		return exitOperational
 	}
 	if v.errs > 0 {
-		return exitProblems
+		return exitOperational // nodes or keys that could not be read
 	}
 	return exitClean
 }

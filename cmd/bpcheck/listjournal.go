@@ -38,8 +38,8 @@ func runListJournal(args []string, stdout, stderr io.Writer) int {
 	fl.Usage = func() { fmt.Fprint(stderr, listJournalUsage) }
 	all := fl.Bool("a", false, "print every entry found")
 	openOpt := addOpenFlags(fl)
-	if err := fl.Parse(args); err != nil {
-		return exitUsage
+	if code, ok := parseArgs(fl, args, stderr); !ok {
+		return code
 	}
 	fs, code := openFS(fl.Args(), openOpt, stderr)
 	if fs == nil {
@@ -97,7 +97,7 @@ func runListJournal(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(w, "error: %v\n", e)
 	}
 	if len(j.Errors) > 0 {
-		return exitProblems
+		return exitOperational // journal buckets or entries that could not be read
 	}
 	return exitClean
 }

@@ -74,6 +74,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 					return exitClean
 				}
 			}
+			fmt.Fprintf(stderr, "bpcheck: help: unknown command %q\n", args[1])
+			usage(stderr)
+			return exitUsage
 		}
 		usage(stdout)
 		return exitClean
@@ -160,4 +163,24 @@ func openFS(args []string, o *openOptions, stderr io.Writer) (*btreeio.FS, int) 
 		return nil, exitOperational
 	}
 	return fs, exitClean
+}
+
+// parseArgs parses a command's flags. ok is false when the command must
+// return code: 0 after -h or --help (the usage printed), 16 for a bad
+// flag, or for a flag after the devices (flag parsing stops at the first
+// device: "check dev --json" opened "--json" as a device).
+func parseArgs(fl *flag.FlagSet, args []string, stderr io.Writer) (code int, ok bool) {
+	if err := fl.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitClean, false
+		}
+		return exitUsage, false
+	}
+	for _, a := range fl.Args() {
+		if len(a) > 1 && a[0] == '-' {
+			fmt.Fprintf(stderr, "bpcheck: %s after the devices: options go before them\n", a)
+			return exitUsage, false
+		}
+	}
+	return 0, true
 }

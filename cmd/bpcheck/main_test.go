@@ -480,6 +480,14 @@ func TestExitCodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	nonexistent := filepath.Join(dir, "no-such-device.img")
+	tinyImg, err := os.ReadFile(tiny)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := filepath.Join(dir, "cut.img") // the superblock, not the nodes
+	if err := os.WriteFile(cut, tinyImg[:1<<20], 0o644); err != nil {
+		t.Fatal(err)
+	}
 	newer := withVersion(t, tiny, 1<<10|40)
 	// corrupt-missing-bp as the kernel leaves it while check_extents_to_backpointers
 	// (stable pass 14) is pending with ptr_to_missing_backpointer (147) silent,
@@ -516,6 +524,11 @@ func TestExitCodes(t *testing.T) {
 		{"problems/joined", check(strings.Join(mixed, ":")), exitProblems, ""},
 
 		{"usage/no-args", nil, exitUsage, "Usage: bpcheck COMMAND"},
+		{"usage/option-after-device", check(tiny, "--json"), exitUsage, "--json after the devices: options go before them"},
+		{"clean/check-help", check("--help"), exitClean, "Usage: bpcheck check"},
+		{"usage/help-unknown-command", []string{"help", "nosuch"}, exitUsage, `unknown command "nosuch"`},
+		{"usage/list-level", []string{"list", "-l", "300", tiny}, exitUsage, "a btree level is 0 to 255"},
+		{"operational/list-unreadable", []string{"list", "-b", "extents", cut}, exitOperational, "past the device end"},
 		{"usage/unknown-command", []string{"frobnicate", tiny}, exitUsage, `unknown command "frobnicate"`},
 		{"usage/unknown-flag", check("--frobnicate", tiny), exitUsage, "flag provided but not defined: -frobnicate"},
 		{"usage/bad-memory", check("--memory", "12X", tiny), exitUsage, "bad memory size"},

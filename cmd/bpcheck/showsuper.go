@@ -40,8 +40,8 @@ func runShowSuper(args []string, stdout, stderr io.Writer) int {
 	fl := flag.NewFlagSet("show-super", flag.ContinueOnError)
 	fl.SetOutput(stderr)
 	fl.Usage = func() { fmt.Fprint(stderr, showSuperUsage) }
-	if err := fl.Parse(args); err != nil {
-		return exitUsage
+	if code, ok := parseArgs(fl, args, stderr); !ok {
+		return code
 	}
 	paths := btreeio.SplitDevices(fl.Args())
 	if len(paths) == 0 {
