@@ -40,6 +40,10 @@ func OpenDevice(path string) (*Device, error) {
 		f.Close()
 		return nil, fmt.Errorf("stat device %s: %w", path, err)
 	}
+	if m := st.Mode(); !m.IsRegular() && (m&os.ModeDevice == 0 || m&os.ModeCharDevice != 0) {
+		f.Close()
+		return nil, fmt.Errorf("%w: %s is a %s, not a block device or a regular file", ErrNotDevice, path, fileKind(m))
+	}
 	size := st.Size()
 	if st.Mode()&os.ModeDevice != 0 {
 		sz, err := unix.IoctlGetInt(int(f.Fd()), unix.BLKGETSIZE64)
@@ -119,4 +123,19 @@ func (d *Device) Close() error {
 		return d.f.Close()
 	}
 	return nil
+}
+
+// fileKind names the kind of file mode m is.
+func fileKind(m os.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "directory"
+	case m&os.ModeCharDevice != 0:
+		return "character device"
+	case m&os.ModeNamedPipe != 0:
+		return "named pipe"
+	case m&os.ModeSocket != 0:
+		return "socket"
+	}
+	return "special file"
 }

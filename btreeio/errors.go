@@ -16,6 +16,9 @@ var (
 	ErrTruncated   = fmt.Errorf("%w: truncated", ErrCorrupt)
 	ErrEncrypted   = errors.New("encrypted filesystem whose key is sealed with a passphrase, which bpcheck does not take")
 	ErrUnsupported = errors.New("unsupported")
+	// ErrNotDevice is returned by OpenDevice for a path that is neither
+	// a block device nor a regular file.
+	ErrNotDevice = errors.New("not a device")
 	// ErrNewerVersion is returned by CheckVersion for a filesystem newer
 	// than any bpcheck knows.
 	ErrNewerVersion = errors.New("newer metadata version than bpcheck knows")

@@ -328,14 +328,18 @@ func ReadSuperblock(r io.ReaderAt, dev string, size int64) (*Superblock, string,
 		return nil, "", err
 	}
 	primaryErr := err
+	// Too small to hold the primary superblock: bcachefs only if a
+	// layout says where the copies are (one too small for the layout
+	// too may be a truncated bcachefs device: ErrTruncated).
+	tooSmall := size < SBSector*SectorSize+sbHeaderBytes
 	lbuf := make([]byte, layoutBytes)
 	if _, lerr := readFull(r, lbuf, LayoutSector*SectorSize, size); lerr != nil {
 		return nil, "", primaryErr
 	}
 	layout, lerr := parseLayout(lbuf)
 	if lerr != nil {
-		if errors.Is(primaryErr, ErrBadMagic) && errors.Is(lerr, ErrBadMagic) {
-			return nil, "", &NotBcachefsError{Dev: dev}
+		if (errors.Is(primaryErr, ErrBadMagic) || tooSmall) && errors.Is(lerr, ErrBadMagic) {
+			return nil, "", &NotBcachefsError{Dev: dev, Size: size}
 		}
 		return nil, "", fmt.Errorf("%w (layout at sector 7: %v)", primaryErr, lerr)
 	}
@@ -356,10 +360,16 @@ func ReadSuperblock(r io.ReaderAt, dev string, size int64) (*Superblock, string,
 
 // NotBcachefsError says that a device holds neither a bcachefs superblock
 // nor a superblock layout. It matches ErrBadMagic.
-type NotBcachefsError struct{ Dev string }
+type NotBcachefsError struct {
+	Dev  string
+	Size int64 // the device's size in bytes
+}
 
 // Error implements error.
 func (e *NotBcachefsError) Error() string {
+	if e.Size < SBSector*SectorSize+sbHeaderBytes {
+		return fmt.Sprintf("%s is not a bcachefs device (%d bytes: too small for the superblock at byte 4096, no layout at byte 3584)", e.Dev, e.Size)
+	}
 	return e.Dev + " is not a bcachefs device (no superblock magic at byte 4096, no layout at byte 3584)"
 }
 

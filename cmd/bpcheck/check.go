@@ -182,6 +182,12 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "bpcheck: --workers must be at least 1")
 		return exitUsage
 	}
+	switch *ioMode { // before the devices are opened (and unlocked)
+	case "auto", "uring", "pool", "threads":
+	default:
+		fmt.Fprintf(stderr, "bpcheck: --io %q: want auto, uring, pool or threads\n", *ioMode)
+		return exitUsage
+	}
 	if _, ok := ioniceClasses[*ionice]; !ok {
 		fmt.Fprintf(stderr, "bpcheck: --ionice %q: want idle, best-effort or none\n", *ionice)
 		return exitUsage

@@ -106,7 +106,7 @@ func exitCodeFor(err error) int {
 	switch {
 	case errors.Is(err, btreeio.ErrEncrypted):
 		return exitOperational
-	case errors.Is(err, btreeio.ErrBadMagic), errors.Is(err, btreeio.ErrDeviceSet):
+	case errors.Is(err, btreeio.ErrBadMagic), errors.Is(err, btreeio.ErrDeviceSet), errors.Is(err, btreeio.ErrNotDevice):
 		return exitUsage
 	}
 	return exitOperational

@@ -484,6 +484,10 @@ func TestExitCodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	small4k := filepath.Join(dir, "4k.img")
+	if err := os.WriteFile(small4k, make([]byte, 4096), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	cut := filepath.Join(dir, "cut.img") // the superblock, not the nodes
 	if err := os.WriteFile(cut, tinyImg[:1<<20], 0o644); err != nil {
 		t.Fatal(err)
@@ -539,6 +543,9 @@ func TestExitCodes(t *testing.T) {
 		{"usage/zero-workers", check("--workers", "0", tiny), exitUsage, "--workers must be at least 1"},
 		{"usage/bad-direct", check("--direct=sometimes", tiny), exitUsage, "want auto, true or false"},
 		{"usage/bad-ionice", check("--ionice", "sometimes", tiny), exitUsage, "want idle, best-effort or none"},
+		{"usage/bad-io-before-open", check("--io", "bogus", nonexistent), exitUsage, "want auto, uring, pool or threads"},
+		{"usage/directory", check(dir), exitUsage, "is a directory, not a block device or a regular file"},
+		{"usage/too-small", check(small4k), exitUsage, "too small for the superblock"},
 		{"clean/ionice-idle", check("--ionice", "idle", tiny), exitClean, ""},
 		{"usage/no-device", check(), exitUsage, "no device given"},
 		{"usage/not-bcachefs", check(zeros), exitUsage, "not a bcachefs"},
