@@ -331,7 +331,13 @@ func (j *Journal) Roots() ([]Root, error) {
 				continue
 			}
 			if len(e.Payload) == 0 {
-				delete(roots, e.BtreeID)
+				// An entry with no key: recovery from the tools of
+				// 1.14 on skips it (the root stays as it was); those of
+				// 1.13 and before mark the root unreadable.
+				if j.version < bp.VersionBackpointerBucketGen {
+					return nil, &Error{Dev: js.Dev, Offset: js.Offset, What: "journal btree_root entry", Btree: e.BtreeID.String(), Level: int(e.Level),
+						Err: fmt.Errorf("%w: seq %d holds no key: the root of btree %s is unreadable, as recovery of metadata up to 1.13 takes it", ErrCorrupt, js.Seq, e.BtreeID)}
+				}
 				continue
 			}
 			k, val, err := bp.DecodeUnpacked(e.Payload)
