@@ -349,7 +349,7 @@ func (fs *FS) LoadRoots() error {
 	}
 	entries, err := ParseJEntries(sb.Clean.Entries)
 	if err != nil {
-		return &Error{Dev: fs.anyDevPath(), Offset: int64(sb.Offset)*SectorSize + int64(sb.Clean.Offset), What: "superblock clean section", Level: -1, Err: err}
+		return &Error{Dev: fs.sbDevPath(), Offset: int64(sb.Offset)*SectorSize + int64(sb.Clean.Offset), What: "superblock clean section", Level: -1, Err: err}
 	}
 	fs.Roots = fs.Roots[:0]
 	for _, e := range entries {
@@ -361,7 +361,7 @@ func (fs *FS) LoadRoots() error {
 		}
 		k, val, err := bp.DecodeUnpacked(e.Payload)
 		if err != nil {
-			return &Error{Dev: fs.anyDevPath(), Offset: int64(sb.Offset)*SectorSize + int64(sb.Clean.Offset+e.Offset), What: "btree root entry",
+			return &Error{Dev: fs.sbDevPath(), Offset: int64(sb.Offset)*SectorSize + int64(sb.Clean.Offset+e.Offset), What: "btree root entry",
 				Btree: e.BtreeID.Name(sb.Version), Level: int(e.Level), Err: err}
 		}
 		fs.Roots = append(fs.Roots, Root{Btree: e.BtreeID, Level: e.Level, Key: k, Val: val})
@@ -378,6 +378,17 @@ func (fs *FS) Root(id bp.BtreeID) *Root {
 		}
 	}
 	return nil
+}
+
+// sbDevPath is the path of the member whose superblock speaks for the
+// filesystem (fs.SB: the newest; the first given on a tie).
+func (fs *FS) sbDevPath() string {
+	for _, d := range fs.Devices {
+		if d != nil && d.SB == fs.SB {
+			return d.Path
+		}
+	}
+	return fs.anyDevPath()
 }
 
 func (fs *FS) anyDevPath() string {

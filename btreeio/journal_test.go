@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -348,5 +349,52 @@ func TestJournalEncryptedLastSeq(t *testing.T) {
 	}
 	if got := unclean.Journal; got.Start != want || got.End != newest.Seq {
 		t.Errorf("replays %d-%d, want %d-%d (%s)", got.Start, got.End, want, newest.Seq, got.Summary())
+	}
+}
+
+// TestCleanSectionErrorNamesItsDevice: an error in the clean section
+// names the member whose superblock was read (the newest; the first
+// given on a tie), not the first member: two-dev given as dev1, dev0,
+// with dev1's clean section broken.
+func TestCleanSectionErrorNamesItsDevice(t *testing.T) {
+	casedata.Require(t)
+	two := casedata.CaseImages(t, "two-dev")
+	dir := t.TempDir()
+	var paths [2]string
+	for i, src := range two {
+		img, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 1 {
+			d, err := btreeio.OpenDevice(src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := d.SB.Clean
+			d.Close()
+			if c == nil {
+				t.Fatal("two-dev has no clean section")
+			}
+			at := 4096 + c.Offset
+			binary.LittleEndian.PutUint16(img[at:], 0xffff) // the first entry runs past the section
+			if err := btreeio.SealSuperblock(img[4096:]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		paths[i] = filepath.Join(dir, fmt.Sprintf("dev%d.img", i))
+		if err := os.WriteFile(paths[i], img, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fs, err := btreeio.Open([]string{paths[1], paths[0]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fs.Close()
+	err = fs.LoadRoots()
+	var e *btreeio.Error
+	if !errors.As(err, &e) || e.Dev != paths[1] || e.What != "superblock clean section" {
+		t.Errorf("LoadRoots: %v; want an error of %s's clean section", err, paths[1])
 	}
 }
