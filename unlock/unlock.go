@@ -8,6 +8,7 @@ package unlock
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -43,6 +44,10 @@ type Options struct {
 	// passphrase took (scrypt and the unsealing; not the time spent
 	// asking for the passphrase), 0 when no passphrase was used.
 	KDFTime *time.Duration
+	// Context, when set, ends the wait for a typed passphrase when it is
+	// done (Ctrl-C, SIGTERM caught by the caller): Unlock returns its
+	// error, the terminal restored.
+	Context context.Context
 }
 
 // keyBytes is the size of a passphrase's key.
@@ -202,7 +207,7 @@ func passphrase(opt Options, uuid string) ([]byte, string, error) {
 	if opt.Prompt != nil {
 		fmt.Fprintf(opt.Prompt, "Enter passphrase for %s: ", uuid)
 	}
-	b, err := term.ReadPassword(int(opt.Terminal.Fd()))
+	b, err := readPassword(opt.Context, int(opt.Terminal.Fd()))
 	if opt.Prompt != nil {
 		fmt.Fprintln(opt.Prompt)
 	}
@@ -210,4 +215,33 @@ func passphrase(opt Options, uuid string) ([]byte, string, error) {
 		return nil, "", fmt.Errorf("reading the passphrase from the terminal: %w", err)
 	}
 	return b, "passphrase typed on the terminal", nil
+}
+
+// readPassword reads a line from terminal fd with echo off, until ctx (if
+// any) is done: then the terminal's state is restored and ctx's error
+// returned (the read is left to the process's exit).
+func readPassword(ctx context.Context, fd int) ([]byte, error) {
+	if ctx == nil {
+		return term.ReadPassword(fd)
+	}
+	state, err := term.GetState(fd)
+	if err != nil {
+		return nil, err
+	}
+	type result struct {
+		b   []byte
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		b, err := term.ReadPassword(fd)
+		done <- result{b, err}
+	}()
+	select {
+	case r := <-done:
+		return r.b, r.err
+	case <-ctx.Done():
+		_ = term.Restore(fd, state)
+		return nil, ctx.Err()
+	}
 }

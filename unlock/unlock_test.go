@@ -1,13 +1,16 @@
 package unlock_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -228,5 +231,62 @@ func TestKeyZeroedOnClose(t *testing.T) {
 	fs.Close()
 	if *k != (csum.Key{}) {
 		t.Error("the key survived Close")
+	}
+}
+
+// openPTY returns a pseudo-terminal's two ends (the test skips without
+// one).
+func openPTY(t *testing.T) (ptmx, pts *os.File) {
+	t.Helper()
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminal: %v", err)
+	}
+	t.Cleanup(func() { m.Close() })
+	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Skipf("unlockpt: %v", err)
+	}
+	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Skipf("ptsname: %v", err)
+	}
+	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Skipf("open pts: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return m, s
+}
+
+// TestPromptCancelled: a Ctrl-C (the caller's context done) while the
+// passphrase is asked for on a terminal ends the wait with the context's
+// error and echo restored (the prompt swallowed Ctrl-C and SIGTERM).
+func TestPromptCancelled(t *testing.T) {
+	fs, _ := open(t)
+	_, pts := openPTY(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		cancel()
+	}()
+	done := make(chan error, 1)
+	go func() {
+		_, err := unlock.Unlock(fs, unlock.Options{NoKeyring: true, Terminal: pts, Prompt: io.Discard, Context: ctx})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("Unlock: %v, want the context's error", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the prompt did not end when the context was cancelled")
+	}
+	tio, err := unix.IoctlGetTermios(int(pts.Fd()), unix.TCGETS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tio.Lflag&unix.ECHO == 0 {
+		t.Error("echo left off on the terminal")
 	}
 }

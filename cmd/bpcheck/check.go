@@ -148,6 +148,9 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	// are opened still ends in the partial report and exit 32.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// After the first, a second Ctrl-C or SIGTERM ends the process at
+	// once (the default action), whatever the check is doing.
+	context.AfterFunc(ctx, stop)
 	fl := flag.NewFlagSet("check", flag.ContinueOnError)
 	fl.SetOutput(stderr)
 	fl.Usage = func() { fmt.Fprint(stderr, checkUsage) }
@@ -216,6 +219,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 			return exitUsage
 		}
 	}
+	openOpt.ctx = ctx
 	fs, code := openFS(fl.Args(), openOpt, stderr)
 	if fs == nil {
 		return code

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -122,6 +123,9 @@ type openOptions struct {
 	// kdfTime is set by openFS: how long deriving the key from a
 	// passphrase took (0: no passphrase was used).
 	kdfTime time.Duration
+	// ctx, when set, ends a wait for a typed passphrase (a caught
+	// Ctrl-C or SIGTERM): openFS then returns exit code 32.
+	ctx context.Context
 }
 
 // addOpenFlags defines the flags of openOptions on fl.
@@ -157,9 +161,12 @@ func openFS(args []string, o *openOptions, stderr io.Writer) (*btreeio.FS, int) 
 		fmt.Fprintf(stderr, "bpcheck: warning: %v: read with the rules of %s as --allow-newer asks\n", err, bp.VersionString(bp.VersionKnown))
 	}
 	if _, err := unlock.Unlock(fs, unlock.Options{KeyFile: o.keyFile, PassphraseFile: o.passphraseFile, Terminal: os.Stdin, Prompt: stderr,
-		KDFTime: &o.kdfTime}); err != nil {
+		KDFTime: &o.kdfTime, Context: o.ctx}); err != nil {
 		fmt.Fprintf(stderr, "bpcheck: %v\n", err)
 		fs.Close()
+		if o.ctx != nil && o.ctx.Err() != nil {
+			return nil, exitInterrupted
+		}
 		return nil, exitOperational
 	}
 	return fs, exitClean
