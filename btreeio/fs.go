@@ -67,7 +67,12 @@ func (fs *FS) Problems() []error {
 // loadJournalRoots reads the journal of an unclean filesystem, takes the
 // roots from it and arms the key overlay.
 func (fs *FS) loadJournalRoots() error {
-	j := fs.ReadJournal()
+	j := fs.readJournalForReplay()
+	if j.replaysPruned() {
+		// last_seq did not grow with seq (a damaged journal): the
+		// floor was wrong; read it all.
+		j = fs.ReadJournal()
+	}
 	if len(j.Replay) == 0 {
 		why := j.Summary()
 		for i, e := range j.Errors {

@@ -2,6 +2,7 @@ package btreeio
 
 import (
 	"bpcheck/aio"
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"sort"
@@ -27,8 +28,13 @@ type Jset struct {
 	Flags    uint32
 	CsumGood bool
 	CsumErr  error
-	Entries  []JEntry
-	raw      []byte
+	// Entries are the jset's entries; nil for a good jset older than
+	// the newest flushed entries' last_seq when only the replay was asked
+	// for (Pruned).
+	Entries []JEntry
+	// Pruned says Entries were not kept: the jset lies before every
+	// range recovery could replay.
+	Pruned bool
 }
 
 // NoFlush reports the NO_FLUSH flag: the entry was written without a
@@ -60,6 +66,15 @@ type Journal struct {
 	// version is the filesystem's metadata version (the overlay of
 	// accounting keys depends on the tools' era).
 	version uint16
+	// prune (a read for the replay only): the entries of good jsets
+	// older than floor are not kept; floor is the largest last_seq of a
+	// good flushed jset read so far, at or below where any replay can
+	// start (last_seq grows with seq, and the entry recovery starts from
+	// is the newest flushed one or a newer one). kept are the jsets
+	// whose entries are kept, to drop when floor rises.
+	prune bool
+	floor uint64
+	kept  []*Jset
 }
 
 // JournalKey is one key from a btree_keys journal entry.
@@ -73,9 +88,18 @@ type JournalKey struct {
 }
 
 // ReadJournal reads the journal buckets of every member device and
-// selects the entries to replay (format.md §8.2, §8.5).
-func (fs *FS) ReadJournal() *Journal {
-	j := &Journal{version: fs.SB.Version}
+// selects the entries to replay (format.md §8.2, §8.5). Every jset keeps
+// its entries (a listing); a check reads the journal for its replay only
+// (readJournalForReplay).
+func (fs *FS) ReadJournal() *Journal { return fs.readJournal(false) }
+
+// readJournalForReplay is ReadJournal keeping the entries of the jsets a
+// replay may need only (Jset.Pruned): the memory of the dirty part of
+// the journal, not of all of it (up to 8 GiB a member).
+func (fs *FS) readJournalForReplay() *Journal { return fs.readJournal(true) }
+
+func (fs *FS) readJournal(prune bool) *Journal {
+	j := &Journal{version: fs.SB.Version, prune: prune}
 	bySeq := map[uint64]*Jset{}
 	for idx, d := range fs.Devices {
 		if d == nil {
@@ -87,6 +111,9 @@ func (fs *FS) ReadJournal() *Journal {
 		}
 		bucketBytes := int64(m.BucketSize) * SectorSize
 		nb := fs.DevBuckets(idx)
+		// One buffer for the device's buckets: the jsets whose entries
+		// are kept are copied out of it.
+		var buf []byte
 		for _, r := range d.SB.Journal {
 			if r.Start >= nb || r.Nr > nb-r.Start {
 				j.addErr(0, errAlways, &Error{Dev: d.Path, Offset: -1, What: "journal", Level: -1,
@@ -95,16 +122,19 @@ func (fs *FS) ReadJournal() *Journal {
 			}
 			for b := r.Start; b < r.Start+r.Nr; b++ {
 				off := int64(b) * bucketBytes
-				var buf []byte
 				var err error
 				if fs.Live() {
 					// The running kernel writes the journal around the
 					// page cache: read it as the nodes are read
 					// (O_DIRECT when enabled).
-					buf = aio.AlignedBuf(int(bucketBytes), nodeAlign)
+					if buf == nil {
+						buf = aio.AlignedBuf(int(bucketBytes), nodeAlign)
+					}
 					_, err = d.readNodeAt(buf, off)
 				} else {
-					buf = make([]byte, bucketBytes)
+					if buf == nil {
+						buf = make([]byte, bucketBytes)
+					}
 					_, err = d.ReadAt(buf, off)
 				}
 				if err != nil {
@@ -112,6 +142,7 @@ func (fs *FS) ReadJournal() *Journal {
 					continue
 				}
 				fs.scanJournalBucket(d, off, buf, j, bySeq)
+				j.pruneKept()
 			}
 		}
 	}
@@ -152,8 +183,7 @@ func (fs *FS) scanJournalBucket(d *Device, base int64, buf []byte, j *Journal, b
 			return
 		}
 		maxSeq = seq
-		js := &Jset{Dev: d.Path, Offset: at, Seq: seq, Version: le.Uint32(buf[off+32:]), Flags: le.Uint32(buf[off+36:]),
-			raw: buf[off:end]}
+		js := &Jset{Dev: d.Path, Offset: at, Seq: seq, Version: le.Uint32(buf[off+32:]), Flags: le.Uint32(buf[off+36:])}
 		ct := csum.Type(js.Flags & 0xf)
 		nonce := csum.Nonce{0, uint32(seq), uint32(seq >> 32), csum.NonceJournal}
 		stored := csum.SumFromBytes(buf[off:])
@@ -180,21 +210,64 @@ func (fs *FS) scanJournalBucket(d *Device, base int64, buf []byte, j *Journal, b
 			js.CsumGood = false
 			js.CsumErr = fmt.Errorf("%w: jset seq %d has metadata version %d", ErrUnsupported, seq, js.Version)
 		}
-		if !js.CsumGood {
+		prev, seen := bySeq[seq]
+		store := !seen || (!prev.CsumGood && js.CsumGood)
+		switch {
+		case !js.CsumGood:
 			sawBad = true
 			j.addErr(seq, errBadCopy, &Error{Dev: d.Path, Offset: at, What: "journal entry", Level: -1, Err: js.CsumErr})
-		} else {
-			entries, err := ParseJEntries(buf[off+jsetHeaderBytes : end])
+		case !store:
+			// A copy of a jset already read good (another device's).
+		case j.prune && seq < j.floor:
+			js.Pruned = true
+		default:
+			// Copied out of the bucket's buffer, which the next bucket
+			// reuses.
+			entries, err := ParseJEntries(bytes.Clone(buf[off+jsetHeaderBytes : end]))
 			if err != nil {
 				j.addErr(seq, errInRange, &Error{Dev: d.Path, Offset: at, What: "journal entry", Level: -1, Err: fmt.Errorf("seq %d: %w", seq, err)})
 			}
 			js.Entries = entries
+			if j.prune {
+				j.kept = append(j.kept, js)
+			}
 		}
-		if prev, ok := bySeq[seq]; !ok || (!prev.CsumGood && js.CsumGood) {
+		if js.CsumGood && !js.NoFlush() && js.LastSeq <= seq {
+			j.floor = max(j.floor, js.LastSeq)
+		}
+		if store {
 			bySeq[seq] = js
 		}
 		off += (end - off + block - 1) / block * block
 	}
+}
+
+// replaysPruned reports whether a jset the replay takes was pruned.
+func (j *Journal) replaysPruned() bool {
+	for _, js := range j.Replay {
+		if js.Pruned {
+			return true
+		}
+	}
+	return false
+}
+
+// pruneKept drops the entries of the kept jsets that now lie below the
+// floor (a read for the replay only).
+func (j *Journal) pruneKept() {
+	if !j.prune {
+		return
+	}
+	out := j.kept[:0]
+	for _, js := range j.kept {
+		if js.Seq < j.floor {
+			js.Entries, js.Pruned = nil, true
+			continue
+		}
+		out = append(out, js)
+	}
+	clear(j.kept[len(out):])
+	j.kept = out
 }
 
 func (fs *FS) blacklisted(seq uint64) bool {

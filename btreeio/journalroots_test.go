@@ -1,7 +1,9 @@
 package btreeio
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"testing"
 
 	"bpcheck/bp"
@@ -54,5 +56,63 @@ func TestJournalEmptyRootEntry(t *testing.T) {
 	j.version = bp.VersionMin // metadata 0.9..1.13: the root is unreadable
 	if _, err := j.Roots(); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("metadata %d: %v, want the root unreadable", j.version, err)
+	}
+}
+
+// TestJournalForReplayLikeFull: the journal read for a replay keeps the
+// entries of the jsets from the newest flushed entries' last_seq on only,
+// and replays exactly what a full read does (range, keys, notes,
+// problems), on the unclean cases of 1.36 and 1.39.
+func TestJournalForReplayLikeFull(t *testing.T) {
+	casedata.Require(t)
+	for _, name := range []string{"unclean", "v139-unclean"} {
+		var devs []*Device
+		for _, p := range casedata.CaseImages(t, name) {
+			d, err := OpenDevice(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			devs = append(devs, d)
+		}
+		fs, err := Assemble(devs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		full, part := fs.ReadJournal(), fs.readJournalForReplay()
+		if part.Start != full.Start || part.End != full.End || len(part.Replay) != len(full.Replay) || len(part.All) != len(full.All) {
+			t.Fatalf("%s: replays %d-%d (%d of %d jsets), full read %d-%d (%d of %d)", name, part.Start, part.End, len(part.Replay), len(part.All),
+				full.Start, full.End, len(full.Replay), len(full.All))
+		}
+		for i := range part.Replay {
+			if part.Replay[i].Seq != full.Replay[i].Seq || part.Replay[i].Pruned {
+				t.Errorf("%s: replayed jset %d: seq %d (pruned %v), want %d", name, i, part.Replay[i].Seq, part.Replay[i].Pruned, full.Replay[i].Seq)
+			}
+		}
+		if part.KeysRead != full.KeysRead || len(part.Keys) != len(full.Keys) {
+			t.Fatalf("%s: %d keys (%d read), full read %d (%d)", name, len(part.Keys), part.KeysRead, len(full.Keys), full.KeysRead)
+		}
+		for i := range part.Keys {
+			a, b := &part.Keys[i], &full.Keys[i]
+			if a.Key != b.Key || a.Btree != b.Btree || a.Seq != b.Seq || !bytes.Equal(a.Val, b.Val) {
+				t.Fatalf("%s: key %d: %v, full read %v", name, i, a.Key, b.Key)
+			}
+		}
+		if fmt.Sprint(part.Notes) != fmt.Sprint(full.Notes) || fmt.Sprint(part.Problems()) != fmt.Sprint(full.Problems()) {
+			t.Errorf("%s: notes %q problems %v; full read %q %v", name, part.Notes, part.Problems(), full.Notes, full.Problems())
+		}
+		pruned, kept := 0, 0
+		for _, js := range part.All {
+			switch {
+			case js.Pruned:
+				pruned++
+				if js.Seq >= part.Start || js.Entries != nil {
+					t.Errorf("%s: jset %d pruned (replay from %d), entries %d", name, js.Seq, part.Start, len(js.Entries))
+				}
+			case js.CsumGood:
+				kept++
+			}
+		}
+		t.Logf("%s: %d jsets, replay %d-%d, %d pruned, %d kept", name, len(part.All), part.Start, part.End, pruned, kept)
 	}
 }
