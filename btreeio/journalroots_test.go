@@ -116,3 +116,34 @@ func TestJournalForReplayLikeFull(t *testing.T) {
 		t.Logf("%s: %d jsets, replay %d-%d, %d pruned, %d kept", name, len(part.All), part.Start, part.End, pruned, kept)
 	}
 }
+
+// BenchmarkReadJournal reads the unclean case's journal whole (a
+// listing) and for its replay; B/op is the memory each allocates.
+func BenchmarkReadJournal(b *testing.B) {
+	casedata.Require(b)
+	d, err := OpenDevice(casedata.CaseImages(b, "unclean")[0])
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.Close()
+	fs, err := Assemble([]*Device{d})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var journalBytes int64
+	for _, r := range d.SB.Journal {
+		journalBytes += int64(r.Nr) * int64(fs.SB.Members[d.SB.DevIdx].BucketSize) * SectorSize
+	}
+	for _, tc := range []struct {
+		name string
+		read func() *Journal
+	}{{"whole", fs.ReadJournal}, {"replay", fs.readJournalForReplay}} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.SetBytes(journalBytes)
+			b.ReportAllocs()
+			for b.Loop() {
+				tc.read()
+			}
+		})
+	}
+}
