@@ -46,12 +46,13 @@ binary() {
 		return
 	fi
 	local wt="$tmp/wt-$2"
-	git -C "$root" worktree add --detach -q "$wt" "$1" >&2
-	(cd "$wt" && CGO_ENABLED=0 go build -trimpath -o "$tmp/bpcheck-$2" ./cmd/bpcheck) >&2
+	# Inside $(...) set -e does not hold: every step checks itself.
+	git -C "$root" worktree add --detach -q "$wt" "$1" >&2 || return 1
+	(cd "$wt" && CGO_ENABLED=0 go build -trimpath -o "$tmp/bpcheck-$2" ./cmd/bpcheck) >&2 || return 1
 	echo "$tmp/bpcheck-$2"
 }
-binA=$(binary "$a" a)
-binB=$(binary "$b" b)
+binA=$(binary "$a" a) || { echo "$0: cannot build or find A ($a)" >&2; exit 1; }
+binB=$(binary "$b" b) || { echo "$0: cannot build or find B ($b)" >&2; exit 1; }
 
 echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ) $(grep -m1 '^model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ *//'), $(getconf _NPROCESSORS_ONLN) CPUs"
 echo "# A: $a  B: $b  args: $*  rounds: $rounds"
@@ -61,6 +62,10 @@ set +e
 want=$?
 "$binB" "$@" >/dev/null 2>&1
 set -e
+if [ "$want" -ge 126 ]; then # not run (126, 127) or killed by a signal
+	echo "$0: A's first run exited $want" >&2
+	exit 1
+fi
 TIMEFORMAT='%3R %3U %3S'
 run() { # run BIN: prints "wall cpu status" in ms
 	local t st

@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 
@@ -75,6 +77,9 @@ type Journal struct {
 	prune bool
 	floor uint64
 	kept  []*Jset
+	// blacklist is the superblock's journal_seq_blacklist: entries of
+	// these seqs are never replayed, so damage to them is no problem.
+	blacklist []JournalBucketRange
 }
 
 // JournalKey is one key from a btree_keys journal entry.
@@ -99,7 +104,7 @@ func (fs *FS) ReadJournal() *Journal { return fs.readJournal(false) }
 func (fs *FS) readJournalForReplay() *Journal { return fs.readJournal(true) }
 
 func (fs *FS) readJournal(prune bool) *Journal {
-	j := &Journal{version: fs.SB.Version, prune: prune}
+	j := &Journal{version: fs.SB.Version, prune: prune, blacklist: fs.SB.Blacklist}
 	bySeq := map[uint64]*Jset{}
 	for idx, d := range fs.Devices {
 		if d == nil {
@@ -398,6 +403,7 @@ func (fs *FS) selectReplay(j *Journal) {
 // the newest btree_root entry.
 func (j *Journal) Roots() ([]Root, error) {
 	roots := map[bp.BtreeID]Root{}
+	unreadable := map[bp.BtreeID]error{} // up to 1.13: the last entry decides
 	for _, js := range j.Replay {
 		for _, e := range js.Entries {
 			if e.Type != JEntryBtreeRoot {
@@ -408,17 +414,21 @@ func (j *Journal) Roots() ([]Root, error) {
 				// 1.14 on skips it (the root stays as it was); those of
 				// 1.13 and before mark the root unreadable.
 				if j.version < bp.VersionBackpointerBucketGen {
-					return nil, &Error{Dev: js.Dev, Offset: js.Offset, What: "journal btree_root entry", Btree: e.BtreeID.String(), Level: int(e.Level),
+					unreadable[e.BtreeID] = &Error{Dev: js.Dev, Offset: js.Offset, What: "journal btree_root entry", Btree: e.BtreeID.String(), Level: int(e.Level),
 						Err: fmt.Errorf("%w: seq %d holds no key: the root of btree %s is unreadable, as recovery of metadata up to 1.13 takes it", ErrCorrupt, js.Seq, e.BtreeID)}
 				}
 				continue
 			}
+			delete(unreadable, e.BtreeID)
 			k, val, err := bp.DecodeUnpacked(e.Payload)
 			if err != nil {
 				return nil, &Error{Dev: js.Dev, Offset: js.Offset, What: "journal btree_root entry", Btree: e.BtreeID.String(), Level: int(e.Level), Err: err}
 			}
 			roots[e.BtreeID] = Root{Btree: e.BtreeID, Level: e.Level, Key: k, Val: val}
 		}
+	}
+	for _, id := range slices.Sorted(maps.Keys(unreadable)) {
+		return nil, unreadable[id]
 	}
 	out := make([]Root, 0, len(roots))
 	for _, r := range roots {
@@ -541,8 +551,16 @@ func (j *Journal) Problems() []error {
 	}
 	replayed := len(j.Replay) > 0
 	var out []error
+	blacklisted := func(seq uint64) bool {
+		for _, r := range j.blacklist {
+			if seq >= r.Start && seq < r.Nr { // Nr holds the exclusive end
+				return true
+			}
+		}
+		return false
+	}
 	for _, e := range j.tagged {
-		inRange := replayed && e.seq >= j.Start && e.seq <= j.End
+		inRange := replayed && e.seq >= j.Start && e.seq <= j.End && !blacklisted(e.seq)
 		switch {
 		case e.kind == errAlways,
 			e.kind == errBadCopy && inRange && !good[e.seq],

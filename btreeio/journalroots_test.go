@@ -57,6 +57,67 @@ func TestJournalEmptyRootEntry(t *testing.T) {
 	if _, err := j.Roots(); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("metadata %d: %v, want the root unreadable", j.version, err)
 	}
+	// ... unless a later entry sets it again: the last entry decides.
+	var payload []byte
+	for _, js := range j.Replay {
+		for _, e := range js.Entries {
+			if e.Type == JEntryBtreeRoot && e.BtreeID == bp.BtreeExtents && len(e.Payload) > 0 {
+				payload = e.Payload
+			}
+		}
+	}
+	j.Replay = append(j.Replay, &Jset{Dev: d.Path, Offset: 8192, Seq: j.End + 2,
+		Entries: []JEntry{{Type: JEntryBtreeRoot, BtreeID: bp.BtreeExtents, Level: ext.Level, Payload: payload}}})
+	got, err = j.Roots()
+	if err != nil {
+		t.Fatalf("metadata %d, the root set again after an empty entry: %v", j.version, err)
+	}
+	for i := range got {
+		if got[i].Btree == bp.BtreeExtents && got[i].Key != ext.Key {
+			t.Errorf("extents root %v, want %v", got[i].Key, ext.Key)
+		}
+	}
+}
+
+// TestJournalProblemsSkipBlacklisted: damage to an entry of a
+// blacklisted seq inside the replayed range is no problem (recovery never
+// replays it; the kernel does not even report its checksum), damage to
+// another entry of the range is.
+func TestJournalProblemsSkipBlacklisted(t *testing.T) {
+	casedata.Require(t)
+	d, err := OpenDevice(casedata.CaseImages(t, "unclean")[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	fs, err := Assemble([]*Device{d})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := fs.readJournalForReplay()
+	if len(j.blacklist) == 0 {
+		t.Fatal("the unclean case has no blacklist")
+	}
+	var bl *JournalBucketRange
+	for i := range j.blacklist {
+		if r := &j.blacklist[i]; r.Start >= j.Start && r.Start <= j.End {
+			bl = r
+		}
+	}
+	if bl == nil {
+		t.Fatalf("no blacklisted seq in the replay %d-%d: %v", j.Start, j.End, j.blacklist)
+	}
+	if p := j.Problems(); len(p) != 0 {
+		t.Fatalf("problems of the undamaged journal: %v", p)
+	}
+	j.addErr(bl.Start, errBadCopy, errors.New("damaged blacklisted entry"))
+	if p := j.Problems(); len(p) != 0 {
+		t.Errorf("a blacklisted entry's damage is a problem: %v", p)
+	}
+	j.addErr(j.End, errInRange, errors.New("damaged replayed entry"))
+	if p := j.Problems(); len(p) != 1 {
+		t.Errorf("problems %v, want the replayed entry's", p)
+	}
 }
 
 // TestJournalForReplayLikeFull: the journal read for a replay keeps the

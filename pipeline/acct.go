@@ -401,12 +401,22 @@ type acctRead struct {
 	c    *checker
 }
 
+// acctTestHooks let a test hold the accounting read (read, before it
+// starts) and act once the passes are done (beforeWait); nil otherwise.
+var acctTestHooks struct {
+	read       func(ctx context.Context)
+	beforeWait func()
+}
+
 // startAccountingRead starts reading the accounting btree; wait returns
 // what readAccounting would.
 func (c *checker) startAccountingRead(ctx context.Context) *acctRead {
 	r := &acctRead{done: make(chan struct{}), c: c}
 	go func() {
 		defer close(r.done)
+		if h := acctTestHooks.read; h != nil {
+			h(ctx)
+		}
 		r.t, r.ok, r.l, r.err = c.readAccountingWith(ctx)
 	}()
 	return r

@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -152,5 +154,55 @@ func TestCancelStopsLoaders(t *testing.T) {
 	}
 	if n := g.after.Load(); n > 1 {
 		t.Errorf("%d of %d backpointer leaves read after the cancel", n, len(leaves.nodes))
+	}
+}
+
+// TestCancelDuringAccountingRead cancels a check once its passes are
+// done while its read of the accounting btree (beside the passes) has not
+// ended: the result is an interrupted report with every pass's findings
+// and the accounting named as not compared (Run returned the cancel's
+// error and no report: exit 8, nothing printed).
+func TestCancelDuringAccountingRead(t *testing.T) {
+	casedata.Require(t)
+	paths := casedata.CaseImages(t, "corrupt-missing-bp")
+	base := runCase(t, "corrupt-missing-bp", pipeline.Options{Workers: 2})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	hold := func(ctx context.Context) { // until the cancel (never past 10 s: a failing run must end)
+		select {
+		case <-ctx.Done():
+		case <-time.After(10 * time.Second):
+		}
+	}
+	defer pipeline.SetAccountingHooks(hold, cancel)()
+	fs, err := btreeio.Open(paths)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fs.Close()
+	if err := fs.LoadRoots(); err != nil {
+		t.Fatal(err)
+	}
+	res, err := pipeline.Run(ctx, fs, pipeline.Options{Workers: 2})
+	if res == nil {
+		t.Fatalf("no report: %v", err)
+	}
+	if !res.Interrupted || err == nil || res.PassesDone != res.Passes {
+		t.Fatalf("interrupted %v after %d of %d passes, error %v", res.Interrupted, res.PassesDone, res.Passes, err)
+	}
+	var want, got []string
+	for _, f := range base.Findings {
+		if f.Code != "accounting_mismatch" {
+			want = append(want, f.Code)
+		}
+	}
+	for _, f := range res.Findings {
+		got = append(got, f.Code)
+	}
+	if len(want) == 0 || strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("findings %v, want the passes' %v", got, want)
+	}
+	if !slices.ContainsFunc(res.NotChecked, func(s string) bool { return strings.HasPrefix(s, "accounting: not compared (interrupted") }) {
+		t.Errorf("not checked: %q", res.NotChecked)
 	}
 }

@@ -358,7 +358,7 @@ const allBuckets = ^shard.BucketKey(0) - 1
 
 // allocLeafBuckets returns the bucket range [lo, hi] of the keys alloc
 // leaf n can hold, as the shards make their keys (shard.MakeBucketKey of
-// the position, which keeps 48 bits of the offset): the whole range when
+// the position, which saturates the offset at 2^48 - 1): the whole range when
 // the leaf reaches past the 256 devices or the 48 bits (the btree's last
 // leaf ends at the largest position).
 func allocLeafBuckets(n *btreeio.Node) (lo, hi shard.BucketKey) {
@@ -429,7 +429,7 @@ func (l *allocLoader) Node(n *btreeio.Node) error {
 			// by the loader whose buckets hold it (keys past the 256
 			// devices: the last one).
 			bk := shard.MakeBucketKey(min(p.Inode, 256), p.Offset)
-			if (p.Inode < 256 && bk >= l.lo && bk < l.hi || p.Inode >= 256 && l.hi == ^shard.BucketKey(0)) && !l.quiet && !l.c.rejudging {
+			if (p.Inode < 256 && bk >= l.lo && bk < l.hi || p.Inode >= 256 && l.hi == ^shard.BucketKey(0)) && !l.quiet {
 				dev := -1
 				if p.Inode < 256 {
 					dev = int(p.Inode)

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"context"
 	"errors"
 	"maps"
 	"path/filepath"
@@ -152,5 +153,45 @@ func TestAllocKeyMissingDevBucketOnce(t *testing.T) {
 		if reported[p] != 1 {
 			t.Errorf("alloc key %s reported %d times, want once", p, reported[p])
 		}
+	}
+}
+
+// TestRejudgeAllocKeyMissingDevBucket: a live check confirms an
+// alloc_key_to_missing_dev_bucket of an existing member on a fresh read
+// (Rejudge); were it quiet there, confirm would call it transient.
+func TestRejudgeAllocKeyMissingDevBucket(t *testing.T) {
+	paths := generate(t, gen.Params{Devices: 1, DeviceSize: 64 << 20, Extents: 500, Seed: 2,
+		Inject: map[string]int{gen.KindAllocPastEnd: 1}})
+	fs, err := btreeio.Open(paths)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fs.Close()
+	if err := fs.LoadRoots(); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Run(context.Background(), fs, Options{Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f *report.Finding
+	for i := range res.Findings {
+		if res.Findings[i].Code == report.AllocKeyToMissingDevBucket {
+			f = &res.Findings[i]
+		}
+	}
+	if f == nil {
+		t.Fatalf("no %s in %d findings", report.AllocKeyToMissingDevBucket, len(res.Findings))
+	}
+	got, _, err := Rejudge(context.Background(), fs, []BucketRef{{Dev: f.Dev, Bucket: f.Bucket}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, g := range got {
+		found = found || g.Code == f.Code && g.Dev == f.Dev && g.Bucket == f.Bucket
+	}
+	if !found {
+		t.Errorf("Rejudge of %d:%d: %v, want the %s again", f.Dev, f.Bucket, got, f.Code)
 	}
 }

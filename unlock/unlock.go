@@ -207,7 +207,7 @@ func passphrase(opt Options, uuid string) ([]byte, string, error) {
 	if opt.Prompt != nil {
 		fmt.Fprintf(opt.Prompt, "Enter passphrase for %s: ", uuid)
 	}
-	b, err := readPassword(opt.Context, int(opt.Terminal.Fd()))
+	b, err := readPassword(opt.Context, opt.Terminal)
 	if opt.Prompt != nil {
 		fmt.Fprintln(opt.Prompt)
 	}
@@ -217,31 +217,67 @@ func passphrase(opt Options, uuid string) ([]byte, string, error) {
 	return b, "passphrase typed on the terminal", nil
 }
 
-// readPassword reads a line from terminal fd with echo off, until ctx (if
-// any) is done: then the terminal's state is restored and ctx's error
-// returned (the read is left to the process's exit).
-func readPassword(ctx context.Context, fd int) ([]byte, error) {
+// readPassword reads a line from terminal f with echo off, until ctx (if
+// any) is done: then ctx's error is returned (the read is left to the
+// process's exit). Echo is turned off and restored here, not by the
+// reading goroutine, so that a cancel can never leave it off.
+func readPassword(ctx context.Context, f *os.File) ([]byte, error) {
+	fd := int(f.Fd())
 	if ctx == nil {
 		return term.ReadPassword(fd)
 	}
-	state, err := term.GetState(fd)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	old, err := unix.IoctlGetTermios(fd, unix.TCGETS)
 	if err != nil {
 		return nil, err
 	}
+	quiet := *old
+	quiet.Lflag &^= unix.ECHO
+	quiet.Lflag |= unix.ICANON | unix.ISIG
+	quiet.Iflag |= unix.ICRNL
+	if err := unix.IoctlSetTermios(fd, unix.TCSETS, &quiet); err != nil {
+		return nil, err
+	}
+	defer unix.IoctlSetTermios(fd, unix.TCSETS, old)
 	type result struct {
 		b   []byte
 		err error
 	}
 	done := make(chan result, 1)
 	go func() {
-		b, err := term.ReadPassword(fd)
+		b, err := readLine(f)
 		done <- result{b, err}
 	}()
 	select {
 	case r := <-done:
 		return r.b, r.err
 	case <-ctx.Done():
-		_ = term.Restore(fd, state)
 		return nil, ctx.Err()
+	}
+}
+
+// readLine reads bytes from f up to a newline (not returned) or the end.
+func readLine(f *os.File) ([]byte, error) {
+	var out []byte
+	var c [1]byte
+	for {
+		n, err := f.Read(c[:])
+		if n == 1 {
+			switch c[0] {
+			case '\n':
+				return out, nil
+			case '\r':
+			default:
+				out = append(out, c[0])
+			}
+		}
+		if err != nil {
+			if errors.Is(err, io.EOF) && len(out) > 0 {
+				return out, nil
+			}
+			return nil, err
+		}
 	}
 }

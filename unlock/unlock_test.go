@@ -290,3 +290,51 @@ func TestPromptCancelled(t *testing.T) {
 		t.Error("echo left off on the terminal")
 	}
 }
+
+// TestPromptCancelledBefore: a context already done when the passphrase
+// would be asked for ends Unlock at once, echo untouched (a cancel racing
+// the prompt's start left echo off).
+func TestPromptCancelledBefore(t *testing.T) {
+	fs, _ := open(t)
+	for range 20 {
+		_, pts := openPTY(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		if _, err := unlock.Unlock(fs, unlock.Options{NoKeyring: true, Terminal: pts, Prompt: io.Discard, Context: ctx}); !errors.Is(err, context.Canceled) {
+			t.Fatalf("Unlock: %v, want the context's error", err)
+		}
+		tio, err := unix.IoctlGetTermios(int(pts.Fd()), unix.TCGETS)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tio.Lflag&unix.ECHO == 0 {
+			t.Fatal("echo left off on the terminal")
+		}
+	}
+}
+
+// TestPromptReadsPassphrase: the passphrase typed on the terminal unlocks
+// the filesystem (through the cancellable read).
+func TestPromptReadsPassphrase(t *testing.T) {
+	fs, pass := open(t)
+	ptmx, pts := openPTY(t)
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		ptmx.Write(append(append([]byte(nil), pass...), '\n'))
+	}()
+	src, err := unlock.Unlock(fs, unlock.Options{NoKeyring: true, Terminal: pts, Prompt: io.Discard, Context: context.Background()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if src != "passphrase typed on the terminal" {
+		t.Errorf("source %q", src)
+	}
+	readable(t, fs)
+	tio, err := unix.IoctlGetTermios(int(pts.Fd()), unix.TCGETS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tio.Lflag&unix.ECHO == 0 {
+		t.Error("echo left off after the passphrase")
+	}
+}

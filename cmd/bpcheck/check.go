@@ -125,7 +125,11 @@ func parseMemory(s string, total uint64) (int64, error) {
 		if err != nil || !(p > 0 && p <= 100) { // NaN too
 			return 0, fmt.Errorf("bad memory percentage %q", s)
 		}
-		return max(int64(float64(total)*p/100), minMemory), nil
+		v := int64(float64(total) * p / 100)
+		if v < minMemory {
+			return 0, fmt.Errorf("bad memory percentage %q: under 4K", s)
+		}
+		return v, nil
 	}
 	// Accept 8G, 8GB, 8GiB, 512M, 512MiB, 4096 (bytes), 4096B.
 	v, err := gen.ParseSize(s)
@@ -333,8 +337,9 @@ type checkOutput struct {
 }
 
 // check runs the check on an open filesystem and writes the report. A
-// report that could not be written (a full disk, a closed pipe) adds 8
-// to the exit code, with a message on stderr.
+// report that could not be written (a full disk, an I/O error) adds 8 to
+// the exit code, with a message on stderr. (A closed pipe on standard
+// output ends the process with SIGPIPE first, as for any program.)
 func check(ctx context.Context, fs *btreeio.FS, opt pipeline.Options, out checkOutput, stdout, stderr io.Writer) int {
 	w := bufio.NewWriterSize(stdout, 1<<16)
 	code := checkTo(ctx, fs, opt, out, w, stderr)

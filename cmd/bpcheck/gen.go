@@ -215,10 +215,13 @@ func runGen(args []string, stdout, stderr io.Writer) int {
 	start := time.Now()
 	m, err := gen.Generate(*out, p)
 	if err != nil {
-		// No half-written filesystem is left behind.
+		// No half-written filesystem is left behind: its images (regular
+		// files only: a symlink the generator refused stays) and a
+		// manifest of an earlier run, which no longer describes them.
 		for i := range full.Devices {
-			os.Remove(filepath.Join(*out, fmt.Sprintf("dev%d.img", i)))
+			removeRegular(filepath.Join(*out, fmt.Sprintf("dev%d.img", i)))
 		}
+		removeRegular(filepath.Join(*out, "manifest.json"))
 		if errors.Is(err, gen.ErrDeviceFull) {
 			return usageErr("%v: give a larger --device-size (or fewer --extents)", err)
 		}
@@ -260,4 +263,12 @@ func sortedKeys[V any](m map[string]V) []string {
 		}
 	}
 	return keys
+}
+
+// removeRegular removes path if it is a regular file (never through or
+// of a symlink).
+func removeRegular(path string) {
+	if fi, err := os.Lstat(path); err == nil && fi.Mode().IsRegular() {
+		os.Remove(path)
+	}
 }

@@ -28,8 +28,10 @@ const (
 const exitCodesHelp = `Exit codes:
   0   no problems found
   4   problems found and left uncorrected
-  8   operational error (cannot read a device or node; encrypted filesystem
-      whose key was not given or whose passphrase is wrong)
+  8   operational error (cannot read a device or node; a device shorter than
+      its superblock's buckets; a damaged journal entry among those an
+      unclean filesystem replays; encrypted filesystem whose key was not
+      given or whose passphrase is wrong; the report could not be written)
   16  usage error (bad arguments, not a bcachefs device, incomplete device set,
       metadata newer than bpcheck knows without --allow-newer)
   32  interrupted (partial report)
@@ -183,7 +185,11 @@ func parseArgs(fl *flag.FlagSet, args []string, stderr io.Writer) (code int, ok 
 		}
 		return exitUsage, false
 	}
-	for _, a := range fl.Args() {
+	rest := fl.Args()
+	if n := len(rest); n > 0 && len(args) > n && args[len(args)-n-1] == "--" {
+		return 0, true // after "--", device paths may start with '-'
+	}
+	for _, a := range rest {
 		if len(a) > 1 && a[0] == '-' {
 			fmt.Fprintf(stderr, "bpcheck: %s after the devices: options go before them\n", a)
 			return exitUsage, false

@@ -529,6 +529,7 @@ func TestExitCodes(t *testing.T) {
 
 		{"usage/no-args", nil, exitUsage, "Usage: bpcheck COMMAND"},
 		{"usage/option-after-device", check(tiny, "--json"), exitUsage, "--json after the devices: options go before them"},
+		{"clean/device-after-double-dash", check("--json", "--", tiny), exitClean, ""},
 		{"clean/check-help", check("--help"), exitClean, "Usage: bpcheck check"},
 		{"usage/help-unknown-command", []string{"help", "nosuch"}, exitUsage, `unknown command "nosuch"`},
 		{"usage/list-level", []string{"list", "-l", "300", tiny}, exitUsage, "a btree level is 0 to 255"},
@@ -967,5 +968,24 @@ func TestTimeoutLiftsReadRate(t *testing.T) {
 	}
 	if d := time.Since(start); d > 20*time.Second {
 		t.Errorf("the check ran %v past a 200 ms timeout", d)
+	}
+}
+
+// TestDeviceNamedLikeOption: after "--" a device path may start with
+// '-'; without it, such an argument after the devices is a misplaced
+// option (usage error).
+func TestDeviceNamedLikeOption(t *testing.T) {
+	casedata.Require(t)
+	tiny := casedata.CaseImages(t, "tiny")[0]
+	dir := t.TempDir()
+	if err := os.Symlink(tiny, filepath.Join(dir, "-tiny.img")); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(dir)
+	if r := runCLI(t, "check", "--", "-tiny.img"); r.code != exitClean {
+		t.Errorf("check -- -tiny.img: exit %d, stderr %s", r.code, r.stderr)
+	}
+	if r := runCLI(t, "check", tiny, "-tiny.img"); r.code != exitUsage {
+		t.Errorf("check DEV -tiny.img: exit %d, want %d", r.code, exitUsage)
 	}
 }

@@ -20,7 +20,7 @@ func TestParseMemory(t *testing.T) {
 			t.Errorf("parseMemory(%q) = %d, %v; want %d", in, got, err, want)
 		}
 	}
-	for _, in := range []string{"", "0", "-1G", "abc", "0%", "150%", "G", "1X", "99999999999T", "1k", "3", "NaN%", "nan%"} {
+	for _, in := range []string{"", "0", "-1G", "abc", "0%", "150%", "G", "1X", "99999999999T", "1k", "3", "NaN%", "nan%", "0.00000001%"} {
 		if v, err := parseMemory(in, total); err == nil {
 			t.Errorf("parseMemory(%q) = %d, want an error", in, v)
 		}
