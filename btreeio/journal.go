@@ -349,6 +349,11 @@ func (fs *FS) selectReplay(j *Journal) {
 		}
 		for _, h := range fs.holes(next, js.Seq) {
 			j.Notes = append(j.Notes, fmt.Sprintf("journal hole: seq %d..%d missing", h[0], h[1]-1))
+			// Their keys are missing from the replay: a problem of the
+			// check, as journal_entries_missing is one of fsck's (a
+			// Problem only: no read of the journal failed).
+			j.tagged = append(j.tagged, journalErr{kind: errAlways, err: &Error{Dev: js.Dev, Offset: -1, What: "journal", Level: -1,
+				Err: fmt.Errorf("%w: entries %d to %d of the replayed range %d-%d are missing", ErrCorrupt, h[0], h[1]-1, j.Start, j.End)}})
 		}
 		next = js.Seq + 1
 		if !js.CsumGood {

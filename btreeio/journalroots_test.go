@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"bpcheck/bp"
@@ -206,5 +207,38 @@ func BenchmarkReadJournal(b *testing.B) {
 				tc.read()
 			}
 		})
+	}
+}
+
+// TestJournalHoleIsProblem: a seq missing from the replayed range (not
+// blacklisted) is a problem of the check: its keys are not replayed.
+func TestJournalHoleIsProblem(t *testing.T) {
+	casedata.Require(t)
+	d, err := OpenDevice(casedata.CaseImages(t, "unclean")[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	fs, err := Assemble([]*Device{d})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := fs.readJournalForReplay()
+	if p := j.Problems(); len(p) != 0 {
+		t.Fatalf("problems of the undamaged journal: %v", p)
+	}
+	// Drop the newest replayed entry but one.
+	drop := j.Replay[len(j.Replay)-2].Seq
+	var all []*Jset
+	for _, js := range j.All {
+		if js.Seq != drop {
+			all = append(all, js)
+		}
+	}
+	h := &Journal{All: all, version: j.version, blacklist: j.blacklist}
+	fs.selectReplay(h)
+	p := h.Problems()
+	if len(p) != 1 || !strings.Contains(p[0].Error(), fmt.Sprintf("entries %d to %d", drop, drop)) {
+		t.Errorf("replay without seq %d: problems %v", drop, p)
 	}
 }
