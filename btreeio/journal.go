@@ -234,7 +234,8 @@ func (fs *FS) scanJournalBucket(d *Device, base int64, buf []byte, j *Journal, b
 			// reuses.
 			entries, err := ParseJEntries(bytes.Clone(buf[off+jsetHeaderBytes : end]))
 			if err != nil {
-				j.addErr(seq, errInRange, &Error{Dev: d.Path, Offset: at, What: "journal entry", Level: -1, Err: fmt.Errorf("seq %d: %w", seq, err)})
+				j.addErr(seq, errInRange, &Error{Dev: d.Path, Offset: at, What: "journal entry", Level: -1,
+					Err: fmt.Errorf("seq %d: entries from byte %d of the jset: %w", seq, jsetHeaderBytes, err)})
 			}
 			js.Entries = entries
 			if j.prune {
@@ -379,7 +380,7 @@ func (fs *FS) selectReplay(j *Journal) {
 				k, val, err := bp.DecodeUnpacked(e.Payload[off:])
 				if err != nil {
 					j.addErr(js.Seq, errInRange, &Error{Dev: js.Dev, Offset: js.Offset, What: "journal key", Btree: e.BtreeID.Name(fs.SB.Version), Level: int(e.Level),
-						Err: fmt.Errorf("seq %d entry at byte %d: %w", js.Seq, e.Offset, err)})
+						Err: fmt.Errorf("seq %d: jset_entry at byte %d of the jset: %w", js.Seq, jsetHeaderBytes+e.Offset, err)})
 					break
 				}
 				j.Keys = append(j.Keys, JournalKey{Btree: e.BtreeID, Level: e.Level, Key: k, Val: val, Seq: js.Seq, offset: e.Offset + off})
