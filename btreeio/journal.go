@@ -4,6 +4,7 @@ import (
 	"bpcheck/aio"
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -37,6 +38,10 @@ type Jset struct {
 	// Pruned says Entries were not kept: the jset lies before every
 	// range recovery could replay.
 	Pruned bool
+	// readable: the entries could be decoded (a jset whose checksum is
+	// bad but whose content could be read, decrypted where keyed, is
+	// replayed as recovery replays it).
+	readable bool
 }
 
 // NoFlush reports the NO_FLUSH flag: the entry was written without a
@@ -221,10 +226,15 @@ func (fs *FS) scanJournalBucket(d *Device, base int64, buf []byte, j *Journal, b
 		}
 		prev, seen := bySeq[seq]
 		store := !seen || (!prev.CsumGood && js.CsumGood)
-		switch {
-		case !js.CsumGood:
+		// Decodable: good, or a checksum mismatch only (decrypted with
+		// the key where keyed, of a version bpcheck reads).
+		js.readable = js.CsumGood || err == nil && errors.Is(js.CsumErr, ErrBadChecksum)
+		if !js.CsumGood {
 			sawBad = true
 			j.addErr(seq, errBadCopy, &Error{Dev: d.Path, Offset: at, What: "journal entry", Level: -1, Err: js.CsumErr})
+		}
+		switch {
+		case !js.readable:
 		case !store:
 			// A copy of a jset already read good (another device's).
 		case j.prune && seq < j.floor:
@@ -366,8 +376,15 @@ func (fs *FS) selectReplay(j *Journal) {
 		}
 		next = js.Seq + 1
 		if !js.CsumGood {
-			j.Notes = append(j.Notes, fmt.Sprintf("journal entry seq %d has a bad checksum; its keys are not replayed", js.Seq))
-			continue
+			if !js.readable {
+				j.Notes = append(j.Notes, fmt.Sprintf("journal entry seq %d cannot be read; its keys are not replayed", js.Seq))
+				j.tagged = append(j.tagged, journalErr{seq: js.Seq, kind: errInRange, err: &Error{Dev: js.Dev, Offset: js.Offset, What: "journal entry", Level: -1, Err: js.CsumErr}})
+				continue
+			}
+			// Recovery replays it, after logging the bad checksum
+			// (journal/read.c: "Don't print checksum errors until we
+			// know we're going to use a given journal entry").
+			j.Notes = append(j.Notes, fmt.Sprintf("journal entry seq %d has a bad checksum; replayed, as recovery replays it", js.Seq))
 		}
 		j.Replay = append(j.Replay, js)
 	}
@@ -539,7 +556,7 @@ type journalErrKind uint8
 
 const (
 	errAlways  journalErrKind = iota // a journal bucket unread: entries may be missing
-	errBadCopy                       // a damaged copy of entry seq (another copy may be good)
+	errBadCopy                       // a damaged copy of entry seq: listed, no problem by itself (replayed when readable, else selectReplay tags it)
 	errInRange                       // an entry or key of seq that did not decode
 )
 
@@ -550,19 +567,16 @@ func (j *Journal) addErr(seq uint64, kind journalErrKind, err error) {
 }
 
 // Problems returns the errors of reading the journal that bear on what
-// recovery replays: journal buckets that could not be read, entries of
-// the replayed range (Start to End) of which no good copy was read, and
-// entries or keys of that range that did not decode. Damage outside the
-// range, the newest flushed entry skipped as a torn write among it, is
-// not one (Notes say it). A check reports them as errors: the keys they
-// hide are missing from its overlay.
+// recovery replays: journal buckets that could not be read; entries of
+// the replayed range (Start to End) that could not be read at all, or
+// whose entries or keys did not decode; and seqs missing from that
+// range. A bad checksum alone is not one: recovery replays such an entry
+// after logging it, and so does bpcheck (a note says so). Blacklisted
+// seqs and the newest flushed entry skipped as a torn write are not
+// replayed, so their damage is not one either. A live check keeps the
+// unreadable buckets only. A check reports them as errors: the keys
+// they hide are missing from its overlay.
 func (j *Journal) Problems() []error {
-	good := map[uint64]bool{}
-	for _, js := range j.All {
-		if js.CsumGood {
-			good[js.Seq] = true
-		}
-	}
 	replayed := len(j.Replay) > 0
 	var out []error
 	blacklisted := func(seq uint64) bool {
@@ -577,7 +591,6 @@ func (j *Journal) Problems() []error {
 		inRange := replayed && e.seq >= j.Start && e.seq <= j.End && !blacklisted(e.seq)
 		switch {
 		case e.kind == errAlways,
-			!j.live && e.kind == errBadCopy && inRange && !good[e.seq],
 			!j.live && e.kind == errInRange && inRange:
 			out = append(out, e.err)
 		}

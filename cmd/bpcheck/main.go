@@ -29,8 +29,8 @@ const exitCodesHelp = `Exit codes:
   0   no problems found
   4   problems found and left uncorrected
   8   operational error (cannot read a device or node; a device shorter than
-      its superblock's buckets; a damaged or missing journal entry among
-      those an unclean filesystem replays; encrypted filesystem whose key was not
+      its superblock's buckets; an unreadable or missing journal entry
+      among those an unclean filesystem replays; encrypted filesystem whose key was not
       given or whose passphrase is wrong; the report could not be written)
   16  usage error (bad arguments, not a bcachefs device, incomplete device set,
       metadata newer than bpcheck knows without --allow-newer)
