@@ -10,6 +10,7 @@ package confirm
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"bpcheck/bp"
@@ -47,8 +48,9 @@ type Result struct {
 	// values of the last one; Transient those that went away, as the scan
 	// found them.
 	Confirmed, Transient []report.Finding
-	// Errors are the scan's errors less those of nodes that read well on
-	// a re-read, and the errors of the re-reads.
+	// Errors are the scan's errors (those of nodes that read well on a
+	// re-read say so: what they hid was not judged) and the errors of
+	// the re-reads that the scan had not met.
 	Errors []error
 	// Seqs are the newest journal seqs of the scan and of each re-read.
 	Seqs []uint64
@@ -106,6 +108,13 @@ func Run(ctx context.Context, fs *btreeio.FS, findings []report.Finding, errs []
 	var rereadErrs []error
 	attempts := 2*opt.Rereads + 2
 	good := 0
+	// A node the scan could not read and a re-read cannot either (a
+	// damaged node, not one being rewritten) does not void the re-read:
+	// its error is the scan's, reported once.
+	scanErr := map[string]bool{}
+	for _, e := range errs {
+		scanErr[e.Error()] = true
+	}
 	for try := 0; try < attempts && good < opt.Rereads; try++ {
 		prev := res.Seqs[len(res.Seqs)-1]
 		moved, err := refresh(ctx, fs, prev, try > 0, opt)
@@ -116,6 +125,7 @@ func Run(ctx context.Context, fs *btreeio.FS, findings []report.Finding, errs []
 		if err != nil {
 			return nil, err
 		}
+		ferrs = slices.DeleteFunc(ferrs, func(e error) bool { return scanErr[e.Error()] })
 		if len(ferrs) > 0 {
 			rereadErrs = ferrs
 			continue
@@ -149,9 +159,13 @@ func Run(ctx context.Context, fs *btreeio.FS, findings []report.Finding, errs []
 		}
 	}
 	for _, e := range errs {
-		if !gone[e.Error()] {
-			res.Errors = append(res.Errors, e)
+		if gone[e.Error()] {
+			// The node reads now, but the scan judged nothing of what
+			// its keys hold: still an error (a check of what it hid is
+			// a new check).
+			e = fmt.Errorf("%w (it read on a fresh re-read; what its keys hold was not judged: check again)", e)
 		}
+		res.Errors = append(res.Errors, e)
 	}
 	res.Errors = append(res.Errors, rereadErrs...)
 	report.Sort(res.Confirmed)

@@ -384,6 +384,13 @@ func checkTo(ctx context.Context, fs *btreeio.FS, opt pipeline.Options, out chec
 	stopProgress()
 	var liveSum *report.LiveSummary
 	var liveNote string
+	if fs.Live() && res != nil && res.Interrupted && len(res.Findings) > 0 {
+		// Interrupted during the scan: its candidates are not reported
+		// (unconfirmed, they may be transient), as when interrupted
+		// while confirming.
+		res.NotChecked = append(res.NotChecked, fmt.Sprintf("the confirmation of %d candidate finding(s) of the live check", len(res.Findings)))
+		res.Findings = nil
+	}
 	if fs.Live() && err == nil && res != nil {
 		// Every candidate finding is re-judged before it is reported.
 		cres, cerr := confirm.Run(ctx, fs, res.Findings, res.Errors, confirm.Options{})
@@ -403,11 +410,19 @@ func checkTo(ctx context.Context, fs *btreeio.FS, opt pipeline.Options, out chec
 			}
 			return exitOperational
 		}
+		candidates := len(res.Findings)
 		res.Findings, res.Errors = cres.Confirmed, cres.Errors
 		liveSum = &report.LiveSummary{Rereads: confirm.DefaultRereads, JournalSeqs: cres.Seqs, Idle: cres.Idle, Scans: scans}
+		if candidates > 0 {
+			liveSum.Rereads = max(len(cres.Seqs)-1, 0) // the re-reads made, fewer when they kept meeting read errors
+		}
 		liveSum.CountTransient(cres.Transient)
 		if len(cres.Seqs) > 1 {
 			liveNote = cres.Note()
+		}
+		if cres.Inconclusive && candidates > 0 {
+			liveNote = strings.TrimSpace(liveNote + fmt.Sprintf(" Only %d of the %d re-reads could be made without read errors: the findings still holding are reported as the scan and those re-reads found them.",
+				max(len(cres.Seqs)-1, 0), confirm.DefaultRereads))
 		}
 	}
 	if fs.Live() && liveSum == nil {
