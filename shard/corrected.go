@@ -97,6 +97,12 @@ func (s *Shard) Correct(lost *Lost) CorrectedView {
 	if !slices.IsSortedFunc(s.buckets, byKey) {
 		slices.SortStableFunc(s.buckets, byKey) // equal keys as they came (sortLoaded)
 	}
+	// A bucket whose alloc key was read twice (overlapping leaves of a
+	// corrupt alloc btree) is one bucket, as the kernel's iterator gives
+	// one key a position: the first, which the pointers were judged
+	// against (sortLoaded); judged twice, every allocinfo finding of it
+	// came twice.
+	s.buckets = slices.CompactFunc(s.buckets, func(a, b bucketState) bool { return a.key == b.key })
 	s.extra, s.lastOK, s.indexed = nil, false, false
 	s.dropDense()
 	return CorrectedView{s}

@@ -482,6 +482,9 @@ func (s *Shard) AddAlloc(k BucketKey, a bp.AllocV4) {
 	if s.nAlloc > 0 && k <= s.buckets[s.nAlloc-1].key {
 		s.allocBad = s.allocBad || s.mode == Digest
 		s.allocUnsorted = s.allocUnsorted || k < s.buckets[s.nAlloc-1].key
+		if k == s.buckets[s.nAlloc-1].key {
+			return // held twice: the first key stands (the kernel's iterator gives one)
+		}
 	}
 	s.buckets = append(s.buckets, bucketState{key: k, hasAlloc: true, a: a})
 	s.nAlloc++
@@ -735,6 +738,12 @@ func (s *Shard) sortLoaded() {
 	if s.allocUnsorted {
 		s.allocUnsorted = false
 		slices.SortStableFunc(s.buckets[:s.nAlloc], func(a, b bucketState) int { return cmp.Compare(a.key, b.key) })
+		// A bucket held twice keeps its first key (see AddAlloc).
+		kept := slices.CompactFunc(s.buckets[:s.nAlloc], func(a, b bucketState) bool { return a.key == b.key })
+		if n := len(kept); n < s.nAlloc {
+			s.buckets = append(kept, s.buckets[s.nAlloc:]...)
+			s.nAlloc = n
+		}
 		s.lastOK = false
 	}
 	if !s.bpsUnsorted {

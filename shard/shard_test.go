@@ -579,3 +579,32 @@ func TestBucketKeySaturates(t *testing.T) {
 		t.Errorf("key %d:%d, want 3:300", k.Dev(), k.Bucket())
 	}
 }
+
+// TestCorrectOneBucketOnce: a bucket whose alloc key was loaded twice
+// (overlapping leaves of a corrupt alloc btree) is one corrected bucket,
+// the first key (the one the pointers were judged against); it was two,
+// and every allocinfo finding of the bucket came twice.
+func TestCorrectOneBucketOnce(t *testing.T) {
+	s := New(testConfig(128), 0, MakeBucketKey(1, 0))
+	defer s.Release()
+	a1 := bp.AllocV4{Gen: 1, DataType: bp.DataUser, DirtySectors: 8}
+	a2 := bp.AllocV4{Gen: 2, DataType: bp.DataUser, DirtySectors: 16}
+	s.AddAlloc(MakeBucketKey(0, 5), a1)
+	s.AddAlloc(MakeBucketKey(0, 7), a1)
+	s.AddAlloc(MakeBucketKey(0, 7), a2)
+	s.AddAlloc(MakeBucketKey(0, 9), a1)
+	s.Finish(&Lost{})
+	v := s.Correct(&Lost{})
+	var keys []uint64
+	var gen7 uint8
+	for i := range v.Len() {
+		c := v.At(i)
+		keys = append(keys, c.Key.Bucket())
+		if c.Key.Bucket() == 7 {
+			gen7 = c.A.Gen
+		}
+	}
+	if fmt.Sprint(keys) != "[5 7 9]" || gen7 != 1 {
+		t.Errorf("corrected buckets %v (bucket 7 gen %d), want [5 7 9] with the first key's gen 1", keys, gen7)
+	}
+}
