@@ -281,6 +281,23 @@ func keyOf(fs *btreeio.FS, f *report.Finding) (pipeline.KeyRef, bool) {
 // pointer as a fresh read of its parent gives it; any other holds while
 // the key it names (the pointer's key, or the backpointer) still exists.
 func stillThere(fs *btreeio.FS, f *report.Finding) (bool, error) {
+	switch {
+	case f.Dev < 0 && f.Code == report.AllocKeyToMissingLRUEntry:
+		// A stripe LRU entry that should be there: it holds while the
+		// entry is still missing.
+		id, ok := bp.ParseBtreeID(f.Btree)
+		if !ok {
+			return true, nil
+		}
+		_, _, found, err := fs.Lookup(id, 0, f.Pos)
+		return err != nil || !found, nil
+	case f.Dev < 0 && f.Code == report.BackpointerToMissingPtr && f.HasBP:
+		// A stripe backpointer no pointer claims (stripe_backpointers):
+		// it holds while the backpointer is there (the extent it names
+		// is missing, or lacks the pointer).
+		_, _, found, err := fs.Lookup(bp.BtreeStripeBackpointers, 0, f.BP)
+		return err != nil || found, nil
+	}
 	k, named := keyOf(fs, f)
 	if nodeCode(f.Code) {
 		if !named || k.Level == 255 {

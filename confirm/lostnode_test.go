@@ -171,3 +171,34 @@ func TestDamagedDerivedNodeKeepsRereads(t *testing.T) {
 		t.Errorf("inconclusive %v, %d errors for the scan's %d: %v", cres.Inconclusive, len(cres.Errors), len(res.Errors), cres.Errors)
 	}
 }
+
+// TestMissingKeyFindingsHold: two findings name a key that is missing by
+// definition (a stripe LRU entry that should be there; a stripe
+// backpointer no pointer claims names its extent). On a filesystem that
+// does not change, the missing LRU entry holds (it was found "gone" on
+// every re-read because its key is absent), and a stripe backpointer
+// that does not exist does not.
+func TestMissingKeyFindingsHold(t *testing.T) {
+	casedata.Require(t)
+	fs, res := scanLive(t, "corrupt-missing-bp")
+	lru := report.Finding{Code: report.AllocKeyToMissingLRUEntry, Dev: -1, Btree: allocinfo.BtreeLRU.Name(fs.SB.Version),
+		Pos: bp.Pos{Inode: uint64(1<<16-2)<<48 | 7, Offset: 1<<48 | 9}, Detail: "missing stripes lru entry"}
+	stripeBP := report.Finding{Code: report.BackpointerToMissingPtr, Dev: -1, HasBP: true, BP: bp.Pos{Inode: 255, Offset: 12345},
+		Btree: bp.BtreeExtents.Name(fs.SB.Version), Pos: bp.Pos{Inode: 999999, Offset: 8, Snapshot: 1<<32 - 1}}
+	cres, err := confirm.Run(context.Background(), fs, append(append([]report.Finding(nil), res.Findings...), lru, stripeBP), res.Errors, quick)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := map[string]bool{}
+	for _, f := range cres.Confirmed {
+		if f.Dev < 0 {
+			held[f.Code] = true
+		}
+	}
+	if !held[lru.Code] {
+		t.Error("a stripe LRU entry still missing was called transient")
+	}
+	if held[stripeBP.Code] {
+		t.Error("a stripe backpointer that does not exist was confirmed")
+	}
+}
