@@ -305,8 +305,8 @@ func (c *checker) bpRange(lo, hi shard.BucketKey) (bp.Pos, bp.Pos) {
 			return bp.Pos{Inode: uint64(k.Dev())}
 		}
 		m := &c.fs.SB.Members[k.Dev()]
-		hi, sectors := bits.Mul64(k.Bucket(), uint64(m.BucketSize))
-		if hi != 0 || c.shift >= 64 || sectors > ^uint64(0)>>c.shift {
+		over, sectors := bits.Mul64(k.Bucket(), uint64(m.BucketSize))
+		if over != 0 || c.shift >= 64 || sectors > ^uint64(0)>>c.shift {
 			// Past every position of the device (a corrupt member's
 			// bucket count): the device's last position.
 			return bp.Pos{Inode: uint64(k.Dev()), Offset: ^uint64(0), Snapshot: ^uint32(0)}
