@@ -11,21 +11,34 @@ import (
 	"bpcheck/internal/casedata"
 )
 
+// assembleCase opens the devices of case name into an FS (package
+// internals: its journal is read by the test); they are closed when the
+// test ends.
+func assembleCase(tb testing.TB, name string) *FS {
+	tb.Helper()
+	var devs []*Device
+	for _, p := range casedata.CaseImages(tb, name) {
+		d, err := OpenDevice(p)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() { d.Close() })
+		devs = append(devs, d)
+	}
+	fs, err := Assemble(devs)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return fs
+}
+
 // TestJournalEmptyRootEntry: a btree_root entry with no key, replayed
 // after one with the root. Recovery from the tools of 1.14 on skips it
 // (the root stays; it was dropped, so the btree read as empty); those
 // of 1.13 and before mark the root unreadable (an error here).
 func TestJournalEmptyRootEntry(t *testing.T) {
 	casedata.Require(t)
-	d, err := OpenDevice(casedata.CaseImages(t, "unclean")[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	fs, err := Assemble([]*Device{d})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fs := assembleCase(t, "unclean")
 	j := fs.ReadJournal()
 	want, err := j.Roots()
 	if err != nil {
@@ -40,7 +53,7 @@ func TestJournalEmptyRootEntry(t *testing.T) {
 	if ext == nil {
 		t.Fatal("the unclean case's journal has no extents root")
 	}
-	j.Replay = append(j.Replay, &Jset{Dev: d.Path, Offset: 4096, Seq: j.End + 1,
+	j.Replay = append(j.Replay, &Jset{Dev: fs.Devices[0].Path, Offset: 4096, Seq: j.End + 1,
 		Entries: []JEntry{{Type: JEntryBtreeRoot, BtreeID: bp.BtreeExtents, Level: ext.Level}}})
 	got, err := j.Roots()
 	if err != nil {
@@ -67,7 +80,7 @@ func TestJournalEmptyRootEntry(t *testing.T) {
 			}
 		}
 	}
-	j.Replay = append(j.Replay, &Jset{Dev: d.Path, Offset: 8192, Seq: j.End + 2,
+	j.Replay = append(j.Replay, &Jset{Dev: fs.Devices[0].Path, Offset: 8192, Seq: j.End + 2,
 		Entries: []JEntry{{Type: JEntryBtreeRoot, BtreeID: bp.BtreeExtents, Level: ext.Level, Payload: payload}}})
 	got, err = j.Roots()
 	if err != nil {
@@ -86,15 +99,7 @@ func TestJournalEmptyRootEntry(t *testing.T) {
 // another entry of the range is.
 func TestJournalProblemsSkipBlacklisted(t *testing.T) {
 	casedata.Require(t)
-	d, err := OpenDevice(casedata.CaseImages(t, "unclean")[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	fs, err := Assemble([]*Device{d})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fs := assembleCase(t, "unclean")
 	j := fs.readJournalForReplay()
 	if len(j.blacklist) == 0 {
 		t.Fatal("the unclean case has no blacklist")
@@ -128,19 +133,7 @@ func TestJournalProblemsSkipBlacklisted(t *testing.T) {
 func TestJournalForReplayLikeFull(t *testing.T) {
 	casedata.Require(t)
 	for _, name := range []string{"unclean", "v139-unclean"} {
-		var devs []*Device
-		for _, p := range casedata.CaseImages(t, name) {
-			d, err := OpenDevice(p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer d.Close()
-			devs = append(devs, d)
-		}
-		fs, err := Assemble(devs)
-		if err != nil {
-			t.Fatal(err)
-		}
+		fs := assembleCase(t, name)
 		full, part := fs.ReadJournal(), fs.readJournalForReplay()
 		if part.Start != full.Start || part.End != full.End || len(part.Replay) != len(full.Replay) || len(part.All) != len(full.All) {
 			t.Fatalf("%s: replays %d-%d (%d of %d jsets), full read %d-%d (%d of %d)", name, part.Start, part.End, len(part.Replay), len(part.All),
@@ -183,15 +176,8 @@ func TestJournalForReplayLikeFull(t *testing.T) {
 // listing) and for its replay; B/op is the memory each allocates.
 func BenchmarkReadJournal(b *testing.B) {
 	casedata.Require(b)
-	d, err := OpenDevice(casedata.CaseImages(b, "unclean")[0])
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer d.Close()
-	fs, err := Assemble([]*Device{d})
-	if err != nil {
-		b.Fatal(err)
-	}
+	fs := assembleCase(b, "unclean")
+	d := fs.Devices[0]
 	var journalBytes int64
 	for _, r := range d.SB.Journal {
 		journalBytes += int64(r.Nr) * int64(fs.SB.Members[d.SB.DevIdx].BucketSize) * SectorSize
@@ -214,15 +200,7 @@ func BenchmarkReadJournal(b *testing.B) {
 // blacklisted) is a problem of the check: its keys are not replayed.
 func TestJournalHoleIsProblem(t *testing.T) {
 	casedata.Require(t)
-	d, err := OpenDevice(casedata.CaseImages(t, "unclean")[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	fs, err := Assemble([]*Device{d})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fs := assembleCase(t, "unclean")
 	j := fs.readJournalForReplay()
 	if p := j.Problems(); len(p) != 0 {
 		t.Fatalf("problems of the undamaged journal: %v", p)

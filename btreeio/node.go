@@ -171,10 +171,7 @@ func (d *keyDecoder) bset(unpack *bp.Unpacker, data []byte, base, bsetIdx int) {
 				p += int(data[p]) * 8
 				continue
 			case 0:
-				if prev.Key.Type != bp.KeyDeleted || nk.Key.Type == bp.KeyDeleted {
-					// The kernel drops the later key of a repeated
-					// position (btree_node_bkey_out_of_order), unless
-					// it follows a deleted key at that position.
+				if !RepeatReplaces(prev.Key.Type, nk.Key.Type) {
 					n.Problems = append(n.Problems, n.fail("%w: key at byte %d of bset %d at %s repeats the previous key's position; key dropped",
 						bp.ErrKey, base+p, bsetIdx, nk.Key.Pos))
 					keys = keys[:m]
@@ -193,6 +190,16 @@ func (d *keyDecoder) bset(unpack *bp.Unpacker, data []byte, base, bsetIdx int) {
 		p += int(data[p]) * 8
 	}
 	d.keys = keys
+}
+
+// RepeatReplaces reports whether a key of type next at the position of
+// the key before it in one bset (of type prev) replaces it: only a key
+// after a deleted one. Otherwise the kernel's read drops the later key
+// (btree_node_bkey_out_of_order, which orders a deleted key before a
+// live one at a position), and so does ParseNode, as a problem of the
+// node.
+func RepeatReplaces(prev, next bp.KeyType) bool {
+	return prev == bp.KeyDeleted && next != bp.KeyDeleted
 }
 
 // countKeys counts the keys of a bset's key bytes by their u64s, up to one

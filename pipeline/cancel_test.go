@@ -175,14 +175,7 @@ func TestCancelDuringAccountingRead(t *testing.T) {
 		}
 	}
 	defer pipeline.SetAccountingHooks(hold, cancel)()
-	fs, err := btreeio.Open(paths)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fs.Close()
-	if err := fs.LoadRoots(); err != nil {
-		t.Fatal(err)
-	}
+	fs := openThrough(t, paths[0], func(f io.ReaderAt) io.ReaderAt { return f })
 	res, err := pipeline.Run(ctx, fs, pipeline.Options{Workers: 2})
 	if res == nil {
 		t.Fatalf("no report: %v", err)

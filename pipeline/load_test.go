@@ -14,6 +14,21 @@ import (
 	"bpcheck/shard"
 )
 
+// openLoaded opens the filesystem on paths with its roots loaded; it is
+// closed when the test ends.
+func openLoaded(t *testing.T, paths []string) *btreeio.FS {
+	t.Helper()
+	fs, err := btreeio.Open(paths)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fs.Close() })
+	if err := fs.LoadRoots(); err != nil {
+		t.Fatal(err)
+	}
+	return fs
+}
+
 // TestAllocKeyErrorAnyPass: an alloc key whose value does not decode is
 // reported by the loader of whichever pass loads its bucket (each alloc
 // key is loaded in one pass; it used to be reported in the first pass
@@ -21,14 +36,7 @@ import (
 // again by a recheck's or a re-judging's loader, which load it again.
 func TestAllocKeyErrorAnyPass(t *testing.T) {
 	paths := generate(t, gen.Params{Devices: 1, DeviceSize: 32 << 20, Extents: 100, Seed: 1})
-	fs, err := btreeio.Open(paths)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fs.Close()
-	if err := fs.LoadRoots(); err != nil {
-		t.Fatal(err)
-	}
+	fs := openLoaded(t, paths)
 	short := &btreeio.Node{Keys: []btreeio.NodeKey{{Key: bp.Key{Type: bp.KeyAllocV4, Pos: bp.Pos{Offset: 7}}, Val: make([]byte, 8)}}}
 	for _, tc := range []struct {
 		name      string
@@ -114,14 +122,7 @@ func TestPastDeviceEndAnyLayout(t *testing.T) {
 // loaded into no shard.
 func TestAllocKeyMissingDevBucketOnce(t *testing.T) {
 	paths := generate(t, gen.Params{Devices: 1, DeviceSize: 32 << 20, Extents: 100, Seed: 1})
-	fs, err := btreeio.Open(paths)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fs.Close()
-	if err := fs.LoadRoots(); err != nil {
-		t.Fatal(err)
-	}
+	fs := openLoaded(t, paths)
 	nb := fs.SB.Members[0].NBuckets
 	val := make([]byte, bp.AllocV4Bytes)
 	keys := []bp.Pos{{Inode: 0, Offset: nb + 5}, {Inode: 1, Offset: 7}, {Inode: 300, Offset: 9}}
@@ -162,14 +163,7 @@ func TestAllocKeyMissingDevBucketOnce(t *testing.T) {
 func TestRejudgeAllocKeyMissingDevBucket(t *testing.T) {
 	paths := generate(t, gen.Params{Devices: 1, DeviceSize: 64 << 20, Extents: 500, Seed: 2,
 		Inject: map[string]int{gen.KindAllocPastEnd: 1}})
-	fs, err := btreeio.Open(paths)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fs.Close()
-	if err := fs.LoadRoots(); err != nil {
-		t.Fatal(err)
-	}
+	fs := openLoaded(t, paths)
 	res, err := Run(context.Background(), fs, Options{Workers: 1})
 	if err != nil {
 		t.Fatal(err)

@@ -669,12 +669,10 @@ func (p *producer) PackedLeaf(n *btreeio.Node) (bool, error) {
 			case -1:
 				return p.handOver(emitted, last)
 			case 0:
-				if cur.Type != bp.KeyDeleted || next.Type == bp.KeyDeleted {
+				if !btreeio.RepeatReplaces(cur.Type, next.Type) {
 					// Node drops the later key and reports it.
 					return p.handOver(emitted, last)
 				}
-				// A deleted key and then a key at its position: the
-				// key replaces it.
 			case 1:
 				if err := emit(cur, curVal); err != nil {
 					return true, err
